@@ -1,0 +1,113 @@
+import path from 'node:path';
+import { Type, type TSchema } from '@sinclair/typebox';
+import { createAjv } from './validation.ts';
+import { ConfigError } from './errors.ts';
+
+interface Variable {
+  name: string;
+  description: string;
+  /** Default as the environment would spell it; absent means optional with no default or required. */
+  default?: string;
+  required?: boolean;
+  schema: TSchema;
+}
+
+const port = Type.Integer({ minimum: 0, maximum: 65535 });
+const positiveInt = Type.Integer({ minimum: 1 });
+
+/**
+ * Every environment variable the service reads, in one table: the parser below, the README's
+ * table and its test all come from this list, so they cannot disagree.
+ */
+export const CONFIG_VARIABLES = [
+  { name: 'HOST', description: 'Interface the HTTP server binds to.', default: '0.0.0.0', schema: Type.String({ minLength: 1 }) },
+  { name: 'PORT', description: 'TCP port of the HTTP server (0 picks a free one).', default: '8080', schema: port },
+  { name: 'LOG_LEVEL', description: 'pino log level.', default: 'info', schema: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))) },
+  { name: 'DATA_DIR', description: 'Where embedded PostgreSQL and the local GitOps repository keep their files.', default: '.data', schema: Type.String({ minLength: 1 }) },
+  { name: 'DATABASE_URL', description: 'PostgreSQL connection string. Unset: start an embedded PostgreSQL under DATA_DIR.', schema: Type.String({ pattern: '^postgres(ql)?://' }) },
+  { name: 'DATABASE_POOL_MAX', description: 'Maximum connections in the pool per replica.', default: '10', schema: positiveInt },
+  { name: 'EMBEDDED_POSTGRES_PORT', description: 'Port of the embedded PostgreSQL (only without DATABASE_URL).', default: '54329', schema: port },
+  { name: 'BODY_LIMIT_BYTES', description: 'Largest accepted request body; larger bodies get 413.', default: '1048576', schema: positiveInt },
+  { name: 'SHUTDOWN_TIMEOUT_MS', description: 'How long SIGTERM waits for in-flight requests and jobs before exiting.', default: '25000', schema: positiveInt },
+  { name: 'GITOPS_DRIVER', description: 'Repository backend: `local` (bare repository on disk) or `github`.', default: 'local', schema: Type.Union([Type.Literal('local'), Type.Literal('github')]) },
+  { name: 'GITOPS_LOCAL_PATH', description: 'Bare repository of the local driver. Default: DATA_DIR/gsv-gitops.git, created with the initial layout.', schema: Type.String({ minLength: 1 }) },
+  { name: 'GITOPS_BASE_BRANCH', description: 'Branch that Argo CD watches.', default: 'main', schema: Type.String({ pattern: '^[A-Za-z0-9._/-]{1,200}$' }) },
+] as const satisfies readonly Variable[];
+
+export interface Config {
+  host: string;
+  port: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  dataDir: string;
+  /** Undefined means embedded PostgreSQL. */
+  databaseUrl: string | undefined;
+  databasePoolMax: number;
+  embeddedPostgresPort: number;
+  bodyLimitBytes: number;
+  shutdownTimeoutMs: number;
+  gitops: {
+    driver: 'local' | 'github';
+    localPath: string;
+    baseBranch: string;
+  };
+}
+
+type VariableName = (typeof CONFIG_VARIABLES)[number]['name'];
+
+/** Parses and validates the environment once; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config {
+  const ajv = createAjv({ coerceTypes: true, useDefaults: false });
+  const problems: string[] = [];
+  const values = new Map<VariableName, unknown>();
+
+  for (const variable of CONFIG_VARIABLES as readonly Variable[]) {
+    const raw = env[variable.name];
+    const text = raw === undefined || raw === '' ? variable.default : raw;
+    if (text === undefined) {
+      if (variable.required) problems.push(`${variable.name} is required: ${variable.description}`);
+      continue;
+    }
+    // Coercion happens in place on a wrapper object so that "8080" becomes 8080.
+    const holder: { value: unknown } = { value: text };
+    const validate = ajv.compile(Type.Object({ value: variable.schema }));
+    if (!validate(holder)) {
+      problems.push(`${variable.name}=${JSON.stringify(text)} is invalid (${describeExpected(variable.schema)}): ${variable.description}`);
+      continue;
+    }
+    values.set(variable.name as VariableName, holder.value);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const get = <T>(name: VariableName): T => values.get(name) as T;
+  const dataDir = path.resolve(cwd, get<string>('DATA_DIR'));
+  const localPath = values.has('GITOPS_LOCAL_PATH')
+    ? path.resolve(cwd, get<string>('GITOPS_LOCAL_PATH'))
+    : path.join(dataDir, 'gsv-gitops.git');
+
+  return {
+    host: get('HOST'),
+    port: get('PORT'),
+    logLevel: get('LOG_LEVEL'),
+    dataDir,
+    databaseUrl: get('DATABASE_URL'),
+    databasePoolMax: get('DATABASE_POOL_MAX'),
+    embeddedPostgresPort: get('EMBEDDED_POSTGRES_PORT'),
+    bodyLimitBytes: get('BODY_LIMIT_BYTES'),
+    shutdownTimeoutMs: get('SHUTDOWN_TIMEOUT_MS'),
+    gitops: {
+      driver: get('GITOPS_DRIVER'),
+      localPath,
+      baseBranch: get('GITOPS_BASE_BRANCH'),
+    },
+  };
+}
+
+function describeExpected(schema: TSchema): string {
+  if (schema.anyOf) return `expected one of ${(schema.anyOf as TSchema[]).map((s) => JSON.stringify(s.const)).join(', ')}`;
+  if (schema.type === 'integer') {
+    const bounds = [schema.minimum !== undefined ? `>= ${schema.minimum}` : '', schema.maximum !== undefined ? `<= ${schema.maximum}` : ''].filter(Boolean);
+    return `expected an integer${bounds.length ? ` ${bounds.join(' and ')}` : ''}`;
+  }
+  if (schema.pattern) return `expected a string matching ${schema.pattern}`;
+  return 'expected a non-empty string';
+}

@@ -1,0 +1,32 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The service's Prometheus metrics, one registry per process built by the composition root
+ * (never prom-client's global registry, so tests can build several apps side by side).
+ */
+export interface Metrics {
+  registry: Registry;
+  httpRequestDuration: Histogram<'method' | 'route' | 'status_code'>;
+  httpRequestsInFlight: Counter<'method'>;
+}
+
+export function createMetrics(options: { collectDefaults?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.collectDefaults ?? true) collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    httpRequestDuration: new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request latency by method, route template and status code.',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    httpRequestsInFlight: new Counter({
+      name: 'http_requests_started_total',
+      help: 'HTTP requests started, by method (compare with the histogram count for in-flight).',
+      labelNames: ['method'],
+      registers: [registry],
+    }),
+  };
+}

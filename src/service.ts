@@ -1,0 +1,138 @@
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { Sequelize } from 'sequelize';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+import { createMetrics } from './metrics.ts';
+import { createSequelize, pingDatabase } from './db/database.ts';
+import { migrate } from './db/migrator.ts';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.ts';
+import { generateApiToken, upsertApiToken } from './db/api-tokens.ts';
+import { createApp } from './api/app.ts';
+import { systemRoutes } from './api/routes/system-routes.ts';
+import type { RouteSpec } from './api/route.ts';
+import { LocalRepository } from './gitops/local/local-repository.ts';
+import { readInitialLayout } from './gitops/initial-layout.ts';
+import type { GitopsRepository } from './gitops/repository.ts';
+import type { BackgroundTask } from './jobs/background-task.ts';
+
+export interface RunningService {
+  /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
+  url: string;
+  /** Set in embedded mode: a platform-admin API token for trying the API. */
+  developmentToken: string | undefined;
+  sequelize: Sequelize;
+  /** Drains HTTP, then background tasks, then closes the pool (and the embedded database). */
+  stop(): Promise<void>;
+}
+
+const VERSION = '0.1.0';
+
+/**
+ * The composition root's body: builds every dependency from the config, in order, and wires
+ * them together. Nothing here is global; two services can run in one process (tests do).
+ */
+export async function startService(config: Config, logger: Logger): Promise<RunningService> {
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    logger.info({ dataDir: config.dataDir }, 'DATABASE_URL is not set: starting embedded PostgreSQL');
+    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, logger });
+    databaseUrl = embedded.url;
+  }
+
+  const sequelize = createSequelize({ url: databaseUrl, poolMax: config.databasePoolMax, logger });
+  const applied = await migrate(databaseUrl, sequelize, logger);
+  logger.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
+
+  const repository = await createRepository(config, logger);
+
+  let developmentToken: string | undefined;
+  if (embedded) developmentToken = await ensureDevelopmentToken(config.dataDir, sequelize);
+
+  const metrics = createMetrics();
+  const tasks: BackgroundTask[] = [];
+  let draining = false;
+  const routes: RouteSpec[] = [];
+  routes.push(
+    ...systemRoutes({
+      metrics,
+      isDraining: () => draining,
+      readiness: [
+        { name: 'database', check: () => pingDatabase(sequelize) },
+        { name: 'gitops', check: () => repository.ping() },
+      ],
+      info: {
+        title: 'control-plane',
+        version: VERSION,
+        description: 'Workspaces, offerings, instances and billing for the platform, delivered as commits to gsv-gitops.',
+      },
+      allRoutes: () => routes,
+    }),
+  );
+
+  const app = createApp({ logger, metrics, bodyLimitBytes: config.bodyLimitBytes, routes });
+  const server = http.createServer(app.callback());
+  // Slow-loris guard; keep-alive shorter than typical load balancer idle timeouts is not wanted,
+  // so keep it above them (60 s on most) to avoid races on reused connections.
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+  for (const task of tasks) task.start();
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      draining = true;
+      logger.info('shutting down: draining HTTP requests');
+      // close() stops accepting and ends idle keep-alive connections; in-flight requests finish.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const idleCloser = setInterval(() => server.closeIdleConnections(), 100);
+      await closed;
+      clearInterval(idleCloser);
+      await Promise.all(tasks.map((task) => task.stop()));
+      await sequelize.close();
+      if (embedded) await embedded.stop();
+      logger.info('shutdown complete');
+    })());
+
+  return { url, developmentToken, sequelize, stop };
+}
+
+async function createRepository(config: Config, logger: Logger): Promise<GitopsRepository> {
+  if (config.gitops.driver === 'github') {
+    throw new Error('GITOPS_DRIVER=github is not available in this build yet; use GITOPS_DRIVER=local');
+  }
+  const repository = new LocalRepository({ gitDir: config.gitops.localPath, baseBranch: config.gitops.baseBranch });
+  await repository.ensureInitialized(await readInitialLayout());
+  logger.info({ gitDir: repository.gitDir, branch: repository.baseBranch }, 'local GitOps repository ready');
+  return repository;
+}
+
+/** The embedded default's platform-admin token, kept in DATA_DIR so it survives restarts. */
+async function ensureDevelopmentToken(dataDir: string, sequelize: Sequelize): Promise<string> {
+  const file = path.join(dataDir, 'development-api-token');
+  let token = (await fs.readFile(file, 'utf8').catch(() => '')).trim();
+  if (!token) {
+    token = generateApiToken();
+    await fs.writeFile(file, `${token}\n`, { mode: 0o600 });
+  }
+  await upsertApiToken(sequelize, token, {
+    name: 'development',
+    subject: 'development',
+    username: 'developer',
+    email: 'developer@localhost',
+    platformAdmin: true,
+  });
+  return token;
+}

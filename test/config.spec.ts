@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import { CONFIG_VARIABLES, loadConfig } from '../src/config.ts';
+import { ConfigError } from '../src/errors.ts';
+
+describe('config', () => {
+  it('applies defaults to an empty environment', () => {
+    const config = loadConfig({}, '/srv');
+    assert.equal(config.port, 8080);
+    assert.equal(config.databaseUrl, undefined);
+    assert.equal(config.dataDir, '/srv/.data');
+    assert.equal(config.gitops.localPath, '/srv/.data/gsv-gitops.git');
+    assert.equal(config.gitops.baseBranch, 'main');
+  });
+
+  it('coerces numbers and keeps given values', () => {
+    const config = loadConfig({ PORT: '9090', DATABASE_URL: 'postgres://u@h/db', GITOPS_DRIVER: 'local', LOG_LEVEL: 'debug' }, '/srv');
+    assert.equal(config.port, 9090);
+    assert.equal(config.databaseUrl, 'postgres://u@h/db');
+    assert.equal(config.logLevel, 'debug');
+  });
+
+  it('names every bad variable and what it expects', () => {
+    assert.throws(
+      () => loadConfig({ PORT: 'eighty', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x' }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.equal(error.problems.length, 3);
+        assert.match(error.message, /PORT="eighty" is invalid \(expected an integer >= 0 and <= 65535\)/);
+        assert.match(error.message, /LOG_LEVEL="loud" is invalid \(expected one of "fatal"/);
+        assert.match(error.message, /DATABASE_URL="mysql:\/\/x" is invalid/);
+        return true;
+      },
+    );
+  });
+
+  it('is documented: the README table lists every variable', async () => {
+    const readme = await fs.readFile(new URL('../README.md', import.meta.url), 'utf8');
+    for (const variable of CONFIG_VARIABLES) {
+      assert.match(readme, new RegExp(`\\| \`${variable.name}\` \\|`), `${variable.name} is missing from the README's table`);
+    }
+  });
+});
