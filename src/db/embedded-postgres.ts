@@ -30,6 +30,8 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port: nu
   const isRoot = process.getuid?.() === 0;
   const hasPostgresUser = isRoot ? await userExists('postgres') : false;
   const password = 'control-plane';
+  // PostgreSQL's last words, so a failed start says why instead of rejecting with nothing.
+  const recent: string[] = [];
   const server = new EmbeddedPostgres({
     databaseDir,
     port: options.port,
@@ -38,7 +40,11 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port: nu
     persistent: true,
     authMethod: 'scram-sha-256',
     createPostgresUser: isRoot && !hasPostgresUser,
-    onLog: (message) => options.logger.debug({ postgres: String(message).trim() }, 'embedded postgres'),
+    onLog: (message) => {
+      recent.push(String(message).trim());
+      if (recent.length > 20) recent.shift();
+      options.logger.debug({ postgres: String(message).trim() }, 'embedded postgres');
+    },
     onError: (error) => options.logger.warn({ postgres: String(error).trim() }, 'embedded postgres'),
   });
 
@@ -53,7 +59,9 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port: nu
   }
   // A previous run killed with SIGKILL leaves its pid file behind; PostgreSQL then refuses to start.
   await removeStalePidFile(databaseDir);
-  await server.start();
+  await server.start().catch((error: unknown) => {
+    throw new Error(`embedded PostgreSQL did not start on port ${options.port} (data in ${databaseDir}):\n${recent.join('\n')}`, { cause: error });
+  });
   const url = `postgres://postgres:${password}@127.0.0.1:${options.port}/control_plane`;
   await server.createDatabase('control_plane').catch((error: unknown) => {
     // 42P04 duplicate_database: created by an earlier start.

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { startServiceProcess, type ServiceProcess } from '../support/service-process.ts';
+import { freePort } from '../support/free-port.ts';
 
 describe('the service process', function () {
   this.timeout(120_000);
@@ -19,7 +20,7 @@ describe('the service process', function () {
       dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-embedded-'));
       await fs.chmod(dataDir, 0o755);
       const started = Date.now();
-      service = await startServiceProcess({ DATA_DIR: dataDir, EMBEDDED_POSTGRES_PORT: String(30000 + (process.pid % 10000)) });
+      service = await startServiceProcess({ DATA_DIR: dataDir, EMBEDDED_POSTGRES_PORT: String(await freePort()) });
       startedIn = Date.now() - started;
     });
     after(async () => {

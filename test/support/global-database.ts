@@ -6,6 +6,7 @@ import { createLogger } from '../../src/logger.ts';
 import { createSequelize } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrator.ts';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded-postgres.ts';
+import { freePort } from './free-port.ts';
 
 /**
  * Mocha global fixture: every test run gets a database of its own, created here and dropped
@@ -24,7 +25,7 @@ export async function mochaGlobalSetup(): Promise<void> {
   } else {
     embeddedDir = await fs.mkdtemp(path.join(os.tmpdir(), 'control-plane-test-'));
     await fs.chmod(embeddedDir, 0o755);
-    embedded = await startEmbeddedPostgres({ dataDir: embeddedDir, port: 20000 + (process.pid % 20000), logger });
+    embedded = await startEmbeddedPostgres({ dataDir: embeddedDir, port: await freePort(), logger });
     adminUrl = embedded.url;
   }
   databaseName = `cp_test_${Date.now().toString(36)}_${process.pid}`;
