@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto';
+import { QueryTypes, type Sequelize } from 'sequelize';
+
+export interface FixtureInstance {
+  orgId: string;
+  orgSlug: string;
+  projectId: string;
+  instanceId: string;
+  instanceName: string;
+}
+
+let counter = 0;
+/** A short slug unique within this test run. */
+export function uniqueSlug(prefix: string): string {
+  counter += 1;
+  return `${prefix}${Date.now().toString(36).slice(-5)}${counter}`;
+}
+
+async function one<T>(sequelize: Sequelize, sql: string, replacements: Record<string, unknown>): Promise<T> {
+  const rows = await sequelize.query<T>(sql, { type: QueryTypes.SELECT, replacements });
+  return rows[0]!;
+}
+
+/** An organization with a default project and its owner (rows only, no change request). */
+export async function insertOrganization(sequelize: Sequelize, slug = uniqueSlug('org'), owner = `user-${randomUUID()}`): Promise<{ orgId: string; orgSlug: string; projectId: string; owner: string }> {
+  await sequelize.query('INSERT INTO users (subject, username) VALUES (:owner, :owner) ON CONFLICT DO NOTHING', { replacements: { owner } });
+  const org = await one<{ id: string }>(sequelize, `INSERT INTO organizations (slug, name, keycloak_group) VALUES (:slug, :slug, :group) RETURNING id`, { slug, group: `/orgs/${slug}` });
+  const project = await one<{ id: string }>(sequelize, `INSERT INTO projects (organization_id, slug, name) VALUES (:org, 'default', 'Default') RETURNING id`, { org: org.id });
+  await sequelize.query(`INSERT INTO memberships (organization_id, subject, role) VALUES (:org, :owner, 'owner')`, { replacements: { org: org.id, owner } });
+  return { orgId: org.id, orgSlug: slug, projectId: project.id, owner };
+}
+
+/** The offering version row for a catalog slug and version, created on first use. */
+export async function ensureOfferingVersion(sequelize: Sequelize, slug: string, role: string, version: string): Promise<string> {
+  await sequelize.query(
+    `INSERT INTO offerings (slug, role, name, description) VALUES (:slug, :role, :slug, :slug) ON CONFLICT (slug) DO NOTHING`,
+    { replacements: { slug, role } },
+  );
+  const offering = await one<{ id: string }>(sequelize, 'SELECT id FROM offerings WHERE slug = :slug', { slug });
+  await sequelize.query(
+    `INSERT INTO offering_versions (offering_id, version, template_path, parameters_schema, currency, setup_fee_minor, hourly_rate_minor)
+     VALUES (:offering, :version, :path, '{}', 'EUR', 0, 0) ON CONFLICT (offering_id, version) DO NOTHING`,
+    { replacements: { offering: offering.id, version, path: `templates/offerings/${slug}/${version}` } },
+  );
+  const row = await one<{ id: string }>(sequelize, 'SELECT id FROM offering_versions WHERE offering_id = :offering AND version = :version', { offering: offering.id, version });
+  return row.id;
+}
+
+export async function insertInstance(
+  sequelize: Sequelize,
+  org: { orgId: string; projectId: string; owner: string },
+  options: { name?: string; offering?: string; role?: string; version?: string; state?: string; desired?: 'present' | 'absent' } = {},
+): Promise<{ instanceId: string; instanceName: string }> {
+  const versionId = await ensureOfferingVersion(sequelize, options.offering ?? 'studio', options.role ?? 'studio', options.version ?? '1.0.0');
+  const name = options.name ?? uniqueSlug('inst');
+  const row = await one<{ id: string }>(
+    sequelize,
+    `INSERT INTO instances (organization_id, project_id, offering_version_id, name, state, desired_state, created_by)
+     VALUES (:org, :project, :version, :name, :state, :desired, :owner) RETURNING id`,
+    { org: org.orgId, project: org.projectId, version: versionId, name, state: options.state ?? 'requested', desired: options.desired ?? 'present', owner: org.owner },
+  );
+  return { instanceId: row.id, instanceName: name };
+}
+
+/** Inserts a pending change request as the API does (the outbox row). */
+export async function insertChange(
+  sequelize: Sequelize,
+  change: { kind: string; payload: unknown; orgId?: string; instanceId?: string; mergePolicy?: string; requestedBy?: string; createdAt?: Date },
+): Promise<string> {
+  const row = await one<{ id: string }>(
+    sequelize,
+    `INSERT INTO change_requests (kind, organization_id, instance_id, payload, requested_by, merge_policy, created_at, next_attempt_at)
+     VALUES (:kind, :org, :instance, :payload, :by, :policy, :created, :created) RETURNING id`,
+    {
+      kind: change.kind,
+      org: change.orgId ?? null,
+      instance: change.instanceId ?? null,
+      payload: JSON.stringify(change.payload),
+      by: change.requestedBy ?? 'tester',
+      policy: change.mergePolicy ?? 'pull-request',
+      created: change.createdAt ?? new Date(Date.now() - 60_000),
+    },
+  );
+  return row.id;
+}
