@@ -16,7 +16,7 @@ export function uniqueSlug(prefix: string): string {
   return `${prefix}${Date.now().toString(36).slice(-5)}${counter}`;
 }
 
-async function one<T>(sequelize: Sequelize, sql: string, replacements: Record<string, unknown>): Promise<T> {
+async function one<T extends object>(sequelize: Sequelize, sql: string, replacements: Record<string, unknown>): Promise<T> {
   const rows = await sequelize.query<T>(sql, { type: QueryTypes.SELECT, replacements });
   return rows[0]!;
 }
