@@ -58,6 +58,13 @@ export class UnauthorizedError extends AppError {
   }
 }
 
+/** A webhook whose signature or shared secret does not match: 401, nothing was processed. */
+export class InvalidSignatureError extends AppError {
+  constructor(detail: string) {
+    super(401, 'invalid-signature', 'Invalid webhook signature', { detail });
+  }
+}
+
 export class PaymentRequiredError extends AppError {
   constructor(detail: string, options: AppErrorOptions = {}) {
     super(402, 'payment-required', 'Payment required', { ...options, detail });
