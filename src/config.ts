@@ -32,6 +32,12 @@ export const CONFIG_VARIABLES = [
   { name: 'GITOPS_DRIVER', description: 'Repository backend: `local` (bare repository on disk) or `github`.', default: 'local', schema: Type.Union([Type.Literal('local'), Type.Literal('github')]) },
   { name: 'GITOPS_LOCAL_PATH', description: 'Bare repository of the local driver. Default: DATA_DIR/gsv-gitops.git, created with the initial layout.', schema: Type.String({ minLength: 1 }) },
   { name: 'GITOPS_BASE_BRANCH', description: 'Branch that Argo CD watches.', default: 'main', schema: Type.String({ pattern: '^[A-Za-z0-9._/-]{1,200}$' }) },
+  { name: 'GITOPS_MERGE_POLICY', description: 'How changes reach the base branch: `pull-request` (a PR a person merges), `auto-merge` (a PR merged by the service) or `direct` (a commit on the base branch).', default: 'pull-request', schema: Type.Union([Type.Literal('pull-request'), Type.Literal('auto-merge'), Type.Literal('direct')]) },
+  { name: 'OIDC_ISSUER', description: 'Issuer (`iss`) of accepted JWTs, e.g. the Keycloak realm URL. Unset: OIDC is off and only API tokens authenticate.', schema: Type.String({ pattern: '^https?://' }) },
+  { name: 'OIDC_AUDIENCE', description: 'Audience (`aud`) that accepted JWTs must carry. Required with OIDC_ISSUER.', schema: Type.String({ minLength: 1 }) },
+  { name: 'OIDC_JWKS_URL', description: 'JWKS endpoint of the realm (e.g. `<issuer>/protocol/openid-connect/certs`). Required with OIDC_ISSUER.', schema: Type.String({ pattern: '^https?://' }) },
+  { name: 'OIDC_ALGORITHMS', description: 'Comma-separated JWS algorithms accepted for JWTs (asymmetric only).', default: 'RS256,ES256', schema: Type.String({ pattern: '^((RS|PS|ES)(256|384|512)|EdDSA)(,((RS|PS|ES)(256|384|512)|EdDSA))*$' }) },
+  { name: 'OIDC_ADMIN_ROLE', description: 'Realm role (`realm_access.roles`) that makes a caller a platform admin.', default: 'platform-admin', schema: Type.String({ minLength: 1 }) },
 ] as const satisfies readonly Variable[];
 
 export interface Config {
@@ -49,7 +55,10 @@ export interface Config {
     driver: 'local' | 'github';
     localPath: string;
     baseBranch: string;
+    mergePolicy: 'pull-request' | 'auto-merge' | 'direct';
   };
+  /** Undefined when OIDC_ISSUER is unset: only API tokens authenticate. */
+  oidc: { issuer: string; audience: string; jwksUrl: string; algorithms: string[]; adminRole: string } | undefined;
 }
 
 type VariableName = (typeof CONFIG_VARIABLES)[number]['name'];
@@ -76,6 +85,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
     }
     values.set(variable.name as VariableName, holder.value);
   }
+  if (values.has('OIDC_ISSUER')) {
+    for (const name of ['OIDC_AUDIENCE', 'OIDC_JWKS_URL'] as const) {
+      if (!values.has(name)) problems.push(`${name} is required when OIDC_ISSUER is set`);
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const get = <T>(name: VariableName): T => values.get(name) as T;
@@ -98,7 +112,17 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
       driver: get('GITOPS_DRIVER'),
       localPath,
       baseBranch: get('GITOPS_BASE_BRANCH'),
+      mergePolicy: get('GITOPS_MERGE_POLICY'),
     },
+    oidc: values.has('OIDC_ISSUER')
+      ? {
+          issuer: get('OIDC_ISSUER'),
+          audience: get('OIDC_AUDIENCE'),
+          jwksUrl: get('OIDC_JWKS_URL'),
+          algorithms: get<string>('OIDC_ALGORITHMS').split(','),
+          adminRole: get('OIDC_ADMIN_ROLE'),
+        }
+      : undefined,
   };
 }
 

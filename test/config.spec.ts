@@ -34,6 +34,15 @@ describe('config', () => {
     );
   });
 
+  it('turns OIDC on only with issuer, audience and JWKS URL, and pins the algorithms', () => {
+    assert.equal(loadConfig({}).oidc, undefined);
+    assert.throws(() => loadConfig({ OIDC_ISSUER: 'https://sso.example/realms/gsv' }), /OIDC_AUDIENCE is required when OIDC_ISSUER is set/);
+    const config = loadConfig({ OIDC_ISSUER: 'https://sso.example/realms/gsv', OIDC_AUDIENCE: 'control-plane', OIDC_JWKS_URL: 'https://sso.example/certs' });
+    assert.deepEqual(config.oidc, { issuer: 'https://sso.example/realms/gsv', audience: 'control-plane', jwksUrl: 'https://sso.example/certs', algorithms: ['RS256', 'ES256'], adminRole: 'platform-admin' });
+    assert.throws(() => loadConfig({ OIDC_ALGORITHMS: 'HS256' }), /OIDC_ALGORITHMS="HS256" is invalid/);
+    assert.throws(() => loadConfig({ OIDC_ALGORITHMS: 'none' }), /OIDC_ALGORITHMS="none" is invalid/);
+  });
+
   it('is documented: the README table lists every variable', async () => {
     const readme = await fs.readFile(new URL('../README.md', import.meta.url), 'utf8');
     for (const variable of CONFIG_VARIABLES) {
