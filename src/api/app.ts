@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Koa from 'koa';
+import type { Sequelize } from 'sequelize';
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type { Logger } from '../logger.ts';
@@ -19,6 +20,8 @@ export interface AppDeps {
   routes: RouteSpec[];
   /** Required as soon as one route is not public. */
   authenticate?: Authenticate;
+  /** Required by routes that open transactions or honour Idempotency-Key. */
+  sequelize?: Sequelize;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -32,7 +35,7 @@ export function createApp(deps: AppDeps): Koa {
     if (spec.access !== 'public' && !deps.authenticate) {
       throw new Error(`route ${spec.method.toUpperCase()} ${spec.path} needs authentication but no authenticate function was given`);
     }
-    router[spec.method](spec.operationId, spec.path, compileRoute(spec, deps.authenticate));
+    router[spec.method](spec.operationId, spec.path, compileRoute(spec, { authenticate: deps.authenticate, sequelize: deps.sequelize }));
   }
 
   app.use(async (ctx, next) => {

@@ -1,9 +1,12 @@
 import type { Context, Middleware } from 'koa';
 import type { TSchema } from '@sinclair/typebox';
+import type { Sequelize, Transaction } from 'sequelize';
 import { UnsupportedMediaTypeError, ValidationError } from '../errors.ts';
 import { createAjv, toFieldErrors, type FieldError, type ValidateFunction } from '../validation.ts';
 import type { Authenticate } from './app.ts';
-import type { RouteSpec } from './route.ts';
+import type { RouteInput, RouteSpec } from './route.ts';
+import { idempotencyKeyOf, runIdempotently } from './idempotency.ts';
+import type { Principal } from '../domain/principal.ts';
 
 // Path and query values arrive as strings: coerce them ("20" → 20). Bodies are JSON and are
 // checked strictly: a string where a number belongs is an error, not a guess.
@@ -14,11 +17,19 @@ function compile(ajv: typeof strict, schema: TSchema | undefined): ValidateFunct
   return schema ? ajv.compile(schema) : undefined;
 }
 
+export interface RouteRuntime {
+  authenticate?: Authenticate;
+  /** Needed by routes that open transactions or honour Idempotency-Key. */
+  sequelize?: Sequelize;
+}
+
 /**
  * Turns a RouteSpec into the one chain every route runs:
- * authenticate → validate path, query, body → handler.
+ * authenticate → validate path, query, body → (idempotency) → handler.
  */
-export function compileRoute(spec: RouteSpec, authenticate: Authenticate | undefined): Middleware {
+export function compileRoute(spec: RouteSpec, runtime: RouteRuntime): Middleware {
+  const { authenticate, sequelize } = runtime;
+  if (spec.idempotent && !sequelize) throw new Error(`route ${spec.method.toUpperCase()} ${spec.path} is idempotent but no database was given`);
   const validateParams = compile(coercing, spec.params);
   const validateQuery = compile(coercing, spec.query);
   const validateBody = compile(strict, spec.body);
@@ -40,8 +51,21 @@ export function compileRoute(spec: RouteSpec, authenticate: Authenticate | undef
       body = ctx.request.body;
       if (!validateBody(body)) errors.push(...toFieldErrors('body', validateBody.errors));
     }
+    const key = spec.idempotent ? idempotencyKeyOf(ctx) : undefined;
     if (errors.length > 0) throw new ValidationError(errors);
 
-    await spec.handler({ ctx, params, query, body } as Parameters<RouteSpec['handler']>[0]);
+    const principal = ctx.state.principal as Principal | undefined;
+    const newTransaction = <T>(work: (tx: Transaction) => Promise<T>): Promise<T> => {
+      if (!sequelize) throw new Error(`route ${spec.method.toUpperCase()} ${spec.path} needs a database but none was given`);
+      return sequelize.transaction(work);
+    };
+    if (key === undefined || !principal) {
+      await spec.handler({ ctx, params, query, body, transaction: newTransaction } as RouteInput<never, never, never>);
+      return;
+    }
+    await runIdempotently(sequelize!, ctx, { principal: principal.subject, key, method: ctx.method, path: ctx.path, body }, async (tx) => {
+      const transaction = <T>(work: (tx: Transaction) => Promise<T>): Promise<T> => work(tx);
+      await spec.handler({ ctx, params, query, body, transaction } as RouteInput<never, never, never>);
+    });
   };
 }

@@ -1,5 +1,6 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { Context } from 'koa';
+import type { Transaction } from 'sequelize';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -21,6 +22,12 @@ export interface RouteInput<P, Q, B> {
   params: P;
   query: Q;
   body: B;
+  /**
+   * Runs `work` in the request's unit of work. On an idempotent route called with an
+   * Idempotency-Key it is the transaction that also stores the response (so writes and the
+   * stored response commit together); otherwise a new transaction.
+   */
+  transaction: <T>(work: (tx: Transaction) => Promise<T>) => Promise<T>;
 }
 
 /**
