@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { git } from './git.ts';
+import { git, GitCommandError } from './git.ts';
 import type { GitopsRepository, RepositoryFile } from '../repository.ts';
 
 export interface LocalRepositoryOptions {
@@ -32,6 +32,19 @@ export class LocalRepository implements GitopsRepository {
 
   async ping(): Promise<void> {
     await this.git(['rev-parse', '--verify', '--quiet', `refs/heads/${this.baseBranch}^{commit}`]);
+  }
+
+  async containsCommit(revision: string, commit: string): Promise<boolean> {
+    const known = async (rev: string) => /^[0-9a-f]{4,64}$/.test(rev) && (await this.git(['cat-file', '-e', `${rev}^{commit}`]).then(() => true, () => false));
+    if (!(await known(revision)) || !(await known(commit))) return false;
+    // merge-base --is-ancestor exits 0 (ancestor), 1 (not) or something else (an error).
+    return this.git(['merge-base', '--is-ancestor', commit, revision]).then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof GitCommandError && error.exitCode === 1) return false;
+        throw error;
+      },
+    );
   }
 
   /**
