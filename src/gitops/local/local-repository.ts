@@ -34,11 +34,11 @@ export class LocalRepository implements GitopsRepository {
     await this.git(['rev-parse', '--verify', '--quiet', `refs/heads/${this.baseBranch}^{commit}`]);
   }
 
-  async containsCommit(revision: string, commit: string): Promise<boolean> {
+  async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
     const known = async (rev: string) => /^[0-9a-f]{4,64}$/.test(rev) && (await this.git(['cat-file', '-e', `${rev}^{commit}`]).then(() => true, () => false));
-    if (!(await known(revision)) || !(await known(commit))) return false;
+    if (!(await known(ancestor)) || !(await known(descendant))) return false;
     // merge-base --is-ancestor exits 0 (ancestor), 1 (not) or something else (an error).
-    return this.git(['merge-base', '--is-ancestor', commit, revision]).then(
+    return this.git(['merge-base', '--is-ancestor', ancestor, descendant]).then(
       () => true,
       (error: unknown) => {
         if (error instanceof GitCommandError && error.exitCode === 1) return false;

@@ -7,7 +7,7 @@ import { git } from '../../src/gitops/local/git.ts';
 
 const IDENTITY = { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' };
 
-describe('LocalRepository.containsCommit', () => {
+describe('LocalRepository.isAncestor', () => {
   let dir: string;
   let repository: LocalRepository;
   let first: string;
@@ -27,18 +27,18 @@ describe('LocalRepository.containsCommit', () => {
   after(() => fs.rm(dir, { recursive: true, force: true }));
 
   it('is true for the commit itself and for its descendants', async () => {
-    assert.equal(await repository.containsCommit(first, first), true);
-    assert.equal(await repository.containsCommit(second, first), true);
+    assert.equal(await repository.isAncestor(first, first), true);
+    assert.equal(await repository.isAncestor(first, second), true);
   });
 
   it('is false for an older revision and for a sibling branch', async () => {
-    assert.equal(await repository.containsCommit(first, second), false);
-    assert.equal(await repository.containsCommit(sibling, second), false);
+    assert.equal(await repository.isAncestor(second, first), false);
+    assert.equal(await repository.isAncestor(second, sibling), false);
   });
 
   it('is false for revisions the repository does not know, and for anything that is not a sha', async () => {
-    assert.equal(await repository.containsCommit('0123456789abcdef0123456789abcdef01234567', first), false);
-    assert.equal(await repository.containsCommit(second, 'deadbeef'.repeat(5)), false);
-    assert.equal(await repository.containsCommit('--all', first), false);
+    assert.equal(await repository.isAncestor(first, '0123456789abcdef0123456789abcdef01234567'), false);
+    assert.equal(await repository.isAncestor('deadbeef'.repeat(5), second), false);
+    assert.equal(await repository.isAncestor(first, '--all'), false);
   });
 });
