@@ -98,6 +98,23 @@ export class ConflictError extends AppError {
   }
 }
 
+export type AuthorizationResolution = 'settled' | 'voided' | 'expired';
+
+/** A billing hold resolves at most once; settling or voiding one already resolved is refused. */
+export class AuthorizationResolvedError extends ConflictError {
+  readonly resolution: AuthorizationResolution;
+  constructor(authorizationId: string, resolution: AuthorizationResolution) {
+    super(
+      resolution === 'expired' ? 'authorization-expired' : `authorization-already-${resolution}`,
+      resolution === 'expired'
+        ? `Authorization ${authorizationId} has expired; its amount is released and it can no longer be settled or voided.`
+        : `Authorization ${authorizationId} is already ${resolution}; a hold resolves only once.`,
+      { extensions: { authorizationId, status: resolution } },
+    );
+    this.resolution = resolution;
+  }
+}
+
 export class PayloadTooLargeError extends AppError {
   constructor(detail: string) {
     super(413, 'payload-too-large', 'Payload too large', { detail });

@@ -1,0 +1,206 @@
+import type { Transaction } from 'sequelize';
+import { AuthorizationResolvedError, NotFoundError, PaymentRequiredError, UnprocessableError } from '../../errors.ts';
+import { ensurePlatformAccount, ensureWallet, isUuid, lockWallet, pendingHolds, postTransfer, select, toMinor, type LedgerDeps } from './ledger.ts';
+
+export type AuthorizationStatus = 'pending' | 'settled' | 'voided' | 'expired';
+
+export interface Authorization {
+  id: string;
+  walletId: string;
+  organizationId: string;
+  currency: string;
+  amount: bigint;
+  /** Set once settled: what was charged (the rest of the hold was released). */
+  capturedAmount: bigint | null;
+  /** As of the caller's clock: a pending hold past its expiry reads as expired. */
+  status: AuthorizationStatus;
+  reference: string | null;
+  expiresAt: Date;
+  resolvedAt: Date | null;
+  createdAt: Date;
+}
+
+export interface AuthorizeInput {
+  organizationId: string;
+  currency: string;
+  amount: bigint;
+  reference?: string;
+  expiresInSeconds: number;
+  actor: string;
+}
+
+interface AuthorizationRow {
+  id: string;
+  wallet_id: string;
+  organization_id: string;
+  currency: string;
+  amount: string;
+  captured_amount: string | null;
+  status: AuthorizationStatus;
+  reference: string | null;
+  expires_at: Date;
+  resolved_at: Date | null;
+  created_at: Date;
+}
+
+const COLUMNS = `a.id, a.wallet_id, w.organization_id, w.currency, a.amount, a.captured_amount, a.status, a.reference,
+  a.expires_at, a.resolved_at, a.created_at`;
+
+function toAuthorization(row: AuthorizationRow, now: Date): Authorization {
+  const expired = row.status === 'pending' && row.expires_at.getTime() <= now.getTime();
+  return {
+    id: row.id,
+    walletId: row.wallet_id,
+    organizationId: row.organization_id,
+    currency: row.currency,
+    amount: toMinor(row.amount),
+    capturedAmount: row.captured_amount === null ? null : toMinor(row.captured_amount),
+    status: expired ? 'expired' : row.status,
+    reference: row.reference,
+    expiresAt: row.expires_at,
+    resolvedAt: row.resolved_at,
+    createdAt: row.created_at,
+  };
+}
+
+/**
+ * Places a hold on the org's wallet in `currency` (created on demand). Refused with 402 when
+ * available = balance − unexpired pending holds would go below zero; checked under the
+ * wallet's row lock, so concurrent holds cannot overdraw it together.
+ */
+export async function authorize(deps: LedgerDeps, tx: Transaction, input: AuthorizeInput): Promise<Authorization> {
+  if (input.amount <= 0n) throw new UnprocessableError('invalid-amount', 'An authorization amount must be a positive integer of minor units.');
+  if (!Number.isInteger(input.expiresInSeconds) || input.expiresInSeconds <= 0) {
+    throw new UnprocessableError('invalid-expiry', 'expiresInSeconds must be a positive integer.');
+  }
+  const now = deps.now();
+  const walletId = await ensureWallet(deps, tx, input.organizationId, input.currency);
+  const wallet = await lockWallet(deps, tx, walletId);
+  const available = wallet.balance - (await pendingHolds(deps, tx, walletId, now));
+  if (available < input.amount) {
+    throw new PaymentRequiredError(
+      `The ${wallet.currency} wallet has ${available} minor units available; ${input.amount} are needed. Add credit and retry.`,
+      { extensions: { walletId, currency: wallet.currency, available: Number(available), requested: Number(input.amount) } },
+    );
+  }
+  const expiresAt = new Date(now.getTime() + input.expiresInSeconds * 1000);
+  const [row] = await select<{ id: string }>(
+    deps,
+    tx,
+    `INSERT INTO billing_authorizations (wallet_id, amount, reference, expires_at, created_by, created_at, updated_at)
+     VALUES (:walletId, :amount::bigint, :reference, :expiresAt, :actor, :now, :now) RETURNING id`,
+    { walletId, amount: input.amount.toString(), reference: input.reference ?? null, expiresAt, actor: input.actor, now },
+  );
+  return getAuthorization(deps, tx, row!.id);
+}
+
+export async function getAuthorization(deps: LedgerDeps, tx: Transaction | undefined, authorizationId: string): Promise<Authorization> {
+  if (!isUuid(authorizationId)) throw new NotFoundError(`No authorization ${authorizationId}.`);
+  const [row] = await select<AuthorizationRow>(
+    deps,
+    tx,
+    `SELECT ${COLUMNS} FROM billing_authorizations a JOIN ledger_accounts w ON w.id = a.wallet_id WHERE a.id = :authorizationId`,
+    { authorizationId },
+  );
+  if (!row) throw new NotFoundError(`No authorization ${authorizationId}.`);
+  return toAuthorization(row, deps.now());
+}
+
+/**
+ * Locks a hold for resolution: the wallet first, then the hold (the order every writer uses),
+ * and checks that it is still pending and unexpired at `now`.
+ */
+async function lockPending(deps: LedgerDeps, tx: Transaction, authorizationId: string): Promise<Authorization> {
+  const { walletId } = await getAuthorization(deps, tx, authorizationId);
+  await lockWallet(deps, tx, walletId);
+  const [row] = await select<AuthorizationRow>(
+    deps,
+    tx,
+    `SELECT ${COLUMNS} FROM billing_authorizations a JOIN ledger_accounts w ON w.id = a.wallet_id
+     WHERE a.id = :authorizationId FOR UPDATE OF a`,
+    { authorizationId },
+  );
+  const authorization = toAuthorization(row!, deps.now());
+  if (authorization.status !== 'pending') throw new AuthorizationResolvedError(authorization.id, authorization.status);
+  return authorization;
+}
+
+/**
+ * Captures up to the held amount (all of it by default) from the wallet into revenue and
+ * releases the rest, in the caller's transaction. Over-capture is refused (422).
+ */
+export async function settle(
+  deps: LedgerDeps,
+  tx: Transaction,
+  input: { authorizationId: string; amount?: bigint; actor: string },
+): Promise<Authorization> {
+  const authorization = await lockPending(deps, tx, input.authorizationId);
+  const capture = input.amount ?? authorization.amount;
+  if (capture < 0n) throw new UnprocessableError('invalid-amount', 'A capture amount cannot be negative.');
+  if (capture > authorization.amount) {
+    throw new UnprocessableError(
+      'capture-exceeds-authorization',
+      `Cannot capture ${capture} minor units: authorization ${authorization.id} holds ${authorization.amount}.`,
+      { extensions: { authorizationId: authorization.id, held: Number(authorization.amount), requested: Number(capture) } },
+    );
+  }
+  if (capture > 0n) {
+    const revenue = await ensurePlatformAccount(deps, tx, 'revenue', authorization.currency);
+    await postTransfer(deps, tx, {
+      kind: 'capture',
+      currency: authorization.currency,
+      debitAccountId: authorization.walletId,
+      creditAccountId: revenue,
+      amount: capture,
+      authorizationId: authorization.id,
+      reason: authorization.reference ?? undefined,
+      actor: input.actor,
+    });
+  }
+  await resolve(deps, tx, authorization.id, 'settled', capture);
+  return getAuthorization(deps, tx, authorization.id);
+}
+
+/** Releases the whole hold. */
+export async function voidAuthorization(deps: LedgerDeps, tx: Transaction, input: { authorizationId: string }): Promise<Authorization> {
+  const authorization = await lockPending(deps, tx, input.authorizationId);
+  await resolve(deps, tx, authorization.id, 'voided', null);
+  return getAuthorization(deps, tx, authorization.id);
+}
+
+async function resolve(deps: LedgerDeps, tx: Transaction, id: string, status: 'settled' | 'voided', captured: bigint | null): Promise<void> {
+  const now = deps.now();
+  await deps.sequelize.query(
+    `UPDATE billing_authorizations SET status = :status, captured_amount = :captured::bigint, resolved_at = :now, updated_at = :now
+     WHERE id = :id AND status = 'pending'`,
+    { transaction: tx, replacements: { id, status, captured: captured === null ? null : captured.toString(), now } },
+  );
+}
+
+/**
+ * Marks pending holds past their expiry as expired. Bookkeeping only: an expired hold already
+ * stopped counting against the wallet, and cannot be settled, the moment it expired.
+ */
+export async function expireAuthorizations(deps: LedgerDeps, tx: Transaction): Promise<string[]> {
+  const now = deps.now();
+  const rows = await select<{ id: string }>(
+    deps,
+    tx,
+    `UPDATE billing_authorizations SET status = 'expired', resolved_at = :now, updated_at = :now
+     WHERE status = 'pending' AND expires_at <= :now RETURNING id`,
+    { now },
+  );
+  return rows.map((r) => r.id);
+}
+
+/** The pending holds placed for `reference` (for instance an instance id), oldest first. */
+export async function pendingAuthorizationsFor(deps: LedgerDeps, tx: Transaction, reference: string): Promise<Authorization[]> {
+  const rows = await select<AuthorizationRow>(
+    deps,
+    tx,
+    `SELECT ${COLUMNS} FROM billing_authorizations a JOIN ledger_accounts w ON w.id = a.wallet_id
+     WHERE a.reference = :reference AND a.status = 'pending' ORDER BY a.created_at, a.id`,
+    { reference },
+  );
+  return rows.map((row) => toAuthorization(row, deps.now())).filter((a) => a.status === 'pending');
+}

@@ -1,0 +1,174 @@
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { NotFoundError } from '../../errors.ts';
+
+/**
+ * What every billing function needs: the database and a clock. The clock is injected so that
+ * tests (and metering catch-up) can stand at any instant without sleeping.
+ */
+export interface LedgerDeps {
+  sequelize: Sequelize;
+  now(): Date;
+}
+
+export type PlatformAccountCode = 'revenue' | 'top-ups' | 'trial-credit';
+export type TransferKind = 'top-up' | 'trial-credit' | 'capture' | 'usage';
+
+export interface LockedWallet {
+  id: string;
+  organizationId: string;
+  currency: string;
+  /** Sum of the wallet's entries (cached on the row, kept equal by postTransfer). */
+  balance: bigint;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}
+
+/** PostgreSQL returns bigint and numeric as strings; money stays exact as bigint. */
+export function toMinor(value: string | number | bigint | null | undefined): bigint {
+  if (value === null || value === undefined) return 0n;
+  return BigInt(value);
+}
+
+export async function select<T extends object>(
+  deps: LedgerDeps,
+  tx: Transaction | undefined,
+  sql: string,
+  replacements: Record<string, unknown> = {},
+): Promise<T[]> {
+  return deps.sequelize.query<T>(sql, { type: QueryTypes.SELECT, transaction: tx, replacements });
+}
+
+/** The org's wallet in `currency`, created (empty) on first use. */
+export async function ensureWallet(deps: LedgerDeps, tx: Transaction, organizationId: string, currency: string): Promise<string> {
+  return ensureAccount(
+    deps,
+    tx,
+    `INSERT INTO ledger_accounts (kind, organization_id, currency) VALUES ('wallet', :organizationId, :currency)
+     ON CONFLICT (organization_id, currency) WHERE kind = 'wallet' DO NOTHING`,
+    `SELECT id FROM ledger_accounts WHERE kind = 'wallet' AND organization_id = :organizationId AND currency = :currency`,
+    { organizationId, currency },
+  );
+}
+
+export async function ensurePlatformAccount(deps: LedgerDeps, tx: Transaction, code: PlatformAccountCode, currency: string): Promise<string> {
+  return ensureAccount(
+    deps,
+    tx,
+    `INSERT INTO ledger_accounts (kind, platform_code, currency) VALUES ('platform', :code, :currency)
+     ON CONFLICT (platform_code, currency) WHERE kind = 'platform' DO NOTHING`,
+    `SELECT id FROM ledger_accounts WHERE kind = 'platform' AND platform_code = :code AND currency = :currency`,
+    { code, currency },
+  );
+}
+
+async function ensureAccount(deps: LedgerDeps, tx: Transaction, insert: string, find: string, replacements: Record<string, unknown>): Promise<string> {
+  // ON CONFLICT waits for a concurrent creator to commit, so both end up with the same row.
+  await deps.sequelize.query(insert, { transaction: tx, replacements });
+  const [row] = await select<{ id: string }>(deps, tx, find, replacements);
+  return row!.id;
+}
+
+/**
+ * Takes the wallet's row lock for the rest of the transaction. Every change to what a wallet
+ * holds or has promised (transfers, new holds) happens under this lock, so checks made after
+ * taking it stay true until commit.
+ */
+export async function lockWallet(deps: LedgerDeps, tx: Transaction, walletId: string): Promise<LockedWallet> {
+  if (!isUuid(walletId)) throw new NotFoundError(`No wallet ${walletId}.`);
+  const [row] = await select<{ id: string; organization_id: string; currency: string; balance: string }>(
+    deps,
+    tx,
+    `SELECT id, organization_id, currency, balance FROM ledger_accounts WHERE id = :walletId AND kind = 'wallet' FOR UPDATE`,
+    { walletId },
+  );
+  if (!row) throw new NotFoundError(`No wallet ${walletId}.`);
+  return { id: row.id, organizationId: row.organization_id, currency: row.currency, balance: toMinor(row.balance) };
+}
+
+/** Sum of the wallet's pending holds that have not expired at `now`. */
+export async function pendingHolds(deps: LedgerDeps, tx: Transaction | undefined, walletId: string, now: Date): Promise<bigint> {
+  const [row] = await select<{ pending: string | null }>(
+    deps,
+    tx,
+    `SELECT sum(amount) AS pending FROM billing_authorizations
+     WHERE wallet_id = :walletId AND status = 'pending' AND expires_at > :now`,
+    { walletId, now },
+  );
+  return toMinor(row?.pending);
+}
+
+export interface TransferInput {
+  kind: TransferKind;
+  currency: string;
+  debitAccountId: string;
+  creditAccountId: string;
+  amount: bigint;
+  authorizationId?: string;
+  instanceId?: string;
+  reason?: string;
+  actor: string;
+}
+
+/**
+ * Posts one double-entry transfer: the transfer row, a debit entry and a credit entry, and the
+ * cached balance of each wallet side. Callers hold the lock of every wallet involved and have
+ * checked that a debited wallet can pay. Returns undefined when a unique rule says this
+ * transfer already exists (a second trial credit, a second capture of one hold).
+ */
+export async function postTransfer(deps: LedgerDeps, tx: Transaction, input: TransferInput): Promise<string | undefined> {
+  if (input.amount <= 0n) throw new Error(`transfer amount must be positive, got ${input.amount}`);
+  const now = deps.now();
+  const [transfer] = await select<{ id: string }>(
+    deps,
+    tx,
+    `WITH transfer AS (
+       INSERT INTO ledger_transfers (kind, currency, debit_account_id, credit_account_id, amount, authorization_id, instance_id, reason, created_by, created_at)
+       VALUES (:kind, :currency, :debit, :credit, :amount::bigint, :authorizationId, :instanceId, :reason, :actor, :now)
+       ON CONFLICT DO NOTHING
+       RETURNING id
+     ), entries AS (
+       INSERT INTO ledger_entries (transfer_id, account_id, amount, created_at)
+       SELECT id, :debit::uuid, -(:amount::bigint), :now::timestamptz FROM transfer
+       UNION ALL
+       SELECT id, :credit::uuid, :amount::bigint, :now::timestamptz FROM transfer
+     )
+     SELECT id FROM transfer`,
+    {
+      kind: input.kind,
+      currency: input.currency,
+      debit: input.debitAccountId,
+      credit: input.creditAccountId,
+      amount: input.amount.toString(),
+      authorizationId: input.authorizationId ?? null,
+      instanceId: input.instanceId ?? null,
+      reason: input.reason ?? null,
+      actor: input.actor,
+      now,
+    },
+  );
+  if (!transfer) return undefined;
+  // Platform accounts keep no cached balance (see the migration), so only wallets change here.
+  await deps.sequelize.query(
+    `UPDATE ledger_accounts
+     SET balance = balance + CASE WHEN id = :credit THEN :amount::bigint ELSE -(:amount::bigint) END, updated_at = :now
+     WHERE id IN (:debit, :credit) AND kind = 'wallet'`,
+    { transaction: tx, replacements: { debit: input.debitAccountId, credit: input.creditAccountId, amount: input.amount.toString(), now } },
+  );
+  return transfer.id;
+}
+
+/** Resolves an organization named by slug or id. */
+export async function findOrganizationId(deps: LedgerDeps, tx: Transaction | undefined, org: string): Promise<string> {
+  const [row] = await select<{ id: string }>(
+    deps,
+    tx,
+    isUuid(org) ? `SELECT id FROM organizations WHERE id = :org` : `SELECT id FROM organizations WHERE slug = :org`,
+    { org },
+  );
+  if (!row) throw new NotFoundError(`No organization ${org}.`);
+  return row.id;
+}
