@@ -8,6 +8,7 @@ export interface Authorization {
   id: string;
   walletId: string;
   organizationId: string;
+  organizationSlug: string;
   currency: string;
   amount: bigint;
   /** Set once settled: what was charged (the rest of the hold was released). */
@@ -17,6 +18,8 @@ export interface Authorization {
   reference: string | null;
   expiresAt: Date;
   resolvedAt: Date | null;
+  /** Subject that placed the hold, or `control-plane` for holds the service places itself. */
+  createdBy: string;
   createdAt: Date;
 }
 
@@ -33,6 +36,7 @@ interface AuthorizationRow {
   id: string;
   wallet_id: string;
   organization_id: string;
+  slug: string;
   currency: string;
   amount: string;
   captured_amount: string | null;
@@ -40,11 +44,14 @@ interface AuthorizationRow {
   reference: string | null;
   expires_at: Date;
   resolved_at: Date | null;
+  created_by: string;
   created_at: Date;
 }
 
-const COLUMNS = `a.id, a.wallet_id, w.organization_id, w.currency, a.amount, a.captured_amount, a.status, a.reference,
-  a.expires_at, a.resolved_at, a.created_at`;
+const COLUMNS = `a.id, a.wallet_id, w.organization_id, o.slug, w.currency, a.amount, a.captured_amount, a.status, a.reference,
+  a.expires_at, a.resolved_at, a.created_by, a.created_at`;
+
+const FROM = `billing_authorizations a JOIN ledger_accounts w ON w.id = a.wallet_id JOIN organizations o ON o.id = w.organization_id`;
 
 function toAuthorization(row: AuthorizationRow, now: Date): Authorization {
   const expired = row.status === 'pending' && row.expires_at.getTime() <= now.getTime();
@@ -52,6 +59,7 @@ function toAuthorization(row: AuthorizationRow, now: Date): Authorization {
     id: row.id,
     walletId: row.wallet_id,
     organizationId: row.organization_id,
+    organizationSlug: row.slug,
     currency: row.currency,
     amount: toMinor(row.amount),
     capturedAmount: row.captured_amount === null ? null : toMinor(row.captured_amount),
@@ -59,6 +67,7 @@ function toAuthorization(row: AuthorizationRow, now: Date): Authorization {
     reference: row.reference,
     expiresAt: row.expires_at,
     resolvedAt: row.resolved_at,
+    createdBy: row.created_by,
     createdAt: row.created_at,
   };
 }
@@ -99,7 +108,7 @@ export async function getAuthorization(deps: LedgerDeps, tx: Transaction | undef
   const [row] = await select<AuthorizationRow>(
     deps,
     tx,
-    `SELECT ${COLUMNS} FROM billing_authorizations a JOIN ledger_accounts w ON w.id = a.wallet_id WHERE a.id = :authorizationId`,
+    `SELECT ${COLUMNS} FROM ${FROM} WHERE a.id = :authorizationId`,
     { authorizationId },
   );
   if (!row) throw new NotFoundError(`No authorization ${authorizationId}.`);
@@ -116,7 +125,7 @@ async function lockPending(deps: LedgerDeps, tx: Transaction, authorizationId: s
   const [row] = await select<AuthorizationRow>(
     deps,
     tx,
-    `SELECT ${COLUMNS} FROM billing_authorizations a JOIN ledger_accounts w ON w.id = a.wallet_id
+    `SELECT ${COLUMNS} FROM ${FROM}
      WHERE a.id = :authorizationId FOR UPDATE OF a`,
     { authorizationId },
   );
@@ -198,7 +207,7 @@ export async function pendingAuthorizationsFor(deps: LedgerDeps, tx: Transaction
   const rows = await select<AuthorizationRow>(
     deps,
     tx,
-    `SELECT ${COLUMNS} FROM billing_authorizations a JOIN ledger_accounts w ON w.id = a.wallet_id
+    `SELECT ${COLUMNS} FROM ${FROM}
      WHERE a.reference = :reference AND a.status = 'pending' ORDER BY a.created_at, a.id`,
     { reference },
   );

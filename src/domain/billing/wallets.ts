@@ -1,5 +1,5 @@
 import type { Transaction } from 'sequelize';
-import { NotFoundError } from '../../errors.ts';
+import { NotFoundError, ValidationError } from '../../errors.ts';
 import { isUuid, pendingHolds, select, toMinor, type LedgerDeps } from './ledger.ts';
 
 export interface Wallet {
@@ -67,9 +67,9 @@ export interface LedgerEntry {
 }
 
 export interface EntryPage {
-  entries: LedgerEntry[];
-  /** Pass as `before` to get the next (older) page; absent on the last page. */
-  nextCursor: string | undefined;
+  items: LedgerEntry[];
+  /** Pass as `cursor` to get the next (older) page; null on the last page. */
+  nextCursor: string | null;
 }
 
 /** Newest first, keyset-paginated on the entry id (stable while entries are appended). */
@@ -77,8 +77,9 @@ export async function listWalletEntries(
   deps: LedgerDeps,
   tx: Transaction | undefined,
   walletId: string,
-  page: { limit: number; before?: string },
+  page: { limit: number; cursor?: string },
 ): Promise<EntryPage> {
+  if (page.cursor !== undefined && !/^[0-9]{1,19}$/.test(page.cursor)) throw new ValidationError([{ in: 'query', pointer: '/cursor', message: 'is not a cursor from this list' }]);
   const rows = await select<{
     id: string;
     transfer_id: string;
@@ -93,11 +94,11 @@ export async function listWalletEntries(
     tx,
     `SELECT e.id, e.transfer_id, t.kind, e.amount, t.authorization_id, t.instance_id, t.reason, e.created_at
      FROM ledger_entries e JOIN ledger_transfers t ON t.id = e.transfer_id
-     WHERE e.account_id = :walletId ${page.before === undefined ? '' : 'AND e.id < :before::bigint'}
+     WHERE e.account_id = :walletId ${page.cursor === undefined ? '' : 'AND e.id < :cursor::bigint'}
      ORDER BY e.id DESC LIMIT :limit`,
-    { walletId, before: page.before ?? null, limit: page.limit + 1 },
+    { walletId, cursor: page.cursor ?? null, limit: page.limit + 1 },
   );
-  const entries = rows.slice(0, page.limit).map((row) => ({
+  const items = rows.slice(0, page.limit).map((row) => ({
     id: String(row.id),
     transferId: row.transfer_id,
     kind: row.kind,
@@ -107,7 +108,7 @@ export async function listWalletEntries(
     reason: row.reason,
     createdAt: row.created_at,
   }));
-  return { entries, nextCursor: rows.length > page.limit ? entries.at(-1)!.id : undefined };
+  return { items, nextCursor: rows.length > page.limit ? items.at(-1)!.id : null };
 }
 
 export interface LedgerDiscrepancy {

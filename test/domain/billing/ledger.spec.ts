@@ -63,8 +63,8 @@ describe('billing ledger', () => {
       [80n, 0n, 80n],
     );
     const page = await listWalletEntries(deps, undefined, walletId, { limit: 10 });
-    assert.deepEqual(page.entries.map((e) => [e.kind, e.amount]), [['capture', -20n], ['top-up', 100n]]);
-    assert.equal(page.entries[0]!.authorizationId, authorization.id);
+    assert.deepEqual(page.items.map((e) => [e.kind, e.amount]), [['capture', -20n], ['top-up', 100n]]);
+    assert.equal(page.items[0]!.authorizationId, authorization.id);
     await assertLedgerConsistent();
   });
 
@@ -205,10 +205,10 @@ describe('billing ledger', () => {
       await inTransaction(sequelize, (tx) => creditWallet(deps, tx, { walletId, amount: BigInt(i), reason: `top-up ${i}`, actor: 'test' }));
     }
     const first = await listWalletEntries(deps, undefined, walletId, { limit: 2 });
-    const second = await listWalletEntries(deps, undefined, walletId, { limit: 2, before: first.nextCursor });
-    const third = await listWalletEntries(deps, undefined, walletId, { limit: 2, before: second.nextCursor });
-    assert.deepEqual([...first.entries, ...second.entries, ...third.entries].map((e) => e.amount), [5n, 4n, 3n, 2n, 1n]);
-    assert.equal(third.nextCursor, undefined);
+    const second = await listWalletEntries(deps, undefined, walletId, { limit: 2, cursor: first.nextCursor! });
+    const third = await listWalletEntries(deps, undefined, walletId, { limit: 2, cursor: second.nextCursor! });
+    assert.deepEqual([...first.items, ...second.items, ...third.items].map((e) => e.amount), [5n, 4n, 3n, 2n, 1n]);
+    assert.equal(third.nextCursor, null);
   });
 
   it('keeps ledger entries and transfers append-only', async () => {
@@ -223,7 +223,7 @@ describe('billing ledger', () => {
     ]) {
       await assert.rejects(sequelize.query(sql), /append-only/, sql);
     }
-    assert.equal((await listWalletEntries(deps, undefined, walletId, { limit: 10 })).entries.length, 1);
+    assert.equal((await listWalletEntries(deps, undefined, walletId, { limit: 10 })).items.length, 1);
   });
 
   it('refuses an unbalanced transfer at commit and a second resolution of a hold in the database itself', async () => {
