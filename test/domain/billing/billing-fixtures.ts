@@ -35,3 +35,50 @@ export async function createOrganization(sequelize: Sequelize): Promise<{ id: st
   );
   return { id: row!.id, slug };
 }
+
+/** An offering version with its own prices (version names are unique per call). */
+export async function pricedOfferingVersion(sequelize: Sequelize, prices: { setupFee?: number; hourlyRate?: number; currency?: string }): Promise<string> {
+  await sequelize.query(
+    `INSERT INTO offerings (slug, role, name, description) VALUES ('billed', 'studio', 'Billed', 'Billing tests') ON CONFLICT (slug) DO NOTHING`,
+  );
+  const [row] = await sequelize.query<{ id: string }>(
+    `INSERT INTO offering_versions (offering_id, version, template_path, parameters_schema, currency, setup_fee_minor, hourly_rate_minor)
+     SELECT id, :version, 'templates/offerings/studio/1.0.0', '{}', :currency, :setupFee, :hourlyRate FROM offerings WHERE slug = 'billed'
+     RETURNING id`,
+    {
+      type: QueryTypes.SELECT,
+      replacements: {
+        version: `1.0.0-${randomBytes(4).toString('hex')}`,
+        currency: prices.currency ?? 'EUR',
+        setupFee: prices.setupFee ?? 0,
+        hourlyRate: prices.hourlyRate ?? 0,
+      },
+    },
+  );
+  return row!.id;
+}
+
+/**
+ * An instance that became ready at `readyAt`: the row in state `ready` and the event that says
+ * when (metering starts from that event).
+ */
+export async function readyInstance(sequelize: Sequelize, organizationId: string, offeringVersionId: string, readyAt: Date): Promise<string> {
+  const [project] = await sequelize.query<{ id: string }>(
+    `INSERT INTO projects (organization_id, slug, name) VALUES (:organizationId, 'default', 'Default')
+     ON CONFLICT (organization_id, slug) DO UPDATE SET name = EXCLUDED.name RETURNING id`,
+    { type: QueryTypes.SELECT, replacements: { organizationId } },
+  );
+  const [instance] = await sequelize.query<{ id: string }>(
+    `INSERT INTO instances (organization_id, project_id, offering_version_id, name, state, created_by)
+     VALUES (:organizationId, :projectId, :offeringVersionId, :name, 'ready', 'tester') RETURNING id`,
+    {
+      type: QueryTypes.SELECT,
+      replacements: { organizationId, projectId: project!.id, offeringVersionId, name: `i-${randomBytes(4).toString('hex')}` },
+    },
+  );
+  await sequelize.query(
+    `INSERT INTO instance_events (instance_id, from_state, to_state, cause, actor, created_at) VALUES (:id, 'syncing', 'ready', 'sync.healthy', 'argocd', :readyAt)`,
+    { replacements: { id: instance!.id, readyAt } },
+  );
+  return instance!.id;
+}
