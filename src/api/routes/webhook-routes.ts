@@ -1,0 +1,115 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
+import type { Sequelize } from 'sequelize';
+import { BadRequestError, InvalidSignatureError, NotFoundError, ValidationError } from '../../errors.ts';
+import { createAjv, toFieldErrors } from '../../validation.ts';
+import { defineRoute, type RouteSpec } from '../route.ts';
+import type { GithubSignatureVerifier } from '../../webhooks/github-signature.ts';
+import { receiveGithubEvent } from '../../webhooks/github-events.ts';
+import { ArgocdNotificationSchema, type ArgocdNotification } from '../../webhooks/argocd-notification.ts';
+import { receiveArgocdNotification } from '../../webhooks/argocd-events.ts';
+import type { ApplicationSyncDeps } from '../../domain/application-sync.ts';
+
+export interface WebhookRoutesDeps {
+  sequelize: Sequelize;
+  repository: ApplicationSyncDeps['repository'];
+  baseBranch: string;
+  /** Undefined when GITHUB_WEBHOOK_SECRET is not set: the GitHub receiver answers 404. */
+  github: GithubSignatureVerifier | undefined;
+  /** The bearer token Argo CD Notifications sends; undefined: the Argo CD receiver answers 404. */
+  argocdToken: string | undefined;
+}
+
+const Acknowledgement = Type.Object({
+  status: Type.Union([Type.Literal('processed'), Type.Literal('ignored')]),
+  duplicate: Type.Optional(Type.Boolean({ description: 'Already processed before: nothing was done again.' })),
+  reason: Type.Optional(Type.String()),
+  outcome: Type.Optional(Type.Unknown({ description: 'What the delivery did (changes and instances moved).' })),
+});
+
+const validateNotification = createAjv({ useDefaults: false }).compile<ArgocdNotification>(ArgocdNotificationSchema);
+
+/**
+ * The two receivers. Both authenticate themselves (route access 'webhook') before reading
+ * anything: GitHub by HMAC over the raw body, Argo CD by a bearer secret. Answers are quick:
+ * each delivery is one short transaction.
+ */
+export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
+  const argocdDigest = deps.argocdToken ? sha256(deps.argocdToken) : undefined;
+  return [
+    defineRoute({
+      method: 'post',
+      path: '/webhooks/github',
+      operationId: 'receiveGithubWebhook',
+      summary: 'GitHub webhook receiver (pull_request, push).',
+      description:
+        'Verifies X-Hub-Signature-256 over the raw body (current and additional secrets), then applies the event once per X-GitHub-Delivery. ' +
+        '`pull_request` closed+merged moves the change to merged and its instances to syncing; closed unmerged rejects them; reopened reopens the change. ' +
+        '`push` to the base branch marks directly committed changes merged. Other events are acknowledged with 202 and ignored.',
+      tags: ['webhooks'],
+      access: 'webhook',
+      responses: {
+        200: { description: 'Processed (or already processed: duplicate).', schema: Acknowledgement },
+        202: { description: 'Acknowledged; the event has no effect here.', schema: Acknowledgement },
+        400: { description: 'Missing or malformed GitHub headers, or a payload without the fields the event needs.' },
+        401: { description: 'The signature does not match the body.' },
+      },
+      handler: async ({ ctx }) => {
+        if (!deps.github) throw new NotFoundError('GitHub webhooks are not configured on this service (set GITHUB_WEBHOOK_SECRET).');
+        const rawBody = typeof ctx.request.rawBody === 'string' ? ctx.request.rawBody : undefined;
+        const delivery = await deps.github.verify(ctx.headers, rawBody);
+        const result = await receiveGithubEvent({ sequelize: deps.sequelize, baseBranch: deps.baseBranch }, { id: delivery.id, name: delivery.name, payload: parseJson(rawBody!) });
+        if (result.status === 'ignored') {
+          ctx.status = 202;
+          ctx.body = { status: 'ignored', reason: result.reason };
+        } else {
+          ctx.status = 200;
+          ctx.body = { status: 'processed', duplicate: result.duplicate, outcome: result.changes };
+        }
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/webhooks/argocd',
+      operationId: 'receiveArgocdNotification',
+      summary: 'Argo CD Notifications receiver.',
+      description:
+        'Authenticated by `Authorization: Bearer <secret>` (Argo CD cannot sign). The body is what the control-plane notification template produces ' +
+        '(see the ArgocdNotification schema in the README); it is deduplicated by application, revision, phase, finishedAt and health.',
+      tags: ['webhooks'],
+      access: 'webhook',
+      responses: {
+        200: { description: 'Processed (or a duplicate).', schema: Acknowledgement },
+        202: { description: 'Acknowledged; the Application is not an instance of this service.', schema: Acknowledgement },
+        400: { description: 'The payload is not a control-plane notification.' },
+        401: { description: 'Missing or wrong bearer secret.' },
+      },
+      handler: async ({ ctx }) => {
+        if (!argocdDigest) throw new NotFoundError('Argo CD webhooks are not configured on this service (set ARGOCD_WEBHOOK_TOKEN).');
+        const presented = /^Bearer (.+)$/.exec(ctx.get('Authorization'))?.[1];
+        // Comparing fixed-length digests keeps the comparison constant-time whatever the length.
+        if (!presented || !timingSafeEqual(sha256(presented), argocdDigest)) {
+          throw new InvalidSignatureError('Missing or wrong bearer secret; set the Authorization header in argocd-notifications-cm to the value of ARGOCD_WEBHOOK_TOKEN.');
+        }
+        const body: unknown = ctx.request.body;
+        if (!validateNotification(body)) throw new ValidationError(toFieldErrors('body', validateNotification.errors), 'The body is not a control-plane Argo CD notification.');
+        const result = await receiveArgocdNotification({ sequelize: deps.sequelize, repository: deps.repository }, body);
+        const ignored = !result.duplicate && result.outcome?.instanceId === undefined;
+        ctx.status = ignored ? 202 : 200;
+        ctx.body = { status: ignored ? 'ignored' : 'processed', duplicate: result.duplicate, outcome: result.outcome };
+      },
+    }),
+  ];
+}
+
+function sha256(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new BadRequestError('The request body is not valid JSON.');
+  }
+}

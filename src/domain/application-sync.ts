@@ -1,0 +1,80 @@
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { applyInstanceEvent } from './instance-events.ts';
+import type { InstanceState } from './instance-state.ts';
+import { judgeApplication, type ApplicationObservation } from './application-status.ts';
+
+export interface ApplicationSyncDeps {
+  sequelize: Sequelize;
+  /** The GitOps repository's ancestry check (GitopsRepository.isAncestor). */
+  repository: { isAncestor(ancestor: string, descendant: string): Promise<boolean> };
+}
+
+export interface ObservationCause {
+  cause: string;
+  actor: string;
+  deliveryId?: string;
+}
+
+export interface ObservationOutcome {
+  instanceId: string | undefined;
+  event: string | null;
+  reason: string;
+  from?: InstanceState;
+  to?: InstanceState | null;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Applies what Argo CD reports about an Application to its instance, in the caller's
+ * transaction: looks up the instance's latest change and its merge commit, checks ancestry in
+ * the GitOps repository, asks the readiness rule, and moves the instance through the state
+ * machine with an event naming the cause and the change.
+ */
+export async function applyApplicationObservation(
+  deps: ApplicationSyncDeps,
+  tx: Transaction,
+  observation: ApplicationObservation,
+  cause: ObservationCause,
+): Promise<ObservationOutcome> {
+  const instanceId = observation.instanceId;
+  if (!instanceId || !UUID.test(instanceId)) return { instanceId, event: null, reason: 'not an instance Application (no gsv.io/instance-id label)' };
+
+  const [row] = await deps.sequelize.query<{ change_id: string | null; status: string | null; merge_commit_sha: string | null }>(
+    `SELECT c.id AS change_id, c.status, c.merge_commit_sha
+       FROM instances i LEFT JOIN change_requests c ON c.id = i.last_change_id
+      WHERE i.id = $id`,
+    { type: QueryTypes.SELECT, bind: { id: instanceId }, transaction: tx },
+  );
+  if (!row) return { instanceId, event: null, reason: 'no such instance' };
+
+  const merge = row.status === 'merged' ? row.merge_commit_sha : null;
+  const contains = async (revision: string | null | undefined) =>
+    Boolean(merge && revision && (await deps.repository.isAncestor(merge, revision)));
+  const verdict = judgeApplication(observation, {
+    mergeCommitSha: merge,
+    syncRevisionContainsMerge: await contains(observation.syncRevision),
+    operationRevisionContainsMerge: await contains(observation.operation?.revision),
+  });
+  if (!verdict.event) return { instanceId, event: null, reason: verdict.reason };
+
+  const failing = verdict.event === 'sync.failed' || verdict.event === 'sync.degraded';
+  const applied = await applyInstanceEvent(deps.sequelize, tx, instanceId, verdict.event, {
+    cause: cause.cause,
+    actor: cause.actor,
+    changeId: row.change_id ?? undefined,
+    deliveryId: cause.deliveryId,
+    lastError: failing ? verdict.reason : verdict.event === 'sync.healthy' ? null : undefined,
+    detail: {
+      application: observation.application,
+      syncRevision: observation.syncRevision,
+      health: observation.healthStatus,
+      healthObservedAt: observation.healthObservedAt,
+      operationFinishedAt: observation.operation?.finishedAt ?? null,
+      reason: verdict.reason,
+    },
+  });
+  return applied.ok
+    ? { instanceId, event: verdict.event, reason: verdict.reason, from: applied.from, to: applied.to }
+    : { instanceId, event: verdict.event, reason: `${verdict.reason}; ${applied.detail}`, from: applied.from, to: null };
+}

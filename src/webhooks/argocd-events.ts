@@ -1,0 +1,56 @@
+import type { Sequelize } from 'sequelize';
+import type { ApplicationObservation } from '../domain/application-status.ts';
+import { applyApplicationObservation, type ApplicationSyncDeps, type ObservationOutcome } from '../domain/application-sync.ts';
+import type { ArgocdNotification } from './argocd-notification.ts';
+import { processDelivery } from './webhook-deliveries.ts';
+
+export const INSTANCE_ID_LABEL = 'gsv.io/instance-id';
+
+export type ArgocdNotificationResult = { duplicate: boolean; outcome: ObservationOutcome | null };
+
+export function observationFromNotification(notification: ArgocdNotification): ApplicationObservation {
+  const operation = notification.operation;
+  return {
+    application: notification.app.name,
+    instanceId: notification.app.labels?.[INSTANCE_ID_LABEL],
+    syncStatus: notification.sync.status,
+    syncRevision: notification.sync.revision,
+    operation: operation
+      ? { phase: operation.phase, finishedAt: operation.finishedAt, revision: operation.syncResultRevision, message: operation.message ?? null }
+      : null,
+    healthStatus: notification.health.status,
+    healthMessage: notification.health.message ?? null,
+    healthObservedAt: notification.health.observedAt,
+    deleting: Boolean(notification.app.deletionTimestamp),
+  };
+}
+
+/**
+ * Argo CD sends no delivery id and retries (and sometimes duplicates despite oncePer), so a
+ * notification is identified by what it reports: application, revision, operation phase and
+ * finishedAt, plus health status and deletion, because a health change (Degraded after a
+ * Succeeded sync) reports the same operation and must not be mistaken for a retry.
+ */
+export function notificationKey(notification: ArgocdNotification): string {
+  const app = notification.app;
+  return [
+    `${app.namespace ?? ''}/${app.name}`,
+    notification.operation?.syncResultRevision ?? notification.sync.revision ?? '',
+    notification.operation?.phase ?? '',
+    notification.operation?.finishedAt ?? '',
+    notification.health.status,
+    app.deletionTimestamp ? 'deleting' : '',
+  ].join('|');
+}
+
+/** Applies one authenticated, validated notification, once per key. */
+export async function receiveArgocdNotification(
+  deps: ApplicationSyncDeps & { sequelize: Sequelize },
+  notification: ArgocdNotification,
+): Promise<ArgocdNotificationResult> {
+  const key = notificationKey(notification);
+  const result = await processDelivery(deps.sequelize, { source: 'argocd', key, event: notification.trigger ?? 'notification' }, (tx) =>
+    applyApplicationObservation(deps, tx, observationFromNotification(notification), { cause: `argocd.${notification.trigger ?? 'notification'}`, actor: 'argocd', deliveryId: key }),
+  );
+  return result.duplicate ? { duplicate: true, outcome: (result.outcome as ObservationOutcome | null) ?? null } : { duplicate: false, outcome: result.outcome };
+}

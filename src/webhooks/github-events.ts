@@ -1,0 +1,124 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { Sequelize } from 'sequelize';
+import { ValidationError } from '../errors.ts';
+import { createAjv, toFieldErrors, type ValidateFunction } from '../validation.ts';
+import {
+  findChangesOfPullRequest,
+  findUnmergedChangesByCommit,
+  recordChangeClosed,
+  recordChangeMerged,
+  recordChangeReopened,
+  type ChangeCause,
+  type ChangeOutcome,
+} from '../domain/change-outcomes.ts';
+import { processDelivery } from './webhook-deliveries.ts';
+
+/** The parts of GitHub's payloads this service reads; everything else is allowed and ignored. */
+const PullRequestPayload = Type.Object({
+  action: Type.String(),
+  number: Type.Integer({ minimum: 1 }),
+  pull_request: Type.Object({
+    number: Type.Integer({ minimum: 1 }),
+    merged: Type.Union([Type.Boolean(), Type.Null()]),
+    merge_commit_sha: Type.Union([Type.String(), Type.Null()]),
+    html_url: Type.String(),
+    head: Type.Object({ ref: Type.String(), sha: Type.String() }),
+    base: Type.Object({ ref: Type.String() }),
+  }),
+});
+
+const PushPayload = Type.Object({
+  ref: Type.String(),
+  after: Type.String(),
+  deleted: Type.Optional(Type.Boolean()),
+  commits: Type.Array(Type.Object({ id: Type.String() })),
+  head_commit: Type.Union([Type.Object({ id: Type.String() }), Type.Null()]),
+});
+
+export interface GithubEvent {
+  /** X-GitHub-Delivery: the same for a redelivery. */
+  id: string;
+  /** X-GitHub-Event. */
+  name: string;
+  payload: unknown;
+}
+
+export type GithubEventResult =
+  | { status: 'ignored'; reason: string }
+  | { status: 'processed'; duplicate: boolean; changes: ChangeOutcome[] };
+
+export interface GithubEventDeps {
+  sequelize: Sequelize;
+  /** The branch Argo CD watches: only PRs into it and pushes to it matter. */
+  baseBranch: string;
+}
+
+const ajv = createAjv({ useDefaults: false });
+const validatePullRequest = ajv.compile<Static<typeof PullRequestPayload>>(PullRequestPayload);
+const validatePush = ajv.compile<Static<typeof PushPayload>>(PushPayload);
+
+/**
+ * Applies one verified GitHub delivery. Verification is the caller's (the route's) job, so
+ * tests and replays call this directly. Events without an effect are acknowledged and not
+ * recorded; the others run once per delivery id (see processDelivery).
+ */
+export async function receiveGithubEvent(deps: GithubEventDeps, event: GithubEvent): Promise<GithubEventResult> {
+  if (event.name === 'pull_request') {
+    const payload = parse(validatePullRequest, event.payload);
+    const pr = payload.pull_request;
+    if (pr.base.ref !== deps.baseBranch) return { status: 'ignored', reason: `pull request into ${pr.base.ref}, not ${deps.baseBranch}` };
+    if (payload.action !== 'closed' && payload.action !== 'reopened') return { status: 'ignored', reason: `pull_request.${payload.action} has no effect` };
+    return run(deps, event, `pull_request.${payload.action}`, async (tx) => {
+      const cause: ChangeCause = {
+        cause: `github.pull_request.${payload.action}${payload.action === 'closed' && pr.merged ? '.merged' : ''}`,
+        actor: 'github',
+        deliveryId: event.id,
+        detail: { pullRequest: pr.number, url: pr.html_url },
+      };
+      const changes = await findChangesOfPullRequest(deps.sequelize, tx, { number: pr.number, branch: pr.head.ref });
+      const outcomes: ChangeOutcome[] = [];
+      for (const change of changes) {
+        if (payload.action === 'reopened') outcomes.push(await recordChangeReopened(deps.sequelize, tx, change, cause));
+        else if (pr.merged && pr.merge_commit_sha) {
+          outcomes.push(await recordChangeMerged(deps.sequelize, tx, change, { mergeCommitSha: pr.merge_commit_sha, authoritative: true }, cause));
+        } else outcomes.push(await recordChangeClosed(deps.sequelize, tx, change, cause));
+      }
+      return outcomes;
+    });
+  }
+
+  if (event.name === 'push') {
+    const payload = parse(validatePush, event.payload);
+    if (payload.ref !== `refs/heads/${deps.baseBranch}`) return { status: 'ignored', reason: `push to ${payload.ref}, not the base branch` };
+    if (payload.deleted) return { status: 'ignored', reason: 'the base branch was deleted' };
+    const shas = [...new Set([...payload.commits.map((c) => c.id), ...(payload.head_commit ? [payload.head_commit.id] : [])])];
+    return run(deps, event, 'push', async (tx) => {
+      const cause: ChangeCause = { cause: 'github.push', actor: 'github', deliveryId: event.id, detail: { ref: payload.ref, after: payload.after } };
+      const outcomes: ChangeOutcome[] = [];
+      for (const change of await findUnmergedChangesByCommit(deps.sequelize, tx, shas)) {
+        // Committed straight to the base branch: the change's own commit is what Argo CD must reach.
+        outcomes.push(await recordChangeMerged(deps.sequelize, tx, change, { mergeCommitSha: change.commit_sha!, authoritative: false }, cause));
+      }
+      return outcomes;
+    });
+  }
+
+  return { status: 'ignored', reason: `event ${event.name} has no effect` };
+}
+
+async function run(
+  deps: GithubEventDeps,
+  event: GithubEvent,
+  name: string,
+  effect: Parameters<typeof processDelivery<ChangeOutcome[]>>[2],
+): Promise<GithubEventResult> {
+  const result = await processDelivery(deps.sequelize, { source: 'github', key: event.id, event: name }, effect);
+  return result.duplicate
+    ? { status: 'processed', duplicate: true, changes: (result.outcome as ChangeOutcome[] | null) ?? [] }
+    : { status: 'processed', duplicate: false, changes: result.outcome };
+}
+
+function parse<T>(validate: ValidateFunction<T>, payload: unknown): T {
+  if (!validate(payload)) throw new ValidationError(toFieldErrors('body', validate.errors), 'The GitHub payload lacks fields this event needs.');
+  return payload;
+}
