@@ -17,6 +17,7 @@ import { LocalRepository } from './gitops/local/local-repository.ts';
 import { readInitialLayout } from './gitops/initial-layout.ts';
 import type { GitopsRepository } from './gitops/repository.ts';
 import type { BackgroundTask } from './jobs/background-task.ts';
+import { createMeteringTask } from './jobs/metering-task.ts';
 
 export interface RunningService {
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
@@ -54,6 +55,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
 
   const metrics = createMetrics();
   const tasks: BackgroundTask[] = [];
+  tasks.push(createMeteringTask({ sequelize, now: () => new Date(), logger: logger.child({ task: 'metering' }), intervalMs: config.billing.meteringIntervalMs }));
   let draining = false;
   const routes: RouteSpec[] = [];
   routes.push(

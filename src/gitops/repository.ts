@@ -1,21 +1,101 @@
 /**
  * The GitOps repository as the rest of the service sees it. One implementation per backend
  * (`local/`, `github/`), identical method names; callers never know which one they hold.
+ * Every write is idempotent when retried with the same arguments (the change worker is
+ * at-least-once): a branch or pull request that already exists is adopted, not duplicated.
  */
 export interface GitopsRepository {
   readonly driver: 'local' | 'github';
+  readonly baseBranch: string;
   /** Readiness: the repository answers and its base branch exists. Throws otherwise. */
   ping(): Promise<void>;
+  /** The commit a branch points at, or undefined when there is no such branch. */
+  getBranch(branch: string): Promise<string | undefined>;
   /**
-   * Whether `ancestor` is reachable from `descendant` (or equal to it); false when either is
-   * unknown to the repository. Argo CD's synced revision must contain an instance's merge
-   * commit before the instance counts as ready.
+   * Writes a commit whose tree is `parent`'s tree with `changes` applied, and returns its id.
+   * No ref moves. Cost grows with the changed paths, not with the repository.
    */
+  createCommit(input: { parent: string; changes: FileChange[]; message: string }): Promise<string>;
+  /** Creates `branch` at `sha`; if the branch already exists, returns the commit it points at. */
+  createBranch(branch: string, sha: string): Promise<string>;
+  /**
+   * Moves `branch` from `expected` to `sha` (compare-and-swap; fast-forward only unless
+   * `force`). Throws BranchMovedError when the branch is no longer at `expected`.
+   */
+  updateBranch(branch: string, sha: string, options: { expected: string; force?: boolean }): Promise<void>;
+  /** Whether `ancestor` is reachable from `descendant` (or equal to it). */
   isAncestor(ancestor: string, descendant: string): Promise<boolean>;
+  /** Opens a pull request from `branch` into the base branch, or returns the one already open for it. */
+  openPullRequest(input: { branch: string; title: string; body: string }): Promise<PullRequest>;
+  /** Merges an open pull request as a reviewer would; returns the merge commit. */
+  mergePullRequest(number: number): Promise<PullRequest>;
+  /** Commits on the base branch that touched `pathPrefix`, newest first. */
+  history(input: { pathPrefix: string; limit: number; cursor?: string }): Promise<HistoryPage>;
 }
 
 /** A file to commit: a path relative to the repository root and its full content. */
 export interface RepositoryFile {
   path: string;
   content: string;
+}
+
+/** One path a change writes (full content) or removes (a file or a whole directory). */
+export type FileChange = { path: string; content: string } | { path: string; delete: true };
+
+/** Neutral view of a pull request (or, for the local driver, a reviewed branch). */
+export interface PullRequest {
+  number: number;
+  url: string;
+  branch: string;
+  state: 'open' | 'merged' | 'closed';
+  headSha: string;
+  mergeCommitSha: string | undefined;
+}
+
+export interface HistoryCommit {
+  sha: string;
+  message: string;
+  authoredAt: string;
+  /** Parsed `Key: value` trailers, each key with every value it has (in order). */
+  trailers: Record<string, string[]>;
+}
+
+export interface HistoryPage {
+  commits: HistoryCommit[];
+  /** Pass back as `cursor` for the next (older) page; undefined on the last page. */
+  nextCursor: string | undefined;
+}
+
+/** The branch moved under us (another writer won the race); re-read and retry. */
+export class BranchMovedError extends Error {
+  readonly branch: string;
+  constructor(branch: string, detail: string) {
+    super(`branch ${branch} moved: ${detail}`);
+    this.name = 'BranchMovedError';
+    this.branch = branch;
+  }
+}
+
+/**
+ * The backend refused the change for a reason retrying cannot fix (a protected branch, a
+ * pre-receive hook, a validation error); the change is marked failed with this reason.
+ */
+export class RepositoryRejectedError extends Error {
+  constructor(detail: string, options: { cause?: unknown } = {}) {
+    super(detail, options);
+    this.name = 'RepositoryRejectedError';
+  }
+}
+
+/** Parses trailers from the last paragraph of a commit message (`Key: value` lines). */
+export function parseTrailers(message: string): Record<string, string[]> {
+  const paragraphs = message.trimEnd().split(/\n\s*\n/);
+  const last = paragraphs.length > 1 ? paragraphs[paragraphs.length - 1]! : '';
+  const trailers: Record<string, string[]> = {};
+  for (const line of last.split('\n')) {
+    const match = /^([A-Za-z0-9-]+): (.*)$/.exec(line);
+    if (!match) return {};
+    (trailers[match[1]!] ??= []).push(match[2]!);
+  }
+  return trailers;
 }

@@ -48,6 +48,9 @@ export function git(args: string[], options: GitOptions): Promise<string> {
       if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
       else reject(new GitCommandError(args, code, Buffer.concat(err).toString('utf8')));
     });
+    // A command that does not read its input may exit before we finish writing it (EPIPE);
+    // its exit code, not the pipe, says whether it worked.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }

@@ -1,0 +1,86 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { createAjv, toFieldErrors } from '../../validation.ts';
+
+/**
+ * The payloads of change_requests, as the API writes them. The worker validates them again at
+ * its edge: a payload that does not match is a terminal error on that change.
+ */
+const slug = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$' });
+const shortSlug = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?$' });
+const version = Type.String({ pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9A-Za-z.-]+)?$' });
+
+export const WorkspaceCreatePayload = Type.Object({
+  org: slug,
+  orgName: Type.String({ minLength: 1, maxLength: 200 }),
+  keycloakGroup: Type.String({ minLength: 1, maxLength: 255 }),
+});
+
+export const InstanceWritePayload = Type.Object({
+  org: slug,
+  project: slug,
+  instanceName: slug,
+  offering: shortSlug,
+  role: shortSlug,
+  version,
+  templatePath: Type.String({ pattern: '^templates/offerings/[a-z0-9-]+/[0-9A-Za-z.+-]+$' }),
+  parameters: Type.Record(Type.String(), Type.Unknown()),
+});
+
+export const InstanceDeletePayload = Type.Object({
+  org: slug,
+  project: slug,
+  instanceName: slug,
+  offering: shortSlug,
+  role: shortSlug,
+});
+
+/** What `npm run bootstrap` proposes: the service's own deployment and the tenant pickup. */
+export const PlatformBootstrapPayload = Type.Object({
+  image: Type.String({ minLength: 1, pattern: '^[a-z0-9./:@_-]+$' }),
+  host: Type.String({ pattern: '^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$' }),
+  gitopsRepoURL: Type.String({ minLength: 1 }),
+  baseBranch: Type.String({ pattern: '^[A-Za-z0-9._/-]{1,200}$' }),
+  /** The service's URL as Argo CD Notifications reaches it (in-cluster). */
+  notificationsUrl: Type.String({ pattern: '^https?://' }),
+  /** Name of the ClusterSecretStore the ExternalSecrets read from. */
+  secretStore: slug,
+});
+
+export type WorkspaceCreate = Static<typeof WorkspaceCreatePayload>;
+export type InstanceWrite = Static<typeof InstanceWritePayload>;
+export type InstanceDelete = Static<typeof InstanceDeletePayload>;
+export type PlatformBootstrap = Static<typeof PlatformBootstrapPayload>;
+
+export type ChangeKind = 'workspace.create' | 'instance.create' | 'instance.update' | 'instance.delete' | 'platform.bootstrap';
+
+export type ParsedChange =
+  | { kind: 'workspace.create'; payload: WorkspaceCreate }
+  | { kind: 'instance.create' | 'instance.update'; payload: InstanceWrite }
+  | { kind: 'instance.delete'; payload: InstanceDelete }
+  | { kind: 'platform.bootstrap'; payload: PlatformBootstrap };
+
+export class InvalidPayloadError extends Error {
+  constructor(detail: string) {
+    super(detail);
+    this.name = 'InvalidPayloadError';
+  }
+}
+
+const ajv = createAjv({ useDefaults: false });
+const validators = {
+  'workspace.create': ajv.compile(WorkspaceCreatePayload),
+  'instance.create': ajv.compile(InstanceWritePayload),
+  'instance.update': ajv.compile(InstanceWritePayload),
+  'instance.delete': ajv.compile(InstanceDeletePayload),
+  'platform.bootstrap': ajv.compile(PlatformBootstrapPayload),
+};
+
+export function parseChange(kind: ChangeKind, payload: unknown): ParsedChange {
+  const validate = validators[kind];
+  if (!validate) throw new InvalidPayloadError(`unknown change kind ${String(kind)}`);
+  if (!validate(payload)) {
+    const problems = toFieldErrors('body', validate.errors).map((e) => `${e.pointer || '/'} ${e.message}`);
+    throw new InvalidPayloadError(`${kind} payload is invalid: ${problems.join('; ')}`);
+  }
+  return { kind, payload } as ParsedChange;
+}

@@ -1,0 +1,127 @@
+import type { FileChange } from '../repository.ts';
+import { instanceDir, joinInside, assertInside, tenantBaseDir, tenantDir, tenantNamespace, tenantProject, PLATFORM_DIR } from '../tenant-paths.ts';
+import { serializeManifest } from './manifest-serialization.ts';
+import { validateManifest } from './manifest-validation.ts';
+import { substitute, TemplateError, type Variables } from './template-substitution.ts';
+import type { TemplateCatalog, TemplateFile } from './template-catalog.ts';
+import type { InstanceDelete, InstanceWrite, ParsedChange, PlatformBootstrap, WorkspaceCreate } from './change-payloads.ts';
+
+export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'control-plane' } as const;
+
+/** Files a change writes or removes. Pure: the same change and catalog give the same bytes. */
+export function renderChange(catalog: TemplateCatalog, change: ParsedChange, context: { instanceId?: string }): FileChange[] {
+  switch (change.kind) {
+    case 'workspace.create':
+      return renderWorkspace(catalog, change.payload);
+    case 'instance.create':
+    case 'instance.update':
+      if (!context.instanceId) throw new TemplateError(`${change.kind} needs the instance id`);
+      return renderInstance(catalog, change.payload, context.instanceId);
+    case 'instance.delete':
+      return renderInstanceRemoval(change.payload);
+    case 'platform.bootstrap':
+      return renderPlatform(catalog, change.payload);
+  }
+}
+
+export function renderWorkspace(catalog: TemplateCatalog, payload: WorkspaceCreate): FileChange[] {
+  const dir = tenantBaseDir(payload.org);
+  const labels = { ...MANAGED_BY, 'gsv.io/org': payload.org };
+  const common: Variables = {
+    org: payload.org,
+    orgName: payload.orgName,
+    keycloakGroup: payload.keycloakGroup,
+    project: tenantProject(payload.org),
+    sourceRepos: catalog.sourceRepos,
+    destinations: catalog.roles.map((role) => ({ server: 'https://kubernetes.default.svc', namespace: tenantNamespace(payload.org, role) })),
+  };
+  const files = renderFiles(catalog.tenantBase, common, labels);
+  for (const role of catalog.roles) {
+    const perRole = renderFiles(catalog.tenantRole, { ...common, role, namespace: tenantNamespace(payload.org, role) }, labels);
+    files.push(...perRole.map((file) => ({ ...file, path: `${role}/${file.path}` })));
+  }
+  return withKustomization(dir, files, tenantDir(payload.org));
+}
+
+export function renderInstance(catalog: TemplateCatalog, payload: InstanceWrite, instanceId: string): FileChange[] {
+  const offering = catalog.offerings.get(payload.templatePath);
+  if (!offering) throw new TemplateError(`no templates at ${payload.templatePath}`);
+  if (offering.slug !== payload.offering || offering.role !== payload.role || offering.version !== payload.version) {
+    throw new TemplateError(`${payload.templatePath} is ${offering.slug}/${offering.role} ${offering.version}, not ${payload.offering}/${payload.role} ${payload.version}`);
+  }
+  const parameters = structuredClone(payload.parameters);
+  if (!offering.validateParameters(parameters)) {
+    const detail = offering.validateParameters.errors!.map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
+    throw new TemplateError(`parameters do not match ${payload.templatePath}/parameters.schema.json: ${detail}`);
+  }
+  const preset: Record<string, unknown> = {};
+  for (const [name, table] of Object.entries(offering.presets)) {
+    const key = String(parameters[name]);
+    if (!Object.hasOwn(table, key)) throw new TemplateError(`presets.yaml has no ${name} entry for ${JSON.stringify(key)}`);
+    preset[name] = table[key];
+  }
+  const variables: Variables = {
+    org: payload.org,
+    project: payload.project,
+    instanceName: payload.instanceName,
+    instanceId,
+    offering: payload.offering,
+    role: payload.role,
+    version: payload.version,
+    namespace: tenantNamespace(payload.org, payload.role),
+    appProject: tenantProject(payload.org),
+    // Argo CD Application names are cluster-wide within argocd: prefix with the org.
+    applicationName: `${payload.org}-${payload.instanceName}`,
+    parameters,
+    preset,
+  };
+  const labels = {
+    ...MANAGED_BY,
+    'gsv.io/org': payload.org,
+    'gsv.io/project': payload.project,
+    'gsv.io/instance-id': instanceId,
+    'gsv.io/offering': payload.offering,
+    'gsv.io/offering-version': payload.version,
+  };
+  const dir = instanceDir(payload.org, payload.instanceName);
+  return withKustomization(dir, renderFiles(offering.files, variables, labels), tenantDir(payload.org));
+}
+
+/** Deprovisioning removes the instance's directory; Argo CD prunes what it deployed. */
+export function renderInstanceRemoval(payload: InstanceDelete): FileChange[] {
+  return [{ path: instanceDir(payload.org, payload.instanceName), delete: true }];
+}
+
+export function renderPlatform(catalog: TemplateCatalog, payload: PlatformBootstrap): FileChange[] {
+  const variables: Variables = { ...payload };
+  const out: FileChange[] = [];
+  for (const [name, templates] of [...catalog.platform.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const dir = `${PLATFORM_DIR}/base/${name}`;
+    out.push(...withKustomization(dir, renderFiles(templates, variables, { ...MANAGED_BY }), PLATFORM_DIR));
+  }
+  return out;
+}
+
+interface RenderedFile {
+  path: string;
+  content: string;
+}
+
+function renderFiles(templates: TemplateFile[], variables: Variables, labels: Record<string, string>): RenderedFile[] {
+  return templates.map((template) => {
+    const object = substitute(template.document, variables, template.path) as Record<string, unknown>;
+    const metadata = (object.metadata ??= {}) as Record<string, unknown>;
+    metadata.labels = { ...(metadata.labels as Record<string, string> | undefined), ...labels };
+    validateManifest(object, template.path);
+    return { path: template.path, content: serializeManifest(object) };
+  });
+}
+
+/** Places files under `dir`, adds the kustomization that lists them, proves nothing leaves `root`. */
+function withKustomization(dir: string, files: RenderedFile[], root: string): FileChange[] {
+  const resources = files.map((file) => file.path).sort();
+  const kustomization = serializeManifest({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources });
+  const out = [...files, { path: 'kustomization.yaml', content: kustomization }].map((file) => ({ path: joinInside(dir, file.path), content: file.content }));
+  for (const file of out) assertInside(root, file.path);
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}

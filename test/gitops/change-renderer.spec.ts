@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import fc from 'fast-check';
+import YAML from 'yaml';
+import { loadTemplateCatalog, type TemplateCatalog } from '../../src/gitops/render/template-catalog.ts';
+import { renderInstance, renderInstanceRemoval, renderPlatform, renderWorkspace } from '../../src/gitops/render/change-renderer.ts';
+import { instanceDir, tenantBaseDir, UnsafePathError } from '../../src/gitops/tenant-paths.ts';
+import type { FileChange } from '../../src/gitops/repository.ts';
+import type { InstanceWrite, PlatformBootstrap } from '../../src/gitops/render/change-payloads.ts';
+import { TemplateError } from '../../src/gitops/render/template-substitution.ts';
+
+const run = promisify(execFile);
+const INSTANCE_ID = '5f0c8a51-8f57-4a57-9c39-2a7f9d7f3b10';
+const PLATFORM: PlatformBootstrap = {
+  image: 'ghcr.io/gsv/control-plane:0.1.0',
+  host: 'cmp.example.org',
+  gitopsRepoURL: 'https://github.com/gsv/gsv-gitops.git',
+  baseBranch: 'main',
+  notificationsUrl: 'http://cmp-control-plane.cmp.svc',
+  secretStore: 'vault',
+};
+
+function instancePayload(offering: string, role: string, parameters: Record<string, unknown> = {}): InstanceWrite {
+  return { org: 'acme', project: 'default', instanceName: `my-${offering}`, offering, role, version: '1.0.0', templatePath: `templates/offerings/${offering}/1.0.0`, parameters };
+}
+
+function written(files: FileChange[]): { path: string; content: string }[] {
+  return files.filter((f): f is { path: string; content: string } => 'content' in f);
+}
+
+/** Writes files under a temporary root and runs `kubectl kustomize` on every directory with a kustomization. */
+async function kustomizeAll(files: FileChange[]): Promise<number> {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-render-'));
+  try {
+    const dirs: string[] = [];
+    for (const file of written(files)) {
+      const target = path.join(root, file.path);
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.writeFile(target, file.content);
+      if (path.basename(file.path) === 'kustomization.yaml') dirs.push(path.dirname(target));
+    }
+    for (const dir of dirs) {
+      const { stdout } = await run('kubectl', ['kustomize', dir]);
+      assert.ok(stdout.includes('kind:'), `kustomize of ${dir} produced no objects`);
+    }
+    return dirs.length;
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
+}
+
+describe('change renderer', () => {
+  let catalog: TemplateCatalog;
+  before(async () => {
+    catalog = await loadTemplateCatalog();
+  });
+
+  it('renders a workspace under tenants/<org>/base/: one resource per file, labelled, LF and a trailing newline', () => {
+    const files = written(renderWorkspace(catalog, { org: 'acme', orgName: 'Acme', keycloakGroup: '/orgs/acme' }));
+    assert.ok(files.length >= 1 + catalog.roles.length * 7);
+    for (const file of files) {
+      assert.ok(file.path.startsWith(`${tenantBaseDir('acme')}/`), file.path);
+      assert.ok(file.content.endsWith('\n') && !file.content.endsWith('\n\n') && !file.content.includes('\r'), file.path);
+      const documents = YAML.parseAllDocuments(file.content);
+      assert.equal(documents.length, 1, file.path);
+      if (file.path.endsWith('kustomization.yaml')) continue;
+      const labels = (documents[0]!.toJS() as { metadata: { labels: Record<string, string> } }).metadata.labels;
+      assert.equal(labels['app.kubernetes.io/managed-by'], 'control-plane');
+      assert.equal(labels['gsv.io/org'], 'acme');
+    }
+    const kinds = files.map((f) => (YAML.parse(f.content) as { kind: string }).kind);
+    for (const kind of ['Namespace', 'ResourceQuota', 'LimitRange', 'NetworkPolicy', 'RoleBinding', 'AppProject']) assert.ok(kinds.includes(kind), kind);
+  });
+
+  it('renders the same bytes for the same input (deterministic), whatever the parameter key order', () => {
+    const a = renderInstance(catalog, instancePayload('studio', 'studio', { size: 'medium', logLevel: 'debug' }), INSTANCE_ID);
+    const b = renderInstance(catalog, instancePayload('studio', 'studio', { logLevel: 'debug', size: 'medium' }), INSTANCE_ID);
+    assert.deepEqual(a, b);
+  });
+
+  it('builds every rendered tree with kubectl kustomize (workspace, every offering, platform)', async function () {
+    this.timeout(60_000);
+    const files: FileChange[] = [...renderWorkspace(catalog, { org: 'acme', orgName: 'Acme', keycloakGroup: '/orgs/acme' })];
+    for (const offering of catalog.offerings.values()) {
+      files.push(...renderInstance(catalog, instancePayload(offering.slug, offering.role), INSTANCE_ID));
+    }
+    files.push(...renderPlatform(catalog, PLATFORM));
+    const built = await kustomizeAll(files);
+    assert.equal(built, 1 + catalog.offerings.size + catalog.platform.size);
+  });
+
+  it('builds an Argo CD Application with the Helm chart and values from the parameters, labelled with the instance', () => {
+    const [application] = written(renderInstance(catalog, instancePayload('runtime', 'runtime', { replicas: 3, size: 'large' }), INSTANCE_ID)).filter((f) => f.path.endsWith('application.yaml'));
+    const app = YAML.parse(application!.content) as {
+      metadata: { name: string; labels: Record<string, string> };
+      spec: { project: string; destination: { namespace: string }; source: { chart: string; helm: { valuesObject: { replicaCount: number; resources: { limits: { cpu: string } } } } } };
+    };
+    assert.equal(application!.path, `${instanceDir('acme', 'my-runtime')}/application.yaml`);
+    assert.equal(app.metadata.labels['gsv.io/instance-id'], INSTANCE_ID);
+    assert.equal(app.spec.project, 'tenant-acme');
+    assert.equal(app.spec.destination.namespace, 'acme-runtime');
+    assert.equal(app.spec.source.chart, 'langflow-runtime');
+    assert.equal(app.spec.source.helm.valuesObject.replicaCount, 3);
+    assert.equal(app.spec.source.helm.valuesObject.resources.limits.cpu, '2');
+  });
+
+  for (const hostile of ['x\nkind: Secret', '{{ }}', '${org}', 'yes', '- a\n- b', '"quoted" \'single\' # comment']) {
+    it(`keeps ${JSON.stringify(hostile)} a quoted string value (no injected keys or documents)`, () => {
+      const files = written(renderInstance(catalog, instancePayload('studio', 'studio', { description: hostile }), INSTANCE_ID));
+      const application = files.find((f) => f.path.endsWith('application.yaml'))!;
+      assert.equal(YAML.parseAllDocuments(application.content).length, 1);
+      const app = YAML.parse(application.content, { version: '1.1' }) as { kind: string; metadata: { annotations: Record<string, string> } };
+      assert.equal(app.kind, 'Application');
+      assert.equal(app.metadata.annotations['gsv.io/description'], hostile);
+      if (hostile.includes('\n') || hostile.startsWith('{') || hostile === 'yes') {
+        const line = application.content.split('\n').find((l) => l.includes('gsv.io/description'))!;
+        assert.match(line, /gsv\.io\/description: "/, 'the value is written as a double-quoted string');
+      }
+
+      const workspace = written(renderWorkspace(catalog, { org: 'acme', orgName: hostile, keycloakGroup: hostile }));
+      for (const file of workspace) assert.equal(YAML.parseAllDocuments(file.content).length, 1);
+      const binding = YAML.parse(workspace.find((f) => f.path.endsWith('studio/rolebinding-members.yaml'))!.content, { version: '1.1' }) as { subjects: { name: string }[] };
+      assert.equal(binding.subjects[0]!.name, hostile);
+    });
+  }
+
+  it('refuses parameters the offering version does not accept', () => {
+    assert.throws(() => renderInstance(catalog, instancePayload('studio', 'studio', { size: 'huge' }), INSTANCE_ID), TemplateError);
+    assert.throws(() => renderInstance(catalog, instancePayload('studio', 'studio', { extra: 1 }), INSTANCE_ID), TemplateError);
+    assert.throws(() => renderInstance(catalog, { ...instancePayload('studio', 'studio'), templatePath: 'templates/offerings/studio/9.9.9' }, INSTANCE_ID), TemplateError);
+  });
+
+  it('never writes outside tenants/<org>/, whatever the slugs (property)', () => {
+    const anyText = fc.oneof(fc.string(), fc.constantFrom('..', '../x', 'a/../../b', '/etc', 'a/b', '.', 'ok', 'acme', 'x\n', 'a--b'));
+    fc.assert(
+      fc.property(anyText, anyText, (org, name) => {
+        let files: FileChange[];
+        try {
+          files = [
+            ...renderInstance(catalog, { ...instancePayload('studio', 'studio'), org, instanceName: name }, INSTANCE_ID),
+            ...renderInstanceRemoval({ org, project: 'default', instanceName: name, offering: 'studio', role: 'studio' }),
+            ...renderWorkspace(catalog, { org, orgName: name, keycloakGroup: name }),
+          ];
+        } catch (error) {
+          assert.ok(error instanceof UnsafePathError, String(error));
+          return;
+        }
+        for (const file of files) {
+          assert.ok(file.path.startsWith(`tenants/${org}/`));
+          assert.ok(!file.path.split('/').some((s) => s === '..' || s === '.' || s === ''));
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
