@@ -28,8 +28,9 @@ export function observationFromNotification(notification: ArgocdNotification): A
 /**
  * Argo CD sends no delivery id and retries (and sometimes duplicates despite oncePer), so a
  * notification is identified by what it reports: application, revision, operation phase and
- * finishedAt, plus health status and deletion, because a health change (Degraded after a
- * Succeeded sync) reports the same operation and must not be mistaken for a retry.
+ * finishedAt; plus health status, when it was assessed, and deletion, because a health change
+ * (Degraded after a Succeeded sync) or a fresher assessment of the same sync reports the same
+ * operation and must not be mistaken for a retry. A retry resends the same body, same key.
  */
 export function notificationKey(notification: ArgocdNotification): string {
   const app = notification.app;
@@ -39,6 +40,7 @@ export function notificationKey(notification: ArgocdNotification): string {
     notification.operation?.phase ?? '',
     notification.operation?.finishedAt ?? '',
     notification.health.status,
+    notification.health.observedAt ?? '',
     app.deletionTimestamp ? 'deleting' : '',
   ].join('|');
 }

@@ -93,3 +93,13 @@ export async function instanceEvents(sequelize: Sequelize, instanceId: string): 
     bind: { id: instanceId },
   });
 }
+
+/** An instance whose latest change is merged at `mergeCommitSha` (as after the GitHub webhook). */
+export async function insertMergedChange(
+  sequelize: Sequelize,
+  options: { mergeCommitSha: string; state?: string; desired?: 'present' | 'absent'; kind?: string },
+): Promise<OpenChange> {
+  const change = await insertOpenChange(sequelize, { commitSha: options.mergeCommitSha, state: options.state ?? 'syncing', desired: options.desired, kind: options.kind });
+  await sequelize.query(`UPDATE change_requests SET status = 'merged', merge_commit_sha = $sha WHERE id = $id`, { bind: { id: change.changeId, sha: options.mergeCommitSha } });
+  return change;
+}

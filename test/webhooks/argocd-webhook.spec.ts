@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { QueryTypes, type Sequelize } from 'sequelize';
+import { createApp } from '../../src/api/app.ts';
+import { webhookRoutes } from '../../src/api/routes/webhook-routes.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createMetrics } from '../../src/metrics.ts';
+import type { ArgocdNotification } from '../../src/webhooks/argocd-notification.ts';
+import { createTestSequelize } from '../support/database.ts';
+import { listen, type Listening } from '../support/http.ts';
+import { createScratchRepository } from '../support/local-commits.ts';
+import { changeRow, insertMergedChange, instanceEvents, instanceState } from '../support/webhook-fixtures.ts';
+
+const require = createRequire(import.meta.url);
+const RECORDED = require('../fixtures/argocd/sync-succeeded-healthy.json') as ArgocdNotification;
+const TOKEN = 'argocd-bearer-secret';
+
+/** The recorded notification, pointed at one instance and revision, with overrides. */
+function notification(instanceId: string, revision: string, change: (n: ArgocdNotification) => void = () => {}): ArgocdNotification {
+  const n = structuredClone(RECORDED);
+  n.app.name = `app-${instanceId.slice(0, 8)}`;
+  n.app.labels = { ...n.app.labels, 'gsv.io/instance-id': instanceId };
+  n.sync.revision = revision;
+  n.operation!.syncResultRevision = revision;
+  change(n);
+  return n;
+}
+
+describe('POST /webhooks/argocd', () => {
+  let sequelize: Sequelize;
+  let server: Listening;
+  let scratch: Awaited<ReturnType<typeof createScratchRepository>>;
+  let older: string;
+  let merge: string;
+  let newer: string;
+
+  before(async () => {
+    sequelize = createTestSequelize();
+    scratch = await createScratchRepository();
+    older = await scratch.commit('older');
+    merge = await scratch.commit('the merge');
+    newer = await scratch.commit('newer');
+    const routes = webhookRoutes({ sequelize, repository: scratch.repository, baseBranch: 'main', github: undefined, argocdToken: TOKEN });
+    server = await listen(createApp({ logger: createLogger('silent'), metrics: createMetrics({ collectDefaults: false }), bodyLimitBytes: 1_000_000, routes, authenticate: async () => {} }));
+  });
+  after(async () => {
+    await server.close();
+    await sequelize.close();
+    await scratch.remove();
+  });
+
+  async function post(body: unknown, token: string | null = TOKEN) {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    const response = await fetch(`${server.url}/webhooks/argocd`, { method: 'POST', headers, body: JSON.stringify(body) });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  }
+
+  it('Synced + Healthy at a revision containing the merge commit makes the instance ready, naming the change', async () => {
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
+    const response = await post(notification(change.instanceId, newer));
+    assert.equal(response.status, 200);
+    assert.equal(await instanceState(sequelize, change.instanceId), 'ready');
+    const [event] = await instanceEvents(sequelize, change.instanceId);
+    assert.equal(event!.to_state, 'ready');
+    assert.equal(event!.actor, 'argocd');
+    assert.equal(event!.change_id, change.changeId);
+    assert.match(event!.delivery_id ?? '', new RegExp(newer));
+  });
+
+  it('the same payload four times makes one transition', async () => {
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
+    const body = notification(change.instanceId, merge);
+    const responses = await Promise.all([1, 2, 3, 4].map(() => post(body)));
+    assert.deepEqual(responses.map((r) => r.status), [200, 200, 200, 200]);
+    assert.equal(responses.filter((r) => r.body.duplicate === false).length, 1);
+    assert.equal((await instanceEvents(sequelize, change.instanceId)).length, 1);
+    assert.equal(await instanceState(sequelize, change.instanceId), 'ready');
+  });
+
+  it('Synced + Healthy at an older revision does not make the instance ready', async () => {
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
+    const response = await post(notification(change.instanceId, older));
+    assert.equal(response.status, 200);
+    assert.equal(await instanceState(sequelize, change.instanceId), 'syncing');
+    assert.match(String((response.body.outcome as { reason: string }).reason), /does not contain/);
+  });
+
+  it('Healthy assessed before the sync finished is not trusted; a later assessment is', async () => {
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
+    await post(notification(change.instanceId, merge, (n) => (n.health.observedAt = '2026-11-28T03:40:05Z')));
+    assert.equal(await instanceState(sequelize, change.instanceId), 'syncing');
+    await post(notification(change.instanceId, merge, (n) => (n.health.observedAt = '2026-11-28T03:41:00Z')));
+    assert.equal(await instanceState(sequelize, change.instanceId), 'ready');
+  });
+
+  it('Degraded health marks the instance degraded, and a later Healthy recovers it', async () => {
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
+    await post(notification(change.instanceId, merge, (n) => (n.health = { status: 'Degraded', message: 'Back-off restarting failed container', observedAt: '2026-11-28T03:40:30Z' })));
+    assert.equal(await instanceState(sequelize, change.instanceId), 'degraded');
+    const [row] = await sequelize.query<{ last_error: string }>('SELECT last_error FROM instances WHERE id = $id', { type: QueryTypes.SELECT, bind: { id: change.instanceId } });
+    assert.match(row!.last_error, /Back-off/);
+    await post(notification(change.instanceId, merge, (n) => (n.health.observedAt = '2026-11-28T03:45:00Z')));
+    assert.equal(await instanceState(sequelize, change.instanceId), 'ready');
+  });
+
+  it('a failed sync of the merged revision marks the instance failed; one of an older revision does not', async () => {
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
+    await post(notification(change.instanceId, older, (n) => (n.operation = { ...n.operation!, phase: 'Failed', message: 'one or more objects failed to apply' })));
+    assert.equal(await instanceState(sequelize, change.instanceId), 'syncing');
+    await post(notification(change.instanceId, merge, (n) => {
+      n.sync.status = 'OutOfSync';
+      n.operation = { ...n.operation!, phase: 'Failed', message: 'one or more objects failed to apply' };
+    }));
+    assert.equal(await instanceState(sequelize, change.instanceId), 'failed');
+  });
+
+  it('a deleted Application completes a merged delete change', async () => {
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: merge, state: 'deleting', desired: 'absent', kind: 'instance.delete' });
+    await post(notification(change.instanceId, merge, (n) => (n.app.deletionTimestamp = '2026-11-28T03:50:00Z')));
+    assert.equal(await instanceState(sequelize, change.instanceId), 'deleted');
+    assert.equal((await changeRow(sequelize, change.changeId)).status, 'merged');
+  });
+
+  it('does nothing while the change is not merged', async () => {
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: merge, state: 'pending_review' });
+    await sequelize.query(`UPDATE change_requests SET status = 'open', merge_commit_sha = NULL WHERE id = $id`, { bind: { id: change.changeId } });
+    const response = await post(notification(change.instanceId, newer));
+    assert.equal(response.status, 200);
+    assert.equal(await instanceState(sequelize, change.instanceId), 'pending_review');
+  });
+
+  it('acknowledges with 202 an Application that is not an instance', async () => {
+    const body = structuredClone(RECORDED);
+    body.app.labels = { 'app.kubernetes.io/managed-by': 'someone-else' };
+    const response = await post(body);
+    assert.equal(response.status, 202);
+  });
+
+  it('rejects a missing or wrong bearer secret with 401 and a malformed payload with 400, with no effect', async () => {
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
+    const body = notification(change.instanceId, merge);
+    assert.equal((await post(body, null)).status, 401);
+    assert.equal((await post(body, 'argocd-bearer-secreT')).status, 401);
+    assert.equal((await post(body, '')).status, 401);
+    const malformed = await post({ ...body, sync: { status: 'Fine' } });
+    assert.equal(malformed.status, 400);
+    assert.ok(Array.isArray(malformed.body.errors));
+    assert.equal(await instanceState(sequelize, change.instanceId), 'syncing');
+    const rows = await sequelize.query(`SELECT 1 FROM webhook_deliveries WHERE source = 'argocd' AND delivery_key LIKE $app`, { type: QueryTypes.SELECT, bind: { app: `%${body.app.name}%` } });
+    assert.deepEqual(rows, []);
+  });
+});
