@@ -13,6 +13,13 @@ import { generateApiToken, upsertApiToken } from './db/api-tokens.ts';
 import { createApp } from './api/app.ts';
 import { systemRoutes } from './api/routes/system-routes.ts';
 import type { RouteSpec } from './api/route.ts';
+import { createAuthenticate } from './api/auth/authenticate.ts';
+import { createOidcVerifier } from './api/auth/oidc-verifier.ts';
+import { workspaceRoutes } from './api/routes/workspace-routes.ts';
+import { catalogRoutes } from './api/routes/catalog-routes.ts';
+import { instanceRoutes } from './api/routes/instance-routes.ts';
+import { seedCatalog } from './domain/catalog-seed.ts';
+import { ParametersValidator } from './domain/parameters-schema.ts';
 import { LocalRepository } from './gitops/local/local-repository.ts';
 import { readInitialLayout } from './gitops/initial-layout.ts';
 import type { GitopsRepository } from './gitops/repository.ts';
@@ -52,6 +59,8 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
 
   let developmentToken: string | undefined;
   if (embedded) developmentToken = await ensureDevelopmentToken(config.dataDir, sequelize);
+  const seeded = await seedCatalog(sequelize);
+  logger.info(seeded, 'offering catalog seeded');
 
   const metrics = createMetrics();
   const tasks: BackgroundTask[] = [];
@@ -75,7 +84,15 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     }),
   );
 
-  const app = createApp({ logger, metrics, bodyLimitBytes: config.bodyLimitBytes, routes });
+  const authenticate = createAuthenticate({ sequelize, ...(config.oidc ? { verifyJwt: createOidcVerifier(config.oidc) } : {}) });
+  const parameters = new ParametersValidator();
+  routes.push(
+    ...workspaceRoutes({ sequelize, mergePolicy: config.gitops.mergePolicy }),
+    ...catalogRoutes({ sequelize }),
+    ...instanceRoutes({ sequelize, mergePolicy: config.gitops.mergePolicy, parameters }),
+  );
+
+  const app = createApp({ logger, metrics, bodyLimitBytes: config.bodyLimitBytes, routes, authenticate, sequelize });
   const server = http.createServer(app.callback());
   // Slow-loris guard; keep-alive shorter than typical load balancer idle timeouts is not wanted,
   // so keep it above them (60 s on most) to avoid races on reused connections.

@@ -1,0 +1,215 @@
+import semver from 'semver';
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../errors.ts';
+import { checkParametersSchema } from './parameters-schema.ts';
+
+export type VersionStatus = 'active' | 'deprecated' | 'retired';
+
+export interface Pricing {
+  currency: string;
+  /** Integer minor units of `currency`. */
+  setupFee: number;
+  hourlyRate: number;
+}
+
+export interface OfferingVersion {
+  version: string;
+  status: VersionStatus;
+  templatePath: string;
+  parametersSchema: Record<string, unknown>;
+  pricing: Pricing;
+  createdAt: string;
+}
+
+export interface Offering {
+  slug: string;
+  role: string;
+  name: string;
+  description: string;
+  /** Newest first (semver order). */
+  versions: OfferingVersion[];
+}
+
+export interface NewOffering {
+  slug: string;
+  role: string;
+  name: string;
+  description: string;
+}
+
+export interface NewOfferingVersion {
+  version: string;
+  status?: VersionStatus;
+  parametersSchema: Record<string, unknown>;
+  pricing: Pricing;
+  /** Defaults to templates/offerings/<slug>/<version>. */
+  templatePath?: string;
+}
+
+interface VersionRow {
+  id: string;
+  slug: string;
+  version: string;
+  status: VersionStatus;
+  template_path: string;
+  parameters_schema: Record<string, unknown>;
+  currency: string;
+  setup_fee_minor: string;
+  hourly_rate_minor: string;
+  created_at: Date;
+}
+
+const SELECT_VERSIONS = `SELECT v.id, o.slug, v.version, v.status, v.template_path, v.parameters_schema, v.currency,
+  v.setup_fee_minor, v.hourly_rate_minor, v.created_at FROM offering_versions v JOIN offerings o ON o.id = v.offering_id`;
+
+export function templatePathOf(slug: string, version: string): string {
+  return `templates/offerings/${slug}/${version}`;
+}
+
+export async function listOfferings(sequelize: Sequelize): Promise<Offering[]> {
+  const offerings = await sequelize.query<NewOffering>('SELECT slug, role, name, description FROM offerings ORDER BY slug', { type: QueryTypes.SELECT });
+  const versions = await sequelize.query<VersionRow>(SELECT_VERSIONS, { type: QueryTypes.SELECT });
+  return offerings.map((o) => withVersions(o, versions.filter((v) => v.slug === o.slug)));
+}
+
+export async function getOffering(sequelize: Sequelize, tx: Transaction | undefined, slug: string): Promise<Offering> {
+  const [offering] = await sequelize.query<NewOffering>('SELECT slug, role, name, description FROM offerings WHERE slug = :slug', {
+    type: QueryTypes.SELECT,
+    transaction: tx ?? null,
+    replacements: { slug },
+  });
+  if (!offering) throw new NotFoundError(`No offering ${slug}.`);
+  const versions = await sequelize.query<VersionRow>(`${SELECT_VERSIONS} WHERE o.slug = :slug`, { type: QueryTypes.SELECT, transaction: tx ?? null, replacements: { slug } });
+  return withVersions(offering, versions);
+}
+
+/** Platform admins: a new offering, without versions yet; a taken slug is 409. */
+export async function createOffering(sequelize: Sequelize, tx: Transaction, input: NewOffering): Promise<Offering> {
+  const [row] = await sequelize.query<{ slug: string }>(
+    'INSERT INTO offerings (slug, role, name, description) VALUES (:slug, :role, :name, :description) ON CONFLICT (slug) DO NOTHING RETURNING slug',
+    { type: QueryTypes.SELECT, transaction: tx, replacements: { ...input } },
+  );
+  if (!row) throw new ConflictError('offering-exists', `Offering ${input.slug} already exists.`);
+  return getOffering(sequelize, tx, input.slug);
+}
+
+/** Checks a version before it is stored: semver, and a parameters schema every instance can use. */
+export function checkNewVersion(input: NewOfferingVersion): void {
+  if (semver.valid(input.version) !== input.version) {
+    throw new ValidationError([{ in: 'body', pointer: '/version', message: 'must be a semantic version such as 1.2.3' }], 'The version is not valid.', 422);
+  }
+  const problems = checkParametersSchema(input.parametersSchema);
+  if (problems.length > 0) {
+    throw new ValidationError(
+      problems.map((message) => ({ in: 'body' as const, pointer: '/parametersSchema', message })),
+      'The parameters schema is not acceptable.',
+      422,
+    );
+  }
+}
+
+/** Platform admins: publish a version. Published versions are immutable (only their status moves). */
+export async function addOfferingVersion(sequelize: Sequelize, tx: Transaction, slug: string, input: NewOfferingVersion): Promise<OfferingVersion> {
+  checkNewVersion(input);
+  const [offering] = await sequelize.query<{ id: string }>('SELECT id FROM offerings WHERE slug = :slug', { type: QueryTypes.SELECT, transaction: tx, replacements: { slug } });
+  if (!offering) throw new NotFoundError(`No offering ${slug}.`);
+  const inserted = await insertVersion(sequelize, tx, offering.id, slug, input);
+  if (!inserted) throw new ConflictError('version-exists', `Version ${input.version} of ${slug} already exists.`);
+  return findVersion(sequelize, tx, slug, input.version);
+}
+
+/** Inserts unless the version exists; returns whether it did. Shared with the catalog seed. */
+export async function insertVersion(sequelize: Sequelize, tx: Transaction, offeringId: string, slug: string, input: NewOfferingVersion): Promise<boolean> {
+  const rows = await sequelize.query(
+    `INSERT INTO offering_versions (offering_id, version, template_path, parameters_schema, currency, setup_fee_minor, hourly_rate_minor, status)
+     VALUES (:offeringId, :version, :templatePath, :schema, :currency, :setupFee, :hourlyRate, :status)
+     ON CONFLICT (offering_id, version) DO NOTHING RETURNING id`,
+    {
+      type: QueryTypes.SELECT,
+      transaction: tx,
+      replacements: {
+        offeringId,
+        version: input.version,
+        templatePath: input.templatePath ?? templatePathOf(slug, input.version),
+        schema: JSON.stringify(input.parametersSchema),
+        currency: input.pricing.currency,
+        setupFee: input.pricing.setupFee,
+        hourlyRate: input.pricing.hourlyRate,
+        status: input.status ?? 'active',
+      },
+    },
+  );
+  return rows.length > 0;
+}
+
+/** Deprecate (still orderable by name, not the default) or retire (refused for new instances and updates). */
+export async function setOfferingVersionStatus(sequelize: Sequelize, tx: Transaction, slug: string, version: string, status: VersionStatus): Promise<OfferingVersion> {
+  const rows = await sequelize.query(
+    `UPDATE offering_versions v SET status = :status, updated_at = now() FROM offerings o
+     WHERE o.id = v.offering_id AND o.slug = :slug AND v.version = :version RETURNING v.id`,
+    { type: QueryTypes.SELECT, transaction: tx, replacements: { slug, version, status } },
+  );
+  if (rows.length === 0) throw new NotFoundError(`No version ${version} of offering ${slug}.`);
+  return findVersion(sequelize, tx, slug, version);
+}
+
+export interface ResolvedVersion extends OfferingVersion {
+  id: string;
+  offering: string;
+  role: string;
+}
+
+/**
+ * The version an instance is asked for: the named one, or the newest active one. Unknown
+ * offerings and versions and retired versions are 422 naming the field.
+ */
+export async function resolveOrderableVersion(sequelize: Sequelize, tx: Transaction, slug: string, version: string | undefined): Promise<ResolvedVersion> {
+  const rows = await sequelize.query<VersionRow & { role: string }>(`${SELECT_VERSIONS.replace('SELECT ', 'SELECT o.role, ')} WHERE o.slug = :slug`, {
+    type: QueryTypes.SELECT,
+    transaction: tx,
+    replacements: { slug },
+  });
+  if (rows.length === 0) {
+    throw new ValidationError([{ in: 'body', pointer: '/offering', message: `there is no offering ${slug} with versions` }], 'Unknown offering.', 422);
+  }
+  let row: (VersionRow & { role: string }) | undefined;
+  if (version === undefined) {
+    row = rows.filter((r) => r.status === 'active').sort((a, b) => semver.rcompare(a.version, b.version))[0];
+    if (!row) throw new UnprocessableError('no-active-version', `Offering ${slug} has no active version; name one.`);
+  } else {
+    row = rows.find((r) => r.version === version);
+    if (!row) throw new ValidationError([{ in: 'body', pointer: '/version', message: `offering ${slug} has no version ${version}` }], 'Unknown version.', 422);
+    if (row.status === 'retired') throw new UnprocessableError('version-retired', `Version ${version} of ${slug} is retired; choose a newer one.`);
+  }
+  return { ...presentVersion(row), id: row.id, offering: slug, role: row.role };
+}
+
+async function findVersion(sequelize: Sequelize, tx: Transaction, slug: string, version: string): Promise<OfferingVersion> {
+  const [row] = await sequelize.query<VersionRow>(`${SELECT_VERSIONS} WHERE o.slug = :slug AND v.version = :version`, {
+    type: QueryTypes.SELECT,
+    transaction: tx,
+    replacements: { slug, version },
+  });
+  return presentVersion(row!);
+}
+
+function withVersions(offering: NewOffering, rows: VersionRow[]): Offering {
+  return {
+    slug: offering.slug,
+    role: offering.role,
+    name: offering.name,
+    description: offering.description,
+    versions: rows.sort((a, b) => semver.rcompare(a.version, b.version)).map(presentVersion),
+  };
+}
+
+function presentVersion(row: VersionRow): OfferingVersion {
+  return {
+    version: row.version,
+    status: row.status,
+    templatePath: row.template_path,
+    parametersSchema: row.parameters_schema,
+    pricing: { currency: row.currency, setupFee: Number(row.setup_fee_minor), hourlyRate: Number(row.hourly_rate_minor) },
+    createdAt: row.created_at.toISOString(),
+  };
+}

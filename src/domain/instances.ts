@@ -1,0 +1,376 @@
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../errors.ts';
+import { insertChangeRequest, type MergePolicy } from './change-requests.ts';
+import { resolveOrderableVersion, type ResolvedVersion } from './catalog.ts';
+import { applyInstanceEvent } from './instance-events.ts';
+import type { InstanceState } from './instance-state.ts';
+import { requireOrgAccess } from './organization-access.ts';
+import type { ParametersValidator } from './parameters-schema.ts';
+import type { Principal } from './principal.ts';
+
+export interface InstanceDeps {
+  sequelize: Sequelize;
+  mergePolicy: MergePolicy;
+  parameters: ParametersValidator;
+}
+
+export interface Instance {
+  id: string;
+  org: string;
+  project: string;
+  offering: string;
+  version: string;
+  name: string;
+  parameters: Record<string, unknown>;
+  state: InstanceState;
+  desiredState: 'present' | 'absent';
+  lastChangeId: string | null;
+  lastError: string | null;
+  createdBy: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface InstanceEvent {
+  id: number;
+  fromState: InstanceState | null;
+  toState: InstanceState;
+  cause: string;
+  actor: string;
+  changeId: string | null;
+  deliveryId: string | null;
+  createdAt: string;
+}
+
+export interface InstanceChange {
+  id: string;
+  kind: string;
+  status: string;
+  mergePolicy: MergePolicy;
+  branch: string | null;
+  pullRequestNumber: number | null;
+  pullRequestUrl: string | null;
+  commitSha: string | null;
+  mergeCommitSha: string | null;
+  attempts: number;
+  lastError: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface InstanceDetail extends Instance {
+  events: InstanceEvent[];
+  changes: InstanceChange[];
+}
+
+export interface NewInstance {
+  org: string;
+  project?: string;
+  offering: string;
+  version?: string;
+  name: string;
+  parameters?: Record<string, unknown>;
+}
+
+/**
+ * POST /instances: validates the request against the catalog and inserts the instance, its
+ * first event (∅ → requested) and its instance.create change, all in `tx`, so that an accepted
+ * request is durable and complete. Anything thrown rolls all of it back; a billing hold taken in
+ * the same `tx` (after the instance row exists) is therefore all-or-nothing with it.
+ */
+export async function createInstance(deps: InstanceDeps, tx: Transaction, principal: Principal, input: NewInstance): Promise<Instance> {
+  const { sequelize } = deps;
+  const access = await requireOrgAccess(sequelize, tx, principal, input.org, 'write');
+  const projectSlug = input.project ?? 'default';
+  const [project] = await sequelize.query<{ id: string }>('SELECT id FROM projects WHERE organization_id = :org AND slug = :slug', {
+    type: QueryTypes.SELECT,
+    transaction: tx,
+    replacements: { org: access.organizationId, slug: projectSlug },
+  });
+  if (!project) throw new ValidationError([{ in: 'body', pointer: '/project', message: `${input.org} has no project ${projectSlug}` }], 'Unknown project.', 422);
+  const version = await resolveOrderableVersion(sequelize, tx, input.offering, input.version);
+  const parameters = deps.parameters.validate(version, input.parameters);
+
+  const [row] = await sequelize.query<{ id: string }>(
+    `INSERT INTO instances (organization_id, project_id, offering_version_id, name, parameters, created_by)
+     VALUES (:org, :project, :version, :name, :parameters, :subject)
+     ON CONFLICT (organization_id, name) WHERE state <> 'deleted' DO NOTHING RETURNING id`,
+    {
+      type: QueryTypes.SELECT,
+      transaction: tx,
+      replacements: { org: access.organizationId, project: project.id, version: version.id, name: input.name, parameters: JSON.stringify(parameters), subject: principal.subject },
+    },
+  );
+  if (!row) throw new ConflictError('instance-name-taken', `${input.org} already has an instance named ${input.name}.`);
+
+  const changeId = await insertChangeRequest(sequelize, tx, {
+    kind: 'instance.create',
+    organizationId: access.organizationId,
+    instanceId: row.id,
+    payload: renderPayload(input.org, projectSlug, input.name, version, parameters),
+    requestedBy: principal.subject,
+    mergePolicy: deps.mergePolicy,
+  });
+  await sequelize.query(
+    `INSERT INTO instance_events (instance_id, from_state, to_state, cause, actor, change_id) VALUES (:id, NULL, 'requested', 'instance.requested', :actor, :changeId);
+     UPDATE instances SET last_change_id = :changeId WHERE id = :id;`,
+    { type: QueryTypes.INSERT, transaction: tx, replacements: { id: row.id, actor: principal.subject, changeId } },
+  );
+  return findInstance(sequelize, tx, row.id);
+}
+
+/**
+ * PATCH /instances/:id: a new version and/or new parameters. Parameters not given are kept and
+ * re-validated against the (new) version's schema. Moves the instance to `updating` through the
+ * state machine and adds an instance.update change with the full desired rendering.
+ */
+export async function updateInstance(
+  deps: InstanceDeps,
+  tx: Transaction,
+  principal: Principal,
+  id: string,
+  input: { version?: string; parameters?: Record<string, unknown> },
+): Promise<Instance> {
+  const { sequelize } = deps;
+  const current = await lockVisibleInstance(sequelize, tx, principal, id);
+  await requireOrgAccess(sequelize, tx, principal, current.org, 'write');
+  const version = await resolveOrderableVersion(sequelize, tx, current.offering, input.version ?? current.version);
+  const parameters = deps.parameters.validate(version, input.parameters ?? current.parameters);
+  if (version.version === current.version && JSON.stringify(sortKeys(parameters)) === JSON.stringify(sortKeys(current.parameters))) {
+    throw new UnprocessableError('nothing-to-change', 'The instance already runs this version with these parameters.');
+  }
+  const changeId = await insertChangeRequest(sequelize, tx, {
+    kind: 'instance.update',
+    organizationId: current.organization_id,
+    instanceId: id,
+    payload: renderPayload(current.org, current.project, current.name, version, parameters),
+    requestedBy: principal.subject,
+    mergePolicy: deps.mergePolicy,
+  });
+  const moved = await applyInstanceEvent(sequelize, tx, id, 'update.requested', { cause: 'update.requested', actor: principal.subject, changeId });
+  if (!moved.ok) throw new ConflictError('instance-busy', `The instance is ${moved.from}; it can be changed once its current change has settled.`);
+  await sequelize.query('UPDATE instances SET offering_version_id = :version, parameters = :parameters, last_change_id = :changeId WHERE id = :id', {
+    type: QueryTypes.UPDATE,
+    transaction: tx,
+    replacements: { id, version: version.id, parameters: JSON.stringify(parameters), changeId },
+  });
+  return findInstance(sequelize, tx, id);
+}
+
+/** DELETE /instances/:id: desired state absent, `deleting`, and an instance.delete change. */
+export async function deleteInstance(deps: InstanceDeps, tx: Transaction, principal: Principal, id: string): Promise<Instance> {
+  const { sequelize } = deps;
+  const current = await lockVisibleInstance(sequelize, tx, principal, id);
+  await requireOrgAccess(sequelize, tx, principal, current.org, 'write');
+  const changeId = await insertChangeRequest(sequelize, tx, {
+    kind: 'instance.delete',
+    organizationId: current.organization_id,
+    instanceId: id,
+    payload: { org: current.org, project: current.project, instanceName: current.name, offering: current.offering, role: current.role },
+    requestedBy: principal.subject,
+    mergePolicy: deps.mergePolicy,
+  });
+  const moved = await applyInstanceEvent(sequelize, tx, id, 'delete.requested', { cause: 'delete.requested', actor: principal.subject, changeId });
+  if (!moved.ok) throw new ConflictError('instance-busy', `The instance is ${moved.from}; it cannot be deleted now.`);
+  await sequelize.query("UPDATE instances SET desired_state = 'absent', last_change_id = :changeId WHERE id = :id", {
+    type: QueryTypes.UPDATE,
+    transaction: tx,
+    replacements: { id, changeId },
+  });
+  return findInstance(sequelize, tx, id);
+}
+
+/** GET /instances/:id, with its events and changes; another org's instance is 404. */
+export async function getInstance(sequelize: Sequelize, principal: Principal, id: string): Promise<InstanceDetail> {
+  await lockVisibleInstance(sequelize, undefined, principal, id);
+  const instance = await findInstance(sequelize, undefined, id);
+  const events = await sequelize.query<{ id: string; from_state: InstanceState | null; to_state: InstanceState; cause: string; actor: string; change_id: string | null; delivery_id: string | null; created_at: Date }>(
+    'SELECT id, from_state, to_state, cause, actor, change_id, delivery_id, created_at FROM instance_events WHERE instance_id = :id ORDER BY id',
+    { type: QueryTypes.SELECT, replacements: { id } },
+  );
+  const changes = await sequelize.query<ChangeRow>(
+    `SELECT id, kind, status, merge_policy, branch, pull_request_number, pull_request_url, commit_sha, merge_commit_sha, attempts, last_error, created_at, updated_at
+     FROM change_requests WHERE instance_id = :id ORDER BY created_at, id`,
+    { type: QueryTypes.SELECT, replacements: { id } },
+  );
+  return {
+    ...instance,
+    events: events.map((e) => ({
+      id: Number(e.id),
+      fromState: e.from_state,
+      toState: e.to_state,
+      cause: e.cause,
+      actor: e.actor,
+      changeId: e.change_id,
+      deliveryId: e.delivery_id,
+      createdAt: e.created_at.toISOString(),
+    })),
+    changes: changes.map((c) => ({
+      id: c.id,
+      kind: c.kind,
+      status: c.status,
+      mergePolicy: c.merge_policy,
+      branch: c.branch,
+      pullRequestNumber: c.pull_request_number,
+      pullRequestUrl: c.pull_request_url,
+      commitSha: c.commit_sha,
+      mergeCommitSha: c.merge_commit_sha,
+      attempts: c.attempts,
+      lastError: c.last_error,
+      createdAt: c.created_at.toISOString(),
+      updatedAt: c.updated_at.toISOString(),
+    })),
+  };
+}
+
+export interface InstanceFilter {
+  org?: string;
+  project?: string;
+  state?: InstanceState;
+  limit: number;
+  cursor?: string;
+}
+
+/**
+ * GET /instances: the caller's orgs only, newest first. The cursor is opaque to clients:
+ * the (created_at, id) of the last row served, at full timestamp precision.
+ */
+export async function listInstances(sequelize: Sequelize, principal: Principal, filter: InstanceFilter): Promise<{ items: Instance[]; nextCursor: string | null }> {
+  const where = ['i.organization_id IN (SELECT organization_id FROM memberships WHERE subject = :subject)'];
+  const replacements: Record<string, unknown> = { subject: principal.subject, limit: filter.limit + 1 };
+  if (filter.org !== undefined) {
+    where.push('o.slug = :org');
+    replacements.org = filter.org;
+  }
+  if (filter.project !== undefined) {
+    where.push('p.slug = :project');
+    replacements.project = filter.project;
+  }
+  if (filter.state !== undefined) {
+    where.push('i.state = :state');
+    replacements.state = filter.state;
+  }
+  if (filter.cursor !== undefined) {
+    const [createdAt, id] = decodeCursor(filter.cursor);
+    where.push('(i.created_at, i.id) < (CAST(:cursorAt AS timestamptz), CAST(:cursorId AS uuid))');
+    replacements.cursorAt = createdAt;
+    replacements.cursorId = id;
+  }
+  const rows = await sequelize.query<InstanceRow & { cursor_at: string }>(
+    `${SELECT_INSTANCES.replace('SELECT ', 'SELECT i.created_at::text AS cursor_at, ')} WHERE ${where.join(' AND ')}
+     ORDER BY i.created_at DESC, i.id DESC LIMIT :limit`,
+    { type: QueryTypes.SELECT, replacements },
+  );
+  const page = rows.slice(0, filter.limit);
+  const last = page.at(-1);
+  return {
+    items: page.map(presentInstance),
+    nextCursor: rows.length > filter.limit && last ? encodeCursor(last.cursor_at, last.id) : null,
+  };
+}
+
+function encodeCursor(createdAt: string, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt, id]), 'utf8').toString('base64url');
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function decodeCursor(cursor: string): [string, string] {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && !Number.isNaN(Date.parse(value[0])) && typeof value[1] === 'string' && UUID.test(value[1])) {
+      return [value[0], value[1]];
+    }
+  } catch {
+    // fall through
+  }
+  throw new ValidationError([{ in: 'query', pointer: '/cursor', message: 'is not a cursor this service issued' }]);
+}
+
+/** What the GitOps worker renders for a create or update: fixed when the change is accepted. */
+function renderPayload(org: string, project: string, instanceName: string, version: ResolvedVersion, parameters: Record<string, unknown>): Record<string, unknown> {
+  return { org, project, instanceName, offering: version.offering, role: version.role, version: version.version, templatePath: version.templatePath, parameters };
+}
+
+function sortKeys(value: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+interface InstanceRow {
+  id: string;
+  organization_id: string;
+  org: string;
+  project: string;
+  offering: string;
+  role: string;
+  version: string;
+  name: string;
+  parameters: Record<string, unknown>;
+  state: InstanceState;
+  desired_state: 'present' | 'absent';
+  last_change_id: string | null;
+  last_error: string | null;
+  created_by: string;
+  created_at: Date;
+  updated_at: Date;
+}
+
+interface ChangeRow {
+  id: string;
+  kind: string;
+  status: string;
+  merge_policy: MergePolicy;
+  branch: string | null;
+  pull_request_number: number | null;
+  pull_request_url: string | null;
+  commit_sha: string | null;
+  merge_commit_sha: string | null;
+  attempts: number;
+  last_error: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const SELECT_INSTANCES = `SELECT i.id, i.organization_id, o.slug AS org, p.slug AS project, f.slug AS offering, f.role, v.version, i.name,
+  i.parameters, i.state, i.desired_state, i.last_change_id, i.last_error, i.created_by, i.created_at, i.updated_at
+  FROM instances i JOIN organizations o ON o.id = i.organization_id JOIN projects p ON p.id = i.project_id
+  JOIN offering_versions v ON v.id = i.offering_version_id JOIN offerings f ON f.id = v.offering_id`;
+
+async function findInstance(sequelize: Sequelize, tx: Transaction | undefined, id: string): Promise<Instance> {
+  const [row] = await sequelize.query<InstanceRow>(`${SELECT_INSTANCES} WHERE i.id = :id`, { type: QueryTypes.SELECT, transaction: tx ?? null, replacements: { id } });
+  if (!row) throw new NotFoundError(`No instance ${id}.`);
+  return presentInstance(row);
+}
+
+/**
+ * The instance if the caller is a member of its org (404 otherwise, whether or not it exists);
+ * with a transaction, its row is locked for the change that follows.
+ */
+async function lockVisibleInstance(sequelize: Sequelize, tx: Transaction | undefined, principal: Principal, id: string): Promise<InstanceRow> {
+  const [row] = await sequelize.query<InstanceRow>(
+    `${SELECT_INSTANCES} WHERE i.id = :id AND EXISTS (SELECT 1 FROM memberships m WHERE m.organization_id = i.organization_id AND m.subject = :subject)
+     ${tx ? 'FOR UPDATE OF i' : ''}`,
+    { type: QueryTypes.SELECT, transaction: tx ?? null, replacements: { id, subject: principal.subject } },
+  );
+  if (!row) throw new NotFoundError(`No instance ${id}.`);
+  return row;
+}
+
+function presentInstance(row: InstanceRow): Instance {
+  return {
+    id: row.id,
+    org: row.org,
+    project: row.project,
+    offering: row.offering,
+    version: row.version,
+    name: row.name,
+    parameters: row.parameters,
+    state: row.state,
+    desiredState: row.desired_state,
+    lastChangeId: row.last_change_id,
+    lastError: row.last_error,
+    createdBy: row.created_by,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
+}

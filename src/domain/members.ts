@@ -1,0 +1,83 @@
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { UnprocessableError } from '../errors.ts';
+import { ensureUser, requireOrgAccess, type MembershipRole } from './organization-access.ts';
+import type { Principal } from './principal.ts';
+
+export interface Member {
+  subject: string;
+  username: string | null;
+  email: string | null;
+  role: MembershipRole;
+  team: string | null;
+  createdAt: string;
+}
+
+interface MemberRow { subject: string; username: string | null; email: string | null; role: MembershipRole; team: string | null; created_at: Date }
+
+const present = (row: MemberRow): Member => ({
+  subject: row.subject,
+  username: row.username,
+  email: row.email,
+  role: row.role,
+  team: row.team,
+  createdAt: row.created_at.toISOString(),
+});
+
+const SELECT_MEMBERS = `SELECT m.subject, u.username, u.email, m.role, t.slug AS team, m.created_at
+  FROM memberships m JOIN users u ON u.subject = m.subject LEFT JOIN teams t ON t.id = m.team_id`;
+
+export async function listMembers(sequelize: Sequelize, principal: Principal, orgSlug: string): Promise<Member[]> {
+  const access = await requireOrgAccess(sequelize, undefined, principal, orgSlug, 'read');
+  const rows = await sequelize.query<MemberRow>(`${SELECT_MEMBERS} WHERE m.organization_id = :org ORDER BY m.created_at, m.subject`, {
+    type: QueryTypes.SELECT,
+    replacements: { org: access.organizationId },
+  });
+  return rows.map(present);
+}
+
+/**
+ * Owners add a member (by OIDC subject) or change an existing member's role and team.
+ * Returns the member and whether it is new. The last owner cannot be demoted.
+ */
+export async function putMember(
+  sequelize: Sequelize,
+  tx: Transaction,
+  principal: Principal,
+  orgSlug: string,
+  input: { subject: string; role: MembershipRole; team?: string },
+): Promise<{ member: Member; created: boolean }> {
+  const access = await requireOrgAccess(sequelize, tx, principal, orgSlug, 'administer');
+  let teamId: string | null = null;
+  if (input.team !== undefined) {
+    const [team] = await sequelize.query<{ id: string }>('SELECT id FROM teams WHERE organization_id = :org AND slug = :slug', {
+      type: QueryTypes.SELECT,
+      transaction: tx,
+      replacements: { org: access.organizationId, slug: input.team },
+    });
+    if (!team) throw new UnprocessableError('unknown-team', `No team ${input.team} in ${orgSlug}.`, { extensions: { errors: [{ in: 'body', pointer: '/team', message: 'is not a team of this organization' }] } });
+    teamId = team.id;
+  }
+  await ensureUser(sequelize, tx, { subject: input.subject });
+  // Serialises role changes within the org, so two owners demoting each other cannot leave none.
+  await sequelize.query('SELECT id FROM organizations WHERE id = :org FOR UPDATE', { type: QueryTypes.SELECT, transaction: tx, replacements: { org: access.organizationId } });
+  if (input.role !== 'owner') {
+    const [owners] = await sequelize.query<{ others: number }>(
+      "SELECT count(*)::int AS others FROM memberships WHERE organization_id = :org AND role = 'owner' AND subject <> :subject",
+      { type: QueryTypes.SELECT, transaction: tx, replacements: { org: access.organizationId, subject: input.subject } },
+    );
+    if (owners!.others === 0) throw new UnprocessableError('last-owner', `${orgSlug} must keep at least one owner.`);
+  }
+  const [row] = await sequelize.query<{ inserted: boolean }>(
+    `INSERT INTO memberships (organization_id, subject, role, team_id) VALUES (:org, :subject, :role, :team)
+     ON CONFLICT (organization_id, subject) DO UPDATE SET role = EXCLUDED.role,
+       team_id = COALESCE(EXCLUDED.team_id, memberships.team_id), updated_at = now()
+     RETURNING (xmax = 0) AS inserted`,
+    { type: QueryTypes.SELECT, transaction: tx, replacements: { org: access.organizationId, subject: input.subject, role: input.role, team: teamId } },
+  );
+  const [member] = await sequelize.query<MemberRow>(`${SELECT_MEMBERS} WHERE m.organization_id = :org AND m.subject = :subject`, {
+    type: QueryTypes.SELECT,
+    transaction: tx,
+    replacements: { org: access.organizationId, subject: input.subject },
+  });
+  return { member: present(member!), created: row!.inserted };
+}

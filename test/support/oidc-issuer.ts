@@ -1,0 +1,45 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT, type JWTPayload, type KeyObject } from 'jose';
+
+/** A stand-in for Keycloak's JWKS endpoint: a real key pair, its public half served on loopback. */
+export interface TestIssuer {
+  issuer: string;
+  audience: string;
+  jwksUrl: string;
+  publicKey: KeyObject;
+  sign(claims: JWTPayload & Record<string, unknown>, options?: { expiresIn?: string | number; issuer?: string; audience?: string }): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function startTestIssuer(): Promise<TestIssuer> {
+  const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'test-key', alg: 'RS256', use: 'sig' };
+  const server = http.createServer((req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ keys: [jwk] }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const issuer = `http://127.0.0.1:${port}/realms/gsv`;
+  const audience = 'control-plane';
+  return {
+    issuer,
+    audience,
+    jwksUrl: `http://127.0.0.1:${port}/realms/gsv/protocol/openid-connect/certs`,
+    publicKey: publicKey as KeyObject,
+    sign: (claims, options = {}) =>
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: 'RS256', kid: 'test-key' })
+        .setIssuedAt()
+        .setIssuer(options.issuer ?? issuer)
+        .setAudience(options.audience ?? audience)
+        .setExpirationTime(options.expiresIn ?? '5m')
+        .sign(privateKey),
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((error) => (error ? reject(error) : resolve()));
+      }),
+  };
+}
