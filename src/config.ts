@@ -42,6 +42,13 @@ export const CONFIG_VARIABLES = [
   { name: 'BILLING_TRIAL_CREDIT_MINOR', description: 'Trial credit for a new workspace, in minor units of BILLING_TRIAL_CURRENCY (0: none).', default: '5000', schema: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }) },
   { name: 'BILLING_HOLD_TTL_SECONDS', description: 'Expiry of a billing hold (setup fee, API holds without expiresInSeconds); an expired hold is released.', default: '604800', schema: positiveInt },
   { name: 'METERING_INTERVAL_MS', description: 'How often the metering leader looks for completed hours to charge and expired holds.', default: '60000', schema: positiveInt },
+  { name: 'GITHUB_WEBHOOK_SECRET', description: 'Secret of the GitHub webhook (X-Hub-Signature-256). Unset: POST /webhooks/github answers 404.', schema: Type.String({ minLength: 1 }) },
+  { name: 'GITHUB_WEBHOOK_ADDITIONAL_SECRETS', description: 'Comma-separated further secrets also accepted, for rotating GITHUB_WEBHOOK_SECRET without downtime.', schema: Type.String({ pattern: '^[^,]+(,[^,]+)*$' }) },
+  { name: 'ARGOCD_WEBHOOK_TOKEN', description: 'Bearer secret Argo CD Notifications sends (from argocd-notifications-secret). Unset: POST /webhooks/argocd answers 404, except that the sync simulator makes one up.', schema: Type.String({ minLength: 16 }) },
+  { name: 'RECONCILE_INTERVAL_MS', description: 'How often the reconciler leader polls open pull requests and Argo CD Applications (the fallback for lost webhooks).', default: '60000', schema: positiveInt },
+  { name: 'ARGOCD_NAMESPACE', description: 'Namespace of the Argo CD Applications the reconciler lists (label app.kubernetes.io/managed-by=control-plane).', default: 'argocd', schema: Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }) },
+  { name: 'KUBECONFIG', description: 'Kubeconfig for listing Argo CD Applications. Unset: in-cluster config when running in a pod, otherwise no Application reconciler.', schema: Type.String({ minLength: 1 }) },
+  { name: 'SYNC_SIMULATOR', description: 'Development only: play Argo CD after merges (validate the rendered Application, post notifications to the webhook). Default: on in embedded mode (no DATABASE_URL), off otherwise.', schema: Type.Union([Type.Literal('true'), Type.Literal('false')]) },
 ] as const satisfies readonly Variable[];
 
 export interface Config {
@@ -64,6 +71,13 @@ export interface Config {
   /** Undefined when OIDC_ISSUER is unset: only API tokens authenticate. */
   oidc: { issuer: string; audience: string; jwksUrl: string; algorithms: string[]; adminRole: string } | undefined;
   billing: { trialCurrency: string; trialCreditMinor: number; holdTtlSeconds: number; meteringIntervalMs: number };
+  webhooks: {
+    /** Current secret first, then the additional ones; empty: the GitHub receiver is off. */
+    githubSecrets: string[];
+    argocdToken: string | undefined;
+  };
+  reconcile: { intervalMs: number; argocdNamespace: string; kubeconfig: string | undefined };
+  syncSimulator: boolean;
 }
 
 type VariableName = (typeof CONFIG_VARIABLES)[number]['name'];
@@ -134,6 +148,18 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
       holdTtlSeconds: get('BILLING_HOLD_TTL_SECONDS'),
       meteringIntervalMs: get('METERING_INTERVAL_MS'),
     },
+    webhooks: {
+      githubSecrets: values.has('GITHUB_WEBHOOK_SECRET')
+        ? [get<string>('GITHUB_WEBHOOK_SECRET'), ...(values.has('GITHUB_WEBHOOK_ADDITIONAL_SECRETS') ? get<string>('GITHUB_WEBHOOK_ADDITIONAL_SECRETS').split(',') : [])]
+        : [],
+      argocdToken: get('ARGOCD_WEBHOOK_TOKEN'),
+    },
+    reconcile: {
+      intervalMs: get('RECONCILE_INTERVAL_MS'),
+      argocdNamespace: get('ARGOCD_NAMESPACE'),
+      kubeconfig: values.has('KUBECONFIG') ? path.resolve(cwd, get<string>('KUBECONFIG')) : undefined,
+    },
+    syncSimulator: values.has('SYNC_SIMULATOR') ? get<string>('SYNC_SIMULATOR') === 'true' : !values.has('DATABASE_URL'),
   };
 }
 
