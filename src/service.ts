@@ -18,6 +18,7 @@ import { createOidcVerifier } from './api/auth/oidc-verifier.ts';
 import { workspaceRoutes } from './api/routes/workspace-routes.ts';
 import { catalogRoutes } from './api/routes/catalog-routes.ts';
 import { instanceRoutes } from './api/routes/instance-routes.ts';
+import { billingRoutes } from './api/routes/billing-routes.ts';
 import { seedCatalog } from './domain/catalog-seed.ts';
 import { ParametersValidator } from './domain/parameters-schema.ts';
 import { LocalRepository } from './gitops/local/local-repository.ts';
@@ -90,6 +91,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     ...workspaceRoutes({ sequelize, mergePolicy: config.gitops.mergePolicy }),
     ...catalogRoutes({ sequelize }),
     ...instanceRoutes({ sequelize, mergePolicy: config.gitops.mergePolicy, parameters }),
+    ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: config.billing.holdTtlSeconds }),
   );
 
   const app = createApp({ logger, metrics, bodyLimitBytes: config.bodyLimitBytes, routes, authenticate, sequelize });

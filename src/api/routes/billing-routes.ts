@@ -1,0 +1,239 @@
+import { Type } from '@sinclair/typebox';
+import { principalOfRequest } from '../auth/authenticate.ts';
+import { defineRoute, type RouteSpec } from '../route.ts';
+import { authorize, getAuthorization, settle, voidAuthorization, type Authorization } from '../../domain/billing/authorizations.ts';
+import { organizationForHold, requireResolveAccess, requireWalletAccess } from '../../domain/billing/billing-access.ts';
+import { creditWallet } from '../../domain/billing/credits.ts';
+import type { LedgerDeps } from '../../domain/billing/ledger.ts';
+import { listWalletEntries, type LedgerEntry, type Wallet } from '../../domain/billing/wallets.ts';
+
+export interface BillingRouteDeps extends LedgerDeps {
+  /** Expiry of a hold whose request names none. */
+  defaultHoldTtlSeconds: number;
+}
+
+const Uuid = Type.String({ format: 'uuid' });
+/** Minor units (cents); JSON numbers stay exact up to 2^53 − 1. */
+const Minor = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+const PositiveMinor = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Minor units of the currency (e.g. cents).' });
+const Currency = Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217 code.' });
+
+const AuthorizationBody = Type.Object({
+  id: Uuid,
+  walletId: Uuid,
+  org: Type.String(),
+  currency: Currency,
+  amount: Minor,
+  capturedAmount: Type.Union([Minor, Type.Null()]),
+  status: Type.Union(['pending', 'settled', 'voided', 'expired'].map((s) => Type.Literal(s))),
+  reference: Type.Union([Type.String(), Type.Null()]),
+  expiresAt: Type.String({ format: 'date-time' }),
+  resolvedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+
+const WalletBody = Type.Object({
+  id: Uuid,
+  org: Type.String(),
+  currency: Currency,
+  balance: Minor,
+  pending: Minor,
+  available: Minor,
+});
+
+const EntryBody = Type.Object({
+  id: Type.String({ description: 'Increases with time.' }),
+  transferId: Uuid,
+  kind: Type.String({ description: 'top-up, trial-credit, capture or usage.' }),
+  amount: Type.Integer({ description: 'Positive credits the wallet, negative debits it.' }),
+  authorizationId: Type.Union([Uuid, Type.Null()]),
+  instanceId: Type.Union([Uuid, Type.Null()]),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+
+const WalletParams = Type.Object({ id: Uuid });
+
+function minor(value: bigint): number {
+  // Amounts enter as safe integers; a sum beyond 2^53 would be an accounting event of its own.
+  if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < -BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`amount ${value} exceeds JSON's exact range`);
+  return Number(value);
+}
+
+function presentAuthorization(a: Authorization) {
+  return {
+    id: a.id,
+    walletId: a.walletId,
+    org: a.organizationSlug,
+    currency: a.currency,
+    amount: minor(a.amount),
+    capturedAmount: a.capturedAmount === null ? null : minor(a.capturedAmount),
+    status: a.status,
+    reference: a.reference,
+    expiresAt: a.expiresAt.toISOString(),
+    resolvedAt: a.resolvedAt?.toISOString() ?? null,
+    createdAt: a.createdAt.toISOString(),
+  };
+}
+
+function presentWallet(w: Wallet) {
+  return { id: w.id, org: w.organizationSlug, currency: w.currency, balance: minor(w.balance), pending: minor(w.pending), available: minor(w.available) };
+}
+
+function presentEntry(e: LedgerEntry) {
+  return {
+    id: e.id,
+    transferId: e.transferId,
+    kind: e.kind,
+    amount: minor(e.amount),
+    authorizationId: e.authorizationId,
+    instanceId: e.instanceId,
+    reason: e.reason,
+    createdAt: e.createdAt.toISOString(),
+  };
+}
+
+const PROBLEMS = {
+  402: { description: 'The wallet cannot cover the amount (problem+json, code payment-required).' },
+  404: { description: 'No such wallet or authorization visible to the caller.' },
+  409: { description: 'The hold is already settled, voided or expired (codes authorization-already-settled, authorization-already-voided, authorization-expired).' },
+  422: { description: 'Over-capture (capture-exceeds-authorization), or an Idempotency-Key reused with another body.' },
+};
+
+export function billingRoutes(deps: BillingRouteDeps): RouteSpec[] {
+  return [
+    defineRoute({
+      method: 'post',
+      path: '/billing/authorize',
+      operationId: 'authorizeHold',
+      summary: 'Place a hold on the org’s wallet in a currency.',
+      description: 'Refused with 402 when available = balance − pending holds would go below zero.',
+      tags: ['billing'],
+      access: 'authenticated',
+      idempotent: true,
+      body: Type.Object(
+        {
+          org: Type.String({ minLength: 1, maxLength: 100, description: 'Organization slug (or id).' }),
+          amount: PositiveMinor,
+          currency: Currency,
+          reference: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+          expiresInSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 90 * 24 * 3600 })),
+        },
+        { additionalProperties: false },
+      ),
+      responses: { 201: { description: 'The hold, pending.', schema: AuthorizationBody }, 402: PROBLEMS[402], 404: PROBLEMS[404], 422: PROBLEMS[422] },
+      handler: async ({ ctx, body, transaction }) => {
+        const principal = principalOfRequest(ctx);
+        const authorization = await transaction(async (tx) =>
+          authorize(deps, tx, {
+            organizationId: await organizationForHold(deps, tx, principal, body.org),
+            currency: body.currency,
+            amount: BigInt(body.amount),
+            reference: body.reference,
+            expiresInSeconds: body.expiresInSeconds ?? deps.defaultHoldTtlSeconds,
+            actor: principal.subject,
+          }),
+        );
+        ctx.status = 201;
+        ctx.body = presentAuthorization(authorization);
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/billing/settle',
+      operationId: 'settleHold',
+      summary: 'Capture up to the held amount (all by default); the rest is released.',
+      tags: ['billing'],
+      access: 'authenticated',
+      idempotent: true,
+      body: Type.Object({ authorizationId: Uuid, amount: Type.Optional(Minor) }, { additionalProperties: false }),
+      responses: { 200: { description: 'The settled hold.', schema: AuthorizationBody }, 404: PROBLEMS[404], 409: PROBLEMS[409], 422: PROBLEMS[422] },
+      handler: async ({ ctx, body, transaction }) => {
+        const principal = principalOfRequest(ctx);
+        const settled = await transaction(async (tx) => {
+          await requireResolveAccess(deps, tx, principal, await getAuthorization(deps, tx, body.authorizationId));
+          return settle(deps, tx, { authorizationId: body.authorizationId, amount: body.amount === undefined ? undefined : BigInt(body.amount), actor: principal.subject });
+        });
+        ctx.body = presentAuthorization(settled);
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/billing/void',
+      operationId: 'voidHold',
+      summary: 'Release a hold entirely.',
+      tags: ['billing'],
+      access: 'authenticated',
+      idempotent: true,
+      body: Type.Object({ authorizationId: Uuid }, { additionalProperties: false }),
+      responses: { 200: { description: 'The voided hold.', schema: AuthorizationBody }, 404: PROBLEMS[404], 409: PROBLEMS[409], 422: PROBLEMS[422] },
+      handler: async ({ ctx, body, transaction }) => {
+        const principal = principalOfRequest(ctx);
+        const voided = await transaction(async (tx) => {
+          await requireResolveAccess(deps, tx, principal, await getAuthorization(deps, tx, body.authorizationId));
+          return voidAuthorization(deps, tx, { authorizationId: body.authorizationId });
+        });
+        ctx.body = presentAuthorization(voided);
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/billing/wallets/:id',
+      operationId: 'getWallet',
+      summary: 'A wallet: balance, pending holds and what is available.',
+      tags: ['billing'],
+      access: 'authenticated',
+      params: WalletParams,
+      responses: { 200: { description: 'The wallet.', schema: WalletBody }, 404: PROBLEMS[404] },
+      handler: async ({ ctx, params }) => {
+        ctx.body = presentWallet(await requireWalletAccess(deps, undefined, principalOfRequest(ctx), params.id, 'read'));
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/billing/wallets/:id/entries',
+      operationId: 'listWalletEntries',
+      summary: 'The wallet’s ledger entries, newest first.',
+      tags: ['billing'],
+      access: 'authenticated',
+      params: WalletParams,
+      query: Type.Object(
+        {
+          limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+          cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 40, description: 'nextCursor of the previous page.' })),
+        },
+        { additionalProperties: false },
+      ),
+      responses: {
+        200: { description: 'A page of entries.', schema: Type.Object({ items: Type.Array(EntryBody), nextCursor: Type.Union([Type.String(), Type.Null()]) }) },
+        404: PROBLEMS[404],
+      },
+      handler: async ({ ctx, params, query }) => {
+        const wallet = await requireWalletAccess(deps, undefined, principalOfRequest(ctx), params.id, 'read');
+        const page = await listWalletEntries(deps, undefined, wallet.id, { limit: query.limit, cursor: query.cursor });
+        ctx.body = { items: page.items.map(presentEntry), nextCursor: page.nextCursor };
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/billing/wallets/:id/credits',
+      operationId: 'creditWallet',
+      summary: 'Top up a wallet (platform admins).',
+      tags: ['billing'],
+      access: 'platform-admin',
+      idempotent: true,
+      params: WalletParams,
+      body: Type.Object({ amount: PositiveMinor, reason: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false }),
+      responses: { 201: { description: 'The wallet after the credit.', schema: WalletBody }, 404: PROBLEMS[404] },
+      handler: async ({ ctx, params, body, transaction }) => {
+        const principal = principalOfRequest(ctx);
+        const wallet = await transaction(async (tx) => {
+          await creditWallet(deps, tx, { walletId: params.id, amount: BigInt(body.amount), reason: body.reason, actor: principal.subject });
+          return requireWalletAccess(deps, tx, principal, params.id, 'read');
+        });
+        ctx.status = 201;
+        ctx.body = presentWallet(wallet);
+      },
+    }),
+  ];
+}

@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { QueryTypes, type Sequelize } from 'sequelize';
+import { createApp } from '../../src/api/app.ts';
+import { createAuthenticate } from '../../src/api/auth/authenticate.ts';
+import { billingRoutes } from '../../src/api/routes/billing-routes.ts';
+import { generateApiToken, upsertApiToken } from '../../src/db/api-tokens.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createMetrics } from '../../src/metrics.ts';
+import { auditLedger } from '../../src/domain/billing/wallets.ts';
+import { ensureWallet, findOrganizationId } from '../../src/domain/billing/ledger.ts';
+import { createTestSequelize } from '../support/database.ts';
+import { listen, type Listening } from '../support/http.ts';
+import { createOrganization, testClock } from '../domain/billing/billing-fixtures.ts';
+
+interface Reply {
+  status: number;
+  body: Record<string, unknown>;
+  headers: Headers;
+}
+
+describe('billing API', () => {
+  let sequelize: Sequelize;
+  let server: Listening;
+  let adminToken: string;
+  let memberToken: string;
+  let outsiderToken: string;
+  let org: { id: string; slug: string };
+  const clock = testClock();
+
+  async function token(subject: string, platformAdmin: boolean): Promise<string> {
+    const value = generateApiToken();
+    await upsertApiToken(sequelize, value, { name: `billing-${subject}`, subject, platformAdmin });
+    await sequelize.query(`INSERT INTO users (subject) VALUES (:subject) ON CONFLICT DO NOTHING`, { replacements: { subject } });
+    return value;
+  }
+
+  async function call(method: string, path: string, bearer: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+    const response = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${bearer}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {}, headers: response.headers };
+  }
+
+  async function walletOf(orgSlug: string, amount: number): Promise<string> {
+    const walletId = await sequelize.transaction(async (tx) => {
+      const deps = { sequelize, now: () => clock.now() };
+      return ensureWallet(deps, tx, await findOrganizationId(deps, tx, orgSlug), 'EUR');
+    });
+    if (amount > 0) assert.equal((await call('POST', `/billing/wallets/${walletId}/credits`, adminToken, { amount, reason: 'test' })).status, 201);
+    return walletId;
+  }
+
+  before(async () => {
+    sequelize = createTestSequelize(20);
+    const app = createApp({
+      logger: createLogger('silent'),
+      metrics: createMetrics(),
+      bodyLimitBytes: 1 << 20,
+      routes: billingRoutes({ sequelize, now: () => clock.now(), defaultHoldTtlSeconds: 3600 }),
+      authenticate: createAuthenticate({ sequelize }),
+      sequelize,
+    });
+    server = await listen(app);
+    const suffix = randomBytes(4).toString('hex');
+    adminToken = await token(`admin-${suffix}`, true);
+    memberToken = await token(`member-${suffix}`, false);
+    outsiderToken = await token(`outsider-${suffix}`, false);
+    org = await createOrganization(sequelize);
+    await sequelize.query(`INSERT INTO memberships (organization_id, subject, role) VALUES (:org, :subject, 'member')`, {
+      replacements: { org: org.id, subject: `member-${suffix}` },
+    });
+  });
+  after(async () => {
+    await server.close();
+    await sequelize.close();
+  });
+
+  it('authorizes, shows the wallet, settles, and lists entries', async () => {
+    const walletId = await walletOf(org.slug, 100);
+    const held = await call('POST', '/billing/authorize', memberToken, { org: org.slug, amount: 30, currency: 'EUR', reference: 'order-1', expiresInSeconds: 600 });
+    assert.equal(held.status, 201);
+    assert.equal(held.body.status, 'pending');
+    assert.equal(held.body.amount, 30);
+    assert.equal(held.body.walletId, walletId);
+
+    const wallet = await call('GET', `/billing/wallets/${walletId}`, memberToken);
+    assert.equal(wallet.status, 200);
+    assert.deepEqual(wallet.body, { id: walletId, org: org.slug, currency: 'EUR', balance: 100, pending: 30, available: 70 });
+
+    const settled = await call('POST', '/billing/settle', memberToken, { authorizationId: held.body.id, amount: 25 });
+    assert.equal(settled.status, 200);
+    assert.equal(settled.body.status, 'settled');
+    assert.equal(settled.body.capturedAmount, 25);
+
+    const again = await call('POST', '/billing/void', memberToken, { authorizationId: held.body.id });
+    assert.equal(again.status, 409);
+    assert.equal(again.headers.get('content-type'), 'application/problem+json');
+    assert.equal(again.body.code, 'authorization-already-settled');
+
+    const entries = await call('GET', `/billing/wallets/${walletId}/entries?limit=1`, memberToken);
+    assert.equal(entries.status, 200);
+    assert.deepEqual((entries.body.items as { amount: number }[]).map((e) => e.amount), [-25]);
+    const older = await call('GET', `/billing/wallets/${walletId}/entries?limit=1&cursor=${entries.body.nextCursor as string}`, memberToken);
+    assert.deepEqual((older.body.items as { amount: number; kind: string }[]).map((e) => [e.kind, e.amount]), [['top-up', 100]]);
+    assert.equal(older.body.nextCursor, null);
+  });
+
+  it('answers 402 problem+json for insufficient funds and 422 for over-capture', async () => {
+    const other = await createOrganization(sequelize);
+    await walletOf(other.slug, 10);
+    const refused = await call('POST', '/billing/authorize', adminToken, { org: other.slug, amount: 11, currency: 'EUR' });
+    assert.equal(refused.status, 402);
+    assert.equal(refused.body.code, 'payment-required');
+    assert.equal(refused.body.available, 10);
+    const held = await call('POST', '/billing/authorize', adminToken, { org: other.slug, amount: 10, currency: 'EUR' });
+    const over = await call('POST', '/billing/settle', adminToken, { authorizationId: held.body.id, amount: 11 });
+    assert.equal(over.status, 422);
+    assert.equal(over.body.code, 'capture-exceeds-authorization');
+  });
+
+  it('hides wallets from non-members (404) and keeps top-ups for platform admins (403)', async () => {
+    const walletId = await walletOf(org.slug, 0);
+    assert.equal((await call('GET', `/billing/wallets/${walletId}`, outsiderToken)).status, 404);
+    assert.equal((await call('GET', `/billing/wallets/${walletId}/entries`, outsiderToken)).status, 404);
+    assert.equal((await call('POST', '/billing/authorize', outsiderToken, { org: org.slug, amount: 1, currency: 'EUR' })).status, 404);
+    assert.equal((await call('POST', `/billing/wallets/${walletId}/credits`, memberToken, { amount: 5, reason: 'self-service' })).status, 403);
+  });
+
+  it('refuses a member resolving a hold someone else placed', async () => {
+    await walletOf(org.slug, 50);
+    const platformHold = await call('POST', '/billing/authorize', adminToken, { org: org.slug, amount: 5, currency: 'EUR' });
+    assert.equal(platformHold.status, 201);
+    assert.equal((await call('POST', '/billing/void', memberToken, { authorizationId: platformHold.body.id })).status, 403);
+    assert.equal((await call('POST', '/billing/void', outsiderToken, { authorizationId: platformHold.body.id })).status, 404);
+  });
+
+  it('same Idempotency-Key 50 times in parallel places one hold; the same key with another amount is 422 and changes nothing', async () => {
+    const fresh = await createOrganization(sequelize);
+    const walletId = await walletOf(fresh.slug, 1000);
+    const key = `hold-${randomBytes(6).toString('hex')}`;
+    const body = { org: fresh.slug, amount: 10, currency: 'EUR', reference: 'idempotent' };
+    const replies = await Promise.all(Array.from({ length: 50 }, () => call('POST', '/billing/authorize', adminToken, body, { 'Idempotency-Key': key })));
+    assert.deepEqual([...new Set(replies.map((r) => r.status))], [201]);
+    assert.equal(new Set(replies.map((r) => r.body.id)).size, 1);
+    assert.equal(replies.filter((r) => r.headers.get('idempotent-replayed') === 'true').length, 49);
+    const [{ count }] = (await sequelize.query(`SELECT count(*)::int AS count FROM billing_authorizations WHERE wallet_id = :walletId`, {
+      type: QueryTypes.SELECT,
+      replacements: { walletId },
+    })) as [{ count: number }];
+    assert.equal(count, 1);
+
+    const before = await call('GET', `/billing/wallets/${walletId}`, adminToken);
+    const reused = await call('POST', '/billing/authorize', adminToken, { ...body, amount: 20 }, { 'Idempotency-Key': key });
+    assert.equal(reused.status, 422);
+    assert.equal(reused.body.code, 'idempotency-key-reused');
+    assert.deepEqual((await call('GET', `/billing/wallets/${walletId}`, adminToken)).body, before.body);
+    assert.deepEqual(before.body.pending, 10);
+
+    const audit = await auditLedger({ sequelize, now: () => clock.now() });
+    assert.equal(audit.total, 0n);
+  });
+
+  it('validates amounts: no floats, no zero holds, no strings', async () => {
+    for (const amount of [1.5, 0, '10', -1]) {
+      const reply = await call('POST', '/billing/authorize', adminToken, { org: org.slug, amount, currency: 'EUR' });
+      assert.equal(reply.status, 400, `amount ${JSON.stringify(amount)}`);
+      assert.equal(reply.body.code, 'validation-failed');
+    }
+  });
+});
