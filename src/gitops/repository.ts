@@ -27,6 +27,8 @@ export interface GitopsRepository {
   isAncestor(ancestor: string, descendant: string): Promise<boolean>;
   /** Opens a pull request from `branch` into the base branch, or returns the one already open for it. */
   openPullRequest(input: { branch: string; title: string; body: string }): Promise<PullRequest>;
+  /** The pull request as the backend sees it now, or undefined when there is none (the PR reconciler polls this). */
+  getPullRequest(number: number): Promise<PullRequest | undefined>;
   /** Merges an open pull request as a reviewer would; returns the merge commit. */
   mergePullRequest(number: number): Promise<PullRequest>;
   /** Commits on the base branch that touched `pathPrefix`, newest first. */

@@ -166,6 +166,13 @@ export class LocalRepository implements GitopsRepository {
     return this.toPullRequest(row.number, row.branch, row.state, head, row.merge_commit_sha ?? undefined);
   }
 
+  async getPullRequest(number: number): Promise<PullRequest | undefined> {
+    const row = await this.requireStore().get(number);
+    if (!row) return undefined;
+    const head = row.state === 'open' ? ((await this.getBranch(row.branch)) ?? row.head_sha ?? '') : (row.head_sha ?? '');
+    return this.toPullRequest(row.number, row.branch, row.state, head, row.merge_commit_sha ?? undefined);
+  }
+
   /**
    * Merges as GitHub's merge button does: a merge commit on the base branch whose parents are
    * the base and the branch, its tree from a three-way merge (`git merge-tree`, no worktree).
