@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { seedCatalog } from '../../src/domain/catalog-seed.ts';
+import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
+
+describe('catalog', () => {
+  let api: ApiHarness;
+  let admin: string;
+  let user: string;
+  let dir: string;
+  before(async () => {
+    api = await startApiHarness();
+    admin = await api.tokenFor(uniqueUser('admin', { platformAdmin: true }));
+    user = await api.tokenFor(uniqueUser('shopper'));
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'offerings-'));
+  });
+  after(async () => {
+    await api.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  const slug = () => `c${Date.now().toString(36).slice(-7)}${Math.floor(Math.random() * 36).toString(36)}`;
+  const schema = { type: 'object', additionalProperties: false, properties: { replicas: { type: 'integer', minimum: 1, default: 1 } } };
+  const pricing = { currency: 'EUR', setupFee: 100, hourlyRate: 3 };
+
+  async function writeOffering(name: string, version: string, parameters: object = schema): Promise<void> {
+    await fs.mkdir(path.join(dir, name, version), { recursive: true });
+    await fs.writeFile(path.join(dir, name, 'offering.yaml'), `slug: ${name}\nrole: lab\nname: Lab ${name}\ndescription: A test offering.\n`);
+    await fs.writeFile(path.join(dir, name, version, 'version.yaml'), `version: ${version}\nstatus: active\npricing:\n  currency: EUR\n  setupFee: 250\n  hourlyRate: 4\n`);
+    await fs.writeFile(path.join(dir, name, version, 'parameters.schema.json'), JSON.stringify(parameters));
+  }
+
+  it('serves the shipped catalog: studio, runtime and rag 1.0.0 with schemas whose every parameter has a default', async () => {
+    const list = await api.call('GET', '/offerings', { token: user });
+    assert.equal(list.status, 200);
+    const offerings = list.body.items as { slug: string; role: string; versions: { version: string; status: string; parametersSchema: { properties: Record<string, object>; additionalProperties: boolean }; pricing: { setupFee: number } }[] }[];
+    for (const [name, role] of [['studio', 'studio'], ['runtime', 'runtime'], ['rag', 'rag']]) {
+      const offering = offerings.find((o) => o.slug === name);
+      assert.ok(offering, name);
+      assert.equal(offering.role, role);
+      const version = offering.versions.find((v) => v.version === '1.0.0');
+      assert.ok(version && version.status === 'active', `${name}@1.0.0`);
+      assert.equal(version.parametersSchema.additionalProperties, false);
+      assert.ok(Object.keys(version.parametersSchema.properties).length > 0);
+      for (const [parameter, property] of Object.entries(version.parametersSchema.properties)) assert.ok('default' in property, `${name}.${parameter}`);
+      assert.ok(Number.isInteger(version.pricing.setupFee));
+    }
+    const one = await api.call('GET', '/offerings/rag', { token: user });
+    assert.equal(one.status, 200);
+    assert.equal((await api.call('GET', '/offerings/nosuch', { token: user })).status, 404);
+  });
+
+  it('seeds idempotently, without clobbering statuses or versions added through the API', async () => {
+    const name = slug();
+    await writeOffering(name, '1.0.0');
+    assert.deepEqual((await seedCatalog(api.sequelize, dir)).insertedVersions.filter((v) => v.startsWith(name)), [`${name}@1.0.0`]);
+    assert.equal((await api.call('PATCH', `/offerings/${name}/versions/1.0.0`, { token: admin, body: { status: 'retired' } })).status, 200);
+    assert.equal((await api.call('POST', `/offerings/${name}/versions`, { token: admin, body: { version: '1.1.0', parametersSchema: schema, pricing } })).status, 201);
+
+    const again = await seedCatalog(api.sequelize, dir);
+    assert.deepEqual(again.insertedVersions.filter((v) => v.startsWith(name)), []);
+    const offering = await api.call('GET', `/offerings/${name}`, { token: user });
+    assert.deepEqual((offering.body.versions as { version: string; status: string }[]).map((v) => [v.version, v.status]), [['1.1.0', 'active'], ['1.0.0', 'retired']]);
+    assert.deepEqual((offering.body.versions as { pricing: object }[])[1]!.pricing, { currency: 'EUR', setupFee: 250, hourlyRate: 4 });
+  });
+
+  it('refuses to seed a version whose parameters lack a default, naming the folder', async () => {
+    const name = slug();
+    await writeOffering(name, '1.0.0', { type: 'object', additionalProperties: false, properties: { size: { type: 'string' } } });
+    await assert.rejects(seedCatalog(api.sequelize, dir), (error: Error) => {
+      assert.match(error.message, new RegExp(`${name}/1\\.0\\.0: /parametersSchema property "size" must have a default`));
+      return true;
+    });
+    await fs.rm(path.join(dir, name), { recursive: true });
+  });
+
+  it('lets platform admins publish versions, checked for semver and a usable schema', async () => {
+    const name = slug();
+    const created = await api.call('POST', '/offerings', { token: admin, body: { slug: name, role: 'lab', name: 'Lab', description: 'Admin-made.' } });
+    assert.equal(created.status, 201);
+    assert.deepEqual(created.body.versions, []);
+    assert.equal((await api.call('POST', '/offerings', { token: admin, body: { slug: name, role: 'lab', name: 'Lab', description: 'Again.' } })).status, 409);
+
+    const cases: [string, object, string][] = [
+      ['not semver', { version: '1.0.x', parametersSchema: schema, pricing }, '/version'],
+      ['not a JSON Schema', { version: '1.0.0', parametersSchema: { type: 'object', additionalProperties: false, properties: { a: { type: 'nonsense', default: 1 } } }, pricing }, '/parametersSchema'],
+      ['a parameter without default', { version: '1.0.0', parametersSchema: { type: 'object', additionalProperties: false, properties: { a: { type: 'string' } } }, pricing }, '/parametersSchema'],
+      ['open to unknown fields', { version: '1.0.0', parametersSchema: { type: 'object', properties: {} }, pricing }, '/parametersSchema'],
+      ['defaults that fail the schema', { version: '1.0.0', parametersSchema: { type: 'object', additionalProperties: false, properties: { n: { type: 'integer', minimum: 5, default: 1 } } }, pricing }, '/parametersSchema'],
+    ];
+    for (const [label, body, pointer] of cases) {
+      const response = await api.call('POST', `/offerings/${name}/versions`, { token: admin, body });
+      assert.equal(response.status, 422, label);
+      assert.ok((response.body.errors as { pointer: string }[]).every((e) => e.pointer === pointer), label);
+    }
+    const offering = await api.call('GET', `/offerings/${name}`, { token: user });
+    assert.deepEqual(offering.body.versions, [], 'refused versions are not stored');
+
+    const added = await api.call('POST', `/offerings/${name}/versions`, { token: admin, body: { version: '1.0.0', parametersSchema: schema, pricing } });
+    assert.equal(added.status, 201);
+    assert.equal(added.body.templatePath, `templates/offerings/${name}/1.0.0`);
+    assert.equal((await api.call('POST', `/offerings/${name}/versions`, { token: admin, body: { version: '1.0.0', parametersSchema: schema, pricing } })).status, 409);
+    assert.equal((await api.call('POST', `/offerings/nosuch/versions`, { token: admin, body: { version: '1.0.0', parametersSchema: schema, pricing } })).status, 404);
+    assert.equal((await api.call('POST', `/offerings/${name}/versions`, { token: user, body: { version: '2.0.0', parametersSchema: schema, pricing } })).status, 403);
+    const deprecated = await api.call('PATCH', `/offerings/${name}/versions/1.0.0`, { token: admin, body: { status: 'deprecated' } });
+    assert.equal(deprecated.body.status, 'deprecated');
+    assert.equal((await api.call('PATCH', `/offerings/${name}/versions/9.0.0`, { token: admin, body: { status: 'retired' } })).status, 404);
+  });
+});
