@@ -88,9 +88,9 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const authenticate = createAuthenticate({ sequelize, ...(config.oidc ? { verifyJwt: createOidcVerifier(config.oidc) } : {}) });
   const parameters = new ParametersValidator();
   routes.push(
-    ...workspaceRoutes({ sequelize, mergePolicy: config.gitops.mergePolicy }),
+    ...workspaceRoutes({ sequelize, mergePolicy: config.gitops.mergePolicy, billing: config.billing }),
     ...catalogRoutes({ sequelize }),
-    ...instanceRoutes({ sequelize, mergePolicy: config.gitops.mergePolicy, parameters }),
+    ...instanceRoutes({ sequelize, mergePolicy: config.gitops.mergePolicy, parameters, billing: config.billing }),
     ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: config.billing.holdTtlSeconds }),
   );
 

@@ -1,6 +1,7 @@
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { NotFoundError } from '../errors.ts';
 import { transition, type InstanceEventType, type InstanceState, type Transition } from './instance-state.ts';
+import { applySetupFeeOutcome } from './billing/instance-billing.ts';
 
 /** Why an event happened and who caused it; written to instance_events with the transition. */
 export interface InstanceEventCause {
@@ -68,5 +69,8 @@ export async function applyInstanceEvent(
       },
     },
   );
+  // The setup fee follows the state in this same transaction: captured at ready, released
+  // when the instance ends before it ever ran.
+  await applySetupFeeOutcome({ sequelize, now: () => new Date() }, tx, instanceId, result.to);
   return { ...result, from: row.state };
 }

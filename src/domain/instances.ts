@@ -7,11 +7,13 @@ import type { InstanceState } from './instance-state.ts';
 import { requireOrgAccess } from './organization-access.ts';
 import type { ParametersValidator } from './parameters-schema.ts';
 import type { Principal } from './principal.ts';
+import { holdSetupFee, type BillingSettings } from './billing/instance-billing.ts';
 
 export interface InstanceDeps {
   sequelize: Sequelize;
   mergePolicy: MergePolicy;
   parameters: ParametersValidator;
+  billing: BillingSettings;
 }
 
 export interface Instance {
@@ -102,6 +104,13 @@ export async function createInstance(deps: InstanceDeps, tx: Transaction, princi
     },
   );
   if (!row) throw new ConflictError('instance-name-taken', `${input.org} already has an instance named ${input.name}.`);
+  // 402 here rolls back the instance and its change: nothing is created that cannot be paid.
+  await holdSetupFee({ sequelize, now: () => new Date() }, tx, {
+    instanceId: row.id,
+    organizationId: access.organizationId,
+    offeringVersionId: version.id,
+    expiresInSeconds: deps.billing.holdTtlSeconds,
+  });
 
   const changeId = await insertChangeRequest(sequelize, tx, {
     kind: 'instance.create',
@@ -370,6 +379,7 @@ function presentInstance(row: InstanceRow): Instance {
     lastChangeId: row.last_change_id,
     lastError: row.last_error,
     createdBy: row.created_by,
+    extra: 1,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
   };

@@ -4,10 +4,14 @@ import { NotFoundError } from '../errors.ts';
 import { insertChangeRequest, type MergePolicy } from './change-requests.ts';
 import { ensureUser, requireOrgAccess, type MembershipRole } from './organization-access.ts';
 import type { Principal } from './principal.ts';
+import { grantTrialCredit } from './billing/credits.ts';
+import type { BillingSettings } from './billing/instance-billing.ts';
+import { listOrganizationWallets } from './billing/wallets.ts';
 
 export interface WorkspaceDeps {
   sequelize: Sequelize;
   mergePolicy: MergePolicy;
+  billing: BillingSettings;
 }
 
 export interface Workspace {
@@ -18,6 +22,8 @@ export interface Workspace {
   /** The caller's role in it. */
   role: MembershipRole | null;
   projects: { id: string; slug: string; name: string }[];
+  /** The org's wallets, one per currency (GET /billing/wallets/:id). */
+  wallets: { id: string; currency: string }[];
   createdAt: string;
 }
 
@@ -91,6 +97,12 @@ export async function ensureAutoWorkspace(deps: WorkspaceDeps, tx: Transaction, 
      INSERT INTO memberships (organization_id, subject, role, team_id) SELECT :orgId, :subject, 'owner', id FROM team;`,
     { type: QueryTypes.INSERT, transaction: tx, replacements: { orgId, subject: principal.subject } },
   );
+  await grantTrialCredit({ sequelize, now: () => new Date() }, tx, {
+    organizationId: orgId,
+    currency: deps.billing.trialCurrency,
+    amount: BigInt(deps.billing.trialCreditMinor),
+    actor: principal.subject,
+  });
   await insertChangeRequest(sequelize, tx, {
     kind: 'workspace.create',
     organizationId: orgId,
@@ -122,6 +134,7 @@ async function workspaceById(sequelize: Sequelize, tx: Transaction | undefined, 
     'SELECT id, slug, name FROM projects WHERE organization_id = :id ORDER BY created_at, slug',
     { type: QueryTypes.SELECT, transaction: tx ?? null, replacements: { id } },
   );
+  const wallets = await listOrganizationWallets({ sequelize, now: () => new Date() }, tx, id);
   return {
     id: org.id,
     slug: org.slug,
@@ -129,6 +142,7 @@ async function workspaceById(sequelize: Sequelize, tx: Transaction | undefined, 
     keycloakGroup: org.keycloak_group,
     role: org.role,
     projects,
+    wallets,
     createdAt: org.created_at.toISOString(),
   };
 }

@@ -56,7 +56,13 @@ export async function startApiHarness(): Promise<ApiHarness> {
   const sequelize = createTestSequelize(30);
   await seedCatalog(sequelize);
   const issuer = await startTestIssuer();
-  const domain = { sequelize, mergePolicy: 'pull-request' as const, parameters: new ParametersValidator() };
+  const domain = {
+    sequelize,
+    mergePolicy: 'pull-request' as const,
+    parameters: new ParametersValidator(),
+    // Enough trial credit that specs about workspaces and instances never meet a 402.
+    billing: { trialCurrency: 'EUR', trialCreditMinor: 1_000_000, holdTtlSeconds: 3600 },
+  };
   const routes = [...workspaceRoutes(domain), ...catalogRoutes(domain), ...instanceRoutes(domain)];
   const authenticate = createAuthenticate({
     sequelize,

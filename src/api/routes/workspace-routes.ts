@@ -32,6 +32,9 @@ const WorkspaceSchema = Type.Object(
     keycloakGroup: Type.String({ description: 'Keycloak group whose members get access to the tenant namespaces.' }),
     role: Type.Union([Role, Type.Null()], { description: "The caller's role in this organization." }),
     projects: Type.Array(Type.Object({ id: Uuid, slug: NameSchema, name: Type.String() }, { additionalProperties: false })),
+    wallets: Type.Array(Type.Object({ id: Uuid, currency: Type.String({ pattern: '^[A-Z]{3}$' }) }, { additionalProperties: false }), {
+      description: 'The org’s billing wallets, one per currency (GET /billing/wallets/{id}).',
+    }),
     createdAt: Timestamp,
   },
   { additionalProperties: false },

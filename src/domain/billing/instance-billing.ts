@@ -1,0 +1,65 @@
+import type { Transaction } from 'sequelize';
+import { AuthorizationResolvedError } from '../../errors.ts';
+import type { InstanceState } from '../instance-state.ts';
+import { authorize, pendingAuthorizationsFor, settle, voidAuthorization, type Authorization } from './authorizations.ts';
+import { select, toMinor, type LedgerDeps } from './ledger.ts';
+
+/** What workspace and instance creation need to know about billing (from the config). */
+export interface BillingSettings {
+  trialCurrency: string;
+  trialCreditMinor: number;
+  holdTtlSeconds: number;
+}
+
+/** Actor of the holds the service places itself; members cannot resolve these. */
+export const SERVICE_ACTOR = 'control-plane';
+
+/**
+ * POST /instances: holds the offering version's setup fee on the org's wallet in the version's
+ * currency, with the instance id as reference, in the instance-creation transaction, so a 402
+ * leaves nothing behind. A version without a setup fee places no hold.
+ */
+export async function holdSetupFee(
+  deps: LedgerDeps,
+  tx: Transaction,
+  input: { instanceId: string; organizationId: string; offeringVersionId: string; expiresInSeconds: number },
+): Promise<Authorization | undefined> {
+  const [version] = await select<{ currency: string; setup_fee_minor: string }>(
+    deps,
+    tx,
+    'SELECT currency, setup_fee_minor FROM offering_versions WHERE id = :id',
+    { id: input.offeringVersionId },
+  );
+  const fee = toMinor(version?.setup_fee_minor);
+  if (!version || fee === 0n) return undefined;
+  return authorize(deps, tx, {
+    organizationId: input.organizationId,
+    currency: version.currency,
+    amount: fee,
+    reference: input.instanceId,
+    expiresInSeconds: input.expiresInSeconds,
+    actor: SERVICE_ACTOR,
+  });
+}
+
+/** States in which an instance that never became ready is over: its setup fee is released. */
+const RELEASING: ReadonlySet<InstanceState> = new Set(['rejected', 'failed', 'deleting', 'deleted']);
+
+/**
+ * Money follows the instance's state, in the transaction that moves it: reaching `ready`
+ * captures the pending setup-fee hold; ending before that (rejected, failed, deleted) releases
+ * it. A hold already resolved or expired is left as it is (there is nothing left to do).
+ */
+export async function applySetupFeeOutcome(deps: LedgerDeps, tx: Transaction, instanceId: string, to: InstanceState): Promise<void> {
+  if (to !== 'ready' && !RELEASING.has(to)) return;
+  for (const hold of await pendingAuthorizationsFor(deps, tx, instanceId)) {
+    if (hold.createdBy !== SERVICE_ACTOR) continue;
+    try {
+      if (to === 'ready') await settle(deps, tx, { authorizationId: hold.id, actor: SERVICE_ACTOR });
+      else await voidAuthorization(deps, tx, { authorizationId: hold.id });
+    } catch (error) {
+      // Expired a moment ago: released already; the state change must still go through.
+      if (!(error instanceof AuthorizationResolvedError)) throw error;
+    }
+  }
+}
