@@ -379,7 +379,6 @@ function presentInstance(row: InstanceRow): Instance {
     lastChangeId: row.last_change_id,
     lastError: row.last_error,
     createdBy: row.created_by,
-    extra: 1,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
   };
