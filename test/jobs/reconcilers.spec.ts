@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Sequelize } from 'sequelize';
+import { createLogger } from '../../src/logger.ts';
+import { LocalRepository } from '../../src/gitops/local/local-repository.ts';
+import { LocalPullRequests } from '../../src/gitops/local/local-pull-requests.ts';
+import { createKubernetesApplicationLister, type ArgocdApplication } from '../../src/jobs/argocd-applications.ts';
+import { reconcileOnce, RECONCILE_LOCK_KEY, type ReconcileDeps } from '../../src/jobs/reconcilers.ts';
+import { runAsLeader } from '../../src/jobs/leader-lock.ts';
+import { createTestSequelize } from '../support/database.ts';
+import { startFakeKubernetes, type FakeKubernetes } from '../support/fake-kubernetes.ts';
+import { changeRow, insertMergedChange, insertOpenChange, instanceEvents, instanceState } from '../support/webhook-fixtures.ts';
+
+const require = createRequire(import.meta.url);
+const RECORDED = require('../fixtures/argocd/application-synced-healthy.json') as ArgocdApplication;
+
+function application(instanceId: string, revision: string, change: (app: ArgocdApplication) => void = () => {}): ArgocdApplication {
+  const app = structuredClone(RECORDED);
+  app.metadata.name = `app-${instanceId.slice(0, 8)}`;
+  app.metadata.labels = { ...app.metadata.labels, 'gsv.io/instance-id': instanceId };
+  app.status!.sync!.revision = revision;
+  app.status!.operationState!.syncResult!.revision = revision;
+  change(app);
+  return app;
+}
+
+describe('reconcilers (webhooks switched off)', () => {
+  let sequelize: Sequelize;
+  let dir: string;
+  let repository: LocalRepository;
+  let kubernetes: FakeKubernetes;
+  let deps: ReconcileDeps;
+
+  before(async () => {
+    sequelize = createTestSequelize();
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-reconcilers-'));
+    const gitDir = path.join(dir, 'gsv-gitops.git');
+    repository = new LocalRepository({ gitDir, baseBranch: 'main', pullRequests: new LocalPullRequests({ sequelize, repository: gitDir }) });
+    await repository.ensureInitialized([{ path: 'README.md', content: 'gsv-gitops\n' }]);
+    kubernetes = await startFakeKubernetes();
+    deps = {
+      sequelize,
+      repository,
+      // A page size of 2 makes the lister follow `continue` tokens.
+      applications: createKubernetesApplicationLister(kubernetes.kubeConfig(), 'argocd', 2),
+      logger: createLogger('silent'),
+    };
+  });
+  after(async () => {
+    await kubernetes.close();
+    await sequelize.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  /** A change committed on a branch with its local PR open, as the change worker leaves it. */
+  async function openPullRequest(name: string) {
+    const base = (await repository.getBranch('main'))!;
+    const commit = await repository.createCommit({ parent: base, changes: [{ path: `tenants/acme/${name}.yaml`, content: `name: ${name}\n` }], message: `Add ${name}` });
+    const branch = `control-plane/${name}`;
+    await repository.createBranch(branch, commit);
+    const pr = await repository.openPullRequest({ branch, title: name, body: '' });
+    const change = await insertOpenChange(sequelize, { commitSha: commit });
+    await sequelize.query('UPDATE change_requests SET pull_request_number = $number, branch = $branch WHERE id = $id', { bind: { id: change.changeId, number: pr.number, branch } });
+    return { ...change, pullRequestNumber: pr.number, branch };
+  }
+
+  it('bring an instance from pending_review to ready: the PR poller sees the merge, the Application lister sees it Synced and Healthy', async () => {
+    const change = await openPullRequest(`a${Date.now()}`);
+    const other = await openPullRequest(`b${Date.now()}`);
+    kubernetes.setApplications([]);
+
+    // Nothing happened yet: a round changes nothing.
+    assert.ok((await reconcileOnce(deps)).leader);
+    assert.equal(await instanceState(sequelize, change.instanceId), 'pending_review');
+
+    // A reviewer merges on the "GitHub" side; the webhook is lost.
+    const merged = await repository.mergePullRequest(change.pullRequestNumber);
+    await reconcileOnce(deps);
+    assert.deepEqual(await changeRow(sequelize, change.changeId), { status: 'merged', merge_commit_sha: merged.mergeCommitSha });
+    assert.equal(await instanceState(sequelize, change.instanceId), 'syncing');
+    assert.equal((await changeRow(sequelize, other.changeId)).status, 'open', 'the other PR is still open');
+
+    // Argo CD synced an older revision first: not ready.
+    const older = (await repository.getBranch('main'))!;
+    kubernetes.setApplications([
+      application(change.instanceId, merged.mergeCommitSha!, (app) => (app.status!.reconciledAt = '2026-11-28T03:40:02Z')),
+      application(other.instanceId, older),
+      structuredClone(RECORDED),
+      { ...structuredClone(RECORDED), metadata: { ...RECORDED.metadata, name: 'not-ours', labels: { 'app.kubernetes.io/managed-by': 'someone-else' } } },
+    ]);
+    await reconcileOnce(deps);
+    assert.equal(await instanceState(sequelize, change.instanceId), 'syncing', 'health assessed before the sync finished is not trusted');
+
+    kubernetes.setApplications([application(change.instanceId, merged.mergeCommitSha!), application(other.instanceId, older)]);
+    await reconcileOnce(deps);
+    assert.equal(await instanceState(sequelize, change.instanceId), 'ready');
+    assert.equal(await instanceState(sequelize, other.instanceId), 'pending_review');
+    const events = await instanceEvents(sequelize, change.instanceId);
+    assert.deepEqual(events.map((e) => [e.from_state, e.to_state, e.cause, e.change_id]), [
+      ['pending_review', 'syncing', 'reconciler.pull_request.merged', change.changeId],
+      ['syncing', 'ready', 'reconciler.argocd', change.changeId],
+    ]);
+
+    // The client listed through the Kubernetes API with the selector and the token, following pages.
+    const lists = kubernetes.requests.filter((r) => r.path === '/apis/argoproj.io/v1alpha1/namespaces/argocd/applications');
+    assert.ok(lists.length > 0);
+    assert.ok(lists.every((r) => r.query.get('labelSelector') === 'app.kubernetes.io/managed-by=control-plane' && r.authorization === 'Bearer fake-kubernetes-token'));
+    assert.ok(lists.some((r) => r.query.get('continue')), 'the lister followed a continue token');
+  });
+
+  it('deletes an instance whose delete change merged once its Application is no longer listed', async () => {
+    const head = (await repository.getBranch('main'))!;
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: head, state: 'deleting', desired: 'absent', kind: 'instance.delete' });
+    kubernetes.setApplications([application(change.instanceId, head)]);
+    await reconcileOnce(deps);
+    assert.equal(await instanceState(sequelize, change.instanceId), 'deleting', 'still listed: not gone');
+    kubernetes.setApplications([]);
+    await reconcileOnce(deps);
+    assert.equal(await instanceState(sequelize, change.instanceId), 'deleted');
+  });
+
+  it('concludes nothing when the Kubernetes API fails', async () => {
+    const head = (await repository.getBranch('main'))!;
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: head, state: 'deleting', desired: 'absent', kind: 'instance.delete' });
+    kubernetes.setApplications([]);
+    kubernetes.setFailure(503);
+    try {
+      await assert.rejects(reconcileOnce(deps));
+    } finally {
+      kubernetes.setFailure(undefined);
+    }
+    assert.equal(await instanceState(sequelize, change.instanceId), 'deleting');
+  });
+
+  it('runs on one replica at a time (advisory lock)', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const leader = runAsLeader(sequelize, RECONCILE_LOCK_KEY, () => held);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const second = await reconcileOnce(deps);
+    assert.equal(second.leader, false);
+    release();
+    assert.equal((await leader).leader, true);
+    assert.equal((await reconcileOnce(deps)).leader, true);
+  });
+});
