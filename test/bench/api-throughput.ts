@@ -1,0 +1,107 @@
+import path from 'node:path';
+import { spawnService, type SpawnedService } from '../support/spawned-service.ts';
+import { createDatabaseOn, createCaller, newServiceSetup, startReplica } from '../support/scratch-service.ts';
+import { fetchOpenApi, findOperation } from '../support/openapi-operations.ts';
+import { runLoad, describeFailures, type LoadResult } from './http-load.ts';
+import { notMeasured, type Benchmark, type BenchContext, type Measurement } from './measurement.ts';
+import { prepareInstanceCaller } from './instance-caller.ts';
+
+const TITLE = 'API throughput';
+const CONNECTIONS = 20;
+
+/**
+ * req/s and p99 of the real service (`node src/main.ts`, separate process, the machine's
+ * PostgreSQL) next to a Koa hello-world measured in the same run on the same machine.
+ */
+export const apiThroughput: Benchmark = {
+  id: 'api-throughput',
+  title: TITLE,
+  async run(context: BenchContext): Promise<Measurement[]> {
+    const seconds = context.quick ? 3 : 10;
+    const rows: Measurement[] = [];
+
+    const hello = await spawnService({ script: 'test/bench/hello-world-server.ts', env: {} });
+    let baseline: LoadResult;
+    try {
+      await runLoad({ url: `${hello.url}/healthz`, connections: CONNECTIONS, durationSeconds: 1 }); // warm-up
+      baseline = await runLoad({ url: `${hello.url}/healthz`, connections: CONNECTIONS, durationSeconds: seconds });
+    } finally {
+      await hello.stop();
+    }
+    rows.push(throughputRow('Koa hello-world (baseline)', baseline, undefined));
+    rows.push(latencyRow('Koa hello-world (baseline)', baseline, undefined));
+
+    const database = await createDatabaseOn(context.adminDatabaseUrl, 'bench_api');
+    let service: SpawnedService | undefined;
+    try {
+      const setup = await newServiceSetup(database.url, path.join(context.workDir, 'api-throughput'));
+      service = await startReplica(setup);
+      context.log(`service up at ${service.url}`);
+
+      await runLoad({ url: `${service.url}/healthz`, connections: CONNECTIONS, durationSeconds: 1 });
+      const health = await runLoad({ url: `${service.url}/healthz`, connections: CONNECTIONS, durationSeconds: seconds });
+      rows.push(throughputRow('GET /healthz', health, baseline));
+      rows.push(latencyRow('GET /healthz', health, baseline));
+
+      const document = await fetchOpenApi(service.url);
+      const post = findOperation(document, 'post', '/instances');
+      const list = findOperation(document, 'get', '/instances');
+      if (!post || !list) {
+        const missing = [post ? undefined : 'POST /instances', list ? undefined : 'GET /instances'].filter(Boolean).join(' and ');
+        rows.push(...notMeasured(TITLE, ['POST /instances req/s', 'POST /instances p99', 'GET /instances req/s', 'GET /instances p99'], `${missing} not in /openapi.json yet`));
+        return rows;
+      }
+      const admin = await createCaller(database.url, 'bench-admin', true);
+      const caller = await createCaller(database.url, 'bench-user');
+      const prepared = await prepareInstanceCaller(service.url, caller, admin, 1_000_000);
+      const creates = await runLoad({
+        url: `${service.url}/instances`,
+        method: 'POST',
+        headers: caller.headers,
+        body: (n) => JSON.stringify({ org: prepared.org, offering: prepared.offering, name: `bench-${n.toString(36)}` }),
+        connections: CONNECTIONS,
+        durationSeconds: seconds,
+      });
+      rows.push(throughputRow('POST /instances', creates, baseline, { target: '≥ 1,000 req/s', threshold: (v) => v >= 1000 }));
+      rows.push(latencyRow('POST /instances', creates, baseline, { target: 'p99 < 50 ms', threshold: (v) => v < 50 }));
+
+      const reads = await runLoad({ url: `${service.url}/instances?org=${prepared.org}`, headers: caller.headers, connections: CONNECTIONS, durationSeconds: seconds });
+      rows.push(throughputRow('GET /instances', reads, baseline));
+      rows.push(latencyRow('GET /instances', reads, baseline));
+      return rows;
+    } finally {
+      await service?.stop();
+      await database.drop();
+    }
+  },
+};
+
+interface Goal {
+  target: string;
+  threshold(value: number): boolean;
+}
+
+function throughputRow(label: string, result: LoadResult, baseline: LoadResult | undefined, goal?: Goal): Measurement {
+  const failures = describeFailures(result);
+  return {
+    benchmark: TITLE,
+    case: `${label} req/s`,
+    value: result.okPerSecond,
+    unit: 'req/s',
+    ...(baseline ? { baseline: { label: 'hello-world', value: baseline.okPerSecond } } : {}),
+    ...(goal ? { target: goal.target, met: goal.threshold(result.okPerSecond) } : {}),
+    note: `${CONNECTIONS} connections, 2xx only${failures ? `; also ${failures}` : ''}`,
+  };
+}
+
+function latencyRow(label: string, result: LoadResult, baseline: LoadResult | undefined, goal?: Goal): Measurement {
+  return {
+    benchmark: TITLE,
+    case: `${label} p99`,
+    value: result.p99Ms,
+    unit: 'ms',
+    ...(baseline ? { baseline: { label: 'hello-world', value: baseline.p99Ms } } : {}),
+    ...(goal ? { target: goal.target, met: goal.threshold(result.p99Ms) } : {}),
+    note: `p50 ${result.p50Ms} ms`,
+  };
+}
