@@ -66,6 +66,8 @@ export async function ensurePlatformAccount(deps: LedgerDeps, tx: Transaction, c
 }
 
 async function ensureAccount(deps: LedgerDeps, tx: Transaction, insert: string, find: string, replacements: Record<string, unknown>): Promise<string> {
+  const [existing] = await select<{ id: string }>(deps, tx, find, replacements);
+  if (existing) return existing.id;
   // ON CONFLICT waits for a concurrent creator to commit, so both end up with the same row.
   await deps.sequelize.query(insert, { transaction: tx, replacements });
   const [row] = await select<{ id: string }>(deps, tx, find, replacements);
