@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -26,6 +27,11 @@ import { readInitialLayout } from './gitops/initial-layout.ts';
 import type { GitopsRepository } from './gitops/repository.ts';
 import type { BackgroundTask } from './jobs/background-task.ts';
 import { createMeteringTask } from './jobs/metering-task.ts';
+import { webhookRoutes } from './api/routes/webhook-routes.ts';
+import { GithubSignatureVerifier } from './webhooks/github-signature.ts';
+import { createReconcilerTask } from './jobs/reconcilers.ts';
+import { createKubernetesApplicationLister, loadKubeConfig } from './jobs/argocd-applications.ts';
+import { createSyncSimulator } from './dev/sync-simulator.ts';
 
 export interface RunningService {
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
@@ -94,6 +100,34 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: config.billing.holdTtlSeconds }),
   );
 
+  // Webhooks, their fallback reconcilers, and (development only) the Argo CD stand-in.
+  const simulate = config.syncSimulator && repository instanceof LocalRepository;
+  const argocdToken = config.webhooks.argocdToken ?? (simulate ? randomBytes(32).toString('base64url') : undefined);
+  routes.push(
+    ...webhookRoutes({
+      sequelize,
+      repository,
+      baseBranch: config.gitops.baseBranch,
+      github: config.webhooks.githubSecrets.length > 0 ? new GithubSignatureVerifier(config.webhooks.githubSecrets) : undefined,
+      argocdToken,
+    }),
+  );
+  const kubeConfig = loadKubeConfig(config.reconcile.kubeconfig);
+  tasks.push(
+    createReconcilerTask({
+      sequelize,
+      repository,
+      applications: kubeConfig ? createKubernetesApplicationLister(kubeConfig, config.reconcile.argocdNamespace) : undefined,
+      logger: logger.child({ task: 'reconciler' }),
+      intervalMs: config.reconcile.intervalMs,
+    }),
+  );
+  let serviceUrl = '';
+  if (simulate && argocdToken) {
+    logger.warn('SYNC_SIMULATOR is on: a development stand-in plays Argo CD after merges (never use this in production)');
+    tasks.push(createSyncSimulator({ sequelize, repository, serviceUrl: () => serviceUrl, argocdToken, logger: logger.child({ task: 'sync-simulator' }) }));
+  }
+
   const app = createApp({ logger, metrics, bodyLimitBytes: config.bodyLimitBytes, routes, authenticate, sequelize });
   const server = http.createServer(app.callback());
   // Slow-loris guard; keep-alive shorter than typical load balancer idle timeouts is not wanted,
@@ -108,6 +142,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+  serviceUrl = url;
   for (const task of tasks) task.start();
 
   let stopping: Promise<void> | undefined;
