@@ -4,7 +4,7 @@ import { buildOpenApiDocument } from '../../src/api/openapi.ts';
 import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
 
 /**
- * Walks every workspace, catalog and instance operation once through the harness, which checks
+ * Walks every workspace, catalog, instance and billing operation once through the harness, which checks
  * each real response against the OpenAPI document, and then asserts none was left out.
  */
 describe('workspace, catalog and instance API against its OpenAPI document', () => {
@@ -48,6 +48,15 @@ describe('workspace, catalog and instance API against its OpenAPI document', () 
     // A few error answers, checked against the Problem schema.
     await api.call('GET', '/instances/00000000-0000-4000-8000-000000000000', { token });
     await api.call('POST', '/instances', { token, body: { org, offering: 'runtime', name: 'Bad' } });
+
+    const walletId = ((await api.call('GET', `/orgs/${org}`, { token })).body.wallets as { id: string }[])[0]!.id;
+    await api.call('GET', `/billing/wallets/${walletId}`, { token });
+    await api.call('POST', `/billing/wallets/${walletId}/credits`, { token: admin, body: { amount: 100, reason: 'walk' } });
+    await api.call('GET', `/billing/wallets/${walletId}/entries?limit=1`, { token });
+    const hold = await api.call('POST', '/billing/authorize', { token, body: { org, amount: 10, currency: 'EUR', reference: 'walk' }, headers: { 'Idempotency-Key': `hold-${slug}` } });
+    await api.call('POST', '/billing/settle', { token, body: { authorizationId: hold.body.id, amount: 5 } });
+    await api.call('POST', '/billing/void', { token, body: { authorizationId: hold.body.id } }); // 409: already settled
+    await api.call('POST', '/billing/authorize', { token, body: { org, amount: 10 ** 12, currency: 'EUR' } }); // 402
 
     const missing = api.routes.map((r) => r.operationId).filter((id) => !api.exercised.has(id));
     assert.deepEqual(missing, []);

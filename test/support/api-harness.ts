@@ -7,6 +7,7 @@ import { createOidcVerifier } from '../../src/api/auth/oidc-verifier.ts';
 import { buildOpenApiDocument } from '../../src/api/openapi.ts';
 import { ProblemSchema } from '../../src/api/problem.ts';
 import type { RouteSpec } from '../../src/api/route.ts';
+import { billingRoutes } from '../../src/api/routes/billing-routes.ts';
 import { catalogRoutes } from '../../src/api/routes/catalog-routes.ts';
 import { instanceRoutes } from '../../src/api/routes/instance-routes.ts';
 import { workspaceRoutes } from '../../src/api/routes/workspace-routes.ts';
@@ -63,7 +64,12 @@ export async function startApiHarness(): Promise<ApiHarness> {
     // Enough trial credit that specs about workspaces and instances never meet a 402.
     billing: { trialCurrency: 'EUR', trialCreditMinor: 1_000_000, holdTtlSeconds: 3600 },
   };
-  const routes = [...workspaceRoutes(domain), ...catalogRoutes(domain), ...instanceRoutes(domain)];
+  const routes = [
+    ...workspaceRoutes(domain),
+    ...catalogRoutes(domain),
+    ...instanceRoutes(domain),
+    ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: domain.billing.holdTtlSeconds }),
+  ];
   const authenticate = createAuthenticate({
     sequelize,
     verifyJwt: createOidcVerifier({ issuer: issuer.issuer, audience: issuer.audience, jwksUrl: issuer.jwksUrl, algorithms: ['RS256', 'ES256'], adminRole: 'platform-admin' }),
