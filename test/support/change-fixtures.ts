@@ -30,7 +30,10 @@ export async function insertOrganization(sequelize: Sequelize, slug = uniqueSlug
   return { orgId: org.id, orgSlug: slug, projectId: project.id, owner };
 }
 
-/** The offering version row for a catalog slug and version, created on first use. */
+/**
+ * An offering version row, created on first use. Fixtures use their own slug by default so the
+ * shipped catalog (seeded by the service, never overwritten) stays as the files say.
+ */
 export async function ensureOfferingVersion(sequelize: Sequelize, slug: string, role: string, version: string): Promise<string> {
   await sequelize.query(
     `INSERT INTO offerings (slug, role, name, description) VALUES (:slug, :role, :slug, :slug) ON CONFLICT (slug) DO NOTHING`,
@@ -51,7 +54,7 @@ export async function insertInstance(
   org: { orgId: string; projectId: string; owner: string },
   options: { name?: string; offering?: string; role?: string; version?: string; state?: string; desired?: 'present' | 'absent' } = {},
 ): Promise<{ instanceId: string; instanceName: string }> {
-  const versionId = await ensureOfferingVersion(sequelize, options.offering ?? 'studio', options.role ?? 'studio', options.version ?? '1.0.0');
+  const versionId = await ensureOfferingVersion(sequelize, options.offering ?? 'fixture-offering', options.role ?? 'studio', options.version ?? '1.0.0');
   const name = options.name ?? uniqueSlug('inst');
   const row = await one<{ id: string }>(
     sequelize,

@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { git, GitCommandError } from './git.ts';
 import type { LocalPullRequests } from './local-pull-requests.ts';
@@ -70,6 +71,8 @@ export class LocalRepository implements GitopsRepository {
 
   async createCommit(input: { parent: string; changes: FileChange[]; message: string }): Promise<string> {
     const root: TreeEdit = { files: new Map(), dirs: new Map() };
+    const blobs = await this.writeBlobs(input.changes.flatMap((c) => ('delete' in c ? [] : [c.content])));
+    let next = 0;
     for (const change of input.changes) {
       const parts = change.path.split('/');
       const name = parts.pop()!;
@@ -83,12 +86,31 @@ export class LocalRepository implements GitopsRepository {
         edit.files.set(name, null);
         edit.dirs.delete(name);
       } else {
-        edit.files.set(name, (await this.git(['hash-object', '-w', '--stdin'], { input: change.content })).trim());
+        edit.files.set(name, blobs[next++]!);
       }
     }
     const baseTree = (await this.git(['rev-parse', `${input.parent}^{tree}`])).trim();
     const tree = (await this.applyEdit(baseTree, root)) ?? (await this.git(['mktree'], { input: '' })).trim();
     return (await this.git(['commit-tree', tree, '-p', input.parent, '-F', '-'], { input: input.message, env: SERVICE_IDENTITY })).trim();
+  }
+
+  /** Writes every blob with one git process (`hash-object --stdin-paths` over temporary files). */
+  private async writeBlobs(contents: string[]): Promise<string[]> {
+    if (contents.length === 0) return [];
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-blobs-'));
+    try {
+      const files = await Promise.all(
+        contents.map(async (content, index) => {
+          const file = path.join(dir, String(index));
+          await fs.writeFile(file, content);
+          return file;
+        }),
+      );
+      const out = await this.git(['hash-object', '-w', '--no-filters', '--stdin-paths'], { input: `${files.join('\n')}\n` });
+      return out.trim().split('\n');
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   }
 
   /** Rewrites one tree level; untouched entries keep their ids, so unchanged subtrees are never read. */
@@ -105,11 +127,16 @@ export class LocalRepository implements GitopsRepository {
       if (blob === null) entries.delete(name);
       else entries.set(name, `100644 blob ${blob}`);
     }
-    for (const [name, sub] of edit.dirs) {
-      const existing = entries.get(name);
-      const subtree = existing?.includes(' tree ') ? existing.split(' ')[2] : undefined;
-      const rewritten = await this.applyEdit(subtree, sub);
-      if (rewritten) entries.set(name, `040000 tree ${rewritten}`);
+    // Sibling directories are independent: rewrite them concurrently.
+    const rewritten = await Promise.all(
+      [...edit.dirs].map(async ([name, sub]) => {
+        const existing = entries.get(name);
+        const subtree = existing?.includes(' tree ') ? existing.split(' ')[2] : undefined;
+        return [name, await this.applyEdit(subtree, sub)] as const;
+      }),
+    );
+    for (const [name, tree] of rewritten) {
+      if (tree) entries.set(name, `040000 tree ${tree}`);
       else entries.delete(name);
     }
     if (entries.size === 0) return undefined;

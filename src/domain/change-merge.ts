@@ -1,0 +1,56 @@
+import { QueryTypes, type Sequelize } from 'sequelize';
+import { ConflictError, NotFoundError } from '../errors.ts';
+import type { GitopsRepository } from '../gitops/repository.ts';
+import { applyInstanceEvent } from './instance-events.ts';
+
+export interface MergedChange {
+  id: string;
+  pullRequestNumber: number;
+  mergeCommitSha: string;
+  /** Every change of the pull request (a batch shares one). */
+  changeIds: string[];
+}
+
+/**
+ * Merges the pull request of an open change, as a reviewer would, and records the merge on
+ * every change of that pull request (a batch shares one): status merged, merge_commit_sha,
+ * and 'change.merged' for each instance. Merging twice answers with the first merge.
+ */
+export async function mergeChange(deps: { sequelize: Sequelize; repository: GitopsRepository }, changeId: string, actor: string): Promise<MergedChange> {
+  const { sequelize, repository } = deps;
+  const [change] = await sequelize.query<{ status: string; pull_request_number: number | null; merge_commit_sha: string | null }>(
+    'SELECT status, pull_request_number, merge_commit_sha FROM change_requests WHERE id = :id',
+    { type: QueryTypes.SELECT, replacements: { id: changeId } },
+  );
+  if (!change) throw new NotFoundError(`Change ${changeId} does not exist.`);
+  if (change.pull_request_number === null || (change.status !== 'open' && change.status !== 'merged')) {
+    throw new ConflictError('change-not-open', `Change ${changeId} is ${change.status} and has no open pull request to merge.`);
+  }
+  const number = change.pull_request_number;
+  const pullRequest = change.status === 'merged' && change.merge_commit_sha ? undefined : await repository.mergePullRequest(number);
+  const mergeCommitSha = pullRequest?.mergeCommitSha ?? change.merge_commit_sha!;
+
+  const changeIds = await sequelize.transaction(async (tx) => {
+    const rows = await sequelize.query<{ id: string; instance_id: string | null }>(
+      `UPDATE change_requests SET status = 'merged', merge_commit_sha = :sha, updated_at = now()
+       WHERE pull_request_number = :number AND status = 'open' RETURNING id, instance_id`,
+      { type: QueryTypes.SELECT, transaction: tx, replacements: { sha: mergeCommitSha, number } },
+    );
+    for (const row of rows) {
+      if (!row.instance_id) continue;
+      await applyInstanceEvent(sequelize, tx, row.instance_id, 'change.merged', {
+        cause: 'change.merged',
+        actor,
+        changeId: row.id,
+        detail: { pullRequestNumber: number, mergeCommitSha },
+      });
+    }
+    const all = await sequelize.query<{ id: string }>('SELECT id FROM change_requests WHERE pull_request_number = :number ORDER BY created_at, id', {
+      type: QueryTypes.SELECT,
+      transaction: tx,
+      replacements: { number },
+    });
+    return all.map((r) => r.id);
+  });
+  return { id: changeId, pullRequestNumber: number, mergeCommitSha, changeIds };
+}

@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto';
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import type { ChangeKind } from '../gitops/render/change-payloads.ts';
+import type { ChangeToPublish, MergePolicy, PublishResult } from '../gitops/change-publisher.ts';
+import { applyInstanceEvent } from './instance-events.ts';
+
+/**
+ * The change_requests outbox seen from the worker: claim a batch under a lease, then record
+ * what publishing it did. Claims use FOR UPDATE SKIP LOCKED, so any number of workers (in any
+ * number of replicas) share the queue; a lease that expires (the worker died) makes the batch
+ * claimable again, with the same batch id and branch, so the retry adopts what was done.
+ */
+export interface ClaimedBatch {
+  batchId: string;
+  branch: string;
+  mergePolicy: MergePolicy;
+  changes: (ChangeToPublish & { attempts: number })[];
+}
+
+export interface ClaimOptions {
+  workerId: string;
+  leaseMs: number;
+  /** A change waits this long after it was accepted, so close arrivals share a commit. */
+  windowMs: number;
+  maxBatch: number;
+}
+
+interface Row {
+  id: string;
+  kind: ChangeKind;
+  payload: unknown;
+  instance_id: string | null;
+  requested_by: string;
+  merge_policy: MergePolicy;
+  batch_id: string | null;
+  attempts: number;
+}
+
+const CLAIMABLE = `status = 'pending' AND next_attempt_at <= now()
+  AND (lease_expires_at IS NULL OR lease_expires_at < now())`;
+
+export function batchBranch(batchId: string): string {
+  return `control-plane/batch-${batchId}`;
+}
+
+export async function claimBatch(sequelize: Sequelize, options: ClaimOptions): Promise<ClaimedBatch | undefined> {
+  return sequelize.transaction(async (tx) => {
+    const [head] = await sequelize.query<{ batch_id: string | null; merge_policy: MergePolicy }>(
+      `SELECT batch_id, merge_policy FROM change_requests
+       WHERE ${CLAIMABLE}
+         AND (batch_id IS NOT NULL OR created_at <= now() - make_interval(secs => :windowMs / 1000.0))
+       ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`,
+      { type: QueryTypes.SELECT, transaction: tx, replacements: { windowMs: options.windowMs } },
+    );
+    if (!head) return undefined;
+    const batchId = head.batch_id ?? randomUUID();
+    const rows = head.batch_id
+      ? await sequelize.query<Row>(
+          `SELECT id, kind, payload, instance_id, requested_by, merge_policy, batch_id, attempts FROM change_requests
+           WHERE batch_id = :batchId AND ${CLAIMABLE} ORDER BY created_at, id FOR UPDATE SKIP LOCKED`,
+          { type: QueryTypes.SELECT, transaction: tx, replacements: { batchId } },
+        )
+      : await sequelize.query<Row>(
+          `SELECT id, kind, payload, instance_id, requested_by, merge_policy, batch_id, attempts FROM change_requests
+           WHERE batch_id IS NULL AND merge_policy = :policy AND ${CLAIMABLE}
+           ORDER BY created_at, id LIMIT :max FOR UPDATE SKIP LOCKED`,
+          { type: QueryTypes.SELECT, transaction: tx, replacements: { policy: head.merge_policy, max: options.maxBatch } },
+        );
+    if (rows.length === 0) return undefined;
+    const branch = batchBranch(batchId);
+    // The batch id and branch are durable before anything touches Git.
+    await sequelize.query(
+      `UPDATE change_requests SET batch_id = :batchId, branch = :branch, lease_owner = :worker,
+         lease_expires_at = now() + make_interval(secs => :leaseMs / 1000.0), attempts = attempts + 1, updated_at = now()
+       WHERE id IN (:ids)`,
+      { type: QueryTypes.UPDATE, transaction: tx, replacements: { batchId, branch, worker: options.workerId, leaseMs: options.leaseMs, ids: rows.map((r) => r.id) } },
+    );
+    return {
+      batchId,
+      branch,
+      mergePolicy: rows[0]!.merge_policy,
+      changes: rows.map((r) => ({ id: r.id, kind: r.kind, payload: r.payload, instanceId: r.instance_id ?? undefined, requestedBy: r.requested_by, attempts: r.attempts + 1 })),
+    };
+  });
+}
+
+const ACTOR = 'control-plane';
+
+/** Records a publish: rows opened or merged, instances moved, rejected changes failed. */
+export async function recordPublished(sequelize: Sequelize, batch: ClaimedBatch, result: PublishResult): Promise<void> {
+  await sequelize.transaction(async (tx) => {
+    const merged = result.mergeCommitSha !== undefined;
+    for (const published of result.published) {
+      const change = batch.changes.find((c) => c.id === published.id)!;
+      const [, updated] = await sequelize.query(
+        `UPDATE change_requests SET status = :status, commit_sha = :commit, merge_commit_sha = :merge,
+           pull_request_number = :number, pull_request_url = :url, files = :files,
+           lease_owner = NULL, lease_expires_at = NULL, last_error = :lastError, updated_at = now()
+         WHERE id = :id AND status = 'pending'`,
+        {
+          type: QueryTypes.UPDATE,
+          transaction: tx,
+          replacements: {
+            id: change.id,
+            status: merged ? 'merged' : 'open',
+            commit: result.commitSha ?? null,
+            merge: result.mergeCommitSha ?? null,
+            number: result.pullRequest?.number ?? null,
+            url: result.pullRequest?.url ?? null,
+            files: JSON.stringify(published.files.map((f) => ({ path: f.path, action: 'delete' in f ? 'delete' : 'write' }))),
+            lastError: result.mergeError ?? null,
+          },
+        },
+      );
+      // Another worker whose lease overlapped ours recorded it first: its events stand.
+      if (updated === 0 || !change.instanceId) continue;
+      await linkInstance(sequelize, tx, change.instanceId, change.id);
+      const detail = { batchId: batch.batchId, commitSha: result.commitSha, pullRequest: result.pullRequest?.url };
+      await applyInstanceEvent(sequelize, tx, change.instanceId, 'change.opened', { cause: 'change.opened', actor: ACTOR, changeId: change.id, detail });
+      if (merged) {
+        await applyInstanceEvent(sequelize, tx, change.instanceId, 'change.merged', {
+          cause: 'change.merged',
+          actor: ACTOR,
+          changeId: change.id,
+          detail: { ...detail, mergeCommitSha: result.mergeCommitSha },
+        });
+      }
+    }
+    for (const rejected of result.rejected) await failChange(sequelize, tx, batch, rejected.id, rejected.reason);
+  });
+}
+
+/** A terminal failure of some or all changes of the batch. */
+export async function recordFailed(sequelize: Sequelize, batch: ClaimedBatch, ids: string[], reason: string): Promise<void> {
+  await sequelize.transaction(async (tx) => {
+    for (const id of ids) await failChange(sequelize, tx, batch, id, reason);
+  });
+}
+
+/** A transient failure: the batch goes back to the queue after an exponential backoff. */
+export async function recordRetry(sequelize: Sequelize, batch: ClaimedBatch, reason: string, backoffMs: number): Promise<void> {
+  await sequelize.query(
+    `UPDATE change_requests SET lease_owner = NULL, lease_expires_at = NULL, last_error = :reason,
+       next_attempt_at = now() + make_interval(secs => :backoffMs / 1000.0), updated_at = now()
+     WHERE id IN (:ids) AND status = 'pending'`,
+    { type: QueryTypes.UPDATE, replacements: { reason, backoffMs, ids: batch.changes.map((c) => c.id) } },
+  );
+}
+
+async function failChange(sequelize: Sequelize, tx: Transaction, batch: ClaimedBatch, id: string, reason: string): Promise<void> {
+  const [, updated] = await sequelize.query(
+    `UPDATE change_requests SET status = 'failed', last_error = :reason, lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+     WHERE id = :id AND status = 'pending'`,
+    { type: QueryTypes.UPDATE, transaction: tx, replacements: { id, reason } },
+  );
+  const change = batch.changes.find((c) => c.id === id);
+  if (updated === 0 || !change?.instanceId) return;
+  await linkInstance(sequelize, tx, change.instanceId, id);
+  await applyInstanceEvent(sequelize, tx, change.instanceId, 'change.failed', { cause: 'change.failed', actor: ACTOR, changeId: id, detail: { reason }, lastError: reason });
+}
+
+async function linkInstance(sequelize: Sequelize, tx: Transaction, instanceId: string, changeId: string): Promise<void> {
+  await sequelize.query('UPDATE instances SET last_change_id = :changeId WHERE id = :instanceId', {
+    type: QueryTypes.UPDATE,
+    transaction: tx,
+    replacements: { instanceId, changeId },
+  });
+}

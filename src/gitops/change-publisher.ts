@@ -1,0 +1,189 @@
+import { renderChange } from './render/change-renderer.ts';
+import { parseChange, type ChangeKind, type ParsedChange } from './render/change-payloads.ts';
+import type { TemplateCatalog } from './render/template-catalog.ts';
+import { BranchMovedError, type FileChange, type GitopsRepository, type PullRequest } from './repository.ts';
+
+/** One claimed change request, as the publisher needs it. */
+export interface ChangeToPublish {
+  id: string;
+  kind: ChangeKind;
+  payload: unknown;
+  instanceId: string | undefined;
+  requestedBy: string;
+}
+
+export type MergePolicy = 'pull-request' | 'auto-merge' | 'direct';
+
+export interface PublishInput {
+  batchId: string;
+  branch: string;
+  mergePolicy: MergePolicy;
+  changes: ChangeToPublish[];
+}
+
+/** A change that cannot be rendered: terminal for that change alone. */
+export interface RejectedChange {
+  id: string;
+  reason: string;
+}
+
+export interface PublishResult {
+  /** Changes that made it into the commit, with the files each one wrote or removed. */
+  published: { id: string; files: FileChange[] }[];
+  rejected: RejectedChange[];
+  /** Undefined when every change was rejected. */
+  commitSha: string | undefined;
+  pullRequest: PullRequest | undefined;
+  /** Set when the commit is on the base branch (direct, or auto-merge that merged). */
+  mergeCommitSha: string | undefined;
+  /** Auto-merge that could not merge yet; the pull request stays open. */
+  mergeError: string | undefined;
+}
+
+/**
+ * Turns a batch of change requests into one commit on a deterministic branch and then, per
+ * merge policy, a pull request or a fast-forward of the base branch. Every step checks what
+ * an earlier attempt already did (branch exists → reuse its commit; PR exists → adopt it;
+ * commit already on the base branch → done), so running it again after a crash at any point
+ * converges on one commit and one pull request.
+ */
+export async function publishChanges(repository: GitopsRepository, catalog: TemplateCatalog, input: PublishInput): Promise<PublishResult> {
+  const published: PublishResult['published'] = [];
+  const rejected: RejectedChange[] = [];
+  const parsed: { change: ChangeToPublish; parsed: ParsedChange }[] = [];
+  for (const change of input.changes) {
+    try {
+      const parsedChange = parseChange(change.kind, change.payload);
+      published.push({ id: change.id, files: renderChange(catalog, parsedChange, { instanceId: change.instanceId }) });
+      parsed.push({ change, parsed: parsedChange });
+    } catch (error) {
+      rejected.push({ id: change.id, reason: (error as Error).message });
+    }
+  }
+  const result: PublishResult = { published, rejected, commitSha: undefined, pullRequest: undefined, mergeCommitSha: undefined, mergeError: undefined };
+  if (published.length === 0) return result;
+
+  const changes = published.flatMap((p) => p.files);
+  const message = commitMessage(input, parsed);
+  let tip = await repository.getBranch(input.branch);
+  if (!tip) {
+    const base = await requireBranch(repository, repository.baseBranch);
+    tip = await repository.createBranch(input.branch, await repository.createCommit({ parent: base, changes, message }));
+  }
+
+  if (input.mergePolicy === 'direct') {
+    result.commitSha = result.mergeCommitSha = await landDirectly(repository, input.branch, tip, changes, message);
+    return result;
+  }
+  result.commitSha = tip;
+  result.pullRequest = await repository.openPullRequest({ branch: input.branch, title: commitTitle(parsed), body: pullRequestBody(input, parsed, published) });
+  if (input.mergePolicy === 'auto-merge' && result.pullRequest.state === 'open') {
+    try {
+      result.pullRequest = await repository.mergePullRequest(result.pullRequest.number);
+    } catch (error) {
+      result.mergeError = (error as Error).message;
+    }
+  }
+  if (result.pullRequest.state === 'merged') result.mergeCommitSha = result.pullRequest.mergeCommitSha;
+  return result;
+}
+
+/**
+ * Puts the batch's commit on the base branch as a fast-forward. When the base moved since the
+ * commit was made, the same changes are re-applied on the new base (and the batch branch moved
+ * to that commit first, so a crash in between is still recognised on the next attempt).
+ */
+async function landDirectly(repository: GitopsRepository, branch: string, first: string, changes: FileChange[], message: string): Promise<string> {
+  let tip = first;
+  for (let attempt = 0; attempt < 10; attempt += 1) {
+    const base = await requireBranch(repository, repository.baseBranch);
+    if (await repository.isAncestor(tip, base)) return tip;
+    try {
+      if (!(await repository.isAncestor(base, tip))) {
+        const rebased = await repository.createCommit({ parent: base, changes, message });
+        await repository.updateBranch(branch, rebased, { expected: tip, force: true });
+        tip = rebased;
+      }
+      await repository.updateBranch(repository.baseBranch, tip, { expected: base });
+      return tip;
+    } catch (error) {
+      if (!(error instanceof BranchMovedError)) throw error;
+      // Someone else moved the base (or our branch, in a concurrent retry): re-read and go again.
+      tip = (await repository.getBranch(branch)) ?? tip;
+    }
+  }
+  throw new BranchMovedError(repository.baseBranch, 'it kept moving while landing the change');
+}
+
+async function requireBranch(repository: GitopsRepository, branch: string): Promise<string> {
+  const sha = await repository.getBranch(branch);
+  if (!sha) throw new BranchMovedError(branch, 'the branch does not exist');
+  return sha;
+}
+
+function describe(parsed: ParsedChange): string {
+  switch (parsed.kind) {
+    case 'workspace.create':
+      return `Add workspace ${parsed.payload.org}`;
+    case 'instance.create':
+      return `Create ${parsed.payload.offering} ${parsed.payload.version} instance ${parsed.payload.instanceName} in ${parsed.payload.org}`;
+    case 'instance.update':
+      return `Update instance ${parsed.payload.instanceName} in ${parsed.payload.org} to ${parsed.payload.offering} ${parsed.payload.version}`;
+    case 'instance.delete':
+      return `Delete instance ${parsed.payload.instanceName} in ${parsed.payload.org}`;
+    case 'platform.bootstrap':
+      return `Deploy the control plane (${parsed.payload.image})`;
+  }
+}
+
+function orgOf(parsed: ParsedChange): string | undefined {
+  return parsed.kind === 'platform.bootstrap' ? undefined : parsed.payload.org;
+}
+
+export function commitTitle(parsed: { parsed: ParsedChange }[]): string {
+  if (parsed.length === 1) return describe(parsed[0]!.parsed);
+  const orgs = [...new Set(parsed.map((p) => orgOf(p.parsed)).filter(Boolean))].sort();
+  return `${parsed.length} changes for ${orgs.slice(0, 3).join(', ')}${orgs.length > 3 ? `, and ${orgs.length - 3} more` : ''}`;
+}
+
+/** Title, one line per change, then trailers (repeated per change, in the same order). */
+function commitMessage(input: PublishInput, parsed: { change: ChangeToPublish; parsed: ParsedChange }[]): string {
+  const lines = parsed.length > 1 ? parsed.map((p) => `- ${describe(p.parsed)}`) : [];
+  const trailers: string[] = [`Batch-Id: ${input.batchId}`];
+  for (const { change, parsed: p } of parsed) {
+    trailers.push(`Change-Id: ${change.id}`);
+    if (change.instanceId) trailers.push(`Instance-Id: ${change.instanceId}`);
+    const org = orgOf(p);
+    if (org) trailers.push(`Org: ${org}`);
+    if (p.kind === 'instance.create' || p.kind === 'instance.update') trailers.push(`Offering: ${p.payload.offering}/${p.payload.version}`);
+    if (p.kind === 'instance.delete') trailers.push(`Offering: ${p.payload.offering}`);
+    trailers.push(`Requested-By: ${oneLine(change.requestedBy)}`);
+  }
+  return [commitTitle(parsed), '', ...(lines.length ? [...lines, ''] : []), ...trailers, ''].join('\n');
+}
+
+function oneLine(text: string): string {
+  return text.replace(/[\r\n]+/g, ' ');
+}
+
+function pullRequestBody(input: PublishInput, parsed: { change: ChangeToPublish; parsed: ParsedChange }[], published: PublishResult['published']): string {
+  const cell = (text: string) => oneLine(text).replace(/\|/g, '\\|');
+  const rows = parsed.map(({ change, parsed: p }) => {
+    const offering = p.kind === 'instance.create' || p.kind === 'instance.update' ? `${p.payload.offering} ${p.payload.version}` : p.kind === 'instance.delete' ? p.payload.offering : '';
+    const instance = p.kind.startsWith('instance.') ? (p.payload as { instanceName: string }).instanceName : '';
+    return `| ${change.kind} | ${cell(orgOf(p) ?? '')} | ${cell(instance)} | ${cell(offering)} | ${cell(change.requestedBy)} | \`${change.id}\` |`;
+  });
+  const files = published.flatMap((p) => p.files).map((f) => `| \`${f.path}\` | ${'delete' in f ? 'removed' : 'written'} |`);
+  return [
+    `Opened by the control plane (batch \`${input.batchId}\`, merge policy \`${input.mergePolicy}\`).`,
+    '',
+    '| Change | Tenant | Instance | Offering | Requested by | Change id |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...rows,
+    '',
+    '| File | |',
+    '| --- | --- |',
+    ...files,
+    '',
+  ].join('\n');
+}

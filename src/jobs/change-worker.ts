@@ -1,0 +1,107 @@
+import { randomUUID } from 'node:crypto';
+import type { Sequelize } from 'sequelize';
+import type { Logger } from '../logger.ts';
+import { claimBatch, recordFailed, recordPublished, recordRetry, type ClaimedBatch } from '../domain/change-queue.ts';
+import { publishChanges } from '../gitops/change-publisher.ts';
+import type { TemplateCatalog } from '../gitops/render/template-catalog.ts';
+import { RepositoryRejectedError, type GitopsRepository } from '../gitops/repository.ts';
+import type { BackgroundTask } from './background-task.ts';
+
+export interface ChangeWorkerOptions {
+  sequelize: Sequelize;
+  repository: GitopsRepository;
+  catalog: TemplateCatalog;
+  logger: Logger;
+  /** Batching window: a change waits this long so close arrivals share one commit and PR. */
+  windowMs: number;
+  maxBatch: number;
+  leaseMs: number;
+  /** Sleep between polls of an empty queue. */
+  pollMs: number;
+  /** After this many attempts a transient error becomes terminal. */
+  maxAttempts: number;
+  workerId?: string;
+}
+
+/** 1 s, 2 s, 4 s, ... capped at 5 min, with ±20 % jitter so retries of many workers spread out. */
+export function backoffMs(attempt: number, random = Math.random): number {
+  const base = Math.min(300_000, 1_000 * 2 ** Math.max(0, attempt - 1));
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+/**
+ * Drains the change_requests outbox: claims a batch, publishes it to Git, records the result.
+ * Errors the repository calls terminal (RepositoryRejectedError) fail the batch's changes with
+ * the reason; any other error is transient and the batch is retried with backoff. stop() lets
+ * the batch in flight finish, then resolves.
+ */
+export function createChangeWorker(options: ChangeWorkerOptions): BackgroundTask & { runOnce(): Promise<boolean> } {
+  const workerId = options.workerId ?? `worker-${randomUUID()}`;
+  const log = options.logger.child({ task: 'change-worker', workerId });
+  let stopping = false;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+
+  async function runOnce(): Promise<boolean> {
+    const batch = await claimBatch(options.sequelize, { workerId, leaseMs: options.leaseMs, windowMs: options.windowMs, maxBatch: options.maxBatch });
+    if (!batch) return false;
+    await publishBatch(batch);
+    return true;
+  }
+
+  async function publishBatch(batch: ClaimedBatch): Promise<void> {
+    const started = Date.now();
+    try {
+      const result = await publishChanges(options.repository, options.catalog, batch);
+      await recordPublished(options.sequelize, batch, result);
+      log.info(
+        { batchId: batch.batchId, changes: result.published.length, rejected: result.rejected.length, commit: result.commitSha, pullRequest: result.pullRequest?.url, ms: Date.now() - started },
+        'change batch published',
+      );
+    } catch (error) {
+      const reason = (error as Error).message;
+      const attempts = Math.max(...batch.changes.map((c) => c.attempts));
+      if (error instanceof RepositoryRejectedError || attempts >= options.maxAttempts) {
+        log.warn({ batchId: batch.batchId, err: error, attempts }, 'change batch failed');
+        await recordFailed(options.sequelize, batch, batch.changes.map((c) => c.id), reason);
+      } else {
+        const delay = backoffMs(attempts);
+        log.warn({ batchId: batch.batchId, err: error, attempts, retryInMs: delay }, 'change batch will be retried');
+        await recordRetry(options.sequelize, batch, reason, delay);
+      }
+    }
+  }
+
+  async function run(): Promise<void> {
+    while (!stopping) {
+      let worked = false;
+      try {
+        worked = await runOnce();
+      } catch (error) {
+        log.error({ err: error }, 'change worker could not claim work');
+      }
+      if (worked || stopping) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, options.pollMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = undefined;
+    }
+  }
+
+  return {
+    name: 'change-worker',
+    runOnce,
+    start() {
+      loop ??= run();
+    },
+    async stop() {
+      stopping = true;
+      wake?.();
+      await loop;
+    },
+  };
+}

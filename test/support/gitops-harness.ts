@@ -1,0 +1,49 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Sequelize } from 'sequelize';
+import { createLogger } from '../../src/logger.ts';
+import { LocalRepository } from '../../src/gitops/local/local-repository.ts';
+import { LocalPullRequests } from '../../src/gitops/local/local-pull-requests.ts';
+import { readInitialLayout } from '../../src/gitops/initial-layout.ts';
+import { loadTemplateCatalog, type TemplateCatalog } from '../../src/gitops/render/template-catalog.ts';
+import { createChangeWorker, type ChangeWorkerOptions } from '../../src/jobs/change-worker.ts';
+import { git } from '../../src/gitops/local/git.ts';
+
+export interface LocalGitops {
+  dir: string;
+  repository: LocalRepository;
+  catalog: TemplateCatalog;
+  git(...args: string[]): Promise<string>;
+  worker(overrides?: Partial<ChangeWorkerOptions>): ReturnType<typeof createChangeWorker>;
+  cleanup(): Promise<void>;
+}
+
+/** A fresh bare repository with the initial layout, and workers that publish to it. */
+export async function createLocalGitops(sequelize: Sequelize): Promise<LocalGitops> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-gitops-'));
+  const gitDir = path.join(dir, 'gsv-gitops.git');
+  const repository = new LocalRepository({ gitDir, baseBranch: 'main', pullRequests: new LocalPullRequests({ sequelize, repository: gitDir }) });
+  await repository.ensureInitialized(await readInitialLayout());
+  const catalog = await loadTemplateCatalog();
+  return {
+    dir,
+    repository,
+    catalog,
+    git: async (...args) => (await git(args, { gitDir })).trim(),
+    worker: (overrides = {}) =>
+      createChangeWorker({
+        sequelize,
+        repository,
+        catalog,
+        logger: createLogger('silent'),
+        windowMs: 0,
+        maxBatch: 100,
+        leaseMs: 60_000,
+        pollMs: 20,
+        maxAttempts: 5,
+        ...overrides,
+      }),
+    cleanup: () => fs.rm(dir, { recursive: true, force: true }),
+  };
+}
