@@ -158,6 +158,28 @@ describe('instances', () => {
       assert.equal(await count('change_requests'), before + 1);
     });
 
+    it('refuses a malformed key (400) and a key reused on another route (422)', async () => {
+      const malformed = await api.call('POST', '/instances', { token, body: { org, offering: 'runtime', name: 'malformed-key' }, headers: { 'Idempotency-Key': 'has space' } });
+      assert.equal(malformed.status, 400);
+      assert.deepEqual((malformed.body.errors as { in: string; pointer: string }[]).map((e) => [e.in, e.pointer]), [['header', '/Idempotency-Key']]);
+      const headers = { 'Idempotency-Key': `cross-${Date.now()}` };
+      assert.equal((await api.call('POST', `/orgs/${org}/projects`, { token, body: { slug: `p${Date.now().toString(36)}` }, headers })).status, 201);
+      const reused = await api.call('POST', '/instances', { token, body: { org, offering: 'runtime', name: 'cross-route' }, headers });
+      assert.equal(reused.status, 422);
+      assert.equal(reused.body.code, 'idempotency-key-reused');
+    });
+
+    it('scopes keys per caller: another caller with the same key executes its own request', async () => {
+      const headers = { 'Idempotency-Key': `shared-${Date.now()}` };
+      const other = await api.tokenFor(uniqueUser('other'));
+      const otherOrg = (await api.call('POST', '/orgs/auto', { token: other })).body.slug as string;
+      const mine = await api.call('POST', '/instances', { token, body: { org, offering: 'runtime', name: 'shared-key' }, headers });
+      const theirs = await api.call('POST', '/instances', { token: other, body: { org: otherOrg, offering: 'runtime', name: 'shared-key' }, headers });
+      assert.equal(mine.status, 202);
+      assert.equal(theirs.status, 202);
+      assert.notEqual(mine.body.id, theirs.body.id);
+    });
+
     it('does not store error responses: the same key can be retried after fixing the cause', async () => {
       const headers = { 'Idempotency-Key': `retry-${Date.now()}` };
       const body = { org, project: 'later', offering: 'runtime', name: 'later-one' };
