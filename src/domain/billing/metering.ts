@@ -1,6 +1,6 @@
 import type { Transaction } from 'sequelize';
 import { applyInstanceEvent } from '../instance-events.ts';
-import { ensurePlatformAccount, ensureWallet, lockWallet, pendingHolds, postTransfer, select, toMinor, type LedgerDeps } from './ledger.ts';
+import { ensurePlatformAccount, ensureWallet, lockWallet, pendingHolds, select, toMinor, type LedgerDeps } from './ledger.ts';
 
 const HOUR_MS = 3_600_000;
 
@@ -85,41 +85,76 @@ async function meterInstance(
   const rate = toMinor(instance.hourly_rate_minor);
   const walletId = await ensureWallet(deps, tx, instance.organization_id, instance.currency);
   const wallet = await lockWallet(deps, tx, walletId);
-  let available = wallet.balance - (await pendingHolds(deps, tx, walletId, now));
+  const available = wallet.balance - (await pendingHolds(deps, tx, walletId, now));
   const revenue = rate > 0n ? await ensurePlatformAccount(deps, tx, 'revenue', instance.currency) : undefined;
-  let hours = 0;
-  for (const { hour } of missing) {
-    if (available < rate) {
-      await applyInstanceEvent(deps.sequelize, tx, instance.id, 'wallet.exhausted', {
-        cause: 'wallet.exhausted',
-        actor: 'metering',
-        detail: { walletId, currency: instance.currency, available: available.toString(), hourlyRate: rate.toString(), unpaidHour: hour.toISOString() },
-        lastError: `The ${instance.currency} wallet cannot pay the hour from ${hour.toISOString()} (${rate} needed, ${available} available).`,
-      });
-      return { hours, amount: BigInt(hours) * rate, suspended: true };
-    }
-    const transferId =
-      revenue === undefined
-        ? undefined
-        : await postTransfer(deps, tx, {
-            kind: 'usage',
-            currency: instance.currency,
-            debitAccountId: walletId,
-            creditAccountId: revenue,
-            amount: rate,
-            instanceId: instance.id,
-            reason: `usage ${hour.toISOString()}`,
-            actor: 'metering',
-          });
-    // The primary key (instance, hour) is the last word: a concurrent charge of the same hour
-    // fails here and rolls its transfer back with it.
+  // Oldest first, as many hours as the wallet can pay; the first unpaid hour suspends.
+  const payable = rate === 0n ? missing.length : Number(BigInt(missing.length) < available / rate ? BigInt(missing.length) : available / rate);
+  const paid = missing.slice(0, Math.max(payable, 0)).map((m) => m.hour);
+  if (paid.length > 0) await chargeHours(deps, tx, { instanceId: instance.id, walletId, revenueId: revenue, currency: instance.currency, rate, hours: paid, now });
+  const amount = BigInt(paid.length) * rate;
+  const unpaid = missing[paid.length];
+  if (!unpaid) return { hours: paid.length, amount, suspended: false };
+  const left = available - amount;
+  await applyInstanceEvent(deps.sequelize, tx, instance.id, 'wallet.exhausted', {
+    cause: 'wallet.exhausted',
+    actor: 'metering',
+    detail: { walletId, currency: instance.currency, available: left.toString(), hourlyRate: rate.toString(), unpaidHour: unpaid.hour.toISOString() },
+    lastError: `The ${instance.currency} wallet cannot pay the hour from ${unpaid.hour.toISOString()} (${rate} needed, ${left} available).`,
+  });
+  return { hours: paid.length, amount, suspended: true };
+}
+
+/**
+ * Posts one usage transfer (two entries) and one metered_hours row per hour in a single
+ * statement, then debits the wallet's cached balance once: a day of catch-up for an instance
+ * is two round trips, not seventy. The caller holds the instance's and the wallet's locks.
+ */
+async function chargeHours(
+  deps: LedgerDeps,
+  tx: Transaction,
+  input: { instanceId: string; walletId: string; revenueId: string | undefined; currency: string; rate: bigint; hours: Date[]; now: Date },
+): Promise<void> {
+  const replacements = {
+    instanceId: input.instanceId,
+    walletId: input.walletId,
+    revenueId: input.revenueId ?? null,
+    currency: input.currency,
+    rate: input.rate.toString(),
+    hours: input.hours.map((h) => h.toISOString()),
+    now: input.now,
+  };
+  if (input.revenueId === undefined) {
+    // A free offering: record the hours (so they are not looked at again), move no money.
     await deps.sequelize.query(
       `INSERT INTO metered_hours (instance_id, hour, wallet_id, amount, transfer_id, created_at)
-       VALUES (:id, :hour, :walletId, :amount::bigint, :transferId, :now)`,
-      { transaction: tx, replacements: { id: instance.id, hour, walletId, amount: rate.toString(), transferId: transferId ?? null, now } },
+       SELECT :instanceId, hour, :walletId, 0, NULL, :now FROM unnest(ARRAY[:hours]::timestamptz[]) AS hour`,
+      { transaction: tx, replacements },
     );
-    available -= rate;
-    hours += 1;
+    return;
   }
-  return { hours, amount: BigInt(hours) * rate, suspended: false };
+  // The primary key (instance, hour) is the last word: a concurrent charge of the same hour
+  // fails the whole statement, and its transfers with it.
+  await deps.sequelize.query(
+    `WITH hours AS MATERIALIZED (
+       SELECT hour, gen_random_uuid() AS transfer_id FROM unnest(ARRAY[:hours]::timestamptz[]) AS hour
+     ), transfers AS (
+       INSERT INTO ledger_transfers (id, kind, currency, debit_account_id, credit_account_id, amount, instance_id, reason, created_by, created_at)
+       SELECT transfer_id, 'usage', :currency, :walletId, :revenueId, :rate::bigint, :instanceId,
+              'usage ' || to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:00"Z"'), 'metering', :now
+       FROM hours
+       RETURNING id
+     ), entries AS (
+       INSERT INTO ledger_entries (transfer_id, account_id, amount, created_at)
+       SELECT id, :walletId::uuid, -(:rate::bigint), :now::timestamptz FROM transfers
+       UNION ALL
+       SELECT id, :revenueId::uuid, :rate::bigint, :now::timestamptz FROM transfers
+     )
+     INSERT INTO metered_hours (instance_id, hour, wallet_id, amount, transfer_id, created_at)
+     SELECT :instanceId, h.hour, :walletId, :rate::bigint, t.id, :now FROM hours h JOIN transfers t ON t.id = h.transfer_id`,
+    { transaction: tx, replacements },
+  );
+  await deps.sequelize.query(
+    `UPDATE ledger_accounts SET balance = balance - :total::bigint, updated_at = :now WHERE id = :walletId AND kind = 'wallet'`,
+    { transaction: tx, replacements: { walletId: input.walletId, total: (input.rate * BigInt(input.hours.length)).toString(), now: input.now } },
+  );
 }

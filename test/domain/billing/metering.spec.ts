@@ -70,6 +70,12 @@ describe('metering', () => {
     await meterUsage(deps);
     assert.deepEqual(await meteredHours(instanceId), ['10:00', '11:00', '12:00', '13:00', '14:00', '15:00']);
     assert.equal(await balanceOf(walletId), 1000n - 6n * 10n);
+    const usage = await sequelize.query<{ amount: string; reason: string }>(
+      `SELECT e.amount, t.reason FROM ledger_entries e JOIN ledger_transfers t ON t.id = e.transfer_id
+       WHERE e.account_id = :walletId AND t.kind = 'usage' AND t.instance_id = :instanceId ORDER BY t.reason`,
+      { type: QueryTypes.SELECT, replacements: { walletId, instanceId } },
+    );
+    assert.deepEqual(usage.map((u) => [u.amount, u.reason]), ['10', '11', '12', '13', '14', '15'].map((h) => ['-10', `usage 2025-03-01T${h}:00Z`]));
     const audit = await auditLedger(deps);
     assert.equal(audit.total, 0n);
     assert.deepEqual(audit.discrepancies, []);
@@ -111,6 +117,19 @@ describe('metering', () => {
     clock.set('2025-03-01T20:00:00Z');
     await meterUsage(deps);
     assert.deepEqual(await meteredHours(instanceId), ['10:00', '11:00']);
+  });
+
+  it('records the hours of a free offering without moving money', async () => {
+    const { instanceId, walletId } = await setup(0n, 0);
+    clock.set('2025-03-01T12:30:00Z');
+    await meterUsage(deps);
+    assert.deepEqual(await meteredHours(instanceId), ['10:00', '11:00']);
+    assert.equal(await balanceOf(walletId), 0n);
+    const [{ count }] = (await sequelize.query(`SELECT count(*)::int AS count FROM ledger_transfers WHERE instance_id = :instanceId`, {
+      type: QueryTypes.SELECT,
+      replacements: { instanceId },
+    })) as [{ count: number }];
+    assert.equal(count, 0);
   });
 
   it('only the replica holding the advisory lock meters', async () => {
