@@ -38,6 +38,7 @@ export const CONFIG_VARIABLES = [
   { name: 'OIDC_JWKS_URL', description: 'JWKS endpoint of the realm (e.g. `<issuer>/protocol/openid-connect/certs`). Required with OIDC_ISSUER.', schema: Type.String({ pattern: '^https?://' }) },
   { name: 'OIDC_ALGORITHMS', description: 'Comma-separated JWS algorithms accepted for JWTs (asymmetric only).', default: 'RS256,ES256', schema: Type.String({ pattern: '^((RS|PS|ES)(256|384|512)|EdDSA)(,((RS|PS|ES)(256|384|512)|EdDSA))*$' }) },
   { name: 'OIDC_ADMIN_ROLE', description: 'Realm role (`realm_access.roles`) that makes a caller a platform admin.', default: 'platform-admin', schema: Type.String({ minLength: 1 }) },
+  { name: 'IDEMPOTENCY_KEY_RETENTION_HOURS', description: 'How long an Idempotency-Key and its stored response are kept; after that the same key executes again.', default: '24', schema: positiveInt },
   { name: 'BILLING_TRIAL_CURRENCY', description: 'Currency (ISO 4217) of the wallet and trial credit a new workspace gets.', default: 'EUR', schema: Type.String({ pattern: '^[A-Z]{3}$' }) },
   { name: 'BILLING_TRIAL_CREDIT_MINOR', description: 'Trial credit for a new workspace, in minor units of BILLING_TRIAL_CURRENCY (0: none).', default: '5000', schema: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }) },
   { name: 'BILLING_HOLD_TTL_SECONDS', description: 'Expiry of a billing hold (setup fee, API holds without expiresInSeconds); an expired hold is released.', default: '604800', schema: positiveInt },
@@ -70,6 +71,7 @@ export interface Config {
   };
   /** Undefined when OIDC_ISSUER is unset: only API tokens authenticate. */
   oidc: { issuer: string; audience: string; jwksUrl: string; algorithms: string[]; adminRole: string } | undefined;
+  idempotencyKeyRetentionHours: number;
   billing: { trialCurrency: string; trialCreditMinor: number; holdTtlSeconds: number; meteringIntervalMs: number };
   webhooks: {
     /** Current secret first, then the additional ones; empty: the GitHub receiver is off. */
@@ -142,6 +144,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
           adminRole: get('OIDC_ADMIN_ROLE'),
         }
       : undefined,
+    idempotencyKeyRetentionHours: get('IDEMPOTENCY_KEY_RETENTION_HOURS'),
     billing: {
       trialCurrency: get('BILLING_TRIAL_CURRENCY'),
       trialCreditMinor: get('BILLING_TRIAL_CREDIT_MINOR'),

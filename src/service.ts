@@ -26,6 +26,7 @@ import { LocalRepository } from './gitops/local/local-repository.ts';
 import { readInitialLayout } from './gitops/initial-layout.ts';
 import type { GitopsRepository } from './gitops/repository.ts';
 import type { BackgroundTask } from './jobs/background-task.ts';
+import { createIdempotencyKeyExpiryTask } from './jobs/idempotency-key-expiry.ts';
 import { createMeteringTask } from './jobs/metering-task.ts';
 import { webhookRoutes } from './api/routes/webhook-routes.ts';
 import { GithubSignatureVerifier } from './webhooks/github-signature.ts';
@@ -71,6 +72,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
 
   const metrics = createMetrics();
   const tasks: BackgroundTask[] = [];
+  tasks.push(createIdempotencyKeyExpiryTask({ sequelize, logger: logger.child({ task: 'idempotency-key-expiry' }), retentionHours: config.idempotencyKeyRetentionHours }));
   tasks.push(createMeteringTask({ sequelize, now: () => new Date(), logger: logger.child({ task: 'metering' }), intervalMs: config.billing.meteringIntervalMs }));
   let draining = false;
   const routes: RouteSpec[] = [];

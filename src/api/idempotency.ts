@@ -96,3 +96,22 @@ function canonicalJson(value: unknown): string {
   }
   return JSON.stringify(value);
 }
+
+/**
+ * Forgets keys older than `retentionHours` (a key then executes again), a batch at a time so a
+ * large backlog never holds long locks. Safe to run on every replica at once.
+ */
+export async function deleteExpiredIdempotencyKeys(sequelize: Sequelize, retentionHours: number, batchSize = 5_000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const deleted = await sequelize.query(
+      `DELETE FROM idempotency_keys WHERE ctid IN (
+         SELECT ctid FROM idempotency_keys WHERE created_at < now() - make_interval(hours => :hours) LIMIT :batch
+         FOR UPDATE SKIP LOCKED)
+       RETURNING 1`,
+      { type: QueryTypes.SELECT, replacements: { hours: retentionHours, batch: batchSize } },
+    );
+    total += deleted.length;
+    if (deleted.length < batchSize) return total;
+  }
+}
