@@ -20,6 +20,11 @@ describe('authentication', () => {
     assert.equal(response.status, 200);
   });
 
+  it('accepts ES256 as well (both are pinned by default)', async () => {
+    const token = await api.issuer.sign(claims('ec-user'), { alg: 'ES256' });
+    assert.equal((await api.call('GET', '/offerings', { token })).status, 200);
+  });
+
   const refused: [string, () => Promise<string>][] = [
     ['a wrong issuer', () => api.issuer.sign(claims('u1'), { issuer: 'https://evil.example/realms/gsv' })],
     ['a wrong audience', () => api.issuer.sign(claims('u2'), { audience: 'someone-else' })],

@@ -8,16 +8,20 @@ export interface TestIssuer {
   audience: string;
   jwksUrl: string;
   publicKey: KeyObject;
-  sign(claims: JWTPayload & Record<string, unknown>, options?: { expiresIn?: string | number; issuer?: string; audience?: string }): Promise<string>;
+  sign(claims: JWTPayload & Record<string, unknown>, options?: { expiresIn?: string | number; issuer?: string; audience?: string; alg?: 'RS256' | 'ES256' }): Promise<string>;
   close(): Promise<void>;
 }
 
 export async function startTestIssuer(): Promise<TestIssuer> {
   const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true });
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'test-key', alg: 'RS256', use: 'sig' };
+  const ec = await generateKeyPair('ES256', { extractable: true });
+  const keys = [
+    { ...(await exportJWK(publicKey)), kid: 'test-key', alg: 'RS256', use: 'sig' },
+    { ...(await exportJWK(ec.publicKey)), kid: 'test-ec-key', alg: 'ES256', use: 'sig' },
+  ];
   const server = http.createServer((req, res) => {
     res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ keys: [jwk] }));
+    res.end(JSON.stringify({ keys }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -30,12 +34,12 @@ export async function startTestIssuer(): Promise<TestIssuer> {
     publicKey: publicKey as KeyObject,
     sign: (claims, options = {}) =>
       new SignJWT(claims)
-        .setProtectedHeader({ alg: 'RS256', kid: 'test-key' })
+        .setProtectedHeader(options.alg === 'ES256' ? { alg: 'ES256', kid: 'test-ec-key' } : { alg: 'RS256', kid: 'test-key' })
         .setIssuedAt()
         .setIssuer(options.issuer ?? issuer)
         .setAudience(options.audience ?? audience)
         .setExpirationTime(options.expiresIn ?? '5m')
-        .sign(privateKey),
+        .sign(options.alg === 'ES256' ? ec.privateKey : privateKey),
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.closeAllConnections();
