@@ -49,14 +49,19 @@ export async function upsertApiToken(sequelize: Sequelize, token: string, grant:
 }
 
 /**
- * The grant of a live token (not revoked, not expired), or undefined. Marks it used in the same
- * statement, so a lookup costs one round trip.
+ * The grant of a live token (not revoked, not expired), or undefined. Records use in the same
+ * round trip, at most once a minute per token, so a busy automation token is not a hot row.
  */
 export async function findApiTokenGrant(sequelize: Sequelize, token: string): Promise<ApiTokenGrant | undefined> {
   const [row] = await sequelize.query<{ name: string; subject: string; username: string | null; email: string | null; platform_admin: boolean }>(
-    `UPDATE api_tokens SET last_used_at = now()
-     WHERE token_hash = :hash AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-     RETURNING name, subject, username, email, platform_admin`,
+    `WITH live AS (
+       SELECT id, name, subject, username, email, platform_admin, last_used_at FROM api_tokens
+       WHERE token_hash = :hash AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+     ), touched AS (
+       UPDATE api_tokens t SET last_used_at = now() FROM live
+       WHERE t.id = live.id AND (live.last_used_at IS NULL OR live.last_used_at < now() - interval '1 minute')
+     )
+     SELECT name, subject, username, email, platform_admin FROM live`,
     { type: QueryTypes.SELECT, replacements: { hash: hashApiToken(token) } },
   );
   if (!row) return undefined;

@@ -70,6 +70,11 @@ describe('authentication', () => {
   it('accepts a live API token and refuses it once revoked', async () => {
     const token = await api.tokenFor(uniqueUser('robot'));
     assert.equal((await api.call('GET', '/offerings', { token })).status, 200);
+    const [used] = await api.sequelize.query<{ used: boolean }>('SELECT last_used_at IS NOT NULL AS used FROM api_tokens WHERE token_hash = :hash', {
+      type: QueryTypes.SELECT,
+      replacements: { hash: hashApiToken(token) },
+    });
+    assert.equal(used!.used, true);
     await api.sequelize.query('UPDATE api_tokens SET revoked_at = now() WHERE token_hash = :hash', { type: QueryTypes.UPDATE, replacements: { hash: hashApiToken(token) } });
     assert.equal((await api.call('GET', '/offerings', { token })).status, 401);
   });
