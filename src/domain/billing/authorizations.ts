@@ -1,6 +1,6 @@
 import type { Transaction } from 'sequelize';
 import { AuthorizationResolvedError, NotFoundError, PaymentRequiredError, UnprocessableError } from '../../errors.ts';
-import { ensurePlatformAccount, ensureWallet, isUuid, lockWallet, pendingHolds, postTransfer, select, toMinor, type LedgerDeps } from './ledger.ts';
+import { ensurePlatformAccount, isUuid, lockOrganizationWallet, lockWallet, postTransfer, select, toMinor, type LedgerDeps } from './ledger.ts';
 
 export type AuthorizationStatus = 'pending' | 'settled' | 'voided' | 'expired';
 
@@ -83,24 +83,56 @@ export async function authorize(deps: LedgerDeps, tx: Transaction, input: Author
     throw new UnprocessableError('invalid-expiry', 'expiresInSeconds must be a positive integer.');
   }
   const now = deps.now();
-  const walletId = await ensureWallet(deps, tx, input.organizationId, input.currency);
-  const wallet = await lockWallet(deps, tx, walletId);
-  const available = wallet.balance - (await pendingHolds(deps, tx, walletId, now));
-  if (available < input.amount) {
-    throw new PaymentRequiredError(
-      `The ${wallet.currency} wallet has ${available} minor units available; ${input.amount} are needed. Add credit and retry.`,
-      { extensions: { walletId, currency: wallet.currency, available: Number(available), requested: Number(input.amount) } },
-    );
-  }
+  const wallet = await lockOrganizationWallet(deps, tx, input.organizationId, input.currency);
   const expiresAt = new Date(now.getTime() + input.expiresInSeconds * 1000);
-  const [row] = await select<{ id: string }>(
+  // One statement after the lock (so its snapshot sees every hold committed before we got the
+  // lock): sum the live holds and insert only if the new one fits. Fewer round trips under the
+  // wallet's lock is what bounds holds per second on one wallet.
+  const [row] = await select<{ pending: string; id: string | null }>(
     deps,
     tx,
-    `INSERT INTO billing_authorizations (wallet_id, amount, reference, expires_at, created_by, created_at, updated_at)
-     VALUES (:walletId, :amount::bigint, :reference, :expiresAt, :actor, :now, :now) RETURNING id`,
-    { walletId, amount: input.amount.toString(), reference: input.reference ?? null, expiresAt, actor: input.actor, now },
+    `WITH pending AS (
+       SELECT coalesce(sum(amount), 0) AS total FROM billing_authorizations
+       WHERE wallet_id = :walletId AND status = 'pending' AND expires_at > :now
+     ), inserted AS (
+       INSERT INTO billing_authorizations (wallet_id, amount, reference, expires_at, created_by, created_at, updated_at)
+       SELECT :walletId, :amount::bigint, :reference, :expiresAt, :actor, :now, :now FROM pending
+       WHERE :balance::bigint - pending.total >= :amount::bigint
+       RETURNING id
+     )
+     SELECT pending.total AS pending, inserted.id FROM pending LEFT JOIN inserted ON true`,
+    {
+      walletId: wallet.id,
+      amount: input.amount.toString(),
+      balance: wallet.balance.toString(),
+      reference: input.reference ?? null,
+      expiresAt,
+      actor: input.actor,
+      now,
+    },
   );
-  return getAuthorization(deps, tx, row!.id);
+  if (!row?.id) {
+    const available = wallet.balance - toMinor(row?.pending);
+    throw new PaymentRequiredError(
+      `The ${wallet.currency} wallet has ${available} minor units available; ${input.amount} are needed. Add credit and retry.`,
+      { extensions: { walletId: wallet.id, currency: wallet.currency, available: Number(available), requested: Number(input.amount) } },
+    );
+  }
+  return {
+    id: row.id,
+    walletId: wallet.id,
+    organizationId: wallet.organizationId,
+    organizationSlug: wallet.organizationSlug,
+    currency: wallet.currency,
+    amount: input.amount,
+    capturedAmount: null,
+    status: 'pending',
+    reference: input.reference ?? null,
+    expiresAt,
+    resolvedAt: null,
+    createdBy: input.actor,
+    createdAt: now,
+  };
 }
 
 export async function getAuthorization(deps: LedgerDeps, tx: Transaction | undefined, authorizationId: string): Promise<Authorization> {

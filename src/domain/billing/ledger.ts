@@ -16,6 +16,7 @@ export type TransferKind = 'top-up' | 'trial-credit' | 'capture' | 'usage';
 export interface LockedWallet {
   id: string;
   organizationId: string;
+  organizationSlug: string;
   currency: string;
   /** Sum of the wallet's entries (cached on the row, kept equal by postTransfer). */
   balance: bigint;
@@ -81,14 +82,36 @@ async function ensureAccount(deps: LedgerDeps, tx: Transaction, insert: string, 
  */
 export async function lockWallet(deps: LedgerDeps, tx: Transaction, walletId: string): Promise<LockedWallet> {
   if (!isUuid(walletId)) throw new NotFoundError(`No wallet ${walletId}.`);
-  const [row] = await select<{ id: string; organization_id: string; currency: string; balance: string }>(
+  const [row] = await select<WalletRow>(deps, tx, `${LOCK_WALLET} WHERE w.id = :walletId AND w.kind = 'wallet' FOR UPDATE OF w`, { walletId });
+  if (!row) throw new NotFoundError(`No wallet ${walletId}.`);
+  return toLockedWallet(row);
+}
+
+/** lockWallet for the org's wallet in `currency`, created (empty) on first use. */
+export async function lockOrganizationWallet(deps: LedgerDeps, tx: Transaction, organizationId: string, currency: string): Promise<LockedWallet> {
+  const [row] = await select<WalletRow>(
     deps,
     tx,
-    `SELECT id, organization_id, currency, balance FROM ledger_accounts WHERE id = :walletId AND kind = 'wallet' FOR UPDATE`,
-    { walletId },
+    `${LOCK_WALLET} WHERE w.kind = 'wallet' AND w.organization_id = :organizationId AND w.currency = :currency FOR UPDATE OF w`,
+    { organizationId, currency },
   );
-  if (!row) throw new NotFoundError(`No wallet ${walletId}.`);
-  return { id: row.id, organizationId: row.organization_id, currency: row.currency, balance: toMinor(row.balance) };
+  if (row) return toLockedWallet(row);
+  return lockWallet(deps, tx, await ensureWallet(deps, tx, organizationId, currency));
+}
+
+interface WalletRow {
+  id: string;
+  organization_id: string;
+  slug: string;
+  currency: string;
+  balance: string;
+}
+
+const LOCK_WALLET = `SELECT w.id, w.organization_id, o.slug, w.currency, w.balance
+  FROM ledger_accounts w JOIN organizations o ON o.id = w.organization_id`;
+
+function toLockedWallet(row: WalletRow): LockedWallet {
+  return { id: row.id, organizationId: row.organization_id, organizationSlug: row.slug, currency: row.currency, balance: toMinor(row.balance) };
 }
 
 /** Sum of the wallet's pending holds that have not expired at `now`. */
