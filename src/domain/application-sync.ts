@@ -49,8 +49,13 @@ export async function applyApplicationObservation(
   if (!row) return { instanceId, event: null, reason: 'no such instance' };
 
   const merge = row.status === 'merged' ? row.merge_commit_sha : null;
-  const contains = async (revision: string | null | undefined) =>
-    Boolean(merge && revision && (await deps.repository.isAncestor(merge, revision)));
+  // Usually both revisions are the same commit: ask the repository once per revision.
+  const answers = new Map<string, Promise<boolean>>();
+  const contains = (revision: string | null | undefined): Promise<boolean> => {
+    if (!merge || !revision) return Promise.resolve(false);
+    if (!answers.has(revision)) answers.set(revision, deps.repository.isAncestor(merge, revision));
+    return answers.get(revision)!;
+  };
   const verdict = judgeApplication(observation, {
     mergeCommitSha: merge,
     syncRevisionContainsMerge: await contains(observation.syncRevision),

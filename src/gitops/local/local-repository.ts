@@ -173,8 +173,10 @@ export class LocalRepository implements GitopsRepository {
   }
 
   async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
-    const known = async (rev: string) => /^[0-9a-f]{4,64}$/.test(rev) && (await this.git(['cat-file', '-e', `${rev}^{commit}`]).then(() => true, () => false));
-    if (!(await known(ancestor)) || !(await known(descendant))) return false;
+    if (!/^[0-9a-f]{4,64}$/.test(ancestor) || !/^[0-9a-f]{4,64}$/.test(descendant)) return false;
+    // One process checks that both are commits here ("<rev> missing" otherwise).
+    const known = await this.git(['cat-file', '--batch-check=%(objecttype)'], { input: `${ancestor}^{commit}\n${descendant}^{commit}\n` });
+    if (known.split('\n').filter(Boolean).some((line) => line !== 'commit')) return false;
     // merge-base --is-ancestor exits 0 (ancestor), 1 (not) or something else (an error).
     return this.git(['merge-base', '--is-ancestor', ancestor, descendant]).then(
       () => true,
