@@ -4,7 +4,7 @@ import { createDatabaseOn, createCaller, newServiceSetup, startReplica } from '.
 import { fetchOpenApi, findOperation } from '../support/openapi-operations.ts';
 import { runLoad, describeFailures, type LoadResult } from './http-load.ts';
 import { notMeasured, type Benchmark, type BenchContext, type Measurement } from './measurement.ts';
-import { prepareInstanceCaller } from './instance-caller.ts';
+import { prepareInstanceCaller } from '../support/instance-caller.ts';
 
 const TITLE = 'API throughput';
 const CONNECTIONS = 20;

@@ -1,4 +1,4 @@
-import type { Caller } from '../support/scratch-service.ts';
+import type { Caller } from './scratch-service.ts';
 
 export interface PreparedCaller {
   /** Slug of the caller's workspace. */
