@@ -5,6 +5,7 @@ import { resolveOrderableVersion, type ResolvedVersion } from './catalog.ts';
 import { applyInstanceEvent } from './instance-events.ts';
 import type { InstanceState } from './instance-state.ts';
 import { requireOrgAccess } from './organization-access.ts';
+import { decodePageCursor, encodePageCursor } from './page-cursor.ts';
 import type { ParametersValidator } from './parameters-schema.ts';
 import type { Principal } from './principal.ts';
 import { holdSetupFee, type BillingSettings } from './billing/instance-billing.ts';
@@ -260,10 +261,8 @@ export async function listInstances(sequelize: Sequelize, principal: Principal, 
     replacements.state = filter.state;
   }
   if (filter.cursor !== undefined) {
-    const [createdAt, id] = decodeCursor(filter.cursor);
     where.push('(i.created_at, i.id) < (CAST(:cursorAt AS timestamptz), CAST(:cursorId AS uuid))');
-    replacements.cursorAt = createdAt;
-    replacements.cursorId = id;
+    Object.assign(replacements, decodePageCursor(filter.cursor));
   }
   const rows = await sequelize.query<InstanceRow & { cursor_at: string }>(
     `${SELECT_INSTANCES.replace('SELECT ', 'SELECT i.created_at::text AS cursor_at, ')} WHERE ${where.join(' AND ')}
@@ -274,26 +273,8 @@ export async function listInstances(sequelize: Sequelize, principal: Principal, 
   const last = page.at(-1);
   return {
     items: page.map(presentInstance),
-    nextCursor: rows.length > filter.limit && last ? encodeCursor(last.cursor_at, last.id) : null,
+    nextCursor: rows.length > filter.limit && last ? encodePageCursor(last.cursor_at, last.id) : null,
   };
-}
-
-function encodeCursor(createdAt: string, id: string): string {
-  return Buffer.from(JSON.stringify([createdAt, id]), 'utf8').toString('base64url');
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-function decodeCursor(cursor: string): [string, string] {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && !Number.isNaN(Date.parse(value[0])) && typeof value[1] === 'string' && UUID.test(value[1])) {
-      return [value[0], value[1]];
-    }
-  } catch {
-    // fall through
-  }
-  throw new ValidationError([{ in: 'query', pointer: '/cursor', message: 'is not a cursor this service issued' }]);
 }
 
 /** What the GitOps worker renders for a create or update: fixed when the change is accepted. */

@@ -260,6 +260,24 @@ describe('instances', () => {
     assert.equal((await api.call('DELETE', `/instances/${id}`, { token: viewerToken })).status, 403);
   });
 
+  it('pages without skipping rows created within the same millisecond', async () => {
+    const pager = await api.tokenFor(uniqueUser('micro'));
+    const pagerOrg = (await api.call('POST', '/orgs/auto', { token: pager })).body.slug as string;
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await api.call('POST', '/instances', { token: pager, body: { org: pagerOrg, offering: 'runtime', name: `u${i}` } })).body.id as string);
+    for (const [i, id] of ids.entries()) {
+      await api.sequelize.query(`UPDATE instances SET created_at = '2026-01-01T00:00:00.00012${i}Z' WHERE id = :id`, { type: QueryTypes.UPDATE, replacements: { id } });
+    }
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: Awaited<ReturnType<ApiHarness['call']>> = await api.call('GET', `/instances?org=${pagerOrg}&limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { token: pager });
+      seen.push(...(page.body.items as { id: string }[]).map((i) => i.id));
+      cursor = page.body.nextCursor as string | null;
+    } while (cursor);
+    assert.deepEqual(seen, [...ids].reverse());
+  });
+
   it('lists a page at a time with an opaque cursor, and filters', async () => {
     const pager = await api.tokenFor(uniqueUser('pager'));
     const pagerOrg = (await api.call('POST', '/orgs/auto', { token: pager })).body.slug as string;
