@@ -92,7 +92,7 @@ describe('hostile input on every endpoint (fast-check, seeded)', function () {
   }
 
   function fillPath(operation: OpenApiOperation, values: Record<string, string>): string {
-    return operation.path.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(values[name] ?? 'x'));
+    return operation.path.replace(/\{([^}]+)\}/g, (_, name: string) => encodePathValue(values[name] ?? 'x'));
   }
 
   function headersFor(extra: Record<string, string> = {}): Record<string, string> {
@@ -231,6 +231,11 @@ describe('hostile input on every endpoint (fast-check, seeded)', function () {
     assert.ok(sent.length > operations.length * RUNS, 'the suite sent fewer requests than planned');
   });
 });
+
+/** Percent-encodes a path segment; a lone surrogate goes out as the invalid UTF-8 bytes it stands for. */
+function encodePathValue(value: string): string {
+  return value.isWellFormed() ? encodeURIComponent(value) : `${encodeURIComponent(value.toWellFormed())}%ED%A0%80`;
+}
 
 /** Puts the victim's org slug into any `org` field, so scope checks get exercised, not just validation. */
 function injectVictim(body: unknown, victimOrg: string): unknown {
