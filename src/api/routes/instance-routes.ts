@@ -125,7 +125,10 @@ export function instanceRoutes(deps: InstanceDeps): RouteSpec[] {
         },
         { additionalProperties: false },
       ),
-      responses: { 202: { description: 'Accepted: the instance, in state requested.', schema: InstanceSchema } },
+      responses: {
+        202: { description: 'Accepted: the instance, in state requested.', schema: InstanceSchema },
+        402: { description: "The org's wallet cannot cover the version's setup fee (held until the instance is ready); nothing was created." },
+      },
       handler: async ({ ctx, body, transaction }) => {
         ctx.status = 202;
         ctx.body = await transaction((tx) => createInstance(deps, tx, principalOfRequest(ctx), body));
