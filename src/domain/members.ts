@@ -1,5 +1,5 @@
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
-import { UnprocessableError } from '../errors.ts';
+import { NotFoundError, UnprocessableError } from '../errors.ts';
 import { ensureUser, requireOrgAccess, type MembershipRole } from './organization-access.ts';
 import type { Principal } from './principal.ts';
 
@@ -58,15 +58,7 @@ export async function putMember(
     teamId = team.id;
   }
   await ensureUser(sequelize, tx, { subject: input.subject });
-  // Serialises role changes within the org, so two owners demoting each other cannot leave none.
-  await sequelize.query('SELECT id FROM organizations WHERE id = :org FOR UPDATE', { type: QueryTypes.SELECT, transaction: tx, replacements: { org: access.organizationId } });
-  if (input.role !== 'owner') {
-    const [owners] = await sequelize.query<{ others: number }>(
-      "SELECT count(*)::int AS others FROM memberships WHERE organization_id = :org AND role = 'owner' AND subject <> :subject",
-      { type: QueryTypes.SELECT, transaction: tx, replacements: { org: access.organizationId, subject: input.subject } },
-    );
-    if (owners!.others === 0) throw new UnprocessableError('last-owner', `${orgSlug} must keep at least one owner.`);
-  }
+  if (input.role !== 'owner') await requireAnotherOwner(sequelize, tx, access.organizationId, orgSlug, input.subject);
   const [row] = await sequelize.query<{ inserted: boolean }>(
     `INSERT INTO memberships (organization_id, subject, role, team_id) VALUES (:org, :subject, :role, :team)
      ON CONFLICT (organization_id, subject) DO UPDATE SET role = EXCLUDED.role,
@@ -80,4 +72,29 @@ export async function putMember(
     replacements: { org: access.organizationId, subject: input.subject },
   });
   return { member: present(member!), created: row!.inserted };
+}
+
+/** Owners remove a member; the last owner cannot be removed. */
+export async function removeMember(sequelize: Sequelize, tx: Transaction, principal: Principal, orgSlug: string, subject: string): Promise<void> {
+  const access = await requireOrgAccess(sequelize, tx, principal, orgSlug, 'administer');
+  await requireAnotherOwner(sequelize, tx, access.organizationId, orgSlug, subject);
+  const removed = await sequelize.query('DELETE FROM memberships WHERE organization_id = :org AND subject = :subject RETURNING id', {
+    type: QueryTypes.SELECT,
+    transaction: tx,
+    replacements: { org: access.organizationId, subject },
+  });
+  if (removed.length === 0) throw new NotFoundError(`${subject} is not a member of ${orgSlug}.`);
+}
+
+/**
+ * Refuses a change that would leave the org without an owner other than `subject`. Locks the
+ * org row first, so two owners demoting or removing each other at once cannot leave none.
+ */
+async function requireAnotherOwner(sequelize: Sequelize, tx: Transaction, organizationId: string, orgSlug: string, subject: string): Promise<void> {
+  await sequelize.query('SELECT id FROM organizations WHERE id = :org FOR UPDATE', { type: QueryTypes.SELECT, transaction: tx, replacements: { org: organizationId } });
+  const [owners] = await sequelize.query<{ others: number }>(
+    "SELECT count(*)::int AS others FROM memberships WHERE organization_id = :org AND role = 'owner' AND subject <> :subject",
+    { type: QueryTypes.SELECT, transaction: tx, replacements: { org: organizationId, subject } },
+  );
+  if (owners!.others === 0) throw new UnprocessableError('last-owner', `${orgSlug} must keep at least one owner.`);
 }

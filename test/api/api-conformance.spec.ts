@@ -30,6 +30,7 @@ describe('workspace, catalog and instance API against its OpenAPI document', () 
     await api.call('POST', `/orgs/${org}/teams`, { token, body: { slug: 'walkers' } });
     await api.call('GET', `/orgs/${org}/members`, { token });
     await api.call('POST', `/orgs/${org}/members`, { token, body: { subject: 'someone-else', role: 'member', team: 'walkers' } });
+    await api.call('DELETE', `/orgs/${org}/members/someone-else`, { token });
 
     const slug = `w${Date.now().toString(36).slice(-8)}`;
     await api.call('GET', '/offerings', { token });
@@ -55,6 +56,7 @@ describe('workspace, catalog and instance API against its OpenAPI document', () 
     await api.call('GET', `/billing/wallets/${walletId}/entries?limit=1`, { token });
     const hold = await api.call('POST', '/billing/authorize', { token, body: { org, amount: 10, currency: 'EUR', reference: 'walk' }, headers: { 'Idempotency-Key': `hold-${slug}` } });
     await api.call('POST', '/billing/settle', { token, body: { authorizationId: hold.body.id, amount: 5 } });
+    await api.call('GET', `/billing/authorizations/${hold.body.id as string}`, { token });
     await api.call('POST', '/billing/void', { token, body: { authorizationId: hold.body.id } }); // 409: already settled
     await api.call('POST', '/billing/authorize', { token, body: { org, amount: 10 ** 12, currency: 'EUR' } }); // 402
 

@@ -121,5 +121,11 @@ describe('workspaces', () => {
     const devToken = await api.tokenFor(dev);
     assert.equal((await api.call('POST', `/orgs/${org}/teams`, { token: devToken, body: { slug: 'x' } })).status, 403);
     assert.equal((await api.call('GET', `/orgs/${org}`, { token: devToken })).body.role, 'viewer');
+
+    assert.equal((await api.call('DELETE', `/orgs/${org}/members/${owner.subject}`, { token })).status, 422, 'the last owner stays');
+    assert.equal((await api.call('DELETE', `/orgs/${org}/members/${dev.subject}`, { token: devToken })).status, 403);
+    assert.equal((await api.call('DELETE', `/orgs/${org}/members/${dev.subject}`, { token })).status, 204);
+    assert.equal((await api.call('DELETE', `/orgs/${org}/members/${dev.subject}`, { token })).status, 404);
+    assert.equal((await api.call('GET', `/orgs/${org}`, { token: devToken })).status, 404, 'a removed member no longer sees the org');
   });
 });

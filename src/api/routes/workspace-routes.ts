@@ -3,7 +3,7 @@ import { principalOfRequest } from '../auth/authenticate.ts';
 import { defineRoute, type RouteSpec } from '../route.ts';
 import { ensureAutoWorkspace, getWorkspace, type WorkspaceDeps } from '../../domain/workspaces.ts';
 import { createProject, createTeam, listProjects, listTeams } from '../../domain/org-resources.ts';
-import { listMembers, putMember } from '../../domain/members.ts';
+import { listMembers, putMember, removeMember } from '../../domain/members.ts';
 import { MEMBERSHIP_ROLES } from '../../domain/organization-access.ts';
 import { NameSchema, Nullable, Timestamp, Uuid } from './api-schemas.ts';
 
@@ -161,6 +161,21 @@ export function workspaceRoutes(deps: WorkspaceDeps): RouteSpec[] {
         const { member, created } = await transaction((tx) => putMember(sequelize, tx, principalOfRequest(ctx), params.org, body));
         ctx.status = created ? 201 : 200;
         ctx.body = member;
+      },
+    }),
+    defineRoute({
+      method: 'delete',
+      path: '/orgs/:org/members/:subject',
+      operationId: 'removeMember',
+      summary: 'Removes a member (owners); the last owner cannot be removed.',
+      tags: ['workspaces'],
+      access: 'authenticated',
+      idempotent: true,
+      params: Type.Object({ org: NameSchema, subject: Type.String({ minLength: 1, maxLength: 255 }) }),
+      responses: { 204: { description: 'Removed.' } },
+      handler: async ({ ctx, params, transaction }) => {
+        await transaction((tx) => removeMember(sequelize, tx, principalOfRequest(ctx), params.org, params.subject));
+        ctx.status = 204;
       },
     }),
   ];
