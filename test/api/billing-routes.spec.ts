@@ -136,6 +136,9 @@ describe('billing API', () => {
     assert.equal(platformHold.status, 201);
     assert.equal((await call('POST', '/billing/void', memberToken, { authorizationId: platformHold.body.id })).status, 403);
     assert.equal((await call('POST', '/billing/void', outsiderToken, { authorizationId: platformHold.body.id })).status, 404);
+    assert.equal((await call('GET', `/billing/authorizations/${platformHold.body.id as string}`, outsiderToken)).status, 404);
+    const seen = await call('GET', `/billing/authorizations/${platformHold.body.id as string}`, memberToken);
+    assert.deepEqual([seen.status, seen.body.status, seen.body.amount], [200, 'pending', 5]);
   });
 
   it('same Idempotency-Key 50 times in parallel places one hold; the same key with another amount is 422 and changes nothing', async () => {

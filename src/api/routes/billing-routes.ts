@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { NotFoundError } from '../../errors.ts';
 import { principalOfRequest } from '../auth/authenticate.ts';
 import { defineRoute, type RouteSpec } from '../route.ts';
 import { authorize, getAuthorization, settle, voidAuthorization, type Authorization } from '../../domain/billing/authorizations.ts';
@@ -174,6 +175,23 @@ export function billingRoutes(deps: BillingRouteDeps): RouteSpec[] {
           return voidAuthorization(deps, tx, { authorizationId: body.authorizationId });
         });
         ctx.body = presentAuthorization(voided);
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/billing/authorizations/:id',
+      operationId: 'getHold',
+      summary: 'A hold and its status (an unexpired pending hold, or what resolved it).',
+      tags: ['billing'],
+      access: 'authenticated',
+      params: Type.Object({ id: Uuid }),
+      responses: { 200: { description: 'The hold.', schema: AuthorizationBody }, 404: PROBLEMS[404] },
+      handler: async ({ ctx, params }) => {
+        const authorization = await getAuthorization(deps, undefined, params.id);
+        await requireWalletAccess(deps, undefined, principalOfRequest(ctx), authorization.walletId, 'read').catch((error: unknown) => {
+          throw error instanceof NotFoundError ? new NotFoundError(`No authorization ${params.id}.`) : error;
+        });
+        ctx.body = presentAuthorization(authorization);
       },
     }),
     defineRoute({
