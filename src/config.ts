@@ -33,6 +33,9 @@ export const CONFIG_VARIABLES = [
   { name: 'GITOPS_LOCAL_PATH', description: 'Bare repository of the local driver. Default: DATA_DIR/gsv-gitops.git, created with the initial layout.', schema: Type.String({ minLength: 1 }) },
   { name: 'GITOPS_BASE_BRANCH', description: 'Branch that Argo CD watches.', default: 'main', schema: Type.String({ pattern: '^[A-Za-z0-9._/-]{1,200}$' }) },
   { name: 'GITOPS_MERGE_POLICY', description: 'How changes reach the base branch: `pull-request` (a PR a person merges), `auto-merge` (a PR merged by the service) or `direct` (a commit on the base branch).', default: 'pull-request', schema: Type.Union([Type.Literal('pull-request'), Type.Literal('auto-merge'), Type.Literal('direct')]) },
+  { name: 'GITOPS_BATCH_WINDOW_MS', description: 'How long an accepted change waits so that changes arriving together share one commit and pull request.', default: '2000', schema: Type.Integer({ minimum: 0, maximum: 600000 }) },
+  { name: 'GITOPS_BATCH_MAX', description: 'Most changes in one commit and pull request.', default: '50', schema: Type.Integer({ minimum: 1, maximum: 1000 }) },
+  { name: 'GITOPS_WORKER_LEASE_MS', description: 'How long a worker owns a claimed batch; when it dies, another worker takes the batch over after this.', default: '120000', schema: Type.Integer({ minimum: 1000 }) },
   { name: 'OIDC_ISSUER', description: 'Issuer (`iss`) of accepted JWTs, e.g. the Keycloak realm URL. Unset: OIDC is off and only API tokens authenticate.', schema: Type.String({ pattern: '^https?://' }) },
   { name: 'OIDC_AUDIENCE', description: 'Audience (`aud`) that accepted JWTs must carry. Required with OIDC_ISSUER.', schema: Type.String({ minLength: 1 }) },
   { name: 'OIDC_JWKS_URL', description: 'JWKS endpoint of the realm (e.g. `<issuer>/protocol/openid-connect/certs`). Required with OIDC_ISSUER.', schema: Type.String({ pattern: '^https?://' }) },
@@ -68,6 +71,9 @@ export interface Config {
     localPath: string;
     baseBranch: string;
     mergePolicy: 'pull-request' | 'auto-merge' | 'direct';
+    batchWindowMs: number;
+    batchMax: number;
+    workerLeaseMs: number;
   };
   /** Undefined when OIDC_ISSUER is unset: only API tokens authenticate. */
   oidc: { issuer: string; audience: string; jwksUrl: string; algorithms: string[]; adminRole: string } | undefined;
@@ -134,6 +140,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
       localPath,
       baseBranch: get('GITOPS_BASE_BRANCH'),
       mergePolicy: get('GITOPS_MERGE_POLICY'),
+      batchWindowMs: get('GITOPS_BATCH_WINDOW_MS'),
+      batchMax: get('GITOPS_BATCH_MAX'),
+      workerLeaseMs: get('GITOPS_WORKER_LEASE_MS'),
     },
     oidc: values.has('OIDC_ISSUER')
       ? {

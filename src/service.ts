@@ -26,6 +26,10 @@ import { LocalRepository } from './gitops/local/local-repository.ts';
 import { readInitialLayout } from './gitops/initial-layout.ts';
 import type { GitopsRepository } from './gitops/repository.ts';
 import type { BackgroundTask } from './jobs/background-task.ts';
+import { LocalPullRequests } from './gitops/local/local-pull-requests.ts';
+import { loadTemplateCatalog } from './gitops/render/template-catalog.ts';
+import { createChangeWorker } from './jobs/change-worker.ts';
+import { changeRoutes } from './api/routes/change-routes.ts';
 import { createIdempotencyKeyExpiryTask } from './jobs/idempotency-key-expiry.ts';
 import { createMeteringTask } from './jobs/metering-task.ts';
 import { webhookRoutes } from './api/routes/webhook-routes.ts';
@@ -63,7 +67,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const applied = await migrate(databaseUrl, sequelize, logger);
   logger.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
 
-  const repository = await createRepository(config, logger);
+  const repository = await createRepository(config, logger, sequelize);
 
   let developmentToken: string | undefined;
   if (embedded) developmentToken = await ensureDevelopmentToken(config.dataDir, sequelize);
@@ -100,6 +104,22 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     ...catalogRoutes({ sequelize }),
     ...instanceRoutes({ sequelize, mergePolicy: config.gitops.mergePolicy, parameters, billing: config.billing }),
     ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: config.billing.holdTtlSeconds }),
+  );
+
+  // The GitOps change engine: the outbox worker and the change/audit API.
+  routes.push(...changeRoutes({ sequelize, repository }));
+  tasks.push(
+    createChangeWorker({
+      sequelize,
+      repository,
+      catalog: await loadTemplateCatalog(),
+      logger,
+      windowMs: config.gitops.batchWindowMs,
+      maxBatch: config.gitops.batchMax,
+      leaseMs: config.gitops.workerLeaseMs,
+      pollMs: 250,
+      maxAttempts: 12,
+    }),
   );
 
   // Webhooks, their fallback reconcilers, and (development only) the Argo CD stand-in.
@@ -167,11 +187,15 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   return { url, developmentToken, sequelize, stop };
 }
 
-async function createRepository(config: Config, logger: Logger): Promise<GitopsRepository> {
+async function createRepository(config: Config, logger: Logger, sequelize: Sequelize): Promise<GitopsRepository> {
   if (config.gitops.driver === 'github') {
     throw new Error('GITOPS_DRIVER=github is not available in this build yet; use GITOPS_DRIVER=local');
   }
-  const repository = new LocalRepository({ gitDir: config.gitops.localPath, baseBranch: config.gitops.baseBranch });
+  const repository = new LocalRepository({
+    gitDir: config.gitops.localPath,
+    baseBranch: config.gitops.baseBranch,
+    pullRequests: new LocalPullRequests({ sequelize, repository: config.gitops.localPath }),
+  });
   await repository.ensureInitialized(await readInitialLayout());
   logger.info({ gitDir: repository.gitDir, branch: repository.baseBranch }, 'local GitOps repository ready');
   return repository;

@@ -1,0 +1,143 @@
+import { Type } from '@sinclair/typebox';
+import type { Sequelize } from 'sequelize';
+import { principalOfRequest } from '../auth/authenticate.ts';
+import { defineRoute, type RouteSpec } from '../route.ts';
+import { getChange, listChanges } from '../../domain/changes.ts';
+import { mergeChange } from '../../domain/change-merge.ts';
+import { tenantAudit } from '../../domain/tenant-audit.ts';
+import { requireOrgAccess } from '../../domain/organization-access.ts';
+import type { GitopsRepository } from '../../gitops/repository.ts';
+import { NameSchema, Nullable, Timestamp, Uuid } from './api-schemas.ts';
+
+export interface ChangeRouteDeps {
+  sequelize: Sequelize;
+  repository: GitopsRepository;
+}
+
+const Status = Type.Union(['pending', 'open', 'merged', 'closed', 'failed'].map((s) => Type.Literal(s)));
+const Kind = Type.Union(['workspace.create', 'instance.create', 'instance.update', 'instance.delete', 'platform.bootstrap'].map((s) => Type.Literal(s)));
+const Sha = Type.String({ pattern: '^[0-9a-f]{40}$' });
+
+const ChangeSchema = Type.Object(
+  {
+    id: Uuid,
+    kind: Kind,
+    status: Status,
+    org: Nullable(Type.String()),
+    instanceId: Nullable(Uuid),
+    mergePolicy: Type.String(),
+    requestedBy: Type.String(),
+    payload: Type.Unknown({ description: 'What was rendered (fixed when the change was accepted).' }),
+    batchId: Nullable(Uuid),
+    branch: Nullable(Type.String()),
+    pullRequestNumber: Nullable(Type.Integer()),
+    pullRequestUrl: Nullable(Type.String()),
+    commitSha: Nullable(Type.String()),
+    mergeCommitSha: Nullable(Type.String()),
+    files: Type.Array(Type.Object({ path: Type.String(), action: Type.Union([Type.Literal('write'), Type.Literal('delete')]) }, { additionalProperties: false })),
+    attempts: Type.Integer(),
+    lastError: Nullable(Type.String()),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  },
+  { additionalProperties: false },
+);
+const IdParams = Type.Object({ id: Uuid });
+const Limit = Type.Integer({ minimum: 1, maximum: 100, default: 20 });
+const problem = { description: 'Problem details (RFC 9457).' };
+
+const AuditEntrySchema = Type.Object(
+  {
+    commitSha: Sha,
+    title: Type.String(),
+    authoredAt: Timestamp,
+    changeIds: Type.Array(Type.String()),
+    instanceIds: Type.Array(Type.String()),
+    offerings: Type.Array(Type.String()),
+    requestedBy: Type.Array(Type.String()),
+    pullRequests: Type.Array(Type.Object({ changeId: Type.String(), number: Nullable(Type.Integer()), url: Nullable(Type.String()) }, { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+
+/** The GitOps change log: what each change touched and where it is (admins), and a tenant's Git history (members). */
+export function changeRoutes(deps: ChangeRouteDeps): RouteSpec[] {
+  return [
+    defineRoute({
+      method: 'get',
+      path: '/changes',
+      operationId: 'listChanges',
+      summary: 'List change requests, newest first',
+      tags: ['changes'],
+      access: 'platform-admin',
+      query: Type.Object({ org: Type.Optional(NameSchema), status: Type.Optional(Status), kind: Type.Optional(Kind), limit: Type.Optional(Limit), cursor: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
+      responses: {
+        200: { description: 'A page of changes.', schema: Type.Object({ items: Type.Array(ChangeSchema), nextCursor: Nullable(Type.String()) }, { additionalProperties: false }) },
+        400: problem,
+        401: problem,
+        403: problem,
+      },
+      handler: async ({ ctx, query }) => {
+        ctx.body = await listChanges(deps.sequelize, { ...query, limit: query.limit ?? 20 });
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/changes/:id',
+      operationId: 'getChange',
+      summary: 'One change request: what it touched, its branch, pull request, commits and status',
+      tags: ['changes'],
+      access: 'platform-admin',
+      params: IdParams,
+      responses: { 200: { description: 'The change.', schema: ChangeSchema }, 401: problem, 403: problem, 404: problem },
+      handler: async ({ ctx, params }) => {
+        ctx.body = await getChange(deps.sequelize, params.id);
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/changes/:id/merge',
+      operationId: 'mergeChange',
+      summary: "Merge a change's pull request, as a reviewer would",
+      description: 'Every change of the same pull request (a batch) is merged with it. Merging a merged change answers with the same merge.',
+      tags: ['changes'],
+      access: 'platform-admin',
+      params: IdParams,
+      responses: {
+        200: {
+          description: 'Merged.',
+          schema: Type.Object({ id: Uuid, pullRequestNumber: Type.Integer(), mergeCommitSha: Sha, changeIds: Type.Array(Uuid) }, { additionalProperties: false }),
+        },
+        401: problem,
+        403: problem,
+        404: problem,
+        409: problem,
+      },
+      handler: async ({ ctx, params }) => {
+        ctx.body = await mergeChange(deps, params.id, principalOfRequest(ctx).subject);
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/orgs/:org/audit',
+      operationId: 'getOrgAudit',
+      summary: "A workspace's history, read from Git",
+      description: 'Commits on the base branch that touched tenants/<org>/, newest first, with their trailers and pull requests. Members of the org and platform admins.',
+      tags: ['changes'],
+      access: 'authenticated',
+      params: Type.Object({ org: NameSchema }),
+      query: Type.Object({ limit: Type.Optional(Limit), cursor: Type.Optional(Sha) }, { additionalProperties: false }),
+      responses: {
+        200: { description: 'A page of history.', schema: Type.Object({ items: Type.Array(AuditEntrySchema), nextCursor: Nullable(Type.String()) }, { additionalProperties: false }) },
+        400: problem,
+        401: problem,
+        404: problem,
+      },
+      handler: async ({ ctx, params, query }) => {
+        const principal = principalOfRequest(ctx);
+        if (!principal.platformAdmin) await requireOrgAccess(deps.sequelize, undefined, principal, params.org, 'read');
+        ctx.body = await tenantAudit(deps, params.org, { limit: query.limit ?? 20, ...(query.cursor ? { cursor: query.cursor } : {}) });
+      },
+    }),
+  ];
+}

@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import type { Sequelize } from 'sequelize';
+import { createApp } from '../../src/api/app.ts';
+import { createAuthenticate } from '../../src/api/auth/authenticate.ts';
+import { changeRoutes } from '../../src/api/routes/change-routes.ts';
+import { generateApiToken, upsertApiToken } from '../../src/db/api-tokens.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createMetrics } from '../../src/metrics.ts';
+import { createTestSequelize } from '../support/database.ts';
+import { listen, type Listening } from '../support/http.ts';
+import { insertChange, insertInstance, insertOrganization } from '../support/change-fixtures.ts';
+import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
+
+describe('change and audit routes', () => {
+  let sequelize: Sequelize;
+  let gitops: LocalGitops;
+  let server: Listening;
+  let admin: string;
+  let member: string;
+  let outsider: string;
+  let org: Awaited<ReturnType<typeof insertOrganization>>;
+
+  const call = async (method: string, path: string, token: string) => {
+    const response = await fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> & { items?: Record<string, unknown>[] } };
+  };
+  const token = async (subject: string, platformAdmin: boolean) => {
+    const value = generateApiToken();
+    await sequelize.query('INSERT INTO users (subject) VALUES (:subject) ON CONFLICT DO NOTHING', { replacements: { subject } });
+    await upsertApiToken(sequelize, value, { name: `change-routes-${subject}`, subject, platformAdmin });
+    return value;
+  };
+
+  before(async () => {
+    sequelize = createTestSequelize();
+    await sequelize.query(`UPDATE change_requests SET status = 'failed', last_error = 'left by another spec' WHERE status = 'pending'`);
+    gitops = await createLocalGitops(sequelize);
+    const app = createApp({
+      logger: createLogger('silent'),
+      metrics: createMetrics({ collectDefaults: false }),
+      bodyLimitBytes: 1 << 20,
+      routes: changeRoutes({ sequelize, repository: gitops.repository }),
+      authenticate: createAuthenticate({ sequelize }),
+      sequelize,
+    });
+    server = await listen(app);
+    org = await insertOrganization(sequelize);
+    admin = await token(`admin-${org.orgSlug}`, true);
+    member = await token(org.owner, false);
+    outsider = await token(`outsider-${org.orgSlug}`, false);
+  });
+  after(async () => {
+    await server.close();
+    await gitops.cleanup();
+    await sequelize.close();
+  });
+
+  it('lists, shows and merges changes (admins), and serves the tenant history from Git (members)', async () => {
+    const workspace = await insertChange(sequelize, { kind: 'workspace.create', orgId: org.orgId, requestedBy: org.owner, payload: { org: org.orgSlug, orgName: 'Audit', keycloakGroup: `/orgs/${org.orgSlug}` } });
+    await gitops.worker().runOnce();
+    const { instanceId, instanceName } = await insertInstance(sequelize, org);
+    const create = await insertChange(sequelize, {
+      kind: 'instance.create',
+      orgId: org.orgId,
+      instanceId,
+      requestedBy: org.owner,
+      payload: { org: org.orgSlug, project: 'default', instanceName, offering: 'rag', role: 'rag', version: '1.0.0', templatePath: 'templates/offerings/rag/1.0.0', parameters: {} },
+    });
+    await gitops.worker().runOnce();
+
+    const list = await call('GET', `/changes?org=${org.orgSlug}&limit=1`, admin);
+    assert.equal(list.status, 200);
+    assert.equal(list.body.items!.length, 1);
+    assert.equal(list.body.items![0]!.id, create);
+    const next = await call('GET', `/changes?org=${org.orgSlug}&limit=1&cursor=${String(list.body.nextCursor)}`, admin);
+    assert.equal(next.body.items![0]!.id, workspace);
+    assert.equal(next.body.nextCursor, null);
+    const open = await call('GET', `/changes?org=${org.orgSlug}&status=open&kind=instance.create`, admin);
+    assert.deepEqual(open.body.items!.map((c) => c.id), [create]);
+
+    const shown = await call('GET', `/changes/${create}`, admin);
+    assert.equal(shown.status, 200);
+    assert.equal(shown.body.status, 'open');
+    assert.ok((shown.body.files as { path: string }[]).some((f) => f.path === `tenants/${org.orgSlug}/apps/${instanceName}/application.yaml`));
+    assert.equal((await call('GET', `/changes/${create}`, member)).status, 403);
+
+    for (const id of [workspace, create]) {
+      const merged = await call('POST', `/changes/${id}/merge`, admin);
+      assert.equal(merged.status, 200, JSON.stringify(merged.body));
+    }
+    assert.equal((await call('GET', `/changes/${create}`, admin)).body.status, 'merged');
+    assert.equal((await call('POST', `/changes/${create}/merge`, member)).status, 403);
+
+    const audit = await call('GET', `/orgs/${org.orgSlug}/audit?limit=1`, member);
+    assert.equal(audit.status, 200, JSON.stringify(audit.body));
+    const [latest] = audit.body.items!;
+    assert.deepEqual(latest!.changeIds, [create]);
+    assert.deepEqual(latest!.instanceIds, [instanceId]);
+    assert.deepEqual(latest!.offerings, ['rag/1.0.0']);
+    assert.deepEqual(latest!.requestedBy, [org.owner]);
+    assert.match(String((latest!.pullRequests as { url: string }[])[0]!.url), /#pull\/\d+$/);
+    const older = await call('GET', `/orgs/${org.orgSlug}/audit?limit=5&cursor=${String(audit.body.nextCursor)}`, member);
+    assert.deepEqual(older.body.items!.map((e) => e.changeIds), [[workspace]]);
+    assert.equal(older.body.nextCursor, null);
+
+    assert.equal((await call('GET', `/orgs/${org.orgSlug}/audit`, outsider)).status, 404);
+    assert.equal((await call('GET', `/orgs/${org.orgSlug}/audit`, admin)).status, 200);
+  });
+
+  it('refuses to merge a change that has no open pull request (409) and names unknown changes (404)', async () => {
+    const { instanceId, instanceName } = await insertInstance(sequelize, org);
+    const bad = await insertChange(sequelize, {
+      kind: 'instance.create',
+      orgId: org.orgId,
+      instanceId,
+      payload: { org: org.orgSlug, project: 'default', instanceName, offering: 'rag', role: 'rag', version: '1.0.0', templatePath: 'templates/offerings/rag/1.0.0', parameters: { size: 'nope' } },
+    });
+    await gitops.worker().runOnce();
+    assert.equal((await call('POST', `/changes/${bad}/merge`, admin)).status, 409);
+    assert.equal((await call('GET', '/changes/6f1d7d1c-0000-4000-8000-000000000000', admin)).status, 404);
+  });
+});
