@@ -25,7 +25,7 @@ interface Candidate {
 /**
  * Charges every running instance for each full clock hour it has run and not yet paid for.
  * An instance's first hour is the hour in which it (last) became ready; each completed hour
- * since then without a metered_hours row is charged now, so a run after downtime catches up,
+ * since then (or since its last metered hour) is charged now, so a run after downtime catches up,
  * and a second run for the same hour finds the row and charges nothing. Hours are charged
  * oldest first; when the wallet cannot pay one, the instance is suspended (wallet.exhausted)
  * and nothing more is charged for it. One transaction per instance.
@@ -37,8 +37,11 @@ export async function meterUsage(deps: LedgerDeps): Promise<MeteringResult> {
     undefined,
     `SELECT i.id, i.organization_id, v.currency, v.hourly_rate_minor
      FROM instances i JOIN offering_versions v ON v.id = i.offering_version_id
-     WHERE i.state IN (:states) ORDER BY i.id`,
-    { states: METERED_STATES },
+     WHERE i.state IN (:states)
+       -- Already paid up to the last full hour: nothing to do, no transaction to open.
+       AND coalesce((SELECT max(m.hour) FROM metered_hours m WHERE m.instance_id = i.id), '-infinity') < :lastFullHour
+     ORDER BY i.id`,
+    { states: METERED_STATES, lastFullHour: new Date(Math.floor(now.getTime() / HOUR_MS) * HOUR_MS - HOUR_MS) },
   );
   const result: MeteringResult = { hours: 0, amount: 0n, suspended: [] };
   for (const candidate of candidates) {
@@ -75,7 +78,11 @@ async function meterInstance(
   const missing = await select<{ hour: Date }>(
     deps,
     tx,
-    `SELECT h.hour FROM generate_series(:firstHour::timestamptz, :lastHour::timestamptz, interval '1 hour') AS h(hour)
+    // From the later of the first hour of this running period and the hour after the last one
+    // metered (a PK lookup), so a long-running instance costs one short series per run.
+    `SELECT h.hour FROM generate_series(
+       greatest(:firstHour::timestamptz, (SELECT max(hour) + interval '1 hour' FROM metered_hours WHERE instance_id = :id)),
+       :lastHour::timestamptz, interval '1 hour') AS h(hour)
      WHERE NOT EXISTS (SELECT 1 FROM metered_hours m WHERE m.instance_id = :id AND m.hour = h.hour)
      ORDER BY h.hour`,
     { id: instance.id, firstHour, lastHour: new Date(endOfLastFullHour.getTime() - HOUR_MS) },
