@@ -37,6 +37,7 @@ import { GithubSignatureVerifier } from './webhooks/github-signature.ts';
 import { createReconcilerTask } from './jobs/reconcilers.ts';
 import { createKubernetesApplicationLister, loadKubeConfig } from './jobs/argocd-applications.ts';
 import { createSyncSimulator } from './dev/sync-simulator.ts';
+import { cacheAncestry } from './gitops/ancestry-cache.ts';
 
 export interface RunningService {
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
@@ -125,10 +126,11 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   // Webhooks, their fallback reconcilers, and (development only) the Argo CD stand-in.
   const simulate = config.syncSimulator && repository instanceof LocalRepository;
   const argocdToken = config.webhooks.argocdToken ?? (simulate ? randomBytes(32).toString('base64url') : undefined);
+  const ancestry = cacheAncestry(repository);
   routes.push(
     ...webhookRoutes({
       sequelize,
-      repository,
+      repository: ancestry,
       baseBranch: config.gitops.baseBranch,
       github: config.webhooks.githubSecrets.length > 0 ? new GithubSignatureVerifier(config.webhooks.githubSecrets) : undefined,
       argocdToken,
@@ -138,7 +140,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   tasks.push(
     createReconcilerTask({
       sequelize,
-      repository,
+      repository: { getPullRequest: (number) => repository.getPullRequest(number), isAncestor: (a, d) => ancestry.isAncestor(a, d) },
       applications: kubeConfig ? createKubernetesApplicationLister(kubeConfig, config.reconcile.argocdNamespace) : undefined,
       logger: logger.child({ task: 'reconciler' }),
       intervalMs: config.reconcile.intervalMs,
