@@ -6,6 +6,8 @@ export interface LoadOptions {
   headers?: Record<string, string>;
   /** Body of the n-th request (0-based), for requests that must differ (unique names). */
   body?: (n: number) => string;
+  /** Headers of the n-th request, for requests that must differ there (delivery ids). */
+  headersFor?: (n: number) => Record<string, string>;
   connections: number;
   durationSeconds: number;
 }
@@ -31,13 +33,17 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     connections: options.connections,
     duration: options.durationSeconds,
     timeout: 10,
-    ...(options.body
+    ...(options.body || options.headersFor
       ? {
           requests: [
             {
               setupRequest: (request) => {
-                const body = options.body!(n++);
-                return { ...request, body };
+                const i = n++;
+                return {
+                  ...request,
+                  ...(options.body ? { body: options.body(i) } : {}),
+                  ...(options.headersFor ? { headers: { ...request.headers, ...options.headersFor(i) } } : {}),
+                };
               },
             },
           ],
