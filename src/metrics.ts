@@ -8,6 +8,10 @@ export interface Metrics {
   registry: Registry;
   httpRequestDuration: Histogram<'method' | 'route' | 'status_code'>;
   httpRequestsInFlight: Counter<'method'>;
+  /** Metering passes, by whether this replica led (held the advisory lock) or skipped. */
+  meteringRuns: Counter<'role'>;
+  meteringHoursCharged: Counter;
+  meteringInstancesSuspended: Counter;
 }
 
 export function createMetrics(options: { collectDefaults?: boolean } = {}): Metrics {
@@ -26,6 +30,22 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}): Metr
       name: 'http_requests_started_total',
       help: 'HTTP requests started, by method (compare with the histogram count for in-flight).',
       labelNames: ['method'],
+      registers: [registry],
+    }),
+    meteringRuns: new Counter({
+      name: 'metering_runs_total',
+      help: 'Metering passes, by role: leader (charged) or follower (another replica held the lock).',
+      labelNames: ['role'],
+      registers: [registry],
+    }),
+    meteringHoursCharged: new Counter({
+      name: 'metering_hours_charged_total',
+      help: 'Instance-hours charged (or recorded at a zero rate) by metering on this replica.',
+      registers: [registry],
+    }),
+    meteringInstancesSuspended: new Counter({
+      name: 'metering_instances_suspended_total',
+      help: 'Instances suspended because their wallet could not pay an hour.',
       registers: [registry],
     }),
   };

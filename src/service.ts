@@ -78,7 +78,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const metrics = createMetrics();
   const tasks: BackgroundTask[] = [];
   tasks.push(createIdempotencyKeyExpiryTask({ sequelize, logger: logger.child({ task: 'idempotency-key-expiry' }), retentionHours: config.idempotencyKeyRetentionHours }));
-  tasks.push(createMeteringTask({ sequelize, now: () => new Date(), logger: logger.child({ task: 'metering' }), intervalMs: config.billing.meteringIntervalMs }));
+  tasks.push(createMeteringTask({ sequelize, now: () => new Date(), logger: logger.child({ task: 'metering' }), metrics, intervalMs: config.billing.meteringIntervalMs }));
   let draining = false;
   const routes: RouteSpec[] = [];
   routes.push(

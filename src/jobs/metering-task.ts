@@ -1,4 +1,5 @@
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 import { expireAuthorizations } from '../domain/billing/authorizations.ts';
 import type { LedgerDeps } from '../domain/billing/ledger.ts';
 import { meterUsage, type MeteringResult } from '../domain/billing/metering.ts';
@@ -11,6 +12,7 @@ export const METERING_LOCK_KEY = 0x6370_6d65; // "cpme"
 
 export interface MeteringTaskDeps extends LedgerDeps {
   logger: Logger;
+  metrics: Pick<Metrics, 'meteringRuns' | 'meteringHoursCharged' | 'meteringInstancesSuspended'>;
   intervalMs: number;
 }
 
@@ -29,6 +31,11 @@ export function createMeteringTask(deps: MeteringTaskDeps): BackgroundTask {
     logger: deps.logger,
     run: async () => {
       const run = await runMetering(deps);
+      deps.metrics.meteringRuns.inc({ role: run.leader ? 'leader' : 'follower' });
+      if (run.leader) {
+        deps.metrics.meteringHoursCharged.inc(run.result.hours);
+        deps.metrics.meteringInstancesSuspended.inc(run.result.suspended.length);
+      }
       if (run.leader && (run.result.hours > 0 || run.result.suspended.length > 0 || run.result.expiredHolds > 0)) {
         deps.logger.info(
           { hours: run.result.hours, amount: run.result.amount.toString(), suspended: run.result.suspended, expiredHolds: run.result.expiredHolds },

@@ -5,7 +5,9 @@ import { creditWallet } from '../../../src/domain/billing/credits.ts';
 import { ensureWallet, type LedgerDeps } from '../../../src/domain/billing/ledger.ts';
 import { meterUsage } from '../../../src/domain/billing/metering.ts';
 import { auditLedger, getWallet } from '../../../src/domain/billing/wallets.ts';
-import { METERING_LOCK_KEY, runMetering } from '../../../src/jobs/metering-task.ts';
+import { createMeteringTask, METERING_LOCK_KEY, runMetering } from '../../../src/jobs/metering-task.ts';
+import { createLogger } from '../../../src/logger.ts';
+import { createMetrics } from '../../../src/metrics.ts';
 import { createTestSequelize, testDatabaseUrl } from '../../support/database.ts';
 import { createOrganization, inTransaction, ledgerDeps, pricedOfferingVersion, readyInstance, testClock, type TestClock } from './billing-fixtures.ts';
 
@@ -130,6 +132,22 @@ describe('metering', () => {
       replacements: { instanceId },
     })) as [{ count: number }];
     assert.equal(count, 0);
+  });
+
+  it('runs as a background task and counts its runs and charged hours', async () => {
+    const { instanceId } = await setup(1000n, 10);
+    clock.set('2025-03-01T13:00:00Z');
+    const metrics = createMetrics({ collectDefaults: false });
+    const task = createMeteringTask({ ...deps, logger: createLogger('silent'), metrics, intervalMs: 1 });
+    task.start();
+    try {
+      while ((await meteredHours(instanceId)).length < 3) await new Promise((resolve) => setTimeout(resolve, 10));
+    } finally {
+      await task.stop();
+    }
+    const text = await metrics.registry.metrics();
+    assert.match(text, /metering_runs_total\{role="leader"\} [1-9]/);
+    assert.match(text, /metering_hours_charged_total [1-9]/);
   });
 
   it('only the replica holding the advisory lock meters', async () => {
