@@ -14,6 +14,7 @@ describe('end to end on the embedded default: requested → ready', function () 
   this.timeout(180_000);
   let dataDir: string;
   let service: ServiceProcess;
+  let readyInstance: string | undefined;
 
   before(async () => {
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-e2e-'));
@@ -71,5 +72,17 @@ describe('end to end on the embedded default: requested → ready', function () 
     assert.equal(ready.state, 'ready', JSON.stringify(ready));
     const events = ready.events as Array<{ toState: string }>;
     assert.deepEqual(events.map((e) => e.toState), ['requested', 'pending_review', 'syncing', 'ready']);
+    readyInstance = id;
+  });
+
+  it('DELETE /instances/:id, merge the removal: the instance is deleted', async () => {
+    assert.ok(readyInstance, 'needs the instance of the previous test');
+    const deleting = await call('DELETE', `/instances/${readyInstance}`);
+    assert.equal(deleting.status, 202, JSON.stringify(deleting.body));
+    const opened = await waitForInstance(readyInstance, (i) => (i.changes as Array<{ kind: string; status: string }>).some((c) => c.kind === 'instance.delete' && c.status === 'open'));
+    const removal = (opened.changes as Array<{ id: string; kind: string; status: string }>).find((c) => c.kind === 'instance.delete' && c.status === 'open')!;
+    assert.equal((await call('POST', `/changes/${removal.id}/merge`)).status, 200);
+    const gone = await waitForInstance(readyInstance, (i) => i.state === 'deleted');
+    assert.equal((gone.events as Array<{ toState: string }>).at(-1)!.toState, 'deleted');
   });
 });
