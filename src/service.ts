@@ -130,7 +130,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   routes.push(
     ...webhookRoutes({
       sequelize,
-      repository: ancestry,
+      repository,
       baseBranch: config.gitops.baseBranch,
       github: config.webhooks.githubSecrets.length > 0 ? new GithubSignatureVerifier(config.webhooks.githubSecrets) : undefined,
       argocdToken,

@@ -26,6 +26,25 @@ export interface ObservationOutcome {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
+ * Asks the repository the ancestry questions an observation will raise, outside any
+ * transaction, so that with a caching repository (cacheAncestry) the transaction that applies
+ * it holds its connection and the instance's row lock only for database work. Best effort:
+ * errors surface again, in the transaction, when the question is asked for real.
+ */
+export async function prefetchAncestry(deps: ApplicationSyncDeps, observation: ApplicationObservation): Promise<void> {
+  if (!observation.instanceId || !UUID.test(observation.instanceId)) return;
+  const [row] = await deps.sequelize.query<{ merge_commit_sha: string | null }>(
+    `SELECT c.merge_commit_sha FROM instances i JOIN change_requests c ON c.id = i.last_change_id
+      WHERE i.id = $id AND c.status = 'merged'`,
+    { type: QueryTypes.SELECT, bind: { id: observation.instanceId } },
+  );
+  const merge = row?.merge_commit_sha;
+  if (!merge) return;
+  const revisions = new Set([observation.syncRevision, observation.operation?.revision].filter((r): r is string => Boolean(r)));
+  await Promise.all([...revisions].map((revision) => deps.repository.isAncestor(merge, revision).catch(() => undefined)));
+}
+
+/**
  * Applies what Argo CD reports about an Application to its instance, in the caller's
  * transaction: looks up the instance's latest change and its merge commit, checks ancestry in
  * the GitOps repository, asks the readiness rule, and moves the instance through the state

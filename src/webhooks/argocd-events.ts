@@ -1,6 +1,6 @@
 import type { Sequelize } from 'sequelize';
 import type { ApplicationObservation } from '../domain/application-status.ts';
-import { applyApplicationObservation, type ApplicationSyncDeps, type ObservationOutcome } from '../domain/application-sync.ts';
+import { applyApplicationObservation, prefetchAncestry, type ApplicationSyncDeps, type ObservationOutcome } from '../domain/application-sync.ts';
 import type { ArgocdNotification } from './argocd-notification.ts';
 import { processDelivery } from './webhook-deliveries.ts';
 
@@ -51,8 +51,10 @@ export async function receiveArgocdNotification(
   notification: ArgocdNotification,
 ): Promise<ArgocdNotificationResult> {
   const key = notificationKey(notification);
+  const observation = observationFromNotification(notification);
+  await prefetchAncestry(deps, observation);
   const result = await processDelivery(deps.sequelize, { source: 'argocd', key, event: notification.trigger ?? 'notification' }, (tx) =>
-    applyApplicationObservation(deps, tx, observationFromNotification(notification), { cause: `argocd.${notification.trigger ?? 'notification'}`, actor: 'argocd', deliveryId: key }),
+    applyApplicationObservation(deps, tx, observation, { cause: `argocd.${notification.trigger ?? 'notification'}`, actor: 'argocd', deliveryId: key }),
   );
   return result.duplicate ? { duplicate: true, outcome: (result.outcome as ObservationOutcome | null) ?? null } : { duplicate: false, outcome: result.outcome };
 }

@@ -9,6 +9,7 @@ import { receiveGithubEvent } from '../../webhooks/github-events.ts';
 import { ArgocdNotificationSchema, type ArgocdNotification } from '../../webhooks/argocd-notification.ts';
 import { receiveArgocdNotification } from '../../webhooks/argocd-events.ts';
 import type { ApplicationSyncDeps } from '../../domain/application-sync.ts';
+import { cacheAncestry } from '../../gitops/ancestry-cache.ts';
 
 export interface WebhookRoutesDeps {
   sequelize: Sequelize;
@@ -36,6 +37,8 @@ const validateNotification = createAjv({ useDefaults: false }).compile<ArgocdNot
  */
 export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
   const argocdDigest = deps.argocdToken ? sha256(deps.argocdToken) : undefined;
+  // Ancestry is asked before and again inside each notice's transaction: answer the second from memory.
+  const repository = cacheAncestry(deps.repository);
   return [
     defineRoute({
       method: 'post',
@@ -93,7 +96,7 @@ export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
         }
         const body: unknown = ctx.request.body;
         if (!validateNotification(body)) throw new ValidationError(toFieldErrors('body', validateNotification.errors), 'The body is not a control-plane Argo CD notification.');
-        const result = await receiveArgocdNotification({ sequelize: deps.sequelize, repository: deps.repository }, body);
+        const result = await receiveArgocdNotification({ sequelize: deps.sequelize, repository }, body);
         const ignored = !result.duplicate && result.outcome?.instanceId === undefined;
         ctx.status = ignored ? 202 : 200;
         ctx.body = { status: ignored ? 'ignored' : 'processed', duplicate: result.duplicate, outcome: result.outcome };
