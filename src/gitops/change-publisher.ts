@@ -10,6 +10,8 @@ export interface ChangeToPublish {
   payload: unknown;
   instanceId: string | undefined;
   requestedBy: string;
+  /** 1 on the first claim of the batch: nothing can exist in Git yet, so nothing is looked up. */
+  attempts?: number;
 }
 
 export type MergePolicy = 'pull-request' | 'auto-merge' | 'direct';
@@ -65,7 +67,10 @@ export async function publishChanges(repository: GitopsRepository, catalog: Temp
 
   const changes = published.flatMap((p) => p.files);
   const message = commitMessage(input, parsed);
-  let tip = await repository.getBranch(input.branch);
+  // A retried batch may have created its branch already; a first attempt cannot have (and a
+  // branch that exists anyway is adopted by createBranch).
+  const firstAttempt = input.changes.every((c) => c.attempts === 1);
+  let tip = firstAttempt ? undefined : await repository.getBranch(input.branch);
   if (!tip) {
     const base = await requireBranch(repository, repository.baseBranch);
     tip = await repository.createBranch(input.branch, await repository.createCommit({ parent: base, changes, message }));

@@ -1,0 +1,248 @@
+import { App, Octokit } from 'octokit';
+import {
+  BranchMovedError,
+  parseTrailers,
+  RepositoryRejectedError,
+  type FileChange,
+  type GitopsRepository,
+  type HistoryPage,
+  type PullRequest,
+} from '../repository.ts';
+
+export type GithubAuth = { token: string } | { appId: string; privateKey: string; installationId: number };
+
+export interface GithubClientOptions {
+  auth: GithubAuth;
+  /** https://api.github.com, or a GitHub Enterprise / test double URL. */
+  baseUrl: string;
+  /** Retries of the retry plugin for 5xx and network errors (0 in tests). */
+  retries?: number;
+  /** Test seam: the HTTP layer. */
+  fetch?: typeof fetch;
+  /**
+   * Throttling spaces content-creating requests about a second apart, as GitHub asks of
+   * integrations. Only tests against the double turn it off, to run in milliseconds.
+   */
+  throttle?: boolean;
+}
+
+/**
+ * Builds the Octokit the driver uses, once, with throttling (waits out primary and secondary
+ * rate limits, a few times) and retry (5xx, network) as octokit bundles them.
+ */
+export async function createGithubClient(options: GithubClientOptions): Promise<Octokit> {
+  const common = {
+    baseUrl: options.baseUrl,
+    request: options.fetch ? { fetch: options.fetch } : {},
+    retry: { retries: options.retries ?? 3 },
+    throttle: {
+      enabled: options.throttle ?? true,
+      onRateLimit: (_after: number, _request: unknown, _octokit: unknown, retryCount: number) => retryCount < 2,
+      onSecondaryRateLimit: (_after: number, _request: unknown, _octokit: unknown, retryCount: number) => retryCount < 1,
+    },
+  };
+  if ('token' in options.auth) return new Octokit({ ...common, auth: options.auth.token });
+  const app = new App({ appId: options.auth.appId, privateKey: options.auth.privateKey, Octokit: Octokit.defaults(common) });
+  return app.getInstallationOctokit(options.auth.installationId);
+}
+
+export interface GithubRepositoryOptions {
+  octokit: Octokit;
+  owner: string;
+  repo: string;
+  baseBranch: string;
+}
+
+interface HttpError {
+  status: number;
+  message: string;
+  response?: { data?: { message?: string; errors?: { message?: string }[] } };
+}
+
+function httpError(error: unknown): HttpError | undefined {
+  const status = (error as { status?: unknown }).status;
+  return typeof status === 'number' ? (error as HttpError) : undefined;
+}
+
+/** GitHub's validation messages live in errors[].message as often as in message. */
+function says(error: HttpError, text: string): boolean {
+  const data = error.response?.data;
+  return [error.message, data?.message, ...(data?.errors ?? []).map((e) => e.message)].some((m) => typeof m === 'string' && m.includes(text));
+}
+
+/**
+ * The github backend: the Git Data API with inline file content on a base tree (no blob per
+ * file), one commit, one ref, one pull request. A fresh change costs five REST calls: read the
+ * base branch, create tree, create commit, create ref, create pull request. Retried creates
+ * that GitHub answers with 422 "already exists" adopt the existing ref or pull request.
+ * 4xx answers that retrying cannot fix become RepositoryRejectedError (terminal); the rest
+ * (5xx, network) stay transient.
+ */
+export class GithubRepository implements GitopsRepository {
+  readonly driver = 'github' as const;
+  readonly baseBranch: string;
+  readonly owner: string;
+  readonly repo: string;
+  readonly #octokit: Octokit;
+  /** Commit → tree, learned from branch reads, so a commit on it needs no extra call. */
+  readonly #trees = new Map<string, string>();
+
+  constructor(options: GithubRepositoryOptions) {
+    this.#octokit = options.octokit;
+    this.owner = options.owner;
+    this.repo = options.repo;
+    this.baseBranch = options.baseBranch;
+  }
+
+  async ping(): Promise<void> {
+    if (!(await this.getBranch(this.baseBranch))) throw new Error(`${this.owner}/${this.repo} has no branch ${this.baseBranch}`);
+  }
+
+  async getBranch(branch: string): Promise<string | undefined> {
+    try {
+      const { data } = await this.#octokit.rest.repos.getBranch({ owner: this.owner, repo: this.repo, branch });
+      this.remember(data.commit.sha, data.commit.commit.tree.sha);
+      return data.commit.sha;
+    } catch (error) {
+      if (httpError(error)?.status === 404) return undefined;
+      throw this.classify(error);
+    }
+  }
+
+  async createCommit(input: { parent: string; changes: FileChange[]; message: string }): Promise<string> {
+    try {
+      let baseTree = this.#trees.get(input.parent);
+      if (!baseTree) {
+        const { data } = await this.#octokit.rest.git.getCommit({ owner: this.owner, repo: this.repo, commit_sha: input.parent });
+        baseTree = data.tree.sha;
+      }
+      const tree = input.changes.map((change) =>
+        'delete' in change
+          ? { path: change.path, mode: '100644' as const, type: 'blob' as const, sha: null }
+          : { path: change.path, mode: '100644' as const, type: 'blob' as const, content: change.content },
+      );
+      const { data: created } = await this.#octokit.rest.git.createTree({ owner: this.owner, repo: this.repo, base_tree: baseTree, tree });
+      const { data: commit } = await this.#octokit.rest.git.createCommit({ owner: this.owner, repo: this.repo, message: input.message, tree: created.sha, parents: [input.parent] });
+      this.remember(commit.sha, created.sha);
+      return commit.sha;
+    } catch (error) {
+      throw this.classify(error);
+    }
+  }
+
+  async createBranch(branch: string, sha: string): Promise<string> {
+    try {
+      await this.#octokit.rest.git.createRef({ owner: this.owner, repo: this.repo, ref: `refs/heads/${branch}`, sha });
+      return sha;
+    } catch (error) {
+      const http = httpError(error);
+      if (http?.status === 422 && says(http, 'Reference already exists')) {
+        const existing = await this.getBranch(branch);
+        if (existing) return existing;
+      }
+      throw this.classify(error);
+    }
+  }
+
+  async updateBranch(branch: string, sha: string, options: { expected: string; force?: boolean }): Promise<void> {
+    try {
+      await this.#octokit.rest.git.updateRef({ owner: this.owner, repo: this.repo, ref: `heads/${branch}`, sha, force: options.force ?? false });
+    } catch (error) {
+      const http = httpError(error);
+      // GitHub has no compare-and-swap on refs; a fast-forward-only update that is refused
+      // means the branch moved past what we built on.
+      if (http?.status === 422 && says(http, 'not a fast forward')) throw new BranchMovedError(branch, http.message);
+      throw this.classify(error);
+    }
+  }
+
+  async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
+    try {
+      const { data } = await this.#octokit.rest.repos.compareCommitsWithBasehead({ owner: this.owner, repo: this.repo, basehead: `${ancestor}...${descendant}`, per_page: 1 });
+      return data.status === 'ahead' || data.status === 'identical';
+    } catch (error) {
+      if (httpError(error)?.status === 404) return false;
+      throw this.classify(error);
+    }
+  }
+
+  async openPullRequest(input: { branch: string; title: string; body: string }): Promise<PullRequest> {
+    try {
+      const { data } = await this.#octokit.rest.pulls.create({ owner: this.owner, repo: this.repo, head: input.branch, base: this.baseBranch, title: input.title, body: input.body });
+      return this.toPullRequest(data);
+    } catch (error) {
+      const http = httpError(error);
+      if (http?.status === 422 && says(http, 'A pull request already exists')) {
+        const { data } = await this.#octokit.rest.pulls.list({ owner: this.owner, repo: this.repo, head: `${this.owner}:${input.branch}`, state: 'all', per_page: 10 });
+        const existing = data.find((pr) => pr.head.ref === input.branch);
+        if (existing) return this.toPullRequest(existing);
+      }
+      throw this.classify(error);
+    }
+  }
+
+  async getPullRequest(number: number): Promise<PullRequest | undefined> {
+    try {
+      const { data } = await this.#octokit.rest.pulls.get({ owner: this.owner, repo: this.repo, pull_number: number });
+      return this.toPullRequest(data);
+    } catch (error) {
+      if (httpError(error)?.status === 404) return undefined;
+      throw this.classify(error);
+    }
+  }
+
+  async mergePullRequest(number: number): Promise<PullRequest> {
+    try {
+      const { data: pr } = await this.#octokit.rest.pulls.get({ owner: this.owner, repo: this.repo, pull_number: number });
+      if (pr.merged_at) return this.toPullRequest(pr);
+      const { data } = await this.#octokit.rest.pulls.merge({ owner: this.owner, repo: this.repo, pull_number: number, merge_method: 'merge', sha: pr.head.sha });
+      return { ...this.toPullRequest(pr), state: 'merged', mergeCommitSha: data.sha };
+    } catch (error) {
+      throw this.classify(error);
+    }
+  }
+
+  async history(input: { pathPrefix: string; limit: number; cursor?: string }): Promise<HistoryPage> {
+    try {
+      const { data } = await this.#octokit.rest.repos.listCommits({
+        owner: this.owner,
+        repo: this.repo,
+        sha: input.cursor ?? this.baseBranch,
+        path: input.pathPrefix.replace(/\/$/, ''),
+        per_page: Math.min(100, input.limit + 1),
+      });
+      const commits = data
+        .filter((c) => c.parents.length < 2)
+        .map((c) => ({ sha: c.sha, message: c.commit.message, authoredAt: c.commit.author?.date ?? '', trailers: parseTrailers(c.commit.message) }));
+      return { commits: commits.slice(0, input.limit), nextCursor: data.length > input.limit ? data[input.limit]!.sha : undefined };
+    } catch (error) {
+      throw this.classify(error);
+    }
+  }
+
+  private toPullRequest(pr: { number: number; html_url: string; head: { ref: string; sha: string }; state: string; merged_at?: string | null; merge_commit_sha?: string | null }): PullRequest {
+    const merged = Boolean(pr.merged_at);
+    return {
+      number: pr.number,
+      url: pr.html_url,
+      branch: pr.head.ref,
+      state: merged ? 'merged' : pr.state === 'open' ? 'open' : 'closed',
+      headSha: pr.head.sha,
+      mergeCommitSha: merged ? (pr.merge_commit_sha ?? undefined) : undefined,
+    };
+  }
+
+  private remember(commit: string, tree: string): void {
+    if (this.#trees.size > 1000) this.#trees.clear();
+    this.#trees.set(commit, tree);
+  }
+
+  /** 4xx that retrying cannot fix are terminal; 5xx, 429 and network errors are transient. */
+  private classify(error: unknown): Error {
+    const http = httpError(error);
+    if (http && http.status >= 400 && http.status < 500 && http.status !== 429 && http.status !== 409) {
+      return new RepositoryRejectedError(`GitHub answered ${http.status} for ${this.owner}/${this.repo}: ${http.response?.data?.message ?? http.message}`, { cause: error });
+    }
+    return error instanceof Error ? error : new Error(String(error));
+  }
+}

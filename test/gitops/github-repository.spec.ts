@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { QueryTypes, type Sequelize } from 'sequelize';
+import { createGithubClient, GithubRepository } from '../../src/gitops/github/github-repository.ts';
+import { loadTemplateCatalog, type TemplateCatalog } from '../../src/gitops/render/template-catalog.ts';
+import { createChangeWorker } from '../../src/jobs/change-worker.ts';
+import { claimBatch } from '../../src/domain/change-queue.ts';
+import { publishChanges } from '../../src/gitops/change-publisher.ts';
+import { mergeChange } from '../../src/domain/change-merge.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createTestSequelize } from '../support/database.ts';
+import { insertChange, insertInstance, insertOrganization } from '../support/change-fixtures.ts';
+import { startGithubDouble, type GithubDouble } from '../support/github-double.ts';
+
+describe('github driver against the GitHub API double (OpenAPI-validated)', () => {
+  let sequelize: Sequelize;
+  let catalog: TemplateCatalog;
+  let double: GithubDouble;
+  let repository: GithubRepository;
+
+  before(async () => {
+    sequelize = createTestSequelize();
+    catalog = await loadTemplateCatalog();
+  });
+  after(() => sequelize.close());
+  beforeEach(async () => {
+    await sequelize.query(`UPDATE change_requests SET status = 'failed', last_error = 'left by another spec' WHERE status = 'pending'`);
+    double = await startGithubDouble();
+    const octokit = await createGithubClient({ auth: { token: 'test-token' }, baseUrl: double.url, retries: 0, throttle: false });
+    repository = new GithubRepository({ octokit, owner: double.owner, repo: double.repo, baseBranch: 'main' });
+  });
+  afterEach(async () => {
+    assert.deepEqual(double.violations, [], 'every request matched the GitHub OpenAPI description');
+    await double.close();
+  });
+
+  const worker = () =>
+    createChangeWorker({ sequelize, repository, catalog, logger: createLogger('silent'), windowMs: 0, maxBatch: 100, leaseMs: 60_000, pollMs: 20, maxAttempts: 5 });
+  const row = async (id: string) =>
+    (await sequelize.query<{ status: string; pull_request_number: number | null; branch: string; commit_sha: string; merge_commit_sha: string | null }>('SELECT * FROM change_requests WHERE id = :id', {
+      type: QueryTypes.SELECT,
+      replacements: { id },
+    }))[0]!;
+  const payload = (org: string, name: string) => ({ org, project: 'default', instanceName: name, offering: 'runtime', role: 'runtime', version: '1.0.0', templatePath: 'templates/offerings/runtime/1.0.0', parameters: { replicas: 2 } });
+
+  it('opens one change as a pull request in at most 5 REST calls, content inline (no blob calls)', async () => {
+    const org = await insertOrganization(sequelize);
+    const { instanceId, instanceName } = await insertInstance(sequelize, org);
+    const id = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, requestedBy: 'bob', payload: payload(org.orgSlug, instanceName) });
+    await worker().runOnce();
+    assert.ok(double.calls.length <= 5, `REST calls: ${double.calls.map((c) => c.route).join(', ')}`);
+    assert.ok(!double.calls.some((c) => c.route.includes('/git/blobs')));
+    assert.equal(double.pulls.length, 1);
+    const change = await row(id);
+    assert.equal(change.status, 'open');
+    assert.equal(change.pull_request_number, 1);
+    const files = double.files(change.branch);
+    assert.match(files.get(`tenants/${org.orgSlug}/apps/${instanceName}/application.yaml`)!, /replicaCount: 2/);
+    assert.match(double.commit(change.commit_sha)!.message, new RegExp(`^Change-Id: ${id}$`, 'm'));
+    assert.match(double.pulls[0]!.body, /\| instance\.create \|/);
+    assert.equal(double.branch('main') !== change.commit_sha, true);
+  });
+
+  it('puts a batch of 50 changes in one commit and one pull request, still within 5 calls', async () => {
+    const org = await insertOrganization(sequelize);
+    const ids: string[] = [];
+    for (let i = 0; i < 50; i += 1) {
+      const { instanceId, instanceName } = await insertInstance(sequelize, org);
+      ids.push(await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: payload(org.orgSlug, instanceName) }));
+    }
+    await worker().runOnce();
+    assert.equal(double.pulls.length, 1);
+    assert.ok(double.calls.length <= 5, `REST calls: ${double.calls.length}`);
+    const rows = await Promise.all(ids.map(row));
+    assert.ok(rows.every((r) => r.status === 'open' && r.pull_request_number === 1));
+    assert.equal([...double.files(rows[0]!.branch).keys()].filter((f) => f.endsWith('/application.yaml')).length, 50);
+  });
+
+  it('a worker killed between "ref created" and "PR created" is taken over, and exactly one pull request exists', async () => {
+    const org = await insertOrganization(sequelize);
+    const { instanceId, instanceName } = await insertInstance(sequelize, org);
+    const id = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: payload(org.orgSlug, instanceName) });
+
+    // The first worker claims the batch, creates tree, commit and ref, and dies before the PR.
+    const batch = (await claimBatch(sequelize, { workerId: 'doomed', leaseMs: 60_000, windowMs: 0, maxBatch: 100 }))!;
+    const dying = new Proxy(repository, {
+      get(target, property) {
+        if (property === 'openPullRequest') return () => Promise.reject(new Error('SIGKILL'));
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    await assert.rejects(publishChanges(dying, catalog, batch), /SIGKILL/);
+    assert.ok(double.branch(batch.branch), 'the ref was created');
+    assert.equal(double.pulls.length, 0);
+
+    // Its lease runs out; another worker takes the batch over.
+    assert.equal(await worker().runOnce(), false, 'the batch is leased to the dead worker');
+    await sequelize.query(`UPDATE change_requests SET lease_expires_at = now() - interval '1 second' WHERE id = :id`, { replacements: { id } });
+    double.resetCalls();
+    assert.equal(await worker().runOnce(), true);
+    assert.equal(double.pulls.length, 1);
+    assert.equal(double.calls.filter((c) => c.route === 'POST /repos/{owner}/{repo}/git/commits').length, 0, 'the existing branch commit is reused');
+    const change = await row(id);
+    assert.equal(change.status, 'open');
+    assert.equal(change.pull_request_number, 1);
+    assert.equal(change.branch, batch.branch);
+
+    // A rerun of the whole publish (say, the recording transaction was lost) adopts the PR.
+    const again = await publishChanges(repository, catalog, { ...batch, changes: batch.changes.map((c) => ({ ...c, attempts: 3 })) });
+    assert.equal(again.pullRequest!.number, 1);
+    assert.equal(double.pulls.length, 1);
+  });
+
+  it('adopts a ref that another attempt created (422 "Reference already exists")', async () => {
+    const main = double.branch('main')!;
+    assert.equal(await repository.createBranch('control-plane/batch-x', main), main);
+    const other = await repository.createCommit({ parent: main, changes: [{ path: 'tenants/a/x.yaml', content: 'a: 1\n' }], message: 'x' });
+    assert.equal(await repository.createBranch('control-plane/batch-x', other), main, 'the existing ref wins');
+  });
+
+  it('direct policy fast-forwards main; a merge through the API merges the pull request', async () => {
+    const org = await insertOrganization(sequelize);
+    const first = await insertInstance(sequelize, org);
+    const direct = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId: first.instanceId, mergePolicy: 'direct', payload: payload(org.orgSlug, first.instanceName) });
+    await worker().runOnce();
+    const directRow = await row(direct);
+    assert.equal(directRow.status, 'merged');
+    assert.equal(double.branch('main'), directRow.commit_sha);
+
+    const second = await insertInstance(sequelize, org);
+    const reviewed = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId: second.instanceId, payload: payload(org.orgSlug, second.instanceName) });
+    await worker().runOnce();
+    const merged = await mergeChange({ sequelize, repository }, reviewed, 'admin');
+    assert.equal(double.branch('main'), merged.mergeCommitSha);
+    assert.ok(double.files('main').has(`tenants/${org.orgSlug}/apps/${second.instanceName}/application.yaml`));
+    assert.equal((await row(reviewed)).status, 'merged');
+    const history = await repository.history({ pathPrefix: `tenants/${org.orgSlug}/`, limit: 10 });
+    assert.deepEqual(history.commits.map((c) => c.trailers['Change-Id']), [[reviewed], [direct]]);
+  });
+
+  it('treats a 5xx as transient (retried later) and a 4xx as terminal (failed with the reason)', async () => {
+    const org = await insertOrganization(sequelize);
+    const a = await insertInstance(sequelize, org);
+    const transient = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId: a.instanceId, payload: payload(org.orgSlug, a.instanceName) });
+    double.failNext('POST', '/repos/{owner}/{repo}/git/trees', 502);
+    await worker().runOnce();
+    assert.equal((await row(transient)).status, 'pending');
+    await sequelize.query('UPDATE change_requests SET next_attempt_at = now() WHERE id = :id', { replacements: { id: transient } });
+    await worker().runOnce();
+    assert.equal((await row(transient)).status, 'open');
+
+    const b = await insertInstance(sequelize, org);
+    const terminal = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId: b.instanceId, payload: payload(org.orgSlug, b.instanceName) });
+    double.failNext('POST', '/repos/{owner}/{repo}/git/refs', 403);
+    await worker().runOnce();
+    const failed = (await sequelize.query<{ status: string; last_error: string }>('SELECT status, last_error FROM change_requests WHERE id = :id', { type: QueryTypes.SELECT, replacements: { id: terminal } }))[0]!;
+    assert.equal(failed.status, 'failed');
+    assert.match(failed.last_error, /GitHub answered 403/);
+  });
+
+  it('the double itself refuses what GitHub would: unknown operations, undeclared query names, bodies off the schema', async () => {
+    const post = (path: string, body: unknown) => fetch(`${double.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal((await post('/repos/gsv/gsv-gitops/git/trees', { base_tree: 'x', tree: [{ path: 'a', mode: '999999', type: 'blob', content: 'x' }] })).status, 422);
+    assert.equal((await post('/repos/gsv/gsv-gitops/pulls', { title: 1, head: 'x', base: 'main' })).status, 422);
+    assert.equal((await post('/repos/gsv/gsv-gitops/no-such-thing', {})).status, 404);
+    await fetch(`${double.url}/repos/gsv/gsv-gitops/pulls?bogus=1`);
+    assert.equal(double.violations.length, 4, double.violations.join('\n'));
+    double.violations.splice(0);
+  });
+});

@@ -1,0 +1,347 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { Ajv, type ValidateFunction } from 'ajv';
+
+/**
+ * A stand-in for api.github.com on a loopback port, holding one repository in memory with
+ * git-like semantics (trees, commits, refs, pull requests, merges, compare, path history).
+ * Every request is checked against GitHub's published OpenAPI description
+ * (@octokit/openapi): the method and path must be an operation, query names must be declared,
+ * and a JSON body must match the operation's request schema. Violations are recorded (and
+ * answered 404/422) so a spec can assert there were none. Every call is counted.
+ */
+const SPEC_FILE = path.resolve(import.meta.dirname, '../../node_modules/@octokit/openapi/generated/api.github.com.json');
+
+interface Operation {
+  method: string;
+  template: string;
+  regex: RegExp;
+  literals: number;
+  queryNames: Set<string>;
+  validateBody: ValidateFunction | undefined;
+}
+
+interface OpenApiDocument {
+  paths: Record<string, Record<string, { parameters?: ({ $ref?: string; name?: string; in?: string })[]; requestBody?: { content?: Record<string, unknown> } }>>;
+  components: { parameters: Record<string, { name: string; in: string }> };
+}
+
+let operationsCache: Operation[] | undefined;
+
+function loadOperations(): Operation[] {
+  if (operationsCache) return operationsCache;
+  const document = JSON.parse(fs.readFileSync(SPEC_FILE, 'utf8')) as OpenApiDocument;
+  const ajv = new Ajv({ strict: false, validateFormats: false, validateSchema: false, allErrors: true });
+  ajv.addSchema(document as unknown as object, 'github');
+  const operations: Operation[] = [];
+  for (const [template, item] of Object.entries(document.paths)) {
+    for (const [method, operation] of Object.entries(item)) {
+      if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue;
+      const queryNames = new Set<string>();
+      for (const parameter of operation.parameters ?? []) {
+        const resolved = parameter.$ref ? document.components.parameters[parameter.$ref.split('/').pop()!]! : parameter;
+        if (resolved.in === 'query' && resolved.name) queryNames.add(resolved.name);
+      }
+      const hasJsonBody = Boolean(operation.requestBody?.content?.['application/json']);
+      const pointer = `github#/paths/${template.replace(/~/g, '~0').replace(/\//g, '~1')}/${method}/requestBody/content/application~1json/schema`;
+      let compiled: ValidateFunction | undefined;
+      operations.push({
+        method: method.toUpperCase(),
+        template,
+        regex: new RegExp(`^${template.replace(/\{[^}]+\}/g, '([^/]+)')}$`),
+        literals: template.split('/').filter((s) => s && !s.startsWith('{')).length,
+        queryNames,
+        // Compiled on first use: the document has hundreds of operations.
+        get validateBody() {
+          if (!hasJsonBody) return undefined;
+          return (compiled ??= ajv.compile({ $ref: pointer }));
+        },
+      });
+    }
+  }
+  operations.sort((a, b) => b.literals - a.literals);
+  return (operationsCache = operations);
+}
+
+type Tree = Map<string, string>;
+interface Commit {
+  sha: string;
+  tree: string;
+  parents: string[];
+  message: string;
+  order: number;
+  date: string;
+}
+interface Pull {
+  number: number;
+  head: string;
+  base: string;
+  title: string;
+  body: string;
+  state: 'open' | 'closed';
+  mergedAt: string | null;
+  mergeCommitSha: string | null;
+}
+
+export interface RecordedCall {
+  method: string;
+  route: string;
+  status: number;
+}
+
+export interface GithubDouble {
+  url: string;
+  owner: string;
+  repo: string;
+  calls: RecordedCall[];
+  violations: string[];
+  pulls: Pull[];
+  branch(name: string): string | undefined;
+  files(ref: string): Map<string, string>;
+  commit(sha: string): Commit | undefined;
+  /** Answers the next `times` calls of `method route` with `status` (a GitHub error body). */
+  failNext(method: string, route: string, status: number, times?: number): void;
+  resetCalls(): void;
+  close(): Promise<void>;
+}
+
+const hash = (value: unknown) => createHash('sha1').update(JSON.stringify(value)).digest('hex');
+
+export async function startGithubDouble(options: { owner?: string; repo?: string; initialFiles?: Record<string, string> } = {}): Promise<GithubDouble> {
+  const owner = options.owner ?? 'gsv';
+  const repo = options.repo ?? 'gsv-gitops';
+  const operations = loadOperations();
+  const trees = new Map<string, Tree>();
+  const commits = new Map<string, Commit>();
+  const refs = new Map<string, string>();
+  const pulls: Pull[] = [];
+  const calls: RecordedCall[] = [];
+  const violations: string[] = [];
+  const failures: { method: string; route: string; status: number; times: number }[] = [];
+  let order = 0;
+
+  const putTree = (tree: Tree) => {
+    const sha = hash([...tree].sort());
+    trees.set(sha, tree);
+    return sha;
+  };
+  const putCommit = (tree: string, parents: string[], message: string) => {
+    order += 1;
+    const sha = hash({ tree, parents, message, order });
+    commits.set(sha, { sha, tree, parents, message, order, date: new Date(Date.UTC(2026, 0, 1, 0, 0, order)).toISOString() });
+    return sha;
+  };
+  const ancestors = (sha: string): Set<string> => {
+    const seen = new Set<string>();
+    const stack = [sha];
+    while (stack.length) {
+      const next = stack.pop()!;
+      if (seen.has(next) || !commits.has(next)) continue;
+      seen.add(next);
+      stack.push(...commits.get(next)!.parents);
+    }
+    return seen;
+  };
+  const treeOf = (commit: string) => trees.get(commits.get(commit)!.tree)!;
+  refs.set('heads/main', putCommit(putTree(new Map(Object.entries(options.initialFiles ?? { 'README.md': '# gsv-gitops\n' }))), [], 'Initialize'));
+
+  const resolve = (ref: string) => refs.get(ref) ?? (commits.has(ref) ? ref : undefined);
+  const pullJson = (pull: Pull) => ({
+    number: pull.number,
+    html_url: `https://github.com/${owner}/${repo}/pull/${pull.number}`,
+    state: pull.state,
+    title: pull.title,
+    body: pull.body,
+    head: { ref: pull.head, sha: refs.get(`heads/${pull.head}`) ?? '' },
+    base: { ref: pull.base, sha: refs.get(`heads/${pull.base}`) ?? '' },
+    merged_at: pull.mergedAt,
+    merge_commit_sha: pull.mergeCommitSha,
+  });
+  const error = (status: number, message: string, errors?: { message: string }[]) => ({ status, body: { message, ...(errors ? { errors } : {}), documentation_url: 'https://docs.github.com/rest' } });
+
+  type Body = Record<string, unknown>;
+  type Answer = { status: number; body: unknown };
+  const handlers: Record<string, (params: string[], query: URLSearchParams, body: Body) => Answer> = {
+    'GET /repos/{owner}/{repo}/branches/{branch}': ([, , branch]) => {
+      const sha = refs.get(`heads/${branch}`);
+      if (!sha) return error(404, 'Branch not found');
+      return { status: 200, body: { name: branch, commit: { sha, commit: { tree: { sha: commits.get(sha)!.tree }, message: commits.get(sha)!.message } }, protected: false } };
+    },
+    'GET /repos/{owner}/{repo}/git/ref/{ref}': ([, , ref]) => {
+      const sha = refs.get(ref!);
+      return sha ? { status: 200, body: { ref: `refs/${ref}`, object: { sha, type: 'commit' } } } : error(404, 'Not Found');
+    },
+    'GET /repos/{owner}/{repo}/git/commits/{commit_sha}': ([, , sha]) => {
+      const commit = commits.get(sha!);
+      return commit ? { status: 200, body: { sha, tree: { sha: commit.tree }, parents: commit.parents.map((p) => ({ sha: p })), message: commit.message } } : error(404, 'Not Found');
+    },
+    'POST /repos/{owner}/{repo}/git/trees': (_, __, body) => {
+      const base = body.base_tree ? trees.get(String(body.base_tree)) : new Map<string, string>();
+      if (!base) return error(422, 'base_tree is not a tree');
+      const tree = new Map(base);
+      for (const entry of body.tree as { path: string; sha?: string | null; content?: string }[]) {
+        if (entry.content !== undefined) tree.set(entry.path, entry.content);
+        else if (entry.sha === null) for (const key of [...tree.keys()]) if (key === entry.path || key.startsWith(`${entry.path}/`)) tree.delete(key);
+      }
+      return { status: 201, body: { sha: putTree(tree), tree: [] } };
+    },
+    'POST /repos/{owner}/{repo}/git/commits': (_, __, body) => {
+      if (!trees.has(String(body.tree))) return error(422, 'Tree SHA does not exist');
+      const parents = (body.parents as string[]) ?? [];
+      if (parents.some((p) => !commits.has(p))) return error(422, 'Parent SHA does not exist or is not a commit object');
+      const sha = putCommit(String(body.tree), parents, String(body.message));
+      return { status: 201, body: { sha, tree: { sha: body.tree }, parents: parents.map((p) => ({ sha: p })), message: body.message } };
+    },
+    'POST /repos/{owner}/{repo}/git/refs': (_, __, body) => {
+      const ref = String(body.ref).replace(/^refs\//, '');
+      if (refs.has(ref)) return error(422, 'Reference already exists');
+      if (!commits.has(String(body.sha))) return error(422, 'Object does not exist');
+      refs.set(ref, String(body.sha));
+      return { status: 201, body: { ref: `refs/${ref}`, object: { sha: body.sha, type: 'commit' } } };
+    },
+    'PATCH /repos/{owner}/{repo}/git/refs/{ref}': ([, , ref], __, body) => {
+      const current = refs.get(ref!);
+      if (!current) return error(422, 'Reference does not exist');
+      if (!body.force && !ancestors(String(body.sha)).has(current)) return error(422, 'Update is not a fast forward');
+      refs.set(ref!, String(body.sha));
+      return { status: 200, body: { ref: `refs/${ref}`, object: { sha: body.sha, type: 'commit' } } };
+    },
+    'GET /repos/{owner}/{repo}/compare/{basehead}': ([, , basehead]) => {
+      const [a, b] = basehead!.split('...').map((r) => resolve(r!));
+      if (!a || !b) return error(404, 'Not Found');
+      const status = a === b ? 'identical' : ancestors(b).has(a) ? 'ahead' : ancestors(a).has(b) ? 'behind' : 'diverged';
+      return { status: 200, body: { status, ahead_by: 0, behind_by: 0, total_commits: 0, commits: [], files: [] } };
+    },
+    'POST /repos/{owner}/{repo}/pulls': (_, __, body) => {
+      const head = String(body.head);
+      if (!refs.has(`heads/${head}`)) return error(422, 'Validation Failed', [{ message: `No commits between ${String(body.base)} and ${head}` }]);
+      if (pulls.some((p) => p.head === head && p.state === 'open')) return error(422, 'Validation Failed', [{ message: `A pull request already exists for ${owner}:${head}.` }]);
+      const pull: Pull = { number: pulls.length + 1, head, base: String(body.base), title: String(body.title), body: String(body.body ?? ''), state: 'open', mergedAt: null, mergeCommitSha: null };
+      pulls.push(pull);
+      return { status: 201, body: pullJson(pull) };
+    },
+    'GET /repos/{owner}/{repo}/pulls': (_, query) => {
+      const head = query.get('head')?.split(':')[1];
+      const state = query.get('state') ?? 'open';
+      return { status: 200, body: pulls.filter((p) => (!head || p.head === head) && (state === 'all' || p.state === state)).map(pullJson) };
+    },
+    'GET /repos/{owner}/{repo}/pulls/{pull_number}': ([, , number]) => {
+      const pull = pulls[Number(number) - 1];
+      return pull ? { status: 200, body: pullJson(pull) } : error(404, 'Not Found');
+    },
+    'PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge': ([, , number]) => {
+      const pull = pulls[Number(number) - 1];
+      if (!pull) return error(404, 'Not Found');
+      if (pull.mergedAt) return error(405, 'Pull Request is not mergeable');
+      const base = refs.get(`heads/${pull.base}`)!;
+      const head = refs.get(`heads/${pull.head}`)!;
+      // Three-way merge of flat trees: take the head's side of every path the head changed.
+      const headAncestors = ancestors(head);
+      const mergeBase = [...ancestors(base)].filter((c) => headAncestors.has(c)).sort((x, y) => commits.get(y)!.order - commits.get(x)!.order)[0]!;
+      const [b, h, m] = [treeOf(base), treeOf(head), treeOf(mergeBase)];
+      const merged = new Map(b);
+      for (const key of new Set([...h.keys(), ...m.keys()])) {
+        if (h.get(key) === m.get(key)) continue;
+        if (b.get(key) !== m.get(key) && b.get(key) !== h.get(key)) return error(405, 'Pull Request is not mergeable');
+        if (h.has(key)) merged.set(key, h.get(key)!);
+        else merged.delete(key);
+      }
+      const sha = putCommit(putTree(merged), [base, head], `Merge pull request #${pull.number} from ${owner}/${pull.head}`);
+      refs.set(`heads/${pull.base}`, sha);
+      pull.state = 'closed';
+      pull.mergedAt = new Date().toISOString();
+      pull.mergeCommitSha = sha;
+      return { status: 200, body: { sha, merged: true, message: 'Pull Request successfully merged' } };
+    },
+    'GET /repos/{owner}/{repo}/commits': (_, query) => {
+      const start = resolve(query.get('sha') ?? 'heads/main') ?? resolve(`heads/${query.get('sha')}`);
+      if (!start) return error(404, 'Not Found');
+      const prefix = query.get('path');
+      const perPage = Number(query.get('per_page') ?? 30);
+      const touches = (commit: Commit) => {
+        if (!prefix) return true;
+        const mine = trees.get(commit.tree)!;
+        const parent = commit.parents[0] ? treeOf(commit.parents[0]) : new Map<string, string>();
+        const keys = new Set([...mine.keys(), ...parent.keys()].filter((k) => k === prefix || k.startsWith(`${prefix}/`)));
+        return [...keys].some((k) => mine.get(k) !== parent.get(k));
+      };
+      const list = [...ancestors(start)].map((s) => commits.get(s)!).sort((x, y) => y.order - x.order).filter(touches).slice(0, perPage);
+      return {
+        status: 200,
+        body: list.map((c) => ({ sha: c.sha, parents: c.parents.map((p) => ({ sha: p })), commit: { message: c.message, author: { name: 'control-plane', date: c.date } } })),
+      };
+    },
+  };
+
+  const server = http.createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const url = new URL(request.url ?? '/', 'http://double');
+      const method = request.method ?? 'GET';
+      const answer = (status: number, body: unknown, route: string) => {
+        calls.push({ method, route, status });
+        response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'x-ratelimit-remaining': '4999', 'x-ratelimit-limit': '5000' });
+        response.end(JSON.stringify(body));
+      };
+      const operation = operations.find((op) => op.method === method && op.regex.test(url.pathname));
+      if (!operation) {
+        violations.push(`${method} ${url.pathname} is not an operation of api.github.com`);
+        return answer(404, { message: 'Not Found' }, `${method} ${url.pathname}`);
+      }
+      const route = `${method} ${operation.template}`;
+      const params = operation.regex.exec(url.pathname)!.slice(1).map((s) => decodeURIComponent(s));
+      for (const name of url.searchParams.keys()) if (!operation.queryNames.has(name)) violations.push(`${route}: query parameter ${name} is not declared`);
+      let body: Body = {};
+      if (chunks.length > 0) {
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Body;
+        } catch {
+          violations.push(`${route}: body is not JSON`);
+          return answer(400, { message: 'Problems parsing JSON' }, route);
+        }
+      }
+      const validate = operation.validateBody;
+      if (validate && !validate(body)) {
+        violations.push(`${route}: body does not match the schema: ${JSON.stringify(validate.errors?.slice(0, 3))}`);
+        return answer(422, { message: 'Invalid request.' }, route);
+      }
+      if (params[0] !== owner || params[1] !== repo) return answer(404, { message: 'Not Found' }, route);
+      const failure = failures.find((f) => f.method === method && f.route === operation.template && f.times > 0);
+      if (failure) {
+        failure.times -= 1;
+        return answer(failure.status, { message: 'Injected failure' }, route);
+      }
+      const handler = handlers[`${method} ${operation.template}`];
+      if (!handler) {
+        violations.push(`${route} is valid GitHub API but the double does not implement it`);
+        return answer(501, { message: 'Not implemented by the double' }, route);
+      }
+      const result = handler(params, url.searchParams, body);
+      answer(result.status, result.body, route);
+    });
+  });
+  await new Promise<void>((resolveListen) => server.listen(0, '127.0.0.1', resolveListen));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    owner,
+    repo,
+    calls,
+    violations,
+    pulls,
+    branch: (name) => refs.get(`heads/${name}`),
+    files: (ref) => new Map(treeOf(resolve(ref) ?? refs.get(`heads/${ref}`)!)),
+    commit: (sha) => commits.get(sha),
+    failNext: (method, route, status, times = 1) => failures.push({ method, route, status, times }),
+    resetCalls: () => calls.splice(0),
+    close: () =>
+      new Promise<void>((resolveClose, reject) => {
+        server.closeAllConnections();
+        server.close((closeError) => (closeError ? reject(closeError) : resolveClose()));
+      }),
+  };
+}
