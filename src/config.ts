@@ -36,6 +36,12 @@ export const CONFIG_VARIABLES = [
   { name: 'GITOPS_BATCH_WINDOW_MS', description: 'How long an accepted change waits so that changes arriving together share one commit and pull request.', default: '2000', schema: Type.Integer({ minimum: 0, maximum: 600000 }) },
   { name: 'GITOPS_BATCH_MAX', description: 'Most changes in one commit and pull request.', default: '50', schema: Type.Integer({ minimum: 1, maximum: 1000 }) },
   { name: 'GITOPS_WORKER_LEASE_MS', description: 'How long a worker owns a claimed batch; when it dies, another worker takes the batch over after this.', default: '120000', schema: Type.Integer({ minimum: 1000 }) },
+  { name: 'GITHUB_REPOSITORY', description: 'The GitOps repository as `owner/name` (GITOPS_DRIVER=github).', schema: Type.String({ pattern: '^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$' }) },
+  { name: 'GITHUB_API_URL', description: 'GitHub REST API base URL (GitHub Enterprise: https://HOST/api/v3).', default: 'https://api.github.com', schema: Type.String({ pattern: '^https?://' }) },
+  { name: 'GITHUB_TOKEN', description: 'Token with contents and pull-request write access (GITOPS_DRIVER=github, unless a GitHub App is configured).', schema: Type.String({ minLength: 1 }) },
+  { name: 'GITHUB_APP_ID', description: 'GitHub App id; with GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID the driver authenticates as the installation.', schema: Type.String({ pattern: '^[0-9]+$' }) },
+  { name: 'GITHUB_APP_PRIVATE_KEY', description: 'PEM private key of the GitHub App (literal newlines or `\\n`).', schema: Type.String({ minLength: 1 }) },
+  { name: 'GITHUB_APP_INSTALLATION_ID', description: 'Installation id of the GitHub App on the GitOps repository owner.', schema: Type.Integer({ minimum: 1 }) },
   { name: 'OIDC_ISSUER', description: 'Issuer (`iss`) of accepted JWTs, e.g. the Keycloak realm URL. Unset: OIDC is off and only API tokens authenticate.', schema: Type.String({ pattern: '^https?://' }) },
   { name: 'OIDC_AUDIENCE', description: 'Audience (`aud`) that accepted JWTs must carry. Required with OIDC_ISSUER.', schema: Type.String({ minLength: 1 }) },
   { name: 'OIDC_JWKS_URL', description: 'JWKS endpoint of the realm (e.g. `<issuer>/protocol/openid-connect/certs`). Required with OIDC_ISSUER.', schema: Type.String({ pattern: '^https?://' }) },
@@ -74,6 +80,8 @@ export interface Config {
     batchWindowMs: number;
     batchMax: number;
     workerLeaseMs: number;
+    /** Set when GITOPS_DRIVER=github. */
+    github: { owner: string; repo: string; apiUrl: string; auth: { token: string } | { appId: string; privateKey: string; installationId: number } } | undefined;
   };
   /** Undefined when OIDC_ISSUER is unset: only API tokens authenticate. */
   oidc: { issuer: string; audience: string; jwksUrl: string; algorithms: string[]; adminRole: string } | undefined;
@@ -143,6 +151,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
       batchWindowMs: get('GITOPS_BATCH_WINDOW_MS'),
       batchMax: get('GITOPS_BATCH_MAX'),
       workerLeaseMs: get('GITOPS_WORKER_LEASE_MS'),
+      github: githubSettings(get('GITOPS_DRIVER'), values),
     },
     oidc: values.has('OIDC_ISSUER')
       ? {
@@ -172,6 +181,30 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
       kubeconfig: values.has('KUBECONFIG') ? path.resolve(cwd, get<string>('KUBECONFIG')) : undefined,
     },
     syncSimulator: values.has('SYNC_SIMULATOR') ? get<string>('SYNC_SIMULATOR') === 'true' : !values.has('DATABASE_URL'),
+  };
+}
+
+function githubSettings(driver: 'local' | 'github', values: Map<VariableName, unknown>): Config['gitops']['github'] {
+  if (driver !== 'github') return undefined;
+  const problems: string[] = [];
+  const repository = values.get('GITHUB_REPOSITORY') as string | undefined;
+  if (!repository) problems.push('GITHUB_REPOSITORY is required with GITOPS_DRIVER=github: the GitOps repository as owner/name');
+  const appId = values.get('GITHUB_APP_ID') as string | undefined;
+  const privateKey = values.get('GITHUB_APP_PRIVATE_KEY') as string | undefined;
+  const installationId = values.get('GITHUB_APP_INSTALLATION_ID') as number | undefined;
+  const token = values.get('GITHUB_TOKEN') as string | undefined;
+  const app = appId !== undefined || privateKey !== undefined || installationId !== undefined;
+  if (app && (appId === undefined || privateKey === undefined || installationId === undefined)) {
+    problems.push('GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID go together: set all three, or use GITHUB_TOKEN');
+  }
+  if (!app && token === undefined) problems.push('GITOPS_DRIVER=github needs GITHUB_TOKEN or a GitHub App (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_INSTALLATION_ID)');
+  if (problems.length > 0) throw new ConfigError(problems);
+  const [owner, repo] = repository!.split('/') as [string, string];
+  return {
+    owner,
+    repo,
+    apiUrl: values.get('GITHUB_API_URL') as string,
+    auth: app ? { appId: appId!, privateKey: privateKey!.replace(/\\n/g, '\n'), installationId: installationId! } : { token: token! },
   };
 }
 

@@ -27,6 +27,7 @@ import { readInitialLayout } from './gitops/initial-layout.ts';
 import type { GitopsRepository } from './gitops/repository.ts';
 import type { BackgroundTask } from './jobs/background-task.ts';
 import { LocalPullRequests } from './gitops/local/local-pull-requests.ts';
+import { createGithubClient, GithubRepository } from './gitops/github/github-repository.ts';
 import { loadTemplateCatalog } from './gitops/render/template-catalog.ts';
 import { createChangeWorker } from './jobs/change-worker.ts';
 import { changeRoutes } from './api/routes/change-routes.ts';
@@ -190,8 +191,11 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
 }
 
 async function createRepository(config: Config, logger: Logger, sequelize: Sequelize): Promise<GitopsRepository> {
-  if (config.gitops.driver === 'github') {
-    throw new Error('GITOPS_DRIVER=github is not available in this build yet; use GITOPS_DRIVER=local');
+  if (config.gitops.github) {
+    const { owner, repo, apiUrl, auth } = config.gitops.github;
+    const repository = new GithubRepository({ octokit: await createGithubClient({ auth, baseUrl: apiUrl }), owner, repo, baseBranch: config.gitops.baseBranch });
+    logger.info({ repository: `${owner}/${repo}`, branch: repository.baseBranch }, 'GitHub GitOps repository configured');
+    return repository;
   }
   const repository = new LocalRepository({
     gitDir: config.gitops.localPath,
