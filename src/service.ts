@@ -109,7 +109,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   );
 
   // The GitOps change engine: the outbox worker and the change/audit API.
-  routes.push(...changeRoutes({ sequelize, repository }));
+  routes.push(...changeRoutes({ sequelize, repository, mergePolicy: config.gitops.mergePolicy }));
   tasks.push(
     createChangeWorker({
       sequelize,

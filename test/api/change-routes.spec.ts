@@ -39,7 +39,7 @@ describe('change and audit routes', () => {
       logger: createLogger('silent'),
       metrics: createMetrics({ collectDefaults: false }),
       bodyLimitBytes: 1 << 20,
-      routes: changeRoutes({ sequelize, repository: gitops.repository }),
+      routes: changeRoutes({ sequelize, repository: gitops.repository, mergePolicy: 'pull-request' }),
       authenticate: createAuthenticate({ sequelize }),
       sequelize,
     });
@@ -118,5 +118,23 @@ describe('change and audit routes', () => {
     await gitops.worker().runOnce();
     assert.equal((await call('POST', `/changes/${bad}/merge`, admin)).status, 409);
     assert.equal((await call('GET', '/changes/6f1d7d1c-0000-4000-8000-000000000000', admin)).status, 404);
+  });
+
+  it('proposes the platform manifests as a change (admins), rendered under platform/base/', async () => {
+    const body = { image: 'ghcr.io/gsv/control-plane:0.1.0', host: 'cmp.example.org', gitopsRepoURL: 'https://github.com/gsv/gsv-gitops.git', baseBranch: 'main', notificationsUrl: 'http://cmp-control-plane.cmp.svc', secretStore: 'vault' };
+    const post = (token: string, payload: unknown) =>
+      fetch(`${server.url}/platform/bootstrap`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+    assert.equal((await post(member, body)).status, 403);
+    assert.equal((await post(admin, { ...body, host: 'Not A Host' })).status, 400);
+    const accepted = await post(admin, body);
+    assert.equal(accepted.status, 202);
+    const { changeId } = (await accepted.json()) as { changeId: string };
+    await gitops.worker().runOnce();
+    const change = await call('GET', `/changes/${changeId}`, admin);
+    assert.equal(change.body.status, 'open');
+    const files = (await gitops.git('ls-tree', '-r', '--name-only', String(change.body.branch), 'platform/base')).split('\n');
+    for (const file of ['platform/base/cmp-control-plane/deployment.yaml', 'platform/base/cmp-control-plane/kustomization.yaml', 'platform/base/argocd-tenants/applicationset-tenant-apps.yaml']) {
+      assert.ok(files.includes(file), file);
+    }
   });
 });

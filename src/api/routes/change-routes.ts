@@ -8,10 +8,15 @@ import { tenantAudit } from '../../domain/tenant-audit.ts';
 import { requireOrgAccess } from '../../domain/organization-access.ts';
 import type { GitopsRepository } from '../../gitops/repository.ts';
 import { NameSchema, Nullable, Timestamp, Uuid } from './api-schemas.ts';
+import { PlatformBootstrapPayload } from '../../gitops/render/change-payloads.ts';
+import type { MergePolicy } from '../../gitops/change-publisher.ts';
+import { proposePlatformBootstrap } from '../../domain/platform-bootstrap.ts';
 
 export interface ChangeRouteDeps {
   sequelize: Sequelize;
   repository: GitopsRepository;
+  /** Merge policy of platform.bootstrap changes. */
+  mergePolicy: MergePolicy;
 }
 
 const Status = Type.Union(['pending', 'open', 'merged', 'closed', 'failed'].map((s) => Type.Literal(s)));
@@ -115,6 +120,21 @@ export function changeRoutes(deps: ChangeRouteDeps): RouteSpec[] {
       },
       handler: async ({ ctx, params }) => {
         ctx.body = await mergeChange(deps, params.id, principalOfRequest(ctx).subject);
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/platform/bootstrap',
+      operationId: 'proposePlatformBootstrap',
+      summary: "Propose the control plane's own deployment and the tenant pickup as a change",
+      description: 'Renders templates/platform/ into platform/base/ (cmp-control-plane, argocd-tenants) through the change worker, like any other change.',
+      tags: ['changes'],
+      access: 'platform-admin',
+      body: PlatformBootstrapPayload,
+      responses: { 202: { description: 'Accepted: the change is queued.', schema: Type.Object({ changeId: Uuid }, { additionalProperties: false }) }, 400: problem, 401: problem, 403: problem },
+      handler: async ({ ctx, body }) => {
+        ctx.status = 202;
+        ctx.body = { changeId: await proposePlatformBootstrap(deps.sequelize, body, principalOfRequest(ctx).subject, deps.mergePolicy) };
       },
     }),
     defineRoute({
