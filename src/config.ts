@@ -2,6 +2,7 @@ import path from 'node:path';
 import { Type, type TSchema } from '@sinclair/typebox';
 import { createAjv } from './validation.ts';
 import { ConfigError } from './errors.ts';
+import type { ChangeKind, MergePolicy } from './domain/change-requests.ts';
 
 interface Variable {
   name: string;
@@ -14,6 +15,7 @@ interface Variable {
 
 const port = Type.Integer({ minimum: 0, maximum: 65535 });
 const positiveInt = Type.Integer({ minimum: 1 });
+const MERGE_POLICY_ENTRY = '(workspace\\.create|instance\\.create|instance\\.update|instance\\.delete|platform\\.bootstrap)=(pull-request|auto-merge|direct)';
 
 /**
  * Every environment variable the service reads, in one table: the parser below, the README's
@@ -33,6 +35,7 @@ export const CONFIG_VARIABLES = [
   { name: 'GITOPS_LOCAL_PATH', description: 'Bare repository of the local driver. Default: DATA_DIR/gsv-gitops.git, created with the initial layout.', schema: Type.String({ minLength: 1 }) },
   { name: 'GITOPS_BASE_BRANCH', description: 'Branch that Argo CD watches.', default: 'main', schema: Type.String({ pattern: '^[A-Za-z0-9._/-]{1,200}$' }) },
   { name: 'GITOPS_MERGE_POLICY', description: 'How changes reach the base branch: `pull-request` (a PR a person merges), `auto-merge` (a PR merged by the service) or `direct` (a commit on the base branch).', default: 'pull-request', schema: Type.Union([Type.Literal('pull-request'), Type.Literal('auto-merge'), Type.Literal('direct')]) },
+  { name: 'GITOPS_MERGE_POLICY_BY_KIND', description: 'Exceptions to GITOPS_MERGE_POLICY per change kind, e.g. `instance.update=auto-merge,instance.delete=pull-request` (kinds: workspace.create, instance.create, instance.update, instance.delete, platform.bootstrap).', default: '', schema: Type.String({ pattern: `^(${MERGE_POLICY_ENTRY}(,${MERGE_POLICY_ENTRY})*)?$` }) },
   { name: 'GITOPS_BATCH_WINDOW_MS', description: 'How long an accepted change waits so that changes arriving together share one commit and pull request.', default: '2000', schema: Type.Integer({ minimum: 0, maximum: 600000 }) },
   { name: 'GITOPS_BATCH_MAX', description: 'Most changes in one commit and pull request.', default: '50', schema: Type.Integer({ minimum: 1, maximum: 1000 }) },
   { name: 'GITOPS_WORKER_LEASE_MS', description: 'How long a worker owns a claimed batch; when it dies, another worker takes the batch over after this.', default: '120000', schema: Type.Integer({ minimum: 1000 }) },
@@ -77,6 +80,8 @@ export interface Config {
     localPath: string;
     baseBranch: string;
     mergePolicy: 'pull-request' | 'auto-merge' | 'direct';
+    /** Exceptions to mergePolicy, per change kind. */
+    mergePolicyByKind: Partial<Record<ChangeKind, MergePolicy>>;
     batchWindowMs: number;
     batchMax: number;
     workerLeaseMs: number;
@@ -148,6 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
       localPath,
       baseBranch: get('GITOPS_BASE_BRANCH'),
       mergePolicy: get('GITOPS_MERGE_POLICY'),
+      mergePolicyByKind: parseMergePolicyByKind(get<string>('GITOPS_MERGE_POLICY_BY_KIND')),
       batchWindowMs: get('GITOPS_BATCH_WINDOW_MS'),
       batchMax: get('GITOPS_BATCH_MAX'),
       workerLeaseMs: get('GITOPS_WORKER_LEASE_MS'),
@@ -216,4 +222,10 @@ function describeExpected(schema: TSchema): string {
   }
   if (schema.pattern) return `expected a string matching ${schema.pattern}`;
   return 'expected a non-empty string';
+}
+
+/** `kind=policy,kind=policy` (already checked against the variable's pattern). */
+function parseMergePolicyByKind(text: string): Partial<Record<ChangeKind, MergePolicy>> {
+  if (!text) return {};
+  return Object.fromEntries(text.split(',').map((entry) => entry.split('=') as [ChangeKind, MergePolicy]));
 }

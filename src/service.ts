@@ -101,15 +101,16 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
 
   const authenticate = createAuthenticate({ sequelize, ...(config.oidc ? { verifyJwt: createOidcVerifier(config.oidc) } : {}) });
   const parameters = new ParametersValidator();
+  const mergePolicies = { default: config.gitops.mergePolicy, ...config.gitops.mergePolicyByKind };
   routes.push(
-    ...workspaceRoutes({ sequelize, mergePolicy: config.gitops.mergePolicy, billing: config.billing }),
+    ...workspaceRoutes({ sequelize, mergePolicy: mergePolicies, billing: config.billing }),
     ...catalogRoutes({ sequelize }),
-    ...instanceRoutes({ sequelize, mergePolicy: config.gitops.mergePolicy, parameters, billing: config.billing }),
+    ...instanceRoutes({ sequelize, mergePolicy: mergePolicies, parameters, billing: config.billing }),
     ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: config.billing.holdTtlSeconds }),
   );
 
   // The GitOps change engine: the outbox worker and the change/audit API.
-  routes.push(...changeRoutes({ sequelize, repository, mergePolicy: config.gitops.mergePolicy }));
+  routes.push(...changeRoutes({ sequelize, repository, mergePolicy: mergePolicies }));
   tasks.push(
     createChangeWorker({
       sequelize,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import { CONFIG_VARIABLES, loadConfig } from '../src/config.ts';
 import { ConfigError } from '../src/errors.ts';
+import { mergePolicyFor } from '../src/domain/change-requests.ts';
 
 describe('config', () => {
   it('applies defaults to an empty environment', () => {
@@ -18,6 +19,20 @@ describe('config', () => {
     assert.equal(config.port, 9090);
     assert.equal(config.databaseUrl, 'postgres://u@h/db');
     assert.equal(config.logLevel, 'debug');
+  });
+
+  it('reads merge policy exceptions per change kind', () => {
+    const config = loadConfig({ GITOPS_MERGE_POLICY: 'direct', GITOPS_MERGE_POLICY_BY_KIND: 'instance.delete=pull-request,instance.update=auto-merge' });
+    assert.equal(config.gitops.mergePolicy, 'direct');
+    assert.deepEqual(config.gitops.mergePolicyByKind, { 'instance.delete': 'pull-request', 'instance.update': 'auto-merge' });
+    const policies = { default: config.gitops.mergePolicy, ...config.gitops.mergePolicyByKind };
+    assert.equal(mergePolicyFor(policies, 'instance.delete'), 'pull-request');
+    assert.equal(mergePolicyFor(policies, 'instance.update'), 'auto-merge');
+    assert.equal(mergePolicyFor(policies, 'workspace.create'), 'direct');
+    assert.equal(mergePolicyFor('auto-merge', 'instance.delete'), 'auto-merge');
+    assert.deepEqual(loadConfig({}).gitops.mergePolicyByKind, {});
+    assert.throws(() => loadConfig({ GITOPS_MERGE_POLICY_BY_KIND: 'instance.delete=yolo' }), /GITOPS_MERGE_POLICY_BY_KIND="instance.delete=yolo" is invalid/);
+    assert.throws(() => loadConfig({ GITOPS_MERGE_POLICY_BY_KIND: 'tenant.nuke=direct' }), /GITOPS_MERGE_POLICY_BY_KIND/);
   });
 
   it('names every bad variable and what it expects', () => {

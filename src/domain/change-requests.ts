@@ -1,16 +1,25 @@
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 
-export type MergePolicy = 'pull-request' | 'auto-merge' | 'direct';
-export type ChangeKind = 'workspace.create' | 'instance.create' | 'instance.update' | 'instance.delete';
+import type { MergePolicy } from '../gitops/change-publisher.ts';
+
+export type { MergePolicy };
+export type ChangeKind = 'workspace.create' | 'instance.create' | 'instance.update' | 'instance.delete' | 'platform.bootstrap';
+
+/** One merge policy for every kind of change, or a default with exceptions per kind. */
+export type MergePolicies = MergePolicy | ({ default: MergePolicy } & Partial<Record<ChangeKind, MergePolicy>>);
+
+export function mergePolicyFor(policies: MergePolicies, kind: ChangeKind): MergePolicy {
+  return typeof policies === 'string' ? policies : (policies[kind] ?? policies.default);
+}
 
 export interface NewChangeRequest {
-  kind: ChangeKind;
+  kind: Exclude<ChangeKind, 'platform.bootstrap'>;
   organizationId: string;
   instanceId?: string;
   /** What to render, fixed now: the worker never re-reads mutable rows to decide it. */
   payload: Record<string, unknown>;
   requestedBy: string;
-  mergePolicy: MergePolicy;
+  mergePolicy: MergePolicies;
 }
 
 /** Adds a pending change to the outbox in the caller's transaction; returns its id. */
@@ -27,7 +36,7 @@ export async function insertChangeRequest(sequelize: Sequelize, tx: Transaction,
         instanceId: change.instanceId ?? null,
         payload: JSON.stringify(change.payload),
         requestedBy: change.requestedBy,
-        mergePolicy: change.mergePolicy,
+        mergePolicy: mergePolicyFor(change.mergePolicy, change.kind),
       },
     },
   );

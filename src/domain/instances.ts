@@ -1,6 +1,6 @@
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../errors.ts';
-import { insertChangeRequest, type MergePolicy } from './change-requests.ts';
+import { insertChangeRequest, type MergePolicies, type MergePolicy } from './change-requests.ts';
 import { resolveOrderableVersion, type ResolvedVersion } from './catalog.ts';
 import { applyInstanceEvent } from './instance-events.ts';
 import type { InstanceState } from './instance-state.ts';
@@ -12,7 +12,7 @@ import { holdSetupFee, type BillingSettings } from './billing/instance-billing.t
 
 export interface InstanceDeps {
   sequelize: Sequelize;
-  mergePolicy: MergePolicy;
+  mergePolicy: MergePolicies;
   parameters: ParametersValidator;
   billing: BillingSettings;
 }
@@ -49,7 +49,7 @@ export interface InstanceChange {
   id: string;
   kind: string;
   status: string;
-  mergePolicy: MergePolicy;
+  mergePolicy: MergePolicies;
   branch: string | null;
   pullRequestNumber: number | null;
   pullRequestUrl: string | null;

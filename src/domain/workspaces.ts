@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { NotFoundError } from '../errors.ts';
-import { insertChangeRequest, type MergePolicy } from './change-requests.ts';
+import { insertChangeRequest, type MergePolicies } from './change-requests.ts';
 import { ensureUser, requireOrgAccess, type MembershipRole } from './organization-access.ts';
 import type { Principal } from './principal.ts';
 import { grantTrialCredit } from './billing/credits.ts';
@@ -10,7 +10,7 @@ import { listOrganizationWallets } from './billing/wallets.ts';
 
 export interface WorkspaceDeps {
   sequelize: Sequelize;
-  mergePolicy: MergePolicy;
+  mergePolicy: MergePolicies;
   billing: BillingSettings;
 }
 

@@ -9,14 +9,14 @@ import { requireOrgAccess } from '../../domain/organization-access.ts';
 import type { GitopsRepository } from '../../gitops/repository.ts';
 import { NameSchema, Nullable, Timestamp, Uuid } from './api-schemas.ts';
 import { PlatformBootstrapPayload } from '../../gitops/render/change-payloads.ts';
-import type { MergePolicy } from '../../gitops/change-publisher.ts';
+import type { MergePolicies } from '../../domain/change-requests.ts';
 import { proposePlatformBootstrap } from '../../domain/platform-bootstrap.ts';
 
 export interface ChangeRouteDeps {
   sequelize: Sequelize;
   repository: GitopsRepository;
   /** Merge policy of platform.bootstrap changes. */
-  mergePolicy: MergePolicy;
+  mergePolicy: MergePolicies;
 }
 
 const Status = Type.Union(['pending', 'open', 'merged', 'closed', 'failed'].map((s) => Type.Literal(s)));
