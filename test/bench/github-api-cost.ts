@@ -9,7 +9,7 @@ import { createChangeWorker } from '../../src/jobs/change-worker.ts';
 import { createSequelize } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrator.ts';
 import { createLogger } from '../../src/logger.ts';
-import { insertChange, insertInstance, insertOrganization } from '../support/change-fixtures.ts';
+import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 import { startGithubDouble } from '../support/github-double.ts';
 import { createDatabaseOn } from '../support/scratch-service.ts';
 import { startPluginCompatProxy } from './plugin-compat-proxy.ts';
@@ -85,16 +85,6 @@ export const githubApiCost: Benchmark = {
   },
 };
 
-const payload = (org: string, name: string) => ({
-  org,
-  project: 'default',
-  instanceName: name,
-  offering: 'studio',
-  role: 'studio',
-  version: '1.0.0',
-  templatePath: 'templates/offerings/studio/1.0.0',
-  parameters: {},
-});
 
 /** Content-creating requests (GitHub's secondary limit); a GraphQL query creates nothing. */
 const isWrite = (call: { method: string; path?: string; route?: string }) => call.method !== 'GET' && call.method !== 'HEAD' && call.path !== '/graphql';
@@ -107,7 +97,7 @@ async function driverCost(sequelize: ReturnType<typeof createSequelize>, catalog
     const org = await insertOrganization(sequelize);
     for (let i = 0; i < burst; i++) {
       const { instanceId, instanceName } = await insertInstance(sequelize, org);
-      await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: payload(org.orgSlug, instanceName) });
+      await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: instanceWritePayload(org.orgSlug, instanceName) });
     }
     const worker = createChangeWorker({ sequelize, repository, catalog, logger: createLogger('silent'), windowMs: 0, maxBatch: MAX_BATCH, leaseMs: 60_000, pollMs: 20, maxAttempts: 5 });
     while (await worker.runOnce()) {
@@ -131,7 +121,7 @@ async function pluginCost(catalog: TemplateCatalog, layout: Record<string, strin
       const name = `plugin-${i}`;
       // As Backstage's publish:github:pull-request passes them: base64 File objects, one blob each.
       const files: Record<string, { content: string; encoding: 'base64'; mode: '100644' }> = {};
-      for (const change of renderInstance(catalog, payload('bench-org', name), randomUUID())) {
+      for (const change of renderInstance(catalog, instanceWritePayload('bench-org', name), randomUUID())) {
         if ('content' in change) files[change.path] = { content: Buffer.from(change.content).toString('base64'), encoding: 'base64', mode: '100644' };
       }
       await composeCreatePullRequest(octokit as never, {

@@ -8,20 +8,10 @@ import { createSequelize } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrator.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createScratchDatabase } from '../support/database.ts';
-import { insertChange, insertInstance, insertOrganization } from '../support/change-fixtures.ts';
+import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 import { startGithubDouble, type GithubDouble } from '../support/github-double.ts';
 import { startGithubFaultProxy, type FaultProxy, type GithubFault } from './github-fault-proxy.ts';
 
-const payload = (org: string, name: string) => ({
-  org,
-  project: 'default',
-  instanceName: name,
-  offering: 'studio',
-  role: 'studio',
-  version: '1.0.0',
-  templatePath: 'templates/offerings/studio/1.0.0',
-  parameters: {},
-});
 
 /**
  * The github driver, through the change worker, against the GitHub double behind a proxy that
@@ -68,7 +58,7 @@ describe('GitHub misbehaving: 502, secondary rate limits, slow answers, lost ans
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       const { instanceId, instanceName } = await insertInstance(sequelize, org);
-      ids.push(await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: payload(org.orgSlug, instanceName) }));
+      ids.push(await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: instanceWritePayload(org.orgSlug, instanceName) }));
     }
     const deadline = Date.now() + 90_000;
     for (;;) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { createTestSequelize } from '../support/database.ts';
-import { insertChange, insertInstance, insertOrganization } from '../support/change-fixtures.ts';
+import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
 import { mergeChange } from '../../src/domain/change-merge.ts';
 
@@ -46,10 +46,6 @@ describe('change worker with the local driver (real git)', () => {
     return { org, id };
   }
 
-  function instancePayload(org: string, name: string, parameters: Record<string, unknown>, version = '1.0.0') {
-    return { org, project: 'default', instanceName: name, offering: 'studio', role: 'studio', version, templatePath: `templates/offerings/studio/${version}`, parameters };
-  }
-
   it('workspace → files under tenants/<org>/ on a PR branch; merge → on main', async () => {
     const { org, id } = await workspace();
     assert.equal(await gitops.worker().runOnce(), true);
@@ -77,7 +73,7 @@ describe('change worker with the local driver (real git)', () => {
     const org = await insertOrganization(sequelize);
     const { instanceId, instanceName } = await insertInstance(sequelize, org);
     const dir = `tenants/${org.orgSlug}/apps/${instanceName}`;
-    const create = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, requestedBy: 'alice', payload: instancePayload(org.orgSlug, instanceName, { size: 'small' }) });
+    const create = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, requestedBy: 'alice', payload: instanceWritePayload(org.orgSlug, instanceName, { parameters: { size: 'small' } }) });
     await gitops.worker().runOnce();
     assert.equal(await instanceState(instanceId), 'pending_review');
     await mergeChange({ sequelize, repository: gitops.repository }, create, 'admin');
@@ -95,7 +91,7 @@ describe('change worker with the local driver (real git)', () => {
 
     // The API moves a settled instance to updating before it inserts the change.
     await sequelize.query(`UPDATE instances SET state = 'updating' WHERE id = :id`, { replacements: { id: instanceId } });
-    const update = await insertChange(sequelize, { kind: 'instance.update', orgId: org.orgId, instanceId, payload: instancePayload(org.orgSlug, instanceName, { size: 'large', storageSize: 20 }) });
+    const update = await insertChange(sequelize, { kind: 'instance.update', orgId: org.orgId, instanceId, payload: instanceWritePayload(org.orgSlug, instanceName, { parameters: { size: 'large', storageSize: 20 } }) });
     await gitops.worker().runOnce();
     const updateRow = await change(update);
     const diff = await gitops.git('diff', 'main', updateRow.branch!, '--', dir);
@@ -129,7 +125,7 @@ describe('change worker with the local driver (real git)', () => {
   it('direct merge policy: the commit lands on main and the instance is syncing right away', async () => {
     const org = await insertOrganization(sequelize);
     const { instanceId, instanceName } = await insertInstance(sequelize, org);
-    const id = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, mergePolicy: 'direct', payload: instancePayload(org.orgSlug, instanceName, {}) });
+    const id = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, mergePolicy: 'direct', payload: instanceWritePayload(org.orgSlug, instanceName, { parameters: {} }) });
     const before = await gitops.git('rev-parse', 'main');
     await gitops.worker().runOnce();
     const row = await change(id);
@@ -146,7 +142,7 @@ describe('change worker with the local driver (real git)', () => {
     const ids: string[] = [];
     for (let i = 0; i < 10; i += 1) {
       const { instanceId, instanceName } = await insertInstance(sequelize, org);
-      ids.push(await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: instancePayload(org.orgSlug, instanceName, {}) }));
+      ids.push(await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: instanceWritePayload(org.orgSlug, instanceName, { parameters: {} }) }));
     }
     await gitops.worker().runOnce();
     const rows = await Promise.all(ids.map(change));
@@ -168,7 +164,7 @@ describe('change worker with the local driver (real git)', () => {
   it('marks a change with a bad payload failed with the reason, and its instance failed', async () => {
     const org = await insertOrganization(sequelize);
     const { instanceId, instanceName } = await insertInstance(sequelize, org);
-    const id = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: instancePayload(org.orgSlug, instanceName, { size: 'gigantic' }) });
+    const id = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: instanceWritePayload(org.orgSlug, instanceName, { parameters: { size: 'gigantic' } }) });
     await gitops.worker().runOnce();
     const row = await change(id);
     assert.equal(row.status, 'failed');

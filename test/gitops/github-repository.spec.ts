@@ -8,7 +8,7 @@ import { publishChanges } from '../../src/gitops/change-publisher.ts';
 import { mergeChange } from '../../src/domain/change-merge.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createTestSequelize } from '../support/database.ts';
-import { insertChange, insertInstance, insertOrganization } from '../support/change-fixtures.ts';
+import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 import { startGithubDouble, type GithubDouble } from '../support/github-double.ts';
 
 describe('github driver against the GitHub API double (OpenAPI-validated)', () => {
@@ -40,7 +40,7 @@ describe('github driver against the GitHub API double (OpenAPI-validated)', () =
       type: QueryTypes.SELECT,
       replacements: { id },
     }))[0]!;
-  const payload = (org: string, name: string) => ({ org, project: 'default', instanceName: name, offering: 'runtime', role: 'runtime', version: '1.0.0', templatePath: 'templates/offerings/runtime/1.0.0', parameters: { replicas: 2 } });
+  const payload = (org: string, name: string) => instanceWritePayload(org, name, { offering: 'runtime', parameters: { replicas: 2 } });
 
   it('opens one change as a pull request in at most 5 REST calls, content inline (no blob calls)', async () => {
     const org = await insertOrganization(sequelize);

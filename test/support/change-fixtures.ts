@@ -1,5 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { QueryTypes, type Sequelize } from 'sequelize';
+import type { InstanceWrite } from '../../src/gitops/render/change-payloads.ts';
+
+/**
+ * An instance.create / instance.update payload as the API writes it: a shipped offering (its
+ * role is its slug) at `version`, in the org's default project.
+ */
+export function instanceWritePayload(
+  org: string,
+  instanceName: string,
+  options: { offering?: string; version?: string; parameters?: Record<string, unknown> } = {},
+): InstanceWrite {
+  const offering = options.offering ?? 'studio';
+  const version = options.version ?? '1.0.0';
+  return { org, project: 'default', instanceName, offering, role: offering, version, templatePath: `templates/offerings/${offering}/${version}`, parameters: options.parameters ?? {} };
+}
 
 export interface FixtureInstance {
   orgId: string;
