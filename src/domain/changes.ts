@@ -1,5 +1,6 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { BadRequestError, NotFoundError } from '../errors.ts';
+import { NotFoundError } from '../errors.ts';
+import { decodePageCursor, encodePageCursor } from './page-cursor.ts';
 
 export interface ChangeView {
   id: string;
@@ -102,34 +103,16 @@ export async function listChanges(sequelize: Sequelize, filter: ChangeFilter): P
     replacements.kind = filter.kind;
   }
   if (filter.cursor !== undefined) {
-    const [at, id] = decodeCursor(filter.cursor);
     where.push('(c.created_at, c.id) < (CAST(:cursorAt AS timestamptz), CAST(:cursorId AS uuid))');
-    replacements.cursorAt = at;
-    replacements.cursorId = id;
+    Object.assign(replacements, decodePageCursor(filter.cursor));
   }
-  const rows = await sequelize.query<Row>(`${SELECT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY c.created_at DESC, c.id DESC LIMIT :limit`, {
+  const rows = await sequelize.query<Row & { cursor_at: string }>(`${SELECT.replace('SELECT ', 'SELECT c.created_at::text AS cursor_at, ')} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY c.created_at DESC, c.id DESC LIMIT :limit`, {
     type: QueryTypes.SELECT,
     replacements,
   });
   const items = rows.slice(0, filter.limit).map(present);
   const last = rows.length > filter.limit ? rows[filter.limit - 1]! : undefined;
-  return { items, nextCursor: last ? encodeCursor(last.created_at, last.id) : null };
-}
-
-function encodeCursor(at: Date, id: string): string {
-  return Buffer.from(JSON.stringify([at.toISOString(), id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): [string, string] {
-  try {
-    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(value) && value.length === 2 && !Number.isNaN(Date.parse(String(value[0]))) && /^[0-9a-f-]{36}$/.test(String(value[1]))) {
-      return [String(value[0]), String(value[1])];
-    }
-  } catch {
-    // fall through
-  }
-  throw new BadRequestError('The cursor is not one this API issued.');
+  return { items, nextCursor: last ? encodePageCursor(last.cursor_at, last.id) : null };
 }
 
 /** Pull request links of changes, by id: the audit joins Git history with them. */
