@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { serveOnLoopback } from '../support/http.ts';
 
 export type GithubFault =
   | { kind: 'bad-gateway' }
@@ -67,16 +67,11 @@ export async function startGithubFaultProxy(targetUrl: string): Promise<FaultPro
       });
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const listening = await serveOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: listening.url,
     calls,
     inject: (method, pathPattern, fault, times = 1) => rules.push({ method, pattern: pathPattern, fault, times }),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: listening.close,
   };
 }

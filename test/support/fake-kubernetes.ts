@@ -1,6 +1,6 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
+import { serveOnLoopback } from './http.ts';
 
 export interface FakeKubernetes {
   url: string;
@@ -52,8 +52,8 @@ export async function startFakeKubernetes(): Promise<FakeKubernetes> {
     const next = offset + limit < matching.length ? String(offset + limit) : undefined;
     send(200, { apiVersion: 'argoproj.io/v1alpha1', kind: 'ApplicationList', metadata: { resourceVersion: '1', ...(next ? { continue: next } : {}) }, items: page });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const listening = await serveOnLoopback(server);
+  const { url } = listening;
   return {
     url,
     requests,
@@ -69,11 +69,7 @@ export async function startFakeKubernetes(): Promise<FakeKubernetes> {
       });
       return config;
     },
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      }),
+    close: listening.close,
   };
 }
 

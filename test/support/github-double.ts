@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
+import { serveOnLoopback } from './http.ts';
 
 /**
  * A stand-in for api.github.com on a loopback port, holding one repository in memory with
@@ -324,10 +324,9 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
       answer(result.status, result.body, route);
     });
   });
-  await new Promise<void>((resolveListen) => server.listen(0, '127.0.0.1', resolveListen));
-  const { port } = server.address() as AddressInfo;
+  const listening = await serveOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: listening.url,
     owner,
     repo,
     calls,
@@ -338,10 +337,6 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
     commit: (sha) => commits.get(sha),
     failNext: (method, route, status, times = 1) => failures.push({ method, route, status, times }),
     resetCalls: () => calls.splice(0),
-    close: () =>
-      new Promise<void>((resolveClose, reject) => {
-        server.closeAllConnections();
-        server.close((closeError) => (closeError ? reject(closeError) : resolveClose()));
-      }),
+    close: listening.close,
   };
 }

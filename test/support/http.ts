@@ -8,8 +8,12 @@ export interface Listening {
 }
 
 /** Serves a Koa app on a free loopback port for the duration of a test. */
-export async function listen(app: Koa): Promise<Listening> {
-  const server = http.createServer(app.callback());
+export function listen(app: Koa): Promise<Listening> {
+  return serveOnLoopback(http.createServer(app.callback()));
+}
+
+/** Starts `server` on a free 127.0.0.1 port; `close()` drops open connections, then stops it. */
+export async function serveOnLoopback(server: http.Server): Promise<Listening> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {

@@ -1,6 +1,6 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload, type KeyObject } from 'jose';
+import { serveOnLoopback } from './http.ts';
 
 /** A stand-in for Keycloak's JWKS endpoint: a real key pair, its public half served on loopback. */
 export interface TestIssuer {
@@ -23,14 +23,13 @@ export async function startTestIssuer(): Promise<TestIssuer> {
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ keys }));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  const issuer = `http://127.0.0.1:${port}/realms/gsv`;
+  const listening = await serveOnLoopback(server);
+  const issuer = `${listening.url}/realms/gsv`;
   const audience = 'control-plane';
   return {
     issuer,
     audience,
-    jwksUrl: `http://127.0.0.1:${port}/realms/gsv/protocol/openid-connect/certs`,
+    jwksUrl: `${issuer}/protocol/openid-connect/certs`,
     publicKey: publicKey as KeyObject,
     sign: (claims, options = {}) =>
       new SignJWT(claims)
@@ -40,10 +39,6 @@ export async function startTestIssuer(): Promise<TestIssuer> {
         .setAudience(options.audience ?? audience)
         .setExpirationTime(options.expiresIn ?? '5m')
         .sign(options.alg === 'ES256' ? ec.privateKey : privateKey),
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      }),
+    close: listening.close,
   };
 }
