@@ -1,10 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../errors.ts';
-import { insertChangeRequest, type MergePolicies, type MergePolicy } from './change-requests.ts';
+import { insertChangeRequest, mergePolicyFor, type MergePolicies, type MergePolicy } from './change-requests.ts';
 import { resolveOrderableVersion, type ResolvedVersion } from './catalog.ts';
 import { applyInstanceEvent } from './instance-events.ts';
 import type { InstanceState } from './instance-state.ts';
-import { requireOrgAccess } from './organization-access.ts';
+import { requireOrgAccess, requireOrgProjectAccess } from './organization-access.ts';
 import { decodePageCursor, encodePageCursor } from './page-cursor.ts';
 import type { ParametersValidator } from './parameters-schema.ts';
 import type { Principal } from './principal.ts';
@@ -83,50 +84,76 @@ export interface NewInstance {
  */
 export async function createInstance(deps: InstanceDeps, tx: Transaction, principal: Principal, input: NewInstance): Promise<Instance> {
   const { sequelize } = deps;
-  const access = await requireOrgAccess(sequelize, tx, principal, input.org, 'write');
   const projectSlug = input.project ?? 'default';
-  const [project] = await sequelize.query<{ id: string }>('SELECT id FROM projects WHERE organization_id = :org AND slug = :slug', {
-    type: QueryTypes.SELECT,
-    transaction: tx,
-    replacements: { org: access.organizationId, slug: projectSlug },
-  });
-  if (!project) throw new ValidationError([{ in: 'body', pointer: '/project', message: `${input.org} has no project ${projectSlug}` }], 'Unknown project.', 422);
+  const { access, projectId } = await requireOrgProjectAccess(sequelize, tx, principal, input.org, 'write', projectSlug);
+  if (!projectId) throw new ValidationError([{ in: 'body', pointer: '/project', message: `${input.org} has no project ${projectSlug}` }], 'Unknown project.', 422);
   const version = await resolveOrderableVersion(sequelize, tx, input.offering, input.version);
   const parameters = deps.parameters.validate(version, input.parameters);
 
-  const [row] = await sequelize.query<{ id: string }>(
-    `INSERT INTO instances (organization_id, project_id, offering_version_id, name, parameters, created_by)
-     VALUES (:org, :project, :version, :name, :parameters, :subject)
-     ON CONFLICT (organization_id, name) WHERE state <> 'deleted' DO NOTHING RETURNING id`,
+  // The instance, its instance.create change and its first event (∅ → requested) in one
+  // statement. Both ids are chosen here so each row can name the other (the foreign keys are
+  // checked at the end of the statement); a taken name inserts nothing and returns no row.
+  const instanceId = randomUUID();
+  const changeId = randomUUID();
+  const [row] = await sequelize.query<{ state: InstanceState; desired_state: 'present' | 'absent'; created_at: Date; updated_at: Date }>(
+    `WITH instance AS (
+       INSERT INTO instances (id, organization_id, project_id, offering_version_id, name, parameters, created_by, last_change_id)
+       VALUES (:instanceId, :org, :project, :version, :name, :parameters, :subject, :changeId)
+       ON CONFLICT (organization_id, name) WHERE state <> 'deleted' DO NOTHING
+       RETURNING id, state, desired_state, created_at, updated_at
+     ), change AS (
+       INSERT INTO change_requests (id, kind, organization_id, instance_id, payload, requested_by, merge_policy)
+       SELECT :changeId, 'instance.create', :org, instance.id, :payload, :subject, :mergePolicy FROM instance
+       RETURNING id, instance_id
+     ), event AS (
+       INSERT INTO instance_events (instance_id, from_state, to_state, cause, actor, change_id)
+       SELECT change.instance_id, NULL, 'requested', 'instance.requested', :subject, change.id FROM change
+     )
+     SELECT state, desired_state, created_at, updated_at FROM instance`,
     {
       type: QueryTypes.SELECT,
       transaction: tx,
-      replacements: { org: access.organizationId, project: project.id, version: version.id, name: input.name, parameters: JSON.stringify(parameters), subject: principal.subject },
+      replacements: {
+        instanceId,
+        changeId,
+        org: access.organizationId,
+        project: projectId,
+        version: version.id,
+        name: input.name,
+        parameters: JSON.stringify(parameters),
+        subject: principal.subject,
+        payload: JSON.stringify(renderPayload(input.org, projectSlug, input.name, version, parameters)),
+        mergePolicy: mergePolicyFor(deps.mergePolicy, 'instance.create'),
+      },
     },
   );
   if (!row) throw new ConflictError('instance-name-taken', `${input.org} already has an instance named ${input.name}.`);
-  // 402 here rolls back the instance and its change: nothing is created that cannot be paid.
+  // Last, so the wallet's row lock is held for as short a time as possible; a 402 here rolls
+  // back the instance and its change: nothing is created that cannot be paid.
   await holdSetupFee({ sequelize, now: () => new Date() }, tx, {
-    instanceId: row.id,
+    instanceId,
     organizationId: access.organizationId,
-    offeringVersionId: version.id,
+    pricing: version.pricing,
     expiresInSeconds: deps.billing.holdTtlSeconds,
   });
-
-  const changeId = await insertChangeRequest(sequelize, tx, {
-    kind: 'instance.create',
-    organizationId: access.organizationId,
-    instanceId: row.id,
-    payload: renderPayload(input.org, projectSlug, input.name, version, parameters),
-    requestedBy: principal.subject,
-    mergePolicy: deps.mergePolicy,
+  return presentInstance({
+    id: instanceId,
+    organization_id: access.organizationId,
+    org: access.slug,
+    project: projectSlug,
+    offering: version.offering,
+    role: version.role,
+    version: version.version,
+    name: input.name,
+    parameters,
+    state: row.state,
+    desired_state: row.desired_state,
+    last_change_id: changeId,
+    last_error: null,
+    created_by: principal.subject,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
   });
-  await sequelize.query(
-    `INSERT INTO instance_events (instance_id, from_state, to_state, cause, actor, change_id) VALUES (:id, NULL, 'requested', 'instance.requested', :actor, :changeId);
-     UPDATE instances SET last_change_id = :changeId WHERE id = :id;`,
-    { type: QueryTypes.INSERT, transaction: tx, replacements: { id: row.id, actor: principal.subject, changeId } },
-  );
-  return findInstance(sequelize, tx, row.id);
 }
 
 /**
@@ -246,14 +273,18 @@ export interface InstanceFilter {
  * the (created_at, id) of the last row served, at full timestamp precision.
  */
 export async function listInstances(sequelize: Sequelize, principal: Principal, filter: InstanceFilter): Promise<{ items: Instance[]; nextCursor: string | null }> {
-  const where = ['i.organization_id IN (SELECT organization_id FROM memberships WHERE subject = :subject)'];
+  // The page is cut from `instances` alone, in the order of instances_org_created, before any
+  // join: with an org filter the index is walked newest first and stops after `limit` rows, so
+  // the cost of a page does not grow with the number of instances the org has.
+  const where = [
+    filter.org === undefined
+      ? 'i.organization_id IN (SELECT organization_id FROM memberships WHERE subject = :subject)'
+      : `i.organization_id = (SELECT o.id FROM organizations o JOIN memberships m ON m.organization_id = o.id AND m.subject = :subject WHERE o.slug = :org)`,
+  ];
   const replacements: Record<string, unknown> = { subject: principal.subject, limit: filter.limit + 1 };
-  if (filter.org !== undefined) {
-    where.push('o.slug = :org');
-    replacements.org = filter.org;
-  }
+  if (filter.org !== undefined) replacements.org = filter.org;
   if (filter.project !== undefined) {
-    where.push('p.slug = :project');
+    where.push('EXISTS (SELECT 1 FROM projects p WHERE p.id = i.project_id AND p.slug = :project)');
     replacements.project = filter.project;
   }
   if (filter.state !== undefined) {
@@ -265,8 +296,11 @@ export async function listInstances(sequelize: Sequelize, principal: Principal, 
     Object.assign(replacements, decodePageCursor(filter.cursor));
   }
   const rows = await sequelize.query<InstanceRow & { cursor_at: string }>(
-    `${SELECT_INSTANCES.replace('SELECT ', 'SELECT i.created_at::text AS cursor_at, ')} WHERE ${where.join(' AND ')}
-     ORDER BY i.created_at DESC, i.id DESC LIMIT :limit`,
+    `WITH page AS (
+       SELECT i.* FROM instances i WHERE ${where.join(' AND ')} ORDER BY i.created_at DESC, i.id DESC LIMIT :limit
+     )
+     ${SELECT_INSTANCES.replace('SELECT ', 'SELECT i.created_at::text AS cursor_at, ').replace('FROM instances i', 'FROM page i')}
+     ORDER BY i.created_at DESC, i.id DESC`,
     { type: QueryTypes.SELECT, replacements },
   );
   const page = rows.slice(0, filter.limit);

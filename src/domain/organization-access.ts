@@ -26,17 +26,33 @@ export interface OrgAccess {
  * gets 403.
  */
 export async function requireOrgAccess(sequelize: Sequelize, tx: Transaction | undefined, principal: Principal, orgSlug: string, action: OrgAction): Promise<OrgAccess> {
-  const [row] = await sequelize.query<{ id: string; slug: string; role: MembershipRole }>(
-    `SELECT o.id, o.slug, m.role FROM organizations o
+  return (await requireOrgProjectAccess(sequelize, tx, principal, orgSlug, action, undefined)).access;
+}
+
+/**
+ * requireOrgAccess and, in the same query, the id of the org's project `projectSlug`
+ * (undefined when the org has no such project): one round trip on the instance-creation path.
+ */
+export async function requireOrgProjectAccess(
+  sequelize: Sequelize,
+  tx: Transaction | undefined,
+  principal: Principal,
+  orgSlug: string,
+  action: OrgAction,
+  projectSlug: string | undefined,
+): Promise<{ access: OrgAccess; projectId: string | undefined }> {
+  const [row] = await sequelize.query<{ id: string; slug: string; role: MembershipRole; project_id: string | null }>(
+    `SELECT o.id, o.slug, m.role, ${projectSlug === undefined ? 'NULL' : 'p.id'} AS project_id FROM organizations o
      JOIN memberships m ON m.organization_id = o.id AND m.subject = :subject
+     ${projectSlug === undefined ? '' : 'LEFT JOIN projects p ON p.organization_id = o.id AND p.slug = :project'}
      WHERE o.slug = :slug`,
-    { type: QueryTypes.SELECT, transaction: tx ?? null, replacements: { subject: principal.subject, slug: orgSlug } },
+    { type: QueryTypes.SELECT, transaction: tx ?? null, replacements: { subject: principal.subject, slug: orgSlug, project: projectSlug ?? null } },
   );
   if (!row) throw new NotFoundError(`No organization ${orgSlug}.`);
   if (!ALLOWED[action].includes(row.role)) {
     throw new ForbiddenError(`Your role in ${orgSlug} (${row.role}) does not allow this.`);
   }
-  return { organizationId: row.id, slug: row.slug, role: row.role };
+  return { access: { organizationId: row.id, slug: row.slug, role: row.role }, projectId: row.project_id ?? undefined };
 }
 
 /** Makes sure a users row exists for a subject (memberships reference it). */

@@ -2,7 +2,8 @@ import type { Transaction } from 'sequelize';
 import { AuthorizationResolvedError } from '../../errors.ts';
 import type { InstanceState } from '../instance-state.ts';
 import { authorize, pendingAuthorizationsFor, settle, voidAuthorization, type Authorization } from './authorizations.ts';
-import { select, toMinor, type LedgerDeps } from './ledger.ts';
+import type { Pricing } from '../catalog.ts';
+import type { LedgerDeps } from './ledger.ts';
 
 /** What workspace and instance creation need to know about billing (from the config). */
 export interface BillingSettings {
@@ -17,24 +18,19 @@ export const SERVICE_ACTOR = 'control-plane';
 /**
  * POST /instances: holds the offering version's setup fee on the org's wallet in the version's
  * currency, with the instance id as reference, in the instance-creation transaction, so a 402
- * leaves nothing behind. A version without a setup fee places no hold.
+ * leaves nothing behind. A version without a setup fee places no hold. `pricing` is the
+ * version's, as the caller read it in the same transaction.
  */
 export async function holdSetupFee(
   deps: LedgerDeps,
   tx: Transaction,
-  input: { instanceId: string; organizationId: string; offeringVersionId: string; expiresInSeconds: number },
+  input: { instanceId: string; organizationId: string; pricing: Pick<Pricing, 'currency' | 'setupFee'>; expiresInSeconds: number },
 ): Promise<Authorization | undefined> {
-  const [version] = await select<{ currency: string; setup_fee_minor: string }>(
-    deps,
-    tx,
-    'SELECT currency, setup_fee_minor FROM offering_versions WHERE id = :id',
-    { id: input.offeringVersionId },
-  );
-  const fee = toMinor(version?.setup_fee_minor);
-  if (!version || fee === 0n) return undefined;
+  const fee = BigInt(input.pricing.setupFee);
+  if (fee === 0n) return undefined;
   return authorize(deps, tx, {
     organizationId: input.organizationId,
-    currency: version.currency,
+    currency: input.pricing.currency,
     amount: fee,
     reference: input.instanceId,
     expiresInSeconds: input.expiresInSeconds,
