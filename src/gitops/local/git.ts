@@ -25,7 +25,12 @@ export class GitCommandError extends Error {
  * Runs one git command against a bare repository and returns stdout. Arguments are passed
  * as an array (no shell), so no value can become a flag or a second command.
  */
-export function git(args: string[], options: GitOptions): Promise<string> {
+export async function git(args: string[], options: GitOptions): Promise<string> {
+  return (await gitBytes(args, options)).toString('utf8');
+}
+
+/** git() for output that is not text (`cat-file --batch` of tree objects). */
+export function gitBytes(args: string[], options: GitOptions): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const child = spawn('git', args, {
       env: {
@@ -45,7 +50,7 @@ export function git(args: string[], options: GitOptions): Promise<string> {
     child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
+      if (code === 0) resolve(Buffer.concat(out));
       else reject(new GitCommandError(args, code, Buffer.concat(err).toString('utf8')));
     });
     // A command that does not read its input may exit before we finish writing it (EPIPE);

@@ -1,7 +1,8 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { git, GitCommandError } from './git.ts';
+import { git, gitBytes, GitCommandError } from './git.ts';
+import { FILE_MODE, mktreeBatchInput, parseCatFileBatch, parseTree, treeObject, TREE_MODE, type TreeEntry, type TreeObject } from './tree-objects.ts';
 import type { LocalPullRequests } from './local-pull-requests.ts';
 import {
   BranchMovedError,
@@ -69,6 +70,11 @@ export class LocalRepository implements GitopsRepository {
     return out.trim() || undefined;
   }
 
+  /**
+   * A fixed number of git processes whatever the change's size: one writes the blobs, one reads
+   * every directory the change touches (`cat-file --batch`), one writes every new tree
+   * (`mktree --batch`), one writes the commit. Only trees on changed paths are read or written.
+   */
   async createCommit(input: { parent: string; changes: FileChange[]; message: string }): Promise<string> {
     const root: TreeEdit = { files: new Map(), dirs: new Map() };
     const blobs = await this.writeBlobs(input.changes.flatMap((c) => ('delete' in c ? [] : [c.content])));
@@ -83,15 +89,37 @@ export class LocalRepository implements GitopsRepository {
         edit = next;
       }
       if ('delete' in change) {
+        // A later write below this path starts from nothing: delete then write is a replace.
         edit.files.set(name, null);
         edit.dirs.delete(name);
       } else {
         edit.files.set(name, blobs[next++]!);
       }
     }
-    const baseTree = (await this.git(['rev-parse', `${input.parent}^{tree}`])).trim();
-    const tree = (await this.applyEdit(baseTree, root)) ?? (await this.git(['mktree'], { input: '' })).trim();
-    return (await this.git(['commit-tree', tree, '-p', input.parent, '-F', '-'], { input: input.message, env: SERVICE_IDENTITY })).trim();
+    const existing = await this.readTrees(input.parent, editedDirectories(root));
+    const written: TreeObject[] = [];
+    const tree = rewriteTree(root, '', existing, written);
+    let treeSha: string;
+    if (tree) {
+      const shas = (await this.git(['mktree', '-z', '--batch', '--missing'], { input: mktreeBatchInput(written) })).trim().split('\n');
+      if (shas.length !== written.length || shas.some((sha, i) => sha !== written[i]!.sha)) {
+        throw new Error(`git mktree wrote ${shas.join(',')}, expected ${written.map((t) => t.sha).join(',')}`);
+      }
+      treeSha = tree.sha;
+    } else {
+      treeSha = (await this.git(['mktree'], { input: '' })).trim(); // the change removed everything
+    }
+    return (await this.git(['commit-tree', treeSha, '-p', input.parent, '-F', '-'], { input: input.message, env: SERVICE_IDENTITY })).trim();
+  }
+
+  /** The tree at each of `paths` in `commit` (one `cat-file --batch`); absent paths are left out. */
+  private async readTrees(commit: string, paths: string[]): Promise<Map<string, Map<string, TreeEntry>>> {
+    const out = await gitBytes(['cat-file', '--batch'], { gitDir: this.gitDir, input: paths.map((p) => `${commit}:${p}\n`).join('') });
+    const trees = new Map<string, Map<string, TreeEntry>>();
+    parseCatFileBatch(out, paths.length, 'tree').forEach((body, i) => {
+      if (body) trees.set(paths[i]!, parseTree(body));
+    });
+    return trees;
   }
 
   /** Writes every blob with one git process (`hash-object --stdin-paths` over temporary files). */
@@ -111,37 +139,6 @@ export class LocalRepository implements GitopsRepository {
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
-  }
-
-  /** Rewrites one tree level; untouched entries keep their ids, so unchanged subtrees are never read. */
-  private async applyEdit(tree: string | undefined, edit: TreeEdit): Promise<string | undefined> {
-    const entries = new Map<string, string>();
-    if (tree) {
-      for (const line of (await this.git(['ls-tree', '-z', tree])).split('\0')) {
-        if (!line) continue;
-        const tab = line.indexOf('\t');
-        entries.set(line.slice(tab + 1), line.slice(0, tab));
-      }
-    }
-    for (const [name, blob] of edit.files) {
-      if (blob === null) entries.delete(name);
-      else entries.set(name, `100644 blob ${blob}`);
-    }
-    // Sibling directories are independent: rewrite them concurrently.
-    const rewritten = await Promise.all(
-      [...edit.dirs].map(async ([name, sub]) => {
-        const existing = entries.get(name);
-        const subtree = existing?.includes(' tree ') ? existing.split(' ')[2] : undefined;
-        return [name, await this.applyEdit(subtree, sub)] as const;
-      }),
-    );
-    for (const [name, tree] of rewritten) {
-      if (tree) entries.set(name, `040000 tree ${tree}`);
-      else entries.delete(name);
-    }
-    if (entries.size === 0) return undefined;
-    const input = [...entries].map(([name, head]) => `${head}\t${name}\0`).join('');
-    return (await this.git(['mktree', '-z'], { input })).trim();
   }
 
   async createBranch(branch: string, sha: string): Promise<string> {
@@ -277,7 +274,7 @@ export class LocalRepository implements GitopsRepository {
    */
   async ensureInitialized(files: RepositoryFile[]): Promise<void> {
     await fs.mkdir(path.dirname(this.gitDir), { recursive: true });
-    await git(['init', '--quiet', '--bare', `--initial-branch=${this.baseBranch}`], { gitDir: this.gitDir });
+    await this.initBare();
     if (await this.getBranch(this.baseBranch)) return;
     const empty = (await this.git(['mktree'], { input: '' })).trim();
     const root = (await this.git(['commit-tree', empty, '-m', 'empty'], { env: SERVICE_IDENTITY })).trim();
@@ -289,6 +286,24 @@ export class LocalRepository implements GitopsRepository {
     await this.git(['update-ref', `refs/heads/${this.baseBranch}`, commit, ZERO]).catch(async (error: unknown) => {
       if (!(await this.getBranch(this.baseBranch))) throw error;
     });
+  }
+
+  /**
+   * `git init --bare`, tolerating another replica (or call) initialising the same directory at
+   * the same moment: git then fails copying its templates, and the repository is there anyway.
+   */
+  private async initBare(): Promise<void> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await git(['init', '--quiet', '--bare', `--initial-branch=${this.baseBranch}`], { gitDir: this.gitDir });
+        return;
+      } catch (error) {
+        const ready = await this.git(['rev-parse', '--is-bare-repository']).then((out) => out.trim() === 'true', () => false);
+        if (ready) return;
+        if (attempt >= 5) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+      }
+    }
   }
 
   private toPullRequest(number: number, branch: string, state: PullRequest['state'], headSha: string, mergeCommitSha: string | undefined): PullRequest {
@@ -310,4 +325,40 @@ export class LocalRepository implements GitopsRepository {
   private git(args: string[], options: { input?: string; env?: Record<string, string> } = {}): Promise<string> {
     return git(args, { gitDir: this.gitDir, ...options });
   }
+}
+
+/**
+ * Directories whose current tree the edit needs: every directory it touches, except those it
+ * deletes and rewrites (they start empty) and anything below them.
+ */
+function editedDirectories(edit: TreeEdit, prefix = '', out: string[] = ['']): string[] {
+  for (const [name, sub] of edit.dirs) {
+    if (edit.files.get(name) === null) continue;
+    const dir = `${prefix}${name}`;
+    out.push(dir);
+    editedDirectories(sub, `${dir}/`, out);
+  }
+  return out;
+}
+
+/**
+ * The new tree for `dir` (undefined when it ends up empty): its current entries with the edit
+ * applied, subtrees first. Every new tree is appended to `written` in an order mktree can take.
+ * Untouched entries keep their ids, so unchanged subtrees are never read.
+ */
+function rewriteTree(edit: TreeEdit, dir: string, existing: Map<string, Map<string, TreeEntry>>, written: TreeObject[]): TreeObject | undefined {
+  const entries = new Map(existing.get(dir));
+  for (const [name, blob] of edit.files) {
+    if (blob === null) entries.delete(name);
+    else entries.set(name, { mode: FILE_MODE, sha: blob });
+  }
+  for (const [name, sub] of edit.dirs) {
+    const tree = rewriteTree(sub, dir ? `${dir}/${name}` : name, existing, written);
+    if (tree) entries.set(name, { mode: TREE_MODE, sha: tree.sha });
+    else entries.delete(name);
+  }
+  if (entries.size === 0) return undefined;
+  const tree = treeObject(entries);
+  written.push(tree);
+  return tree;
 }
