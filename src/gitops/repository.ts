@@ -12,7 +12,10 @@ export interface GitopsRepository {
   /** The commit a branch points at, or undefined when there is no such branch. */
   getBranch(branch: string): Promise<string | undefined>;
   /**
-   * Writes a commit whose tree is `parent`'s tree with `changes` applied, and returns its id.
+   * Writes a commit whose tree is `parent`'s tree with `changes` applied in order, and returns
+   * its id. A delete removes a file or a whole directory (and what earlier changes wrote below
+   * it); deleting a path `parent` lacks is not an error. Writes below a directory deleted
+   * earlier in the list start from an empty directory: delete, then write, is a replace.
    * No ref moves. Cost grows with the changed paths, not with the repository.
    */
   createCommit(input: { parent: string; changes: FileChange[]; message: string }): Promise<string>;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { createGithubClient, GithubRepository } from '../../src/gitops/github/github-repository.ts';
+import type { GithubRepository } from '../../src/gitops/github/github-repository.ts';
 import { loadTemplateCatalog, type TemplateCatalog } from '../../src/gitops/render/template-catalog.ts';
 import { createChangeWorker } from '../../src/jobs/change-worker.ts';
 import { claimBatch } from '../../src/domain/change-queue.ts';
@@ -10,6 +10,7 @@ import { createLogger } from '../../src/logger.ts';
 import { createTestSequelize } from '../support/database.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 import { startGithubDouble, type GithubDouble } from '../support/github-double.ts';
+import { connectGithubDriver } from '../support/github-driver.ts';
 
 describe('github driver against the GitHub API double (OpenAPI-validated)', () => {
   let sequelize: Sequelize;
@@ -25,8 +26,7 @@ describe('github driver against the GitHub API double (OpenAPI-validated)', () =
   beforeEach(async () => {
     await sequelize.query(`UPDATE change_requests SET status = 'failed', last_error = 'left by another spec' WHERE status = 'pending'`);
     double = await startGithubDouble();
-    const octokit = await createGithubClient({ auth: { token: 'test-token' }, baseUrl: double.url, retries: 0, throttle: false });
-    repository = new GithubRepository({ octokit, owner: double.owner, repo: double.repo, baseBranch: 'main' });
+    repository = await connectGithubDriver(double);
   });
   afterEach(async () => {
     assert.deepEqual(double.violations, [], 'every request matched the GitHub OpenAPI description');

@@ -7,7 +7,8 @@ import { serveOnLoopback } from './http.ts';
 
 /**
  * A stand-in for api.github.com on a loopback port, holding one repository in memory with
- * git-like semantics (trees, commits, refs, pull requests, merges, compare, path history).
+ * git-like semantics (trees, commits, refs, pull requests, merges, compare, path history,
+ * contents listings).
  * Every request is checked against GitHub's published OpenAPI description
  * (@octokit/openapi): the method and path must be an operation, query names must be declared,
  * and a JSON body must match the operation's request schema. Violations are recorded (and
@@ -146,6 +147,8 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
     return seen;
   };
   const treeOf = (commit: string) => trees.get(commits.get(commit)!.tree)!;
+  /** The files of a flat tree at `path` or below it. */
+  const filesBelow = (tree: Tree, path: string) => [...tree.keys()].filter((key) => key === path || key.startsWith(`${path}/`));
   refs.set('heads/main', putCommit(putTree(new Map(Object.entries(options.initialFiles ?? { 'README.md': '# gsv-gitops\n' }))), [], 'Initialize'));
 
   const resolve = (ref: string) => refs.get(ref) ?? (commits.has(ref) ? ref : undefined);
@@ -181,12 +184,48 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
     'POST /repos/{owner}/{repo}/git/trees': (_, __, body) => {
       const base = body.base_tree ? trees.get(String(body.base_tree)) : new Map<string, string>();
       if (!base) return error(422, 'base_tree is not a tree');
+      const entries = body.tree as { path: string; sha?: string | null; content?: string }[];
+      const deleted = entries.filter((entry) => entry.sha === null).map((entry) => entry.path);
+      // GitHub documents that `sha: null` deletes a path and that deleting one that does not
+      // exist is an error; what deleting D and writing below D in one call yields it does not
+      // document, so a driver must not ask for it.
+      for (const entry of entries) {
+        const dir = deleted.find((path) => entry.path.startsWith(`${path}/`));
+        if (dir !== undefined && entry.sha !== null) {
+          violations.push(`POST /repos/{owner}/{repo}/git/trees: deletes ${dir} and writes ${entry.path} in one call (undocumented)`);
+          return error(422, 'The double refuses an undocumented combination');
+        }
+      }
+      if (deleted.some((path) => !filesBelow(base, path).length)) return error(422, 'GitRPC::BadObjectState');
       const tree = new Map(base);
-      for (const entry of body.tree as { path: string; sha?: string | null; content?: string }[]) {
+      for (const entry of entries) {
         if (entry.content !== undefined) tree.set(entry.path, entry.content);
-        else if (entry.sha === null) for (const key of [...tree.keys()]) if (key === entry.path || key.startsWith(`${entry.path}/`)) tree.delete(key);
+        else if (entry.sha === null) for (const key of filesBelow(tree, entry.path)) tree.delete(key);
       }
       return { status: 201, body: { sha: putTree(tree), tree: [] } };
+    },
+    'GET /repos/{owner}/{repo}/contents/{path}': ([, , path], query) => {
+      const ref = query.get('ref') ?? 'main';
+      const commit = resolve(ref) ?? resolve(`heads/${ref}`);
+      if (!commit) return error(404, `No commit found for the ref ${ref}`);
+      const tree = treeOf(commit);
+      const item = (itemPath: string, type: 'file' | 'dir') => {
+        const url = `https://api.github.com/repos/${owner}/${repo}/contents/${itemPath}?ref=${ref}`;
+        const content = tree.get(itemPath) ?? '';
+        const sha = type === 'file' ? hash(content) : hash([...tree].filter(([key]) => key.startsWith(`${itemPath}/`)));
+        const html = `https://github.com/${owner}/${repo}/${type === 'file' ? 'blob' : 'tree'}/${ref}/${itemPath}`;
+        const git = `https://api.github.com/repos/${owner}/${repo}/git/${type === 'file' ? 'blobs' : 'trees'}/${sha}`;
+        return { type, size: type === 'file' ? Buffer.byteLength(content) : 0, name: itemPath.split('/').pop()!, path: itemPath, sha, url, git_url: git, html_url: html, download_url: null, _links: { self: url, git, html } };
+      };
+      if (tree.has(path!)) return { status: 200, body: { ...item(path!, 'file'), encoding: 'base64', content: Buffer.from(tree.get(path!)!).toString('base64') } };
+      const below = filesBelow(tree, path!);
+      if (below.length === 0) return error(404, 'Not Found');
+      const children = new Map<string, 'file' | 'dir'>();
+      for (const key of below) {
+        const [name, ...rest] = key.slice(path!.length + 1).split('/');
+        children.set(`${path}/${name}`, rest.length ? 'dir' : 'file');
+      }
+      return { status: 200, body: [...children].sort(([a], [b]) => (a < b ? -1 : 1)).map(([childPath, type]) => item(childPath, type)) };
     },
     'POST /repos/{owner}/{repo}/git/commits': (_, __, body) => {
       if (!trees.has(String(body.tree))) return error(422, 'Tree SHA does not exist');

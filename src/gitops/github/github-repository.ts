@@ -8,6 +8,7 @@ import {
   type HistoryPage,
   type PullRequest,
 } from '../repository.ts';
+import { planTreeChanges } from './tree-changes.ts';
 
 export type GithubAuth = { token: string } | { appId: string; privateKey: string; installationId: number };
 
@@ -73,7 +74,9 @@ function says(error: HttpError, text: string): boolean {
 /**
  * The github backend: the Git Data API with inline file content on a base tree (no blob per
  * file), one commit, one ref, one pull request. A fresh change costs five REST calls: read the
- * base branch, create tree, create commit, create ref, create pull request. Retried creates
+ * base branch, create tree, create commit, create ref, create pull request. Deletes go in the
+ * same create-tree call; a directory that is deleted and written again (a replace) costs one
+ * contents call per directory level, to delete its old files one by one. Retried creates
  * that GitHub answers with 422 "already exists" adopt the existing ref or pull request.
  * 4xx answers that retrying cannot fix become RepositoryRejectedError (terminal); the rest
  * (5xx, network) stay transient.
@@ -116,17 +119,68 @@ export class GithubRepository implements GitopsRepository {
         const { data } = await this.#octokit.rest.git.getCommit({ owner: this.owner, repo: this.repo, commit_sha: input.parent });
         baseTree = data.tree.sha;
       }
-      const tree = input.changes.map((change) =>
-        'delete' in change
-          ? { path: change.path, mode: '100644' as const, type: 'blob' as const, sha: null }
-          : { path: change.path, mode: '100644' as const, type: 'blob' as const, content: change.content },
-      );
-      const { data: created } = await this.#octokit.rest.git.createTree({ owner: this.owner, repo: this.repo, base_tree: baseTree, tree });
-      const { data: commit } = await this.#octokit.rest.git.createCommit({ owner: this.owner, repo: this.repo, message: input.message, tree: created.sha, parents: [input.parent] });
-      this.remember(commit.sha, created.sha);
+      const plan = planTreeChanges(input.changes);
+      // The old files of a replaced directory, as listed at the parent: they exist.
+      const cleared: string[] = [];
+      for (const dir of plan.replaced) {
+        for (const path of await this.filesBelow(input.parent, dir)) if (!plan.writes.has(path)) cleared.push(path);
+      }
+      const requested = [...plan.deletes];
+      const tree = await this.createTree(baseTree, plan.writes, [...requested, ...cleared]).catch(async (error: unknown) => {
+        // GitHub refuses to delete a path that does not exist (422), which happens when the base
+        // already lacks it (a retry on a newer base, a version that never reached Git). Drop
+        // the absent deletes and try once more; if none was absent, the 422 was about something else.
+        if (httpError(error)?.status !== 422 || requested.length === 0) throw error;
+        const present = await this.existing(input.parent, requested);
+        if (present.length === requested.length) throw error;
+        return this.createTree(baseTree, plan.writes, [...present, ...cleared]);
+      });
+      const { data: commit } = await this.#octokit.rest.git.createCommit({ owner: this.owner, repo: this.repo, message: input.message, tree, parents: [input.parent] });
+      this.remember(commit.sha, tree);
       return commit.sha;
     } catch (error) {
       throw this.classify(error);
+    }
+  }
+
+  /** One create-tree call on `baseTree`; no call when there is nothing to change. */
+  private async createTree(baseTree: string, writes: Map<string, string>, deletes: string[]): Promise<string> {
+    const tree = [
+      ...[...writes].map(([path, content]) => ({ path, mode: '100644' as const, type: 'blob' as const, content })),
+      ...deletes.map((path) => ({ path, mode: '100644' as const, type: 'blob' as const, sha: null })),
+    ].sort((a, b) => (a.path < b.path ? -1 : 1));
+    if (tree.length === 0) return baseTree;
+    const { data } = await this.#octokit.rest.git.createTree({ owner: this.owner, repo: this.repo, base_tree: baseTree, tree });
+    return data.sha;
+  }
+
+  /** Every file below `dir` at commit `ref` (the contents API, one call per directory level); none when it does not exist. */
+  private async filesBelow(ref: string, dir: string): Promise<string[]> {
+    const entries = await this.contents(ref, dir);
+    if (entries === undefined) return [];
+    if (!Array.isArray(entries)) return [dir];
+    // The contents API lists at most 1,000 entries of a directory.
+    if (entries.length >= 1000) throw new RepositoryRejectedError(`${dir} has 1,000 entries or more; the driver cannot list it to replace it`);
+    const files: string[] = [];
+    for (const entry of entries as { type: string; path: string }[]) files.push(...(entry.type === 'dir' ? await this.filesBelow(ref, entry.path) : [entry.path]));
+    return files;
+  }
+
+  /** The paths of `paths` that exist at commit `ref` (one call each, one after another, as GitHub asks of integrations). */
+  private async existing(ref: string, paths: string[]): Promise<string[]> {
+    const found: string[] = [];
+    for (const path of paths) if ((await this.contents(ref, path)) !== undefined) found.push(path);
+    return found;
+  }
+
+  /** GET contents: a directory's entries (an array), a file's description, or undefined for 404. */
+  private async contents(ref: string, path: string): Promise<unknown> {
+    try {
+      const { data } = await this.#octokit.rest.repos.getContent({ owner: this.owner, repo: this.repo, path, ref });
+      return data;
+    } catch (error) {
+      if (httpError(error)?.status === 404) return undefined;
+      throw error;
     }
   }
 
