@@ -180,7 +180,7 @@ export async function updateInstance(
     kind: 'instance.update',
     organizationId: current.organization_id,
     instanceId: id,
-    payload: renderPayload(current.org, current.project, current.name, version, parameters),
+    payload: { ...renderPayload(current.org, current.project, current.name, version, parameters), ...(await mergedTemplatePath(sequelize, tx, id)) },
     requestedBy: principal.subject,
     mergePolicy: deps.mergePolicy,
   });
@@ -314,6 +314,21 @@ export async function listInstances(sequelize: Sequelize, principal: Principal, 
 /** What the GitOps worker renders for a create or update: fixed when the change is accepted. */
 function renderPayload(org: string, project: string, instanceName: string, version: ResolvedVersion, parameters: Record<string, unknown>): Record<string, unknown> {
   return { org, project, instanceName, offering: version.offering, role: version.role, version: version.version, templatePath: version.templatePath, parameters };
+}
+
+/**
+ * The template path of the instance's last merged create or update: the version its directory
+ * in Git holds now (an update closed unmerged or failed left the instance's row on a version that
+ * never reached Git). Nothing when nothing merged; the renderer then replaces the directory.
+ */
+async function mergedTemplatePath(sequelize: Sequelize, tx: Transaction, instanceId: string): Promise<{ previousTemplatePath?: string }> {
+  const [row] = await sequelize.query<{ template_path: string | null }>(
+    `SELECT payload->>'templatePath' AS template_path FROM change_requests
+     WHERE instance_id = :instanceId AND kind IN ('instance.create', 'instance.update') AND status = 'merged'
+     ORDER BY created_at DESC, id DESC LIMIT 1`,
+    { type: QueryTypes.SELECT, transaction: tx, replacements: { instanceId } },
+  );
+  return row?.template_path ? { previousTemplatePath: row.template_path } : {};
 }
 
 function sortKeys(value: Record<string, unknown>): Record<string, unknown> {

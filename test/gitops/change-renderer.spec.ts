@@ -1,9 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import fc from 'fast-check';
 import YAML from 'yaml';
 import { loadTemplateCatalog, type TemplateCatalog } from '../../src/gitops/render/template-catalog.ts';
@@ -12,8 +7,8 @@ import { instanceDir, tenantBaseDir, UnsafePathError } from '../../src/gitops/te
 import type { FileChange } from '../../src/gitops/repository.ts';
 import type { InstanceWrite, PlatformBootstrap } from '../../src/gitops/render/change-payloads.ts';
 import { TemplateError } from '../../src/gitops/render/template-substitution.ts';
+import { kustomizeAll } from '../support/kustomize.ts';
 
-const run = promisify(execFile);
 const INSTANCE_ID = '5f0c8a51-8f57-4a57-9c39-2a7f9d7f3b10';
 const PLATFORM: PlatformBootstrap = {
   image: 'ghcr.io/gsv/control-plane:0.1.0',
@@ -30,27 +25,6 @@ function instancePayload(offering: string, role: string, parameters: Record<stri
 
 function written(files: FileChange[]): { path: string; content: string }[] {
   return files.filter((f): f is { path: string; content: string } => 'content' in f);
-}
-
-/** Writes files under a temporary root and runs `kubectl kustomize` on every directory with a kustomization. */
-async function kustomizeAll(files: FileChange[]): Promise<number> {
-  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-render-'));
-  try {
-    const dirs: string[] = [];
-    for (const file of written(files)) {
-      const target = path.join(root, file.path);
-      await fs.mkdir(path.dirname(target), { recursive: true });
-      await fs.writeFile(target, file.content);
-      if (path.basename(file.path) === 'kustomization.yaml') dirs.push(path.dirname(target));
-    }
-    for (const dir of dirs) {
-      const { stdout } = await run('kubectl', ['kustomize', dir]);
-      assert.ok(stdout.includes('kind:'), `kustomize of ${dir} produced no objects`);
-    }
-    return dirs.length;
-  } finally {
-    await fs.rm(root, { recursive: true, force: true });
-  }
 }
 
 describe('change renderer', () => {
@@ -89,7 +63,7 @@ describe('change renderer', () => {
       files.push(...renderInstance(catalog, instancePayload(offering.slug, offering.role), INSTANCE_ID));
     }
     files.push(...renderPlatform(catalog, PLATFORM));
-    const built = await kustomizeAll(files);
+    const built = await kustomizeAll(written(files));
     assert.equal(built, 1 + catalog.offerings.size + catalog.platform.size);
   });
 

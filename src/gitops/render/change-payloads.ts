@@ -8,6 +8,7 @@ import { createAjv, toFieldErrors } from '../../validation.ts';
 const slug = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$' });
 const shortSlug = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?$' });
 const version = Type.String({ pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9A-Za-z.-]+)?$' });
+const templatePath = Type.String({ pattern: '^templates/offerings/[a-z0-9-]+/[0-9A-Za-z.+-]+$' });
 
 export const WorkspaceCreatePayload = Type.Object({
   org: slug,
@@ -22,8 +23,18 @@ export const InstanceWritePayload = Type.Object({
   offering: shortSlug,
   role: shortSlug,
   version,
-  templatePath: Type.String({ pattern: '^templates/offerings/[a-z0-9-]+/[0-9A-Za-z.+-]+$' }),
+  templatePath,
   parameters: Type.Record(Type.String(), Type.Unknown()),
+});
+
+/**
+ * An update also names the version the instance's directory holds now, so the renderer can
+ * remove that version's files the new one lacks. Optional: updates queued before it existed
+ * (and instances with nothing merged yet) replace the whole directory instead.
+ */
+export const InstanceUpdatePayload = Type.Object({
+  ...InstanceWritePayload.properties,
+  previousTemplatePath: Type.Optional(templatePath),
 });
 
 export const InstanceDeletePayload = Type.Object({
@@ -48,6 +59,7 @@ export const PlatformBootstrapPayload = Type.Object({
 
 export type WorkspaceCreate = Static<typeof WorkspaceCreatePayload>;
 export type InstanceWrite = Static<typeof InstanceWritePayload>;
+export type InstanceUpdate = Static<typeof InstanceUpdatePayload>;
 export type InstanceDelete = Static<typeof InstanceDeletePayload>;
 export type PlatformBootstrap = Static<typeof PlatformBootstrapPayload>;
 
@@ -55,7 +67,8 @@ export type ChangeKind = 'workspace.create' | 'instance.create' | 'instance.upda
 
 export type ParsedChange =
   | { kind: 'workspace.create'; payload: WorkspaceCreate }
-  | { kind: 'instance.create' | 'instance.update'; payload: InstanceWrite }
+  | { kind: 'instance.create'; payload: InstanceWrite }
+  | { kind: 'instance.update'; payload: InstanceUpdate }
   | { kind: 'instance.delete'; payload: InstanceDelete }
   | { kind: 'platform.bootstrap'; payload: PlatformBootstrap };
 
@@ -70,7 +83,7 @@ const ajv = createAjv({ useDefaults: false });
 const validators = {
   'workspace.create': ajv.compile(WorkspaceCreatePayload),
   'instance.create': ajv.compile(InstanceWritePayload),
-  'instance.update': ajv.compile(InstanceWritePayload),
+  'instance.update': ajv.compile(InstanceUpdatePayload),
   'instance.delete': ajv.compile(InstanceDeletePayload),
   'platform.bootstrap': ajv.compile(PlatformBootstrapPayload),
 };

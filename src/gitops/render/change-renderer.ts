@@ -4,7 +4,7 @@ import { serializeManifest } from './manifest-serialization.ts';
 import { validateManifest } from './manifest-validation.ts';
 import { substitute, TemplateError, type Variables } from './template-substitution.ts';
 import type { TemplateCatalog, TemplateFile } from './template-catalog.ts';
-import type { InstanceDelete, InstanceWrite, ParsedChange, PlatformBootstrap, WorkspaceCreate } from './change-payloads.ts';
+import type { InstanceDelete, InstanceUpdate, InstanceWrite, ParsedChange, PlatformBootstrap, WorkspaceCreate } from './change-payloads.ts';
 
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'control-plane' } as const;
 
@@ -14,14 +14,19 @@ export function renderChange(catalog: TemplateCatalog, change: ParsedChange, con
     case 'workspace.create':
       return renderWorkspace(catalog, change.payload);
     case 'instance.create':
+      return renderInstance(catalog, change.payload, requireInstanceId(change.kind, context));
     case 'instance.update':
-      if (!context.instanceId) throw new TemplateError(`${change.kind} needs the instance id`);
-      return renderInstance(catalog, change.payload, context.instanceId);
+      return renderInstanceUpdate(catalog, change.payload, requireInstanceId(change.kind, context));
     case 'instance.delete':
       return renderInstanceRemoval(change.payload);
     case 'platform.bootstrap':
       return renderPlatform(catalog, change.payload);
   }
+}
+
+function requireInstanceId(kind: string, context: { instanceId?: string }): string {
+  if (!context.instanceId) throw new TemplateError(`${kind} needs the instance id`);
+  return context.instanceId;
 }
 
 export function renderWorkspace(catalog: TemplateCatalog, payload: WorkspaceCreate): FileChange[] {
@@ -87,6 +92,29 @@ export function renderInstance(catalog: TemplateCatalog, payload: InstanceWrite,
   return withKustomization(dir, renderFiles(offering.files, variables, labels), tenantDir(payload.org));
 }
 
+/**
+ * The new version's files, and the removal of what the previous version had that the new one
+ * lacks. The paths a version renders depend only on its template file names, so the previous
+ * version's paths come from the catalog alone: per-file deletes, no read of the repository.
+ * When the previous version is unknown (an update queued before payloads named it, or a
+ * version no longer in the catalog), the directory is deleted before the writes, which every
+ * driver applies as a replace: afterwards the directory holds exactly the new files.
+ */
+export function renderInstanceUpdate(catalog: TemplateCatalog, payload: InstanceUpdate, instanceId: string): FileChange[] {
+  const { previousTemplatePath, ...current } = payload;
+  const files = renderInstance(catalog, current, instanceId);
+  const dir = instanceDir(payload.org, payload.instanceName);
+  const previous = previousTemplatePath === undefined ? undefined : catalog.offerings.get(previousTemplatePath);
+  const written = new Set(files.map((file) => file.path));
+  const removals: FileChange[] = previous
+    ? placedPaths(dir, previous.files.map((file) => file.path), tenantDir(payload.org))
+        .filter((path) => !written.has(path))
+        .map((path) => ({ path, delete: true }))
+    : [{ path: dir, delete: true }];
+  // A directory sorts before everything under it, so a whole-directory delete comes first.
+  return sortByPath([...removals, ...files]);
+}
+
 /** Deprovisioning removes the instance's directory; Argo CD prunes what it deployed. */
 export function renderInstanceRemoval(payload: InstanceDelete): FileChange[] {
   return [{ path: instanceDir(payload.org, payload.instanceName), delete: true }];
@@ -119,9 +147,21 @@ function renderFiles(templates: TemplateFile[], variables: Variables, labels: Re
 
 /** Places files under `dir`, adds the kustomization that lists them, proves nothing leaves `root`. */
 function withKustomization(dir: string, files: RenderedFile[], root: string): FileChange[] {
-  const resources = files.map((file) => file.path).sort();
-  const kustomization = serializeManifest({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources });
-  const out = [...files, { path: 'kustomization.yaml', content: kustomization }].map((file) => ({ path: joinInside(dir, file.path), content: file.content }));
-  for (const file of out) assertInside(root, file.path);
-  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const names = files.map((file) => file.path);
+  const kustomization = serializeManifest({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: [...names].sort() });
+  const contents = [...files.map((file) => file.content), kustomization];
+  return sortByPath(placedPaths(dir, names, root).map((path, index) => ({ path, content: contents[index]! })));
+}
+
+/** Where withKustomization puts files named `names`, then their kustomization; each proved to stay inside `root`. */
+function placedPaths(dir: string, names: string[], root: string): string[] {
+  return [...names, 'kustomization.yaml'].map((name) => {
+    const path = joinInside(dir, name);
+    assertInside(root, path);
+    return path;
+  });
+}
+
+function sortByPath<T extends { path: string }>(files: T[]): T[] {
+  return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
