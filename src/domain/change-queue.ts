@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import type { ChangeKind } from '../gitops/render/change-payloads.ts';
 import type { ChangeToPublish, MergePolicy, PublishResult } from '../gitops/change-publisher.ts';
-import { applyInstanceEvent } from './instance-events.ts';
+import { applyInstanceEvent, applyInstanceEvents } from './instance-events.ts';
 
 /**
  * The change_requests outbox seen from the worker: claim a batch under a lease, then record
@@ -90,41 +90,49 @@ const ACTOR = 'control-plane';
 export async function recordPublished(sequelize: Sequelize, batch: ClaimedBatch, result: PublishResult): Promise<void> {
   await sequelize.transaction(async (tx) => {
     const merged = result.mergeCommitSha !== undefined;
-    for (const published of result.published) {
-      const change = batch.changes.find((c) => c.id === published.id)!;
-      const [, updated] = await sequelize.query(
-        `UPDATE change_requests SET status = :status, commit_sha = :commit, merge_commit_sha = :merge,
-           pull_request_number = :number, pull_request_url = :url, files = :files,
-           lease_owner = NULL, lease_expires_at = NULL, last_error = :lastError, updated_at = now()
-         WHERE id = :id AND status = 'pending'`,
-        {
-          type: QueryTypes.UPDATE,
-          transaction: tx,
-          replacements: {
-            id: change.id,
-            status: merged ? 'merged' : 'open',
-            commit: result.commitSha ?? null,
-            merge: result.mergeCommitSha ?? null,
-            number: result.pullRequest?.number ?? null,
-            url: result.pullRequest?.url ?? null,
-            files: JSON.stringify(published.files.map((f) => ({ path: f.path, action: 'delete' in f ? 'delete' : 'write' }))),
-            lastError: result.mergeError ?? null,
-          },
+    // A fixed number of statements for the whole batch: one UPDATE of its changes, one of their
+    // instances' last change, then the instance events (applyInstanceEvents, in bulk).
+    const rows = result.published.map((p) => ({ id: p.id, files: p.files.map((f) => ({ path: f.path, action: 'delete' in f ? 'delete' : 'write' })) }));
+    const updated = await sequelize.query<{ id: string }>(
+      `UPDATE change_requests c SET status = :status, commit_sha = :commit, merge_commit_sha = :merge,
+         pull_request_number = :number, pull_request_url = :url, files = r.files,
+         lease_owner = NULL, lease_expires_at = NULL, last_error = :lastError, updated_at = now()
+       FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id uuid, files jsonb)
+       WHERE c.id = r.id AND c.status = 'pending' RETURNING c.id`,
+      {
+        type: QueryTypes.SELECT,
+        transaction: tx,
+        replacements: {
+          rows: JSON.stringify(rows),
+          status: merged ? 'merged' : 'open',
+          commit: result.commitSha ?? null,
+          merge: result.mergeCommitSha ?? null,
+          number: result.pullRequest?.number ?? null,
+          url: result.pullRequest?.url ?? null,
+          lastError: result.mergeError ?? null,
         },
+      },
+    );
+    // A change another worker (whose lease overlapped ours) recorded first keeps its events.
+    const recorded = new Set(updated.map((row) => row.id));
+    const changes = batch.changes.filter((c) => recorded.has(c.id) && c.instanceId !== undefined) as (ClaimedBatch['changes'][number] & { instanceId: string })[];
+    if (changes.length > 0) {
+      await sequelize.query(
+        `UPDATE instances i SET last_change_id = l.change_id
+         FROM jsonb_to_recordset(CAST(:links AS jsonb)) AS l(instance_id uuid, change_id uuid) WHERE i.id = l.instance_id`,
+        { type: QueryTypes.UPDATE, transaction: tx, replacements: { links: JSON.stringify(changes.map((c) => ({ instance_id: c.instanceId, change_id: c.id }))) } },
       );
-      // Another worker whose lease overlapped ours recorded it first: its events stand.
-      if (updated === 0 || !change.instanceId) continue;
-      await linkInstance(sequelize, tx, change.instanceId, change.id);
       const detail = { batchId: batch.batchId, commitSha: result.commitSha, pullRequest: result.pullRequest?.url };
-      await applyInstanceEvent(sequelize, tx, change.instanceId, 'change.opened', { cause: 'change.opened', actor: ACTOR, changeId: change.id, detail });
-      if (merged) {
-        await applyInstanceEvent(sequelize, tx, change.instanceId, 'change.merged', {
-          cause: 'change.merged',
-          actor: ACTOR,
-          changeId: change.id,
-          detail: { ...detail, mergeCommitSha: result.mergeCommitSha },
-        });
-      }
+      await applyInstanceEvents(
+        sequelize,
+        tx,
+        changes.flatMap((change) => [
+          { instanceId: change.instanceId, event: 'change.opened' as const, cause: { cause: 'change.opened', actor: ACTOR, changeId: change.id, detail } },
+          ...(merged
+            ? [{ instanceId: change.instanceId, event: 'change.merged' as const, cause: { cause: 'change.merged', actor: ACTOR, changeId: change.id, detail: { ...detail, mergeCommitSha: result.mergeCommitSha } } }]
+            : []),
+        ]),
+      );
     }
     for (const rejected of result.rejected) await failChange(sequelize, tx, batch, rejected.id, rejected.reason);
   });
