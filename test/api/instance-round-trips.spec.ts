@@ -15,8 +15,8 @@ describe('POST /instances: database round trips', () => {
     const token = await api.tokenFor(uniqueUser('counted'));
     const workspace = await api.call('POST', '/orgs/auto', { token });
     const statements: string[] = [];
-    const record = (_options: unknown, query: { sql?: string } | undefined) => {
-      statements.push(query?.sql ?? '?');
+    const record = (_options: unknown, query: object) => {
+      statements.push((query as { sql?: string }).sql ?? '?');
     };
     api.sequelize.addHook('afterQuery', 'count', record);
     try {
