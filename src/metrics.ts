@@ -12,6 +12,8 @@ export interface Metrics {
   meteringRuns: Counter<'role'>;
   meteringHoursCharged: Counter;
   meteringInstancesSuspended: Counter;
+  /** Merges tried for auto-merge pull requests (when published, then by the PR reconciler), by outcome. */
+  autoMergeAttempts: Counter<'outcome'>;
 }
 
 export function createMetrics(options: { collectDefaults?: boolean } = {}): Metrics {
@@ -46,6 +48,12 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}): Metr
     meteringInstancesSuspended: new Counter({
       name: 'metering_instances_suspended_total',
       help: 'Instances suspended because their wallet could not pay an hour.',
+      registers: [registry],
+    }),
+    autoMergeAttempts: new Counter({
+      name: 'gitops_auto_merge_attempts_total',
+      help: 'Merge attempts of auto-merge pull requests, by outcome: merged, waiting (not mergeable yet), conflict (needs a person), error.',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
   };

@@ -122,6 +122,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       leaseMs: config.gitops.workerLeaseMs,
       pollMs: 250,
       maxAttempts: 12,
+      metrics,
     }),
   );
 
@@ -142,7 +143,12 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   tasks.push(
     createReconcilerTask({
       sequelize,
-      repository: { getPullRequest: (number) => repository.getPullRequest(number), isAncestor: (a, d) => ancestry.isAncestor(a, d) },
+      repository: {
+        getPullRequest: (number) => repository.getPullRequest(number),
+        mergePullRequest: (number, options) => repository.mergePullRequest(number, options),
+        isAncestor: (a, d) => ancestry.isAncestor(a, d),
+      },
+      metrics,
       applications: kubeConfig ? createKubernetesApplicationLister(kubeConfig, config.reconcile.argocdNamespace) : undefined,
       logger: logger.child({ task: 'reconciler' }),
       intervalMs: config.reconcile.intervalMs,

@@ -1,6 +1,6 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import type { GitopsRepository } from '../gitops/repository.ts';
+import { PullRequestNotMergeableError, type GitopsRepository, type PullRequest } from '../gitops/repository.ts';
 import { applyInstanceEvent } from './instance-events.ts';
 
 export interface MergedChange {
@@ -27,7 +27,7 @@ export async function mergeChange(deps: { sequelize: Sequelize; repository: Gito
     throw new ConflictError('change-not-open', `Change ${changeId} is ${change.status} and has no open pull request to merge.`);
   }
   const number = change.pull_request_number;
-  const pullRequest = change.status === 'merged' && change.merge_commit_sha ? undefined : await repository.mergePullRequest(number);
+  const pullRequest = change.status === 'merged' && change.merge_commit_sha ? undefined : await mergeOrExplain(repository, number);
   const mergeCommitSha = pullRequest?.mergeCommitSha ?? change.merge_commit_sha!;
 
   const changeIds = await sequelize.transaction(async (tx) => {
@@ -53,4 +53,14 @@ export async function mergeChange(deps: { sequelize: Sequelize; repository: Gito
     return all.map((r) => r.id);
   });
   return { id: changeId, pullRequestNumber: number, mergeCommitSha, changeIds };
+}
+
+/** A pull request the backend will not merge is the caller's conflict (409), retryable unless it conflicts. */
+async function mergeOrExplain(repository: GitopsRepository, number: number): Promise<PullRequest> {
+  try {
+    return await repository.mergePullRequest(number);
+  } catch (error) {
+    if (!(error instanceof PullRequestNotMergeableError)) throw error;
+    throw new ConflictError('pull-request-not-mergeable', `${error.message}.`, { retryable: error.reason === 'waiting', cause: error });
+  }
 }

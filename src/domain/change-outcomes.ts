@@ -89,6 +89,20 @@ export async function recordChangeClosed(sequelize: Sequelize, tx: Transaction, 
 }
 
 /**
+ * An auto-merge change whose pull request did not merge (yet): the reason is its last_error
+ * (GET /changes/:id), and it stays open. Returns how many rows had another reason before.
+ */
+export async function recordAutoMergeWaiting(sequelize: Sequelize, tx: Transaction, changes: ChangeRow[], reason: string): Promise<number> {
+  if (changes.length === 0) return 0;
+  const [, updated] = await sequelize.query(
+    `UPDATE change_requests SET last_error = $reason, updated_at = now()
+      WHERE id = ANY($ids) AND status = 'open' AND last_error IS DISTINCT FROM $reason`,
+    { type: QueryTypes.UPDATE, bind: { ids: changes.map((c) => c.id), reason }, transaction: tx },
+  );
+  return updated;
+}
+
+/**
  * A closed pull request was reopened: the change is open again (so the PR reconciler watches
  * it). An instance already rejected stays rejected (the state machine keeps `rejected`
  * terminal; its hold is gone): the outcome says so, and a later merge will not revive it.

@@ -1,7 +1,7 @@
 import { renderChange } from './render/change-renderer.ts';
 import { parseChange, type ChangeKind, type ParsedChange } from './render/change-payloads.ts';
 import type { TemplateCatalog } from './render/template-catalog.ts';
-import { BranchMovedError, type FileChange, type GitopsRepository, type PullRequest } from './repository.ts';
+import { BranchMovedError, mergeFailureOutcome, PullRequestNotMergeableError, type FileChange, type GitopsRepository, type MergeAttemptOutcome, type PullRequest } from './repository.ts';
 
 /** One claimed change request, as the publisher needs it. */
 export interface ChangeToPublish {
@@ -40,6 +40,17 @@ export interface PublishResult {
   mergeCommitSha: string | undefined;
   /** Auto-merge that could not merge yet; the pull request stays open. */
   mergeError: string | undefined;
+  /** How the auto-merge attempt ended; undefined when none was made. */
+  autoMerge?: MergeAttemptOutcome;
+}
+
+/** What an auto-merge that did not merge records on its changes (last_error, GET /changes/:id). */
+export function autoMergeError(error: unknown): string {
+  const message = (error as Error).message;
+  if (error instanceof PullRequestNotMergeableError && error.reason === 'conflict') {
+    return `auto-merge waits for a person: ${message}; resolve the conflict on the branch (the service merges it once it is mergeable) or close the pull request`;
+  }
+  return `auto-merge will be retried: ${message}`;
 }
 
 /**
@@ -88,8 +99,11 @@ export async function publishChanges(repository: GitopsRepository, catalog: Temp
   if (input.mergePolicy === 'auto-merge' && result.pullRequest.state === 'open') {
     try {
       result.pullRequest = await repository.mergePullRequest(result.pullRequest.number);
+      result.autoMerge = 'merged';
     } catch (error) {
-      result.mergeError = (error as Error).message;
+      // Not fatal: the pull request is open, and the PR reconciler keeps trying to merge it.
+      result.mergeError = autoMergeError(error);
+      result.autoMerge = mergeFailureOutcome(error);
     }
   }
   if (result.pullRequest.state === 'merged') result.mergeCommitSha = result.pullRequest.mergeCommitSha;

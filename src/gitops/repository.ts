@@ -32,8 +32,13 @@ export interface GitopsRepository {
   openPullRequest(input: { branch: string; title: string; body: string }): Promise<PullRequest>;
   /** The pull request as the backend sees it now, or undefined when there is none (the PR reconciler polls this). */
   getPullRequest(number: number): Promise<PullRequest | undefined>;
-  /** Merges an open pull request as a reviewer would; returns the merge commit. */
-  mergePullRequest(number: number): Promise<PullRequest>;
+  /**
+   * Merges an open pull request as a reviewer would; returns it merged (a merged one as it is).
+   * Throws PullRequestNotMergeableError when the backend will not merge it now. With
+   * `onlyWhenReady` no merge is attempted while the backend says it would refuse (checks or
+   * reviews outstanding), so a poller spends no write on it.
+   */
+  mergePullRequest(number: number, options?: { onlyWhenReady?: boolean }): Promise<PullRequest>;
   /** Commits on the base branch that touched `pathPrefix`, newest first. */
   history(input: { pathPrefix: string; limit: number; cursor?: string }): Promise<HistoryPage>;
 }
@@ -90,6 +95,30 @@ export class RepositoryRejectedError extends Error {
     super(detail, options);
     this.name = 'RepositoryRejectedError';
   }
+}
+
+/**
+ * The backend will not merge the pull request now. `waiting`: retrying later can help
+ * (mergeability still being computed, required checks or reviews pending, the head moved
+ * under the merge). `conflict`: it conflicts with the base branch, and only a person
+ * (a rebase, a fix on the branch) can make it mergeable.
+ */
+export class PullRequestNotMergeableError extends Error {
+  readonly number: number;
+  readonly reason: 'waiting' | 'conflict';
+  constructor(number: number, reason: 'waiting' | 'conflict', detail: string, options: { cause?: unknown } = {}) {
+    super(`pull request #${number} ${reason === 'conflict' ? 'conflicts with the base branch' : 'is not mergeable yet'}: ${detail}`, options);
+    this.name = 'PullRequestNotMergeableError';
+    this.number = number;
+    this.reason = reason;
+  }
+}
+
+/** How an attempt to merge ended, for metrics and for what the service records. */
+export type MergeAttemptOutcome = 'merged' | 'waiting' | 'conflict' | 'error';
+
+export function mergeFailureOutcome(error: unknown): Exclude<MergeAttemptOutcome, 'merged'> {
+  return error instanceof PullRequestNotMergeableError ? error.reason : 'error';
 }
 
 /** Parses trailers from the last paragraph of a commit message (`Key: value` lines). */

@@ -6,6 +6,7 @@ import { publishChanges } from '../gitops/change-publisher.ts';
 import type { TemplateCatalog } from '../gitops/render/template-catalog.ts';
 import { RepositoryRejectedError, type GitopsRepository } from '../gitops/repository.ts';
 import type { BackgroundTask } from './background-task.ts';
+import type { Metrics } from '../metrics.ts';
 
 export interface ChangeWorkerOptions {
   sequelize: Sequelize;
@@ -21,6 +22,7 @@ export interface ChangeWorkerOptions {
   /** After this many attempts a transient error becomes terminal. */
   maxAttempts: number;
   workerId?: string;
+  metrics?: Pick<Metrics, 'autoMergeAttempts'>;
 }
 
 /** 1 s, 2 s, 4 s, ... capped at 5 min, with ±20 % jitter so retries of many workers spread out. */
@@ -54,6 +56,7 @@ export function createChangeWorker(options: ChangeWorkerOptions): BackgroundTask
     try {
       const result = await publishChanges(options.repository, options.catalog, batch);
       await recordPublished(options.sequelize, batch, result);
+      if (result.autoMerge) options.metrics?.autoMergeAttempts.inc({ outcome: result.autoMerge });
       log.info(
         { batchId: batch.batchId, changes: result.published.length, rejected: result.rejected.length, commit: result.commitSha, pullRequest: result.pullRequest?.url, ms: Date.now() - started },
         'change batch published',

@@ -1,9 +1,11 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
 import type { Logger } from '../logger.ts';
-import type { GitopsRepository, PullRequest } from '../gitops/repository.ts';
+import { mergeFailureOutcome, type GitopsRepository, type MergeAttemptOutcome, type PullRequest } from '../gitops/repository.ts';
 import { applyApplicationObservation } from '../domain/application-sync.ts';
 import { applyInstanceEvent } from '../domain/instance-events.ts';
-import { findChangesOfPullRequest, recordChangeClosed, recordChangeMerged, type ChangeOutcome } from '../domain/change-outcomes.ts';
+import { findChangesOfPullRequest, recordAutoMergeWaiting, recordChangeClosed, recordChangeMerged, type ChangeOutcome } from '../domain/change-outcomes.ts';
+import { autoMergeError } from '../gitops/change-publisher.ts';
+import type { Metrics } from '../metrics.ts';
 import { observationFromApplication, type ApplicationLister } from './argocd-applications.ts';
 import type { BackgroundTask } from './background-task.ts';
 import { runAsLeader } from './leader-lock.ts';
@@ -14,30 +16,36 @@ export const RECONCILE_LOCK_KEY = 0x6370_7263; // "cprc"
 
 export interface ReconcileDeps {
   sequelize: Sequelize;
-  repository: Pick<GitopsRepository, 'getPullRequest' | 'isAncestor'>;
+  repository: Pick<GitopsRepository, 'getPullRequest' | 'mergePullRequest' | 'isAncestor'>;
   /** Undefined without a kubeconfig or in-cluster config: Applications are not polled. */
   applications: ApplicationLister | undefined;
   logger: Logger;
+  metrics?: Pick<Metrics, 'autoMergeAttempts'>;
 }
 
 export interface PullRequestReconcileResult {
   checked: number;
   changes: ChangeOutcome[];
+  /** Auto-merge pull requests this pass tried to merge, by number, and how that ended. */
+  autoMerges: { pullRequest: number; outcome: MergeAttemptOutcome }[];
 }
 
 /**
  * The fallback for lost GitHub webhooks: asks the repository about every open change's pull
- * request and records merges and closes the webhook would have. A backend error on one PR is
- * logged and retried next round (it is usually a 5xx or a rate limit), never fatal.
+ * request and records merges and closes the webhook would have. An open pull request of
+ * auto-merge changes is merged here when its first merge (right after it was opened) did not
+ * go through: each pass tries again until it merges, recording why it did not on the changes
+ * (last_error); a conflict stays open for a person. A backend error on one PR is logged and
+ * retried next round (it is usually a 5xx or a rate limit), never fatal.
  */
 export async function reconcilePullRequests(deps: ReconcileDeps, limit = 200): Promise<PullRequestReconcileResult> {
-  const open = await deps.sequelize.query<{ pull_request_number: number; branch: string | null }>(
-    `SELECT DISTINCT pull_request_number, branch FROM change_requests
-      WHERE status = 'open' AND pull_request_number IS NOT NULL ORDER BY pull_request_number LIMIT $limit`,
+  const open = await deps.sequelize.query<{ pull_request_number: number; branch: string | null; auto_merge: boolean }>(
+    `SELECT pull_request_number, min(branch) AS branch, bool_or(merge_policy = 'auto-merge') AS auto_merge FROM change_requests
+      WHERE status = 'open' AND pull_request_number IS NOT NULL GROUP BY pull_request_number ORDER BY pull_request_number LIMIT $limit`,
     { type: QueryTypes.SELECT, bind: { limit } },
   );
-  const result: PullRequestReconcileResult = { checked: 0, changes: [] };
-  for (const { pull_request_number: number, branch } of open) {
+  const result: PullRequestReconcileResult = { checked: 0, changes: [], autoMerges: [] };
+  for (const { pull_request_number: number, branch, auto_merge: autoMerge } of open) {
     let pr: PullRequest | undefined;
     try {
       pr = await deps.repository.getPullRequest(number);
@@ -46,20 +54,49 @@ export async function reconcilePullRequests(deps: ReconcileDeps, limit = 200): P
       continue;
     }
     result.checked += 1;
+    if (pr?.state === 'open' && autoMerge) {
+      const attempt = await attemptAutoMerge(deps, number, branch ?? pr.branch);
+      result.autoMerges.push({ pullRequest: number, outcome: attempt.outcome });
+      if (!attempt.pullRequest) continue;
+      pr = attempt.pullRequest;
+    }
     if (!pr || pr.state === 'open') continue;
-    const merged = pr.state === 'merged' && pr.mergeCommitSha ? pr.mergeCommitSha : undefined;
-    const outcomes = await deps.sequelize.transaction(async (tx) => {
-      const cause = { cause: `reconciler.pull_request.${pr.state}`, actor: 'control-plane', detail: { pullRequest: number, url: pr.url } };
-      const out: ChangeOutcome[] = [];
-      for (const change of await findChangesOfPullRequest(deps.sequelize, tx, { number, branch: branch ?? pr.branch })) {
-        if (change.status !== 'open') continue;
-        out.push(merged ? await recordChangeMerged(deps.sequelize, tx, change, { mergeCommitSha: merged, authoritative: true }, cause) : await recordChangeClosed(deps.sequelize, tx, change, cause));
-      }
-      return out;
-    });
-    result.changes.push(...outcomes);
+    result.changes.push(...(await recordPullRequestFate(deps, pr, branch, `reconciler.pull_request.${pr.state}`)));
   }
   return result;
+}
+
+/** Merges an open auto-merge pull request; when it does not merge, records why on its open changes. */
+async function attemptAutoMerge(deps: ReconcileDeps, number: number, branch: string): Promise<{ outcome: MergeAttemptOutcome; pullRequest?: PullRequest }> {
+  try {
+    const merged = await deps.repository.mergePullRequest(number, { onlyWhenReady: true });
+    deps.metrics?.autoMergeAttempts.inc({ outcome: 'merged' });
+    return { outcome: 'merged', pullRequest: merged };
+  } catch (error) {
+    const outcome = mergeFailureOutcome(error);
+    deps.metrics?.autoMergeAttempts.inc({ outcome });
+    const reason = autoMergeError(error);
+    const changed = await deps.sequelize.transaction(async (tx) => {
+      const changes = (await findChangesOfPullRequest(deps.sequelize, tx, { number, branch })).filter((c) => c.status === 'open');
+      return recordAutoMergeWaiting(deps.sequelize, tx, changes, reason);
+    });
+    // Logged when the reason changes, not on every pass of a pull request that waits for days.
+    if (changed > 0) deps.logger[outcome === 'waiting' ? 'info' : 'warn']({ err: error, pullRequest: number, outcome }, 'auto-merge did not merge the pull request; retrying next round');
+    return { outcome };
+  }
+}
+
+async function recordPullRequestFate(deps: ReconcileDeps, pr: PullRequest, branch: string | null, cause: string): Promise<ChangeOutcome[]> {
+  const merged = pr.state === 'merged' && pr.mergeCommitSha ? pr.mergeCommitSha : undefined;
+  return deps.sequelize.transaction(async (tx) => {
+    const by = { cause, actor: 'control-plane', detail: { pullRequest: pr.number, url: pr.url } };
+    const out: ChangeOutcome[] = [];
+    for (const change of await findChangesOfPullRequest(deps.sequelize, tx, { number: pr.number, branch: branch ?? pr.branch })) {
+      if (change.status !== 'open') continue;
+      out.push(merged ? await recordChangeMerged(deps.sequelize, tx, change, { mergeCommitSha: merged, authoritative: true }, by) : await recordChangeClosed(deps.sequelize, tx, change, by));
+    }
+    return out;
+  });
 }
 
 export interface ApplicationReconcileResult {

@@ -85,6 +85,8 @@ interface Pull {
   state: 'open' | 'closed';
   mergedAt: string | null;
   mergeCommitSha: string | null;
+  /** Reads of this pull that still answer mergeable null, as GitHub does while it computes. */
+  pendingPolls: number;
 }
 
 export interface RecordedCall {
@@ -105,6 +107,11 @@ export interface GithubDouble {
   commit(sha: string): Commit | undefined;
   /** Answers the next `times` calls of `method route` with `status` (a GitHub error body). */
   failNext(method: string, route: string, status: number, times?: number): void;
+  /**
+   * Pull requests opened from now on answer `mergeable: null, mergeable_state: "unknown"` to
+   * their first `polls` reads (GET of the pull), and pulls.merge refuses them with 405 until then.
+   */
+  mergeableAfterPolls(polls: number): void;
   resetCalls(): void;
   close(): Promise<void>;
 }
@@ -123,6 +130,7 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
   const violations: string[] = [];
   const failures: { method: string; route: string; status: number; times: number }[] = [];
   let order = 0;
+  let pendingPollsOfNewPulls = 0;
 
   const putTree = (tree: Tree) => {
     const sha = hash([...tree].sort());
@@ -152,7 +160,30 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
   refs.set('heads/main', putCommit(putTree(new Map(Object.entries(options.initialFiles ?? { 'README.md': '# gsv-gitops\n' }))), [], 'Initialize'));
 
   const resolve = (ref: string) => refs.get(ref) ?? (commits.has(ref) ? ref : undefined);
+  /** The tree of merging the pull's head into its base, or undefined when they conflict. */
+  const mergeTree = (pull: Pull): Tree | undefined => {
+    const base = refs.get(`heads/${pull.base}`)!;
+    const head = refs.get(`heads/${pull.head}`)!;
+    // Three-way merge of flat trees: take the head's side of every path the head changed.
+    const headAncestors = ancestors(head);
+    const mergeBase = [...ancestors(base)].filter((c) => headAncestors.has(c)).sort((x, y) => commits.get(y)!.order - commits.get(x)!.order)[0]!;
+    const [b, h, m] = [treeOf(base), treeOf(head), treeOf(mergeBase)];
+    const merged = new Map(b);
+    for (const key of new Set([...h.keys(), ...m.keys()])) {
+      if (h.get(key) === m.get(key)) continue;
+      if (b.get(key) !== m.get(key) && b.get(key) !== h.get(key)) return undefined;
+      if (h.has(key)) merged.set(key, h.get(key)!);
+      else merged.delete(key);
+    }
+    return merged;
+  };
+  const mergeability = (pull: Pull) => {
+    if (pull.state !== 'open') return { mergeable: null, mergeable_state: 'unknown' };
+    if (pull.pendingPolls > 0) return { mergeable: null, mergeable_state: 'unknown' };
+    return mergeTree(pull) ? { mergeable: true, mergeable_state: 'clean' } : { mergeable: false, mergeable_state: 'dirty' };
+  };
   const pullJson = (pull: Pull) => ({
+    ...mergeability(pull),
     number: pull.number,
     html_url: `https://github.com/${owner}/${repo}/pull/${pull.number}`,
     state: pull.state,
@@ -258,7 +289,7 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
       const head = String(body.head);
       if (!refs.has(`heads/${head}`)) return error(422, 'Validation Failed', [{ message: `No commits between ${String(body.base)} and ${head}` }]);
       if (pulls.some((p) => p.head === head && p.state === 'open')) return error(422, 'Validation Failed', [{ message: `A pull request already exists for ${owner}:${head}.` }]);
-      const pull: Pull = { number: pulls.length + 1, head, base: String(body.base), title: String(body.title), body: String(body.body ?? ''), state: 'open', mergedAt: null, mergeCommitSha: null };
+      const pull: Pull = { number: pulls.length + 1, head, base: String(body.base), title: String(body.title), body: String(body.body ?? ''), state: 'open', mergedAt: null, mergeCommitSha: null, pendingPolls: pendingPollsOfNewPulls };
       pulls.push(pull);
       return { status: 201, body: pullJson(pull) };
     },
@@ -269,25 +300,21 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
     },
     'GET /repos/{owner}/{repo}/pulls/{pull_number}': ([, , number]) => {
       const pull = pulls[Number(number) - 1];
-      return pull ? { status: 200, body: pullJson(pull) } : error(404, 'Not Found');
+      if (!pull) return error(404, 'Not Found');
+      const body = pullJson(pull);
+      pull.pendingPolls = Math.max(0, pull.pendingPolls - 1);
+      return { status: 200, body };
     },
-    'PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge': ([, , number]) => {
+    'PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge': ([, , number], __, body) => {
       const pull = pulls[Number(number) - 1];
       if (!pull) return error(404, 'Not Found');
       if (pull.mergedAt) return error(405, 'Pull Request is not mergeable');
+      if (pull.pendingPolls > 0) return error(405, 'Pull Request is not mergeable');
       const base = refs.get(`heads/${pull.base}`)!;
       const head = refs.get(`heads/${pull.head}`)!;
-      // Three-way merge of flat trees: take the head's side of every path the head changed.
-      const headAncestors = ancestors(head);
-      const mergeBase = [...ancestors(base)].filter((c) => headAncestors.has(c)).sort((x, y) => commits.get(y)!.order - commits.get(x)!.order)[0]!;
-      const [b, h, m] = [treeOf(base), treeOf(head), treeOf(mergeBase)];
-      const merged = new Map(b);
-      for (const key of new Set([...h.keys(), ...m.keys()])) {
-        if (h.get(key) === m.get(key)) continue;
-        if (b.get(key) !== m.get(key) && b.get(key) !== h.get(key)) return error(405, 'Pull Request is not mergeable');
-        if (h.has(key)) merged.set(key, h.get(key)!);
-        else merged.delete(key);
-      }
+      if (body.sha !== undefined && body.sha !== head) return error(409, 'Head branch was modified. Review and try the merge again.');
+      const merged = mergeTree(pull);
+      if (!merged) return error(405, 'Pull Request is not mergeable');
       const sha = putCommit(putTree(merged), [base, head], `Merge pull request #${pull.number} from ${owner}/${pull.head}`);
       refs.set(`heads/${pull.base}`, sha);
       pull.state = 'closed';
@@ -375,6 +402,7 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
     files: (ref) => new Map(treeOf(resolve(ref) ?? refs.get(`heads/${ref}`)!)),
     commit: (sha) => commits.get(sha),
     failNext: (method, route, status, times = 1) => failures.push({ method, route, status, times }),
+    mergeableAfterPolls: (polls) => (pendingPollsOfNewPulls = polls),
     resetCalls: () => calls.splice(0),
     close: listening.close,
   };

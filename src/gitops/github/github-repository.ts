@@ -2,6 +2,7 @@ import { App, Octokit } from 'octokit';
 import {
   BranchMovedError,
   parseTrailers,
+  PullRequestNotMergeableError,
   RepositoryRejectedError,
   type FileChange,
   type GitopsRepository,
@@ -53,6 +54,9 @@ export interface GithubRepositoryOptions {
   repo: string;
   baseBranch: string;
 }
+
+/** mergeable_state values for which pulls.merge refuses: reviews or checks outstanding, branch out of date, draft. */
+const NOT_READY_STATES = new Set(['blocked', 'behind', 'draft', 'unknown']);
 
 interface HttpError {
   status: number;
@@ -245,13 +249,36 @@ export class GithubRepository implements GitopsRepository {
     }
   }
 
-  async mergePullRequest(number: number): Promise<PullRequest> {
+  /**
+   * pulls.get first: `mergeable` is null while GitHub computes it, false with mergeable_state
+   * `dirty` on a conflict; `blocked` (required reviews or checks), `behind` and `draft` are
+   * refused by pulls.merge too. A conflict is never sent to pulls.merge; with onlyWhenReady
+   * nothing that GitHub would refuse is. pulls.merge answers 405 when it will not merge (yet)
+   * and 409 when the head moved past the sha we read: both are worth another try later.
+   */
+  async mergePullRequest(number: number, options: { onlyWhenReady?: boolean } = {}): Promise<PullRequest> {
+    let pr;
     try {
-      const { data: pr } = await this.#octokit.rest.pulls.get({ owner: this.owner, repo: this.repo, pull_number: number });
-      if (pr.merged_at) return this.toPullRequest(pr);
+      ({ data: pr } = await this.#octokit.rest.pulls.get({ owner: this.owner, repo: this.repo, pull_number: number }));
+    } catch (error) {
+      throw this.classify(error);
+    }
+    if (pr.merged_at) return this.toPullRequest(pr);
+    if (pr.state !== 'open') throw new RepositoryRejectedError(`pull request #${number} of ${this.owner}/${this.repo} is closed`);
+    if (pr.mergeable === false && pr.mergeable_state === 'dirty') {
+      throw new PullRequestNotMergeableError(number, 'conflict', `GitHub reports merge conflicts of ${pr.head.ref} with ${this.baseBranch} (mergeable_state dirty)`);
+    }
+    if (options.onlyWhenReady && (pr.mergeable !== true || NOT_READY_STATES.has(pr.mergeable_state))) {
+      throw new PullRequestNotMergeableError(number, 'waiting', `GitHub reports mergeable ${String(pr.mergeable)}, mergeable_state ${pr.mergeable_state}`);
+    }
+    try {
       const { data } = await this.#octokit.rest.pulls.merge({ owner: this.owner, repo: this.repo, pull_number: number, merge_method: 'merge', sha: pr.head.sha });
       return { ...this.toPullRequest(pr), state: 'merged', mergeCommitSha: data.sha };
     } catch (error) {
+      const http = httpError(error);
+      if (http?.status === 405 || http?.status === 409) {
+        throw new PullRequestNotMergeableError(number, 'waiting', `GitHub answered ${http.status} (${http.response?.data?.message ?? http.message}; mergeable_state ${pr.mergeable_state})`, { cause: error });
+      }
       throw this.classify(error);
     }
   }

@@ -7,6 +7,7 @@ import type { LocalPullRequests } from './local-pull-requests.ts';
 import {
   BranchMovedError,
   parseTrailers,
+  PullRequestNotMergeableError,
   RepositoryRejectedError,
   type FileChange,
   type GitopsRepository,
@@ -220,7 +221,7 @@ export class LocalRepository implements GitopsRepository {
         if (earlier) return earlier;
         const tree = await this.git(['merge-tree', '--write-tree', base, head]).catch((error: unknown) => {
           if (error instanceof GitCommandError && error.exitCode === 1) {
-            throw new RepositoryRejectedError(`pull request #${number} conflicts with ${this.baseBranch}: ${error.stderr || 'conflicting paths'}`);
+            throw new PullRequestNotMergeableError(number, 'conflict', `${row.branch} conflicts with ${this.baseBranch}${error.stderr.trim() ? `: ${error.stderr.trim()}` : ''}`);
           }
           throw error;
         });
