@@ -33,6 +33,7 @@ export const CONFIG_VARIABLES = [
   { name: 'SHUTDOWN_TIMEOUT_MS', description: 'How long SIGTERM waits for in-flight requests and jobs before exiting.', default: '25000', schema: positiveInt },
   { name: 'GITOPS_DRIVER', description: 'Repository backend: `local` (bare repository on disk) or `github`.', default: 'local', schema: Type.Union([Type.Literal('local'), Type.Literal('github')]) },
   { name: 'GITOPS_LOCAL_PATH', description: 'Bare repository of the local driver. Default: DATA_DIR/gsv-gitops.git, created with the initial layout.', schema: Type.String({ minLength: 1 }) },
+  { name: 'GITOPS_LOCAL_PUSH_URL', description: 'Remote the local driver pushes to (`git push`, e.g. a self-hosted Git server) after every ref it moves: the base branch fast-forward only, its own `control-plane/*` branches forced. A failed push never blocks a commit; it is retried with backoff. Credentials in the URL are never logged.', schema: Type.String({ minLength: 1 }) },
   { name: 'GITOPS_BASE_BRANCH', description: 'Branch that Argo CD watches.', default: 'main', schema: Type.String({ pattern: '^[A-Za-z0-9._/-]{1,200}$' }) },
   { name: 'GITOPS_MERGE_POLICY', description: 'How changes reach the base branch: `pull-request` (a PR a person merges), `auto-merge` (a PR merged by the service) or `direct` (a commit on the base branch).', default: 'pull-request', schema: Type.Union([Type.Literal('pull-request'), Type.Literal('auto-merge'), Type.Literal('direct')]) },
   { name: 'GITOPS_MERGE_POLICY_BY_KIND', description: 'Exceptions to GITOPS_MERGE_POLICY per change kind, e.g. `instance.update=auto-merge,instance.delete=pull-request` (kinds: workspace.create, instance.create, instance.update, instance.delete, platform.bootstrap).', default: '', schema: Type.String({ pattern: `^(${MERGE_POLICY_ENTRY}(,${MERGE_POLICY_ENTRY})*)?$` }) },
@@ -78,6 +79,8 @@ export interface Config {
   gitops: {
     driver: 'local' | 'github';
     localPath: string;
+    /** GITOPS_LOCAL_PUSH_URL: where the local driver pushes its refs; undefined: no push. */
+    localPushUrl: string | undefined;
     baseBranch: string;
     mergePolicy: 'pull-request' | 'auto-merge' | 'direct';
     /** Exceptions to mergePolicy, per change kind. */
@@ -130,6 +133,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
       if (!values.has(name)) problems.push(`${name} is required when OIDC_ISSUER is set`);
     }
   }
+  if (values.has('GITOPS_LOCAL_PUSH_URL') && values.get('GITOPS_DRIVER') !== 'local') {
+    problems.push('GITOPS_LOCAL_PUSH_URL applies to GITOPS_DRIVER=local only (the github driver writes to GitHub itself)');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const get = <T>(name: VariableName): T => values.get(name) as T;
@@ -151,6 +157,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
     gitops: {
       driver: get('GITOPS_DRIVER'),
       localPath,
+      localPushUrl: get('GITOPS_LOCAL_PUSH_URL'),
       baseBranch: get('GITOPS_BASE_BRANCH'),
       mergePolicy: get('GITOPS_MERGE_POLICY'),
       mergePolicyByKind: parseMergePolicyByKind(get<string>('GITOPS_MERGE_POLICY_BY_KIND')),

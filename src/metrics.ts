@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * The service's Prometheus metrics, one registry per process built by the composition root
@@ -14,6 +14,11 @@ export interface Metrics {
   meteringInstancesSuspended: Counter;
   /** Merges tried for auto-merge pull requests (when published, then by the PR reconciler), by outcome. */
   autoMergeAttempts: Counter<'outcome'>;
+  /** Pushes of the local repository to GITOPS_LOCAL_PUSH_URL, by outcome. */
+  gitopsPushes: Counter<'outcome'>;
+  /** 1 while ref moves wait to be pushed (a push is due or failing), 0 when the remote has everything. */
+  gitopsPushPending: Gauge;
+  gitopsPushLastSuccess: Gauge;
 }
 
 export function createMetrics(options: { collectDefaults?: boolean } = {}): Metrics {
@@ -54,6 +59,22 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}): Metr
       name: 'gitops_auto_merge_attempts_total',
       help: 'Merge attempts of auto-merge pull requests, by outcome: merged, waiting (not mergeable yet), conflict (needs a person), error.',
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    gitopsPushes: new Counter({
+      name: 'gitops_pushes_total',
+      help: 'Pushes of the local GitOps repository to GITOPS_LOCAL_PUSH_URL, by outcome: pushed or failed (retried with backoff).',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    gitopsPushPending: new Gauge({
+      name: 'gitops_push_pending',
+      help: '1 while ref moves of the local GitOps repository are not yet on the push remote (due or failing), else 0.',
+      registers: [registry],
+    }),
+    gitopsPushLastSuccess: new Gauge({
+      name: 'gitops_push_last_success_timestamp_seconds',
+      help: 'Unix time of the last successful push to GITOPS_LOCAL_PUSH_URL.',
       registers: [registry],
     }),
   };

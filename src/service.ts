@@ -6,7 +6,9 @@ import path from 'node:path';
 import type { Sequelize } from 'sequelize';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { redactUrl, RemotePusher } from './jobs/remote-pusher.ts';
+import { BATCH_BRANCH_PREFIX } from './domain/change-queue.ts';
 import { createSequelize, pingDatabase } from './db/database.ts';
 import { migrate } from './db/migrator.ts';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.ts';
@@ -69,15 +71,15 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const applied = await migrate(databaseUrl, sequelize, logger);
   logger.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
 
-  const repository = await createRepository(config, logger, sequelize);
+  const metrics = createMetrics();
+  const tasks: BackgroundTask[] = [];
+  const repository = await createRepository(config, logger, sequelize, { metrics, tasks });
 
   let developmentToken: string | undefined;
   if (embedded) developmentToken = await ensureDevelopmentToken(config.dataDir, sequelize);
   const seeded = await seedCatalog(sequelize);
   logger.info(seeded, 'offering catalog seeded');
 
-  const metrics = createMetrics();
-  const tasks: BackgroundTask[] = [];
   tasks.push(createIdempotencyKeyExpiryTask({ sequelize, logger: logger.child({ task: 'idempotency-key-expiry' }), retentionHours: config.idempotencyKeyRetentionHours }));
   tasks.push(createMeteringTask({ sequelize, now: () => new Date(), logger: logger.child({ task: 'metering' }), metrics, intervalMs: config.billing.meteringIntervalMs }));
   let draining = false;
@@ -197,20 +199,26 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   return { url, developmentToken, sequelize, stop };
 }
 
-async function createRepository(config: Config, logger: Logger, sequelize: Sequelize): Promise<GitopsRepository> {
+async function createRepository(config: Config, logger: Logger, sequelize: Sequelize, wiring: { metrics: Metrics; tasks: BackgroundTask[] }): Promise<GitopsRepository> {
   if (config.gitops.github) {
     const { owner, repo, apiUrl, auth } = config.gitops.github;
     const repository = new GithubRepository({ octokit: await createGithubClient({ auth, baseUrl: apiUrl }), owner, repo, baseBranch: config.gitops.baseBranch });
     logger.info({ repository: `${owner}/${repo}`, branch: repository.baseBranch }, 'GitHub GitOps repository configured');
     return repository;
   }
+  const { localPath, localPushUrl, baseBranch } = config.gitops;
+  const pusher = localPushUrl
+    ? new RemotePusher({ gitDir: localPath, url: localPushUrl, baseBranch, ownedPrefix: BATCH_BRANCH_PREFIX, logger, metrics: wiring.metrics })
+    : undefined;
+  if (pusher) wiring.tasks.push(pusher);
   const repository = new LocalRepository({
-    gitDir: config.gitops.localPath,
-    baseBranch: config.gitops.baseBranch,
-    pullRequests: new LocalPullRequests({ sequelize, repository: config.gitops.localPath }),
+    gitDir: localPath,
+    baseBranch,
+    pullRequests: new LocalPullRequests({ sequelize, repository: localPath }),
+    ...(pusher ? { onRefMoved: () => pusher.notify() } : {}),
   });
   await repository.ensureInitialized(await readInitialLayout());
-  logger.info({ gitDir: repository.gitDir, branch: repository.baseBranch }, 'local GitOps repository ready');
+  logger.info({ gitDir: repository.gitDir, branch: repository.baseBranch, pushTo: localPushUrl ? redactUrl(localPushUrl) : undefined }, 'local GitOps repository ready');
   return repository;
 }
 

@@ -39,8 +39,11 @@ interface Row {
 const CLAIMABLE = `status = 'pending' AND next_attempt_at <= now()
   AND (lease_expires_at IS NULL OR lease_expires_at < now())`;
 
+/** Every branch the service writes starts with this (the remote pusher may force-move them). */
+export const BATCH_BRANCH_PREFIX = 'control-plane/';
+
 export function batchBranch(batchId: string): string {
-  return `control-plane/batch-${batchId}`;
+  return `${BATCH_BRANCH_PREFIX}batch-${batchId}`;
 }
 
 export async function claimBatch(sequelize: Sequelize, options: ClaimOptions): Promise<ClaimedBatch | undefined> {

@@ -23,6 +23,8 @@ export interface LocalRepositoryOptions {
   baseBranch: string;
   /** Where pull requests are recorded; required for openPullRequest/mergePullRequest. */
   pullRequests?: LocalPullRequests;
+  /** Called after this repository moved a ref (a push to a remote follows; see RemotePusher). */
+  onRefMoved?: () => void;
 }
 
 const SERVICE_IDENTITY = {
@@ -51,12 +53,14 @@ export class LocalRepository implements GitopsRepository {
   readonly gitDir: string;
   readonly baseBranch: string;
   readonly pullRequests: LocalPullRequests | undefined;
+  readonly #onRefMoved: () => void;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: LocalRepositoryOptions) {
     this.gitDir = options.gitDir;
     this.baseBranch = options.baseBranch;
     this.pullRequests = options.pullRequests;
+    this.#onRefMoved = options.onRefMoved ?? (() => undefined);
   }
 
   async ping(): Promise<void> {
@@ -146,6 +150,7 @@ export class LocalRepository implements GitopsRepository {
     return this.serialized(async () => {
       try {
         await this.git(['update-ref', `refs/heads/${branch}`, sha, ZERO]);
+        this.#onRefMoved();
         return sha;
       } catch (error) {
         const existing = await this.getBranch(branch);
@@ -162,6 +167,7 @@ export class LocalRepository implements GitopsRepository {
       }
       try {
         await this.git(['update-ref', `refs/heads/${branch}`, sha, options.expected]);
+        this.#onRefMoved();
       } catch {
         const now = await this.getBranch(branch);
         if (now === sha) return;
@@ -231,6 +237,7 @@ export class LocalRepository implements GitopsRepository {
         ).trim();
         try {
           await this.git(['update-ref', `refs/heads/${this.baseBranch}`, commit, base]);
+          this.#onRefMoved();
           return commit;
         } catch {
           // Another writer moved the base branch between our read and our update: merge again.
