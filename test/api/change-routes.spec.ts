@@ -132,6 +132,8 @@ describe('change and audit routes', () => {
     await gitops.worker().runOnce();
     const change = await call('GET', `/changes/${changeId}`, admin);
     assert.equal(change.body.status, 'open');
+    const again = await post(admin, body);
+    assert.deepEqual(await again.json(), { changeId }, 'the same payload while its change is open answers that change');
     const files = (await gitops.git('ls-tree', '-r', '--name-only', String(change.body.branch), 'platform/base')).split('\n');
     for (const file of ['platform/base/cmp-control-plane/deployment.yaml', 'platform/base/cmp-control-plane/kustomization.yaml', 'platform/base/argocd-tenants/applicationset-tenant-apps.yaml']) {
       assert.ok(files.includes(file), file);

@@ -127,14 +127,15 @@ export function changeRoutes(deps: ChangeRouteDeps): RouteSpec[] {
       path: '/platform/bootstrap',
       operationId: 'proposePlatformBootstrap',
       summary: "Propose the control plane's own deployment and the tenant pickup as a change",
-      description: 'Renders templates/platform/ into platform/base/ (cmp-control-plane, argocd-tenants) through the change worker, like any other change.',
+      description: 'Renders templates/platform/ into platform/base/ (cmp-control-plane, argocd-tenants) through the change worker, like any other change. While the same payload is already proposed and not yet merged, closed or failed, that change is answered. `npm run bootstrap` does the same from a shell.',
       tags: ['changes'],
       access: 'platform-admin',
       body: PlatformBootstrapPayload,
       responses: { 202: { description: 'Accepted: the change is queued.', schema: Type.Object({ changeId: Uuid }, { additionalProperties: false }) }, 400: problem, 401: problem, 403: problem },
       handler: async ({ ctx, body }) => {
         ctx.status = 202;
-        ctx.body = { changeId: await proposePlatformBootstrap(deps.sequelize, body, principalOfRequest(ctx).subject, deps.mergePolicy) };
+        const { changeId } = await proposePlatformBootstrap(deps.sequelize, body, principalOfRequest(ctx).subject, deps.mergePolicy);
+        ctx.body = { changeId };
       },
     }),
     defineRoute({

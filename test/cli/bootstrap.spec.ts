@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { QueryTypes } from 'sequelize';
+import { createLogger } from '../../src/logger.ts';
+import { createSequelize } from '../../src/db/database.ts';
+import { createScratchDatabase } from '../support/database.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const ARGS = ['--image', 'ghcr.io/gsv/control-plane:0.1.0', '--host', 'cmp.example.org', '--notifications-url', 'http://cmp-control-plane.cmp.svc', '--secret-store', 'vault'];
+
+/** `npm run bootstrap -- …` as an operator runs it: its own process, the service's environment. */
+function bootstrap(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['src/cli/bootstrap.ts', ...args],
+      { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe('npm run bootstrap', () => {
+  let database: { url: string; drop(): Promise<void> };
+  before(async () => (database = await createScratchDatabase('bootstrap')));
+  after(() => database.drop());
+
+  it('migrates an empty database, proposes the platform change once, and prints where to follow it', async () => {
+    const env = { DATABASE_URL: database.url, GITOPS_MERGE_POLICY_BY_KIND: 'platform.bootstrap=pull-request', GITOPS_BASE_BRANCH: 'release' };
+    const first = await bootstrap([...ARGS, '--gitops-repo-url', 'https://git.example.org/gsv/gsv-gitops.git', '--requested-by', 'ops@example.org'], env);
+    assert.equal(first.code, 0, first.stderr);
+    const [, changeId] = /^Proposed: platform\.bootstrap change ([0-9a-f-]{36})$/m.exec(first.stdout) ?? [];
+    assert.ok(changeId, first.stdout);
+    assert.match(first.stdout, new RegExp(`GET /changes/${changeId}`));
+    assert.match(first.stderr, /applied migrations: /, 'the empty database was migrated');
+
+    const again = await bootstrap([...ARGS, '--gitops-repo-url', 'https://git.example.org/gsv/gsv-gitops.git'], env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, new RegExp(`^Already proposed \\(pending or open\\): platform\\.bootstrap change ${changeId}$`, 'm'));
+    assert.doesNotMatch(again.stderr, /applied migrations/);
+
+    const sequelize = createSequelize({ url: database.url, poolMax: 1, logger: createLogger('silent') });
+    try {
+      const rows = await sequelize.query<{ id: string; status: string; merge_policy: string; requested_by: string; payload: Record<string, string> }>(
+        `SELECT id, status, merge_policy, requested_by, payload FROM change_requests WHERE kind = 'platform.bootstrap'`,
+        { type: QueryTypes.SELECT },
+      );
+      assert.equal(rows.length, 1, 'one change, however often it runs');
+      assert.deepEqual(rows[0], {
+        id: changeId,
+        status: 'pending',
+        merge_policy: 'pull-request',
+        requested_by: 'ops@example.org',
+        payload: {
+          image: 'ghcr.io/gsv/control-plane:0.1.0',
+          host: 'cmp.example.org',
+          gitopsRepoURL: 'https://git.example.org/gsv/gsv-gitops.git',
+          baseBranch: 'release',
+          notificationsUrl: 'http://cmp-control-plane.cmp.svc',
+          secretStore: 'vault',
+        },
+      });
+    } finally {
+      await sequelize.close();
+    }
+  });
+
+  it('derives the repository URL from GITHUB_REPOSITORY with the github driver', async () => {
+    const result = await bootstrap(ARGS, { DATABASE_URL: database.url, GITOPS_DRIVER: 'github', GITHUB_REPOSITORY: 'gsv/gsv-gitops', GITHUB_TOKEN: 'not-used' });
+    assert.equal(result.code, 0, result.stderr);
+    const sequelize = createSequelize({ url: database.url, poolMax: 1, logger: createLogger('silent') });
+    try {
+      const [row] = await sequelize.query<{ url: string }>(`SELECT payload->>'gitopsRepoURL' AS url FROM change_requests WHERE id = :id`, {
+        type: QueryTypes.SELECT,
+        replacements: { id: /change ([0-9a-f-]{36})/.exec(result.stdout)![1] },
+      });
+      assert.equal(row!.url, 'https://github.com/gsv/gsv-gitops.git');
+    } finally {
+      await sequelize.close();
+    }
+  });
+
+  it('says what is missing: DATABASE_URL (78), options (64), an invalid value (64), an unreachable database (69, password masked)', async () => {
+    const noDatabase = await bootstrap(ARGS, {});
+    assert.equal(noDatabase.code, 78);
+    assert.match(noDatabase.stderr, /DATABASE_URL is not set: .*POST \/platform\/bootstrap/);
+
+    const noOptions = await bootstrap(['--image', 'ghcr.io/gsv/control-plane:0.1.0'], { DATABASE_URL: database.url });
+    assert.equal(noOptions.code, 64);
+    assert.match(noOptions.stderr, /missing --host, --notifications-url, --secret-store, --gitops-repo-url/);
+    assert.match(noOptions.stderr, /usage: npm run bootstrap/);
+
+    const badHost = await bootstrap([...ARGS.slice(0, 2), '--host', 'Not A Host', ...ARGS.slice(4), '--gitops-repo-url', 'x'], { DATABASE_URL: database.url });
+    assert.equal(badHost.code, 64);
+    assert.match(badHost.stderr, /platform\.bootstrap payload is invalid: \/host/);
+
+    const unknown = await bootstrap(['--colour', 'red'], { DATABASE_URL: database.url });
+    assert.equal(unknown.code, 64);
+
+    const down = await bootstrap([...ARGS, '--gitops-repo-url', 'x'], { DATABASE_URL: 'postgres://cp:hunter2@127.0.0.1:9/cp' });
+    assert.equal(down.code, 69);
+    assert.match(down.stderr, /cannot reach the database at postgres:\/\/cp:\*\*\*@127\.0\.0\.1:9\/cp/);
+    assert.doesNotMatch(down.stderr, /hunter2/);
+
+    const badConfig = await bootstrap(ARGS, { DATABASE_URL: database.url, GITOPS_MERGE_POLICY: 'sometimes' });
+    assert.equal(badConfig.code, 78);
+    assert.match(badConfig.stderr, /GITOPS_MERGE_POLICY="sometimes" is invalid/);
+  });
+});
