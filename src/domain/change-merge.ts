@@ -1,6 +1,6 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import { PullRequestNotMergeableError, type GitopsRepository, type PullRequest } from '../gitops/repository.ts';
+import { PullRequestNotMergeableError, RepositoryRejectedError, type GitopsRepository, type PullRequest } from '../gitops/repository.ts';
 import { applyInstanceEvent } from './instance-events.ts';
 
 export interface MergedChange {
@@ -60,7 +60,12 @@ async function mergeOrExplain(repository: GitopsRepository, number: number): Pro
   try {
     return await repository.mergePullRequest(number);
   } catch (error) {
-    if (!(error instanceof PullRequestNotMergeableError)) throw error;
-    throw new ConflictError('pull-request-not-mergeable', `${error.message}.`, { retryable: error.reason === 'waiting', cause: error });
+    if (error instanceof PullRequestNotMergeableError) {
+      throw new ConflictError('pull-request-not-mergeable', `${error.message}.`, { retryable: error.reason === 'waiting', cause: error });
+    }
+    // Closed on the backend (its webhook not seen yet): nothing to merge; the reconciler will
+    // record the close.
+    if (error instanceof RepositoryRejectedError) throw new ConflictError('pull-request-not-open', `${error.message}.`, { retryable: false, cause: error });
+    throw error;
   }
 }

@@ -120,6 +120,24 @@ describe('change and audit routes', () => {
     assert.equal((await call('GET', '/changes/6f1d7d1c-0000-4000-8000-000000000000', admin)).status, 404);
   });
 
+  it('refuses (409 pull-request-not-open, not 500) to merge a change whose pull request was closed where we did not see it', async () => {
+    const { instanceId, instanceName } = await insertInstance(sequelize, org);
+    const change = await insertChange(sequelize, {
+      kind: 'instance.create',
+      orgId: org.orgId,
+      instanceId,
+      payload: { org: org.orgSlug, project: 'default', instanceName, offering: 'rag', role: 'rag', version: '1.0.0', templatePath: 'templates/offerings/rag/1.0.0', parameters: {} },
+    });
+    await gitops.worker().runOnce();
+    const opened = await call('GET', `/changes/${change}`, admin);
+    assert.equal(opened.body.status, 'open');
+    // Closed on the backend; the change still says open (its close not recorded yet).
+    await sequelize.query("UPDATE local_pull_requests SET state = 'closed' WHERE number = :number", { replacements: { number: opened.body.pullRequestNumber } });
+    const refused = await call('POST', `/changes/${change}/merge`, admin);
+    assert.equal(refused.status, 409);
+    assert.equal(refused.body.code, 'pull-request-not-open');
+  });
+
   it('proposes the platform manifests as a change (admins), rendered under platform/base/', async () => {
     const body = { image: 'ghcr.io/gsv/control-plane:0.1.0', host: 'cmp.example.org', gitopsRepoURL: 'https://github.com/gsv/gsv-gitops.git', baseBranch: 'main', notificationsUrl: 'http://cmp-control-plane.cmp.svc', secretStore: 'vault' };
     const post = (token: string, payload: unknown) =>
