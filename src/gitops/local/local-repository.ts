@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { git, gitBytes, GitCommandError } from './git.ts';
-import { FILE_MODE, mktreeBatchInput, parseCatFileBatch, parseTree, treeObject, TREE_MODE, type TreeEntry, type TreeObject } from './tree-objects.ts';
+import { FILE_MODE, parseCatFileBatch, parseTree, treeObject, TREE_MODE, type TreeEntry, type TreeObject } from './tree-objects.ts';
 import type { LocalPullRequests } from './local-pull-requests.ts';
 import {
   BranchMovedError,
@@ -78,11 +78,11 @@ export class LocalRepository implements GitopsRepository {
   /**
    * A fixed number of git processes whatever the change's size: one writes the blobs, one reads
    * every directory the change touches (`cat-file --batch`), one writes every new tree
-   * (`mktree --batch`), one writes the commit. Only trees on changed paths are read or written.
+   * (`hash-object -t tree`), one writes the commit. Only trees on changed paths are read or written.
    */
   async createCommit(input: { parent: string; changes: FileChange[]; message: string }): Promise<string> {
     const root: TreeEdit = { files: new Map(), dirs: new Map() };
-    const blobs = await this.writeBlobs(input.changes.flatMap((c) => ('delete' in c ? [] : [c.content])));
+    const blobs = await this.writeObjects('blob', input.changes.flatMap((c) => ('delete' in c ? [] : [c.content])));
     let next = 0;
     for (const change of input.changes) {
       const parts = change.path.split('/');
@@ -106,9 +106,9 @@ export class LocalRepository implements GitopsRepository {
     const tree = rewriteTree(root, '', existing, written);
     let treeSha: string;
     if (tree) {
-      const shas = (await this.git(['mktree', '-z', '--batch', '--missing'], { input: mktreeBatchInput(written) })).trim().split('\n');
+      const shas = await this.writeObjects('tree', written.map((t) => t.body));
       if (shas.length !== written.length || shas.some((sha, i) => sha !== written[i]!.sha)) {
-        throw new Error(`git mktree wrote ${shas.join(',')}, expected ${written.map((t) => t.sha).join(',')}`);
+        throw new Error(`git hash-object wrote trees ${shas.join(',')}, expected ${written.map((t) => t.sha).join(',')}`);
       }
       treeSha = tree.sha;
     } else {
@@ -127,10 +127,10 @@ export class LocalRepository implements GitopsRepository {
     return trees;
   }
 
-  /** Writes every blob with one git process (`hash-object --stdin-paths` over temporary files). */
-  private async writeBlobs(contents: string[]): Promise<string[]> {
+  /** Writes objects of one type with one git process (`hash-object --stdin-paths` over temporary files). */
+  private async writeObjects(type: 'blob' | 'tree', contents: (string | Buffer)[]): Promise<string[]> {
     if (contents.length === 0) return [];
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-blobs-'));
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), `cp-${type}s-`));
     try {
       const files = await Promise.all(
         contents.map(async (content, index) => {
@@ -139,7 +139,7 @@ export class LocalRepository implements GitopsRepository {
           return file;
         }),
       );
-      const out = await this.git(['hash-object', '-w', '--no-filters', '--stdin-paths'], { input: `${files.join('\n')}\n` });
+      const out = await this.git(['hash-object', '-w', '-t', type, '--no-filters', '--stdin-paths'], { input: `${files.join('\n')}\n` });
       return out.trim().split('\n');
     } finally {
       await fs.rm(dir, { recursive: true, force: true });

@@ -11,6 +11,8 @@ export interface TreeEntry {
 export interface TreeObject {
   sha: string;
   entries: Map<string, TreeEntry>;
+  /** The object's body, as git stores it (what `git hash-object -t tree` takes). */
+  body: Buffer;
 }
 
 export const TREE_MODE = '40000';
@@ -33,8 +35,10 @@ export function parseTree(body: Buffer): Map<string, TreeEntry> {
 /**
  * The tree object for `entries`, with the id git computes for it: entries in git's order (a
  * directory sorts as if its name ended in `/`), hashed as `tree <size>\0<body>`. Computing the
- * id here lets a whole commit's trees be written by one `git mktree --batch`, parents naming
- * children before git has answered; the ids git prints are checked against these.
+ * id here lets a whole commit's trees be written by one `git hash-object -t tree`, parents
+ * naming children before git has answered; the ids git prints are checked against these.
+ * That check cannot catch a wrong entry order (git takes the body as given), so the order is
+ * tested against `git mktree`, which sorts for itself (test/gitops/tree-objects.spec.ts).
  */
 export function treeObject(entries: Map<string, TreeEntry>): TreeObject {
   const names = [...entries.keys()];
@@ -56,29 +60,13 @@ export function treeObject(entries: Map<string, TreeEntry>): TreeObject {
     at += body.write(entry.sha, at, 'hex');
   }
   const sha = createHash('sha1').update(`tree ${body.length}\0`).update(body).digest('hex');
-  return { sha, entries };
+  return { sha, entries, body };
 }
 
 // eslint-disable-next-line no-control-regex
 const ASCII = /^[\x00-\x7f]*$/;
 function isAscii(text: string): boolean {
   return ASCII.test(text);
-}
-
-/** `git mktree -z --batch` input for `trees`, in order (each tree's subtrees must come before it). */
-export function mktreeBatchInput(trees: TreeObject[]): string {
-  return trees
-    .map((tree) => {
-      const lines = [...tree.entries].map(([name, entry]) => `${entry.mode.padStart(6, '0')} ${typeOfMode(entry.mode)} ${entry.sha}\t${name}\0`);
-      return `${lines.join('')}\0`;
-    })
-    .join('');
-}
-
-function typeOfMode(mode: string): 'blob' | 'tree' | 'commit' {
-  if (mode === TREE_MODE) return 'tree';
-  if (mode === '160000') return 'commit';
-  return 'blob';
 }
 
 /**
