@@ -85,7 +85,28 @@ export async function recordChangeClosed(sequelize: Sequelize, tx: Transaction, 
     bind: { id: change.id },
     transaction: tx,
   });
-  return { changeId: change.id, from: change.status, to: 'closed', instance: await moveInstance(sequelize, tx, change, 'change.closed', cause) };
+  const instance = await moveInstance(sequelize, tx, change, 'change.closed', cause);
+  // An update or delete closed unmerged: the instance runs what Git holds, so its row says so
+  // again (version, parameters, desired state present), not what the closed change asked for.
+  if (instance?.to === 'ready') await restoreMergedDesiredState(sequelize, tx, instance.id);
+  return { changeId: change.id, from: change.status, to: 'closed', instance };
+}
+
+/**
+ * Puts the instance row back on its last merged create or update: the offering version and
+ * parameters in Git, and desired state present. Without a merged change it is left alone.
+ */
+async function restoreMergedDesiredState(sequelize: Sequelize, tx: Transaction, instanceId: string): Promise<void> {
+  await sequelize.query(
+    `UPDATE instances i SET desired_state = 'present', offering_version_id = v.id, parameters = c.payload->'parameters', updated_at = now()
+     FROM (SELECT payload FROM change_requests
+            WHERE instance_id = $id AND kind IN ('instance.create', 'instance.update') AND status = 'merged'
+            ORDER BY created_at DESC, id DESC LIMIT 1) c
+     JOIN offerings f ON f.slug = c.payload->>'offering'
+     JOIN offering_versions v ON v.offering_id = f.id AND v.version = c.payload->>'version'
+     WHERE i.id = $id`,
+    { type: QueryTypes.UPDATE, bind: { id: instanceId }, transaction: tx },
+  );
 }
 
 /**

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { QueryTypes } from 'sequelize';
 import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
+import { recordChangeClosed, type ChangeRow } from '../../src/domain/change-outcomes.ts';
 
 describe('instances', () => {
   let api: ApiHarness;
@@ -187,6 +188,33 @@ describe('instances', () => {
       assert.equal((await api.call('POST', `/orgs/${org}/projects`, { token, body: { slug: 'later' } })).status, 201);
       assert.equal((await api.call('POST', '/instances', { token, body, headers })).status, 202);
     });
+  });
+
+  it('an update or delete closed unmerged puts the instance back on what Git holds: version, parameters, desired state', async () => {
+    const created = await api.call('POST', '/instances', { token, body: { org, offering: 'studio', name: 'second-thoughts' } });
+    const id = created.body.id as string;
+    await markReady(id);
+    await api.sequelize.query("UPDATE change_requests SET status = 'merged' WHERE instance_id = :id", { type: QueryTypes.UPDATE, replacements: { id } });
+    const closeLatest = async () => {
+      const [change] = await api.sequelize.query<ChangeRow>(
+        "UPDATE change_requests SET status = 'open' WHERE id = (SELECT last_change_id FROM instances WHERE id = :id) RETURNING id, status, instance_id, branch, pull_request_number, commit_sha, merge_commit_sha",
+        { type: QueryTypes.SELECT, replacements: { id } },
+      );
+      await api.sequelize.transaction((tx) => recordChangeClosed(api.sequelize, tx, change!, { cause: 'github.pull_request.closed', actor: 'github' }));
+      return (await api.call('GET', `/instances/${id}`, { token })).body;
+    };
+
+    const updated = await api.call('PATCH', `/instances/${id}`, { token, body: { parameters: { size: 'large' } } });
+    assert.equal((updated.body.parameters as { size: string }).size, 'large');
+    const afterUpdate = await closeLatest();
+    assert.equal(afterUpdate.state, 'ready');
+    assert.deepEqual(afterUpdate.parameters, created.body.parameters, 'the parameters Git holds, not the closed update\'s');
+
+    const deleted = await api.call('DELETE', `/instances/${id}`, { token });
+    assert.equal(deleted.body.desiredState, 'absent');
+    const afterDelete = await closeLatest();
+    assert.equal(afterDelete.state, 'ready');
+    assert.equal(afterDelete.desiredState, 'present', 'a delete closed unmerged leaves the instance wanted');
   });
 
   it('updates and deletes through the state machine, each with its change', async () => {
