@@ -6,7 +6,7 @@ import { changeRoutes } from '../../src/api/routes/change-routes.ts';
 import { generateApiToken, upsertApiToken } from '../../src/db/api-tokens.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, settleOtherSpecsChanges } from '../support/database.ts';
 import { listen, type Listening } from '../support/http.ts';
 import { insertChange, insertInstance, insertOrganization } from '../support/change-fixtures.ts';
 import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
@@ -33,7 +33,7 @@ describe('change and audit routes', () => {
 
   before(async () => {
     sequelize = createTestSequelize();
-    await sequelize.query(`UPDATE change_requests SET status = 'failed', last_error = 'left by another spec' WHERE status = 'pending'`);
+    await settleOtherSpecsChanges(sequelize);
     gitops = await createLocalGitops(sequelize);
     const app = createApp({
       logger: createLogger('silent'),

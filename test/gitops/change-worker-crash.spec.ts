@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { createTestSequelize, testDatabaseUrl } from '../support/database.ts';
+import { createTestSequelize, testDatabaseUrl, settleOtherSpecsChanges } from '../support/database.ts';
 import { insertChange, insertInstance, insertOrganization } from '../support/change-fixtures.ts';
 import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
 
@@ -14,7 +14,7 @@ describe('change worker crash (SIGKILL mid-change)', () => {
   const children: ChildProcess[] = [];
   before(async () => {
     sequelize = createTestSequelize();
-    await sequelize.query(`UPDATE change_requests SET status = 'failed', last_error = 'left by another spec' WHERE status = 'pending'`);
+    await settleOtherSpecsChanges(sequelize);
     gitops = await createLocalGitops(sequelize);
   });
   after(async () => {

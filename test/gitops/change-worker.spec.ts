@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, settleOtherSpecsChanges } from '../support/database.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
 import { mergeChange } from '../../src/domain/change-merge.ts';
@@ -25,7 +25,7 @@ describe('change worker with the local driver (real git)', () => {
   after(() => sequelize.close());
   beforeEach(async () => {
     // Other specs' pending changes would be claimed by this spec's worker.
-    await sequelize.query(`UPDATE change_requests SET status = 'failed', last_error = 'left by another spec' WHERE status = 'pending'`);
+    await settleOtherSpecsChanges(sequelize);
     gitops = await createLocalGitops(sequelize);
   });
   afterEach(() => gitops.cleanup());

@@ -7,7 +7,7 @@ import { claimBatch } from '../../src/domain/change-queue.ts';
 import { publishChanges } from '../../src/gitops/change-publisher.ts';
 import { mergeChange } from '../../src/domain/change-merge.ts';
 import { createLogger } from '../../src/logger.ts';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, settleOtherSpecsChanges } from '../support/database.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 import { startGithubDouble, type GithubDouble } from '../support/github-double.ts';
 import { connectGithubDriver } from '../support/github-driver.ts';
@@ -24,7 +24,7 @@ describe('github driver against the GitHub API double (OpenAPI-validated)', () =
   });
   after(() => sequelize.close());
   beforeEach(async () => {
-    await sequelize.query(`UPDATE change_requests SET status = 'failed', last_error = 'left by another spec' WHERE status = 'pending'`);
+    await settleOtherSpecsChanges(sequelize);
     double = await startGithubDouble();
     repository = await connectGithubDriver(double);
   });

@@ -10,7 +10,7 @@ import { createChangeWorker } from '../../src/jobs/change-worker.ts';
 import { mergeChange } from '../../src/domain/change-merge.ts';
 import { createLogger } from '../../src/logger.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, settleOtherSpecsChanges } from '../support/database.ts';
 import { loadFixtureCatalog } from '../support/fixture-catalog.ts';
 import { startGithubDouble, type GithubDouble } from '../support/github-double.ts';
 import { connectGithubDriver } from '../support/github-driver.ts';
@@ -79,7 +79,7 @@ describe('instance upgrade: files of the old version that the new one lacks are 
     after(() => sequelize.close());
     beforeEach(async () => {
       // Other specs' pending changes would be claimed by this spec's worker.
-      await sequelize.query(`UPDATE change_requests SET status = 'failed', last_error = 'left by another spec' WHERE status = 'pending'`);
+      await settleOtherSpecsChanges(sequelize);
     });
 
     const changeRow = async (id: string) =>

@@ -8,7 +8,7 @@ import type { GitopsRepository, PullRequest } from '../../src/gitops/repository.
 import { createChangeWorker } from '../../src/jobs/change-worker.ts';
 import { reconcilePullRequests, type ReconcileDeps } from '../../src/jobs/reconcilers.ts';
 import { getChange } from '../../src/domain/changes.ts';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, settleOtherSpecsChanges } from '../support/database.ts';
 import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 import { startGithubDouble, type GithubDouble } from '../support/github-double.ts';
@@ -43,8 +43,7 @@ describe('auto-merge: the PR reconciler merges what could not be merged when it 
   after(() => sequelize.close());
   beforeEach(async () => {
     // Pull request numbers of other specs' backends overlap ours: leave none of theirs open.
-    await sequelize.query(`UPDATE change_requests SET status = 'failed', last_error = 'left by another spec' WHERE status = 'pending'`);
-    await sequelize.query(`UPDATE change_requests SET status = 'closed', last_error = 'left by another spec' WHERE status = 'open'`);
+    await settleOtherSpecsChanges(sequelize, { open: true });
   });
 
   async function autoMergeChange() {

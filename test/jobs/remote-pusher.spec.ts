@@ -11,7 +11,7 @@ import { publishChanges } from '../../src/gitops/change-publisher.ts';
 import { BATCH_BRANCH_PREFIX, claimBatch } from '../../src/domain/change-queue.ts';
 import { getChange } from '../../src/domain/changes.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, settleOtherSpecsChanges } from '../support/database.ts';
 import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 
@@ -28,7 +28,7 @@ describe('GITOPS_LOCAL_PUSH_URL: the local repository pushed to a remote', () =>
   before(() => (sequelize = createTestSequelize()));
   after(() => sequelize.close());
   beforeEach(async () => {
-    await sequelize.query(`UPDATE change_requests SET status = 'failed', last_error = 'left by another spec' WHERE status = 'pending'`);
+    await settleOtherSpecsChanges(sequelize);
     gitops = await createLocalGitops(sequelize);
     remoteDir = path.join(gitops.dir, 'remote.git');
   });

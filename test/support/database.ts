@@ -21,3 +21,13 @@ export function createTestSequelize(poolMax = 5): Sequelize {
 export function createScratchDatabase(label: string): Promise<{ url: string; drop(): Promise<void> }> {
   return createDatabaseOn(process.env.TEST_ADMIN_DATABASE_URL!, `scratch_${label}`);
 }
+
+/**
+ * Specs share one database: a spec whose worker claims pending changes first fails the ones
+ * other specs left pending (and, with `open`, closes their open ones, whose pull request
+ * numbers may collide with its backend's), so it only ever works on its own.
+ */
+export async function settleOtherSpecsChanges(sequelize: Sequelize, options: { open?: boolean } = {}): Promise<void> {
+  await sequelize.query(`UPDATE change_requests SET status = 'failed', last_error = 'left by another spec' WHERE status = 'pending'`);
+  if (options.open) await sequelize.query(`UPDATE change_requests SET status = 'closed', last_error = 'left by another spec' WHERE status = 'open'`);
+}
