@@ -159,20 +159,43 @@ export interface ResolvedVersion extends OfferingVersion {
   role: string;
 }
 
+/** A version row with its offering's role, as resolveOrderableVersion and pickOrderableVersion take it. */
+export type OrderableVersionRow = VersionRow & { role: string };
+
+/**
+ * SQL for one value: the versions of the offering named by the `:offering` replacement, as a
+ * JSON array of OrderableVersionRow (for a query that reads them along with something else;
+ * parse with versionRowsFromJson).
+ */
+export const OFFERING_VERSIONS_JSON = `(SELECT coalesce(json_agg(json_build_object(
+    'id', v.id, 'slug', o.slug, 'role', o.role, 'version', v.version, 'status', v.status, 'template_path', v.template_path,
+    'parameters_schema', v.parameters_schema, 'currency', v.currency, 'setup_fee_minor', v.setup_fee_minor::text,
+    'hourly_rate_minor', v.hourly_rate_minor::text, 'created_at', v.created_at)), '[]'::json)
+  FROM offering_versions v JOIN offerings o ON o.id = v.offering_id WHERE o.slug = :offering)`;
+
+export function versionRowsFromJson(rows: (Omit<OrderableVersionRow, 'created_at'> & { created_at: string })[]): OrderableVersionRow[] {
+  return rows.map((row) => ({ ...row, created_at: new Date(row.created_at) }));
+}
+
 /**
  * The version an instance is asked for: the named one, or the newest active one. Unknown
  * offerings and versions and retired versions are 422 naming the field.
  */
 export async function resolveOrderableVersion(sequelize: Sequelize, tx: Transaction, slug: string, version: string | undefined): Promise<ResolvedVersion> {
-  const rows = await sequelize.query<VersionRow & { role: string }>(`${SELECT_VERSIONS.replace('SELECT ', 'SELECT o.role, ')} WHERE o.slug = :slug`, {
+  const rows = await sequelize.query<OrderableVersionRow>(`${SELECT_VERSIONS.replace('SELECT ', 'SELECT o.role, ')} WHERE o.slug = :slug`, {
     type: QueryTypes.SELECT,
     transaction: tx,
     replacements: { slug },
   });
+  return pickOrderableVersion(slug, version, rows);
+}
+
+/** resolveOrderableVersion's choice among the offering's version rows (read by the caller). */
+export function pickOrderableVersion(slug: string, version: string | undefined, rows: OrderableVersionRow[]): ResolvedVersion {
   if (rows.length === 0) {
     throw new ValidationError([{ in: 'body', pointer: '/offering', message: `there is no offering ${slug} with versions` }], 'Unknown offering.', 422);
   }
-  let row: (VersionRow & { role: string }) | undefined;
+  let row: OrderableVersionRow | undefined;
   if (version === undefined) {
     row = rows.filter((r) => r.status === 'active').sort((a, b) => semver.rcompare(a.version, b.version))[0];
     if (!row) throw new UnprocessableError('no-active-version', `Offering ${slug} has no active version; name one.`);

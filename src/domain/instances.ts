@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../errors.ts';
 import { insertChangeRequest, mergePolicyFor, type MergePolicies, type MergePolicy } from './change-requests.ts';
-import { resolveOrderableVersion, type ResolvedVersion } from './catalog.ts';
+import { OFFERING_VERSIONS_JSON, pickOrderableVersion, resolveOrderableVersion, versionRowsFromJson, type ResolvedVersion } from './catalog.ts';
 import { applyInstanceEvent } from './instance-events.ts';
 import type { InstanceState } from './instance-state.ts';
-import { requireOrgAccess, requireOrgProjectAccess } from './organization-access.ts';
+import { checkOrgAccess, requireOrgAccess, type MembershipRole } from './organization-access.ts';
 import { decodePageCursor, encodePageCursor } from './page-cursor.ts';
 import type { ParametersValidator } from './parameters-schema.ts';
 import type { Principal } from './principal.ts';
@@ -85,9 +85,18 @@ export interface NewInstance {
 export async function createInstance(deps: InstanceDeps, tx: Transaction, principal: Principal, input: NewInstance): Promise<Instance> {
   const { sequelize } = deps;
   const projectSlug = input.project ?? 'default';
-  const { access, projectId } = await requireOrgProjectAccess(sequelize, tx, principal, input.org, 'write', projectSlug);
+  // One round trip: the caller's membership, the project and the offering's versions.
+  const [context] = await sequelize.query<{ id: string; slug: string; role: MembershipRole; project_id: string | null; versions: Parameters<typeof versionRowsFromJson>[0] }>(
+    `SELECT o.id, o.slug, m.role, p.id AS project_id, ${OFFERING_VERSIONS_JSON} AS versions
+     FROM organizations o JOIN memberships m ON m.organization_id = o.id AND m.subject = :subject
+     LEFT JOIN projects p ON p.organization_id = o.id AND p.slug = :project
+     WHERE o.slug = :org`,
+    { type: QueryTypes.SELECT, transaction: tx, replacements: { subject: principal.subject, org: input.org, project: projectSlug, offering: input.offering } },
+  );
+  const access = checkOrgAccess(input.org, context, 'write');
+  const projectId = context!.project_id;
   if (!projectId) throw new ValidationError([{ in: 'body', pointer: '/project', message: `${input.org} has no project ${projectSlug}` }], 'Unknown project.', 422);
-  const version = await resolveOrderableVersion(sequelize, tx, input.offering, input.version);
+  const version = pickOrderableVersion(input.offering, input.version, versionRowsFromJson(context!.versions));
   const parameters = deps.parameters.validate(version, input.parameters);
 
   // The instance, its instance.create change and its first event (∅ → requested) in one

@@ -26,33 +26,25 @@ export interface OrgAccess {
  * gets 403.
  */
 export async function requireOrgAccess(sequelize: Sequelize, tx: Transaction | undefined, principal: Principal, orgSlug: string, action: OrgAction): Promise<OrgAccess> {
-  return (await requireOrgProjectAccess(sequelize, tx, principal, orgSlug, action, undefined)).access;
+  const [row] = await sequelize.query<{ id: string; slug: string; role: MembershipRole }>(
+    `SELECT o.id, o.slug, m.role FROM organizations o
+     JOIN memberships m ON m.organization_id = o.id AND m.subject = :subject
+     WHERE o.slug = :slug`,
+    { type: QueryTypes.SELECT, transaction: tx ?? null, replacements: { subject: principal.subject, slug: orgSlug } },
+  );
+  return checkOrgAccess(orgSlug, row, action);
 }
 
 /**
- * requireOrgAccess and, in the same query, the id of the org's project `projectSlug`
- * (undefined when the org has no such project): one round trip on the instance-creation path.
+ * requireOrgAccess's rule for a membership row a caller read itself (in a query that also
+ * reads what its path needs): no row is 404, a role without `action` is 403.
  */
-export async function requireOrgProjectAccess(
-  sequelize: Sequelize,
-  tx: Transaction | undefined,
-  principal: Principal,
-  orgSlug: string,
-  action: OrgAction,
-  projectSlug: string | undefined,
-): Promise<{ access: OrgAccess; projectId: string | undefined }> {
-  const [row] = await sequelize.query<{ id: string; slug: string; role: MembershipRole; project_id: string | null }>(
-    `SELECT o.id, o.slug, m.role, ${projectSlug === undefined ? 'NULL' : 'p.id'} AS project_id FROM organizations o
-     JOIN memberships m ON m.organization_id = o.id AND m.subject = :subject
-     ${projectSlug === undefined ? '' : 'LEFT JOIN projects p ON p.organization_id = o.id AND p.slug = :project'}
-     WHERE o.slug = :slug`,
-    { type: QueryTypes.SELECT, transaction: tx ?? null, replacements: { subject: principal.subject, slug: orgSlug, project: projectSlug ?? null } },
-  );
+export function checkOrgAccess(orgSlug: string, row: { id: string; slug: string; role: MembershipRole } | undefined, action: OrgAction): OrgAccess {
   if (!row) throw new NotFoundError(`No organization ${orgSlug}.`);
   if (!ALLOWED[action].includes(row.role)) {
     throw new ForbiddenError(`Your role in ${orgSlug} (${row.role}) does not allow this.`);
   }
-  return { access: { organizationId: row.id, slug: row.slug, role: row.role }, projectId: row.project_id ?? undefined };
+  return { organizationId: row.id, slug: row.slug, role: row.role };
 }
 
 /** Makes sure a users row exists for a subject (memberships reference it). */

@@ -12,10 +12,10 @@ const CONNECTIONS = 20;
 const ORGS = 20;
 /**
  * Sequential PostgreSQL round trips of one POST /instances: authenticate the token, BEGIN, org
- * access and project, offering versions, the instance + change + event statement, lock the
+ * access + project + offering versions, the instance + change + event statement, lock the
  * wallet, place the hold, COMMIT. test/api/instance-round-trips.spec.ts holds the service to it.
  */
-export const CREATE_ROUND_TRIPS = 8;
+export const CREATE_ROUND_TRIPS = 7;
 
 /**
  * req/s and p99 of the real service (`node src/main.ts`, separate process, the machine's
