@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { LocalRepository } from '../../src/gitops/local/local-repository.ts';
+import { LocalRepository, removeStaleScratch } from '../../src/gitops/local/local-repository.ts';
 import { readInitialLayout } from '../../src/gitops/initial-layout.ts';
 import { git } from '../../src/gitops/local/git.ts';
 
@@ -30,5 +30,24 @@ describe('local repository: initial layout', () => {
   it('fails ping when the base branch does not exist', async () => {
     const repository = new LocalRepository({ gitDir: path.join(dir, 'missing.git'), baseBranch: 'main' });
     await assert.rejects(repository.ping());
+  });
+});
+
+describe('local repository: scratch directories', () => {
+  it('removes the scratch directories a killed commit left behind, and none a running one may use', async () => {
+    const stale = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-blobs-'));
+    const fresh = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-trees-'));
+    const unrelated = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-repo-'));
+    try {
+      const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+      await fs.utimes(stale, twoHoursAgo, twoHoursAgo);
+      await fs.utimes(unrelated, twoHoursAgo, twoHoursAgo);
+      assert.ok((await removeStaleScratch()) >= 1);
+      await assert.rejects(fs.stat(stale));
+      await fs.stat(fresh);
+      await fs.stat(unrelated);
+    } finally {
+      for (const dir of [stale, fresh, unrelated]) await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -34,6 +34,8 @@ const SERVICE_IDENTITY = {
   GIT_COMMITTER_EMAIL: 'control-plane@gsv.invalid',
 };
 const ZERO = '0'.repeat(40);
+/** A scratch directory (`cp-blobs-*`, `cp-trees-*` in the OS temp dir) this old belongs to a process killed mid-commit (a commit takes ms). */
+const STALE_SCRATCH_MS = 60 * 60 * 1000;
 const SHA = /^[0-9a-f]{40}$/;
 
 /** One level of a tree being rebuilt: what the change sets below this directory. */
@@ -281,6 +283,7 @@ export class LocalRepository implements GitopsRepository {
    * branch already exists. Safe to call on every start.
    */
   async ensureInitialized(files: RepositoryFile[]): Promise<void> {
+    await removeStaleScratch();
     await fs.mkdir(path.dirname(this.gitDir), { recursive: true });
     await this.initBare();
     if (await this.getBranch(this.baseBranch)) return;
@@ -369,4 +372,22 @@ function rewriteTree(edit: TreeEdit, dir: string, existing: Map<string, Map<stri
   const tree = treeObject(entries);
   written.push(tree);
   return tree;
+}
+
+/**
+ * Removes the scratch directories of commits cut short by a kill (SIGKILL skips the cleanup),
+ * leaving any another process on this host could still be using. Best effort.
+ */
+export async function removeStaleScratch(now = Date.now()): Promise<number> {
+  const names = await fs.readdir(os.tmpdir()).catch(() => [] as string[]);
+  let removed = 0;
+  for (const name of names) {
+    if (!/^cp-(blob|tree)s-/.test(name)) continue;
+    const dir = path.join(os.tmpdir(), name);
+    const stat = await fs.stat(dir).catch(() => undefined);
+    if (!stat?.isDirectory() || now - stat.mtimeMs < STALE_SCRATCH_MS) continue;
+    await fs.rm(dir, { recursive: true, force: true });
+    removed += 1;
+  }
+  return removed;
 }
