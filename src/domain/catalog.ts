@@ -162,19 +162,26 @@ export interface ResolvedVersion extends OfferingVersion {
 /** A version row with its offering's role, as resolveOrderableVersion and pickOrderableVersion take it. */
 export type OrderableVersionRow = VersionRow & { role: string };
 
-/**
- * SQL for one value: the versions of the offering named by the `:offering` replacement, as a
- * JSON array of OrderableVersionRow (for a query that reads them along with something else;
- * parse with versionRowsFromJson).
- */
-export const OFFERING_VERSIONS_JSON = `(SELECT coalesce(json_agg(json_build_object(
-    'id', v.id, 'slug', o.slug, 'role', o.role, 'version', v.version, 'status', v.status, 'template_path', v.template_path,
-    'parameters_schema', v.parameters_schema, 'currency', v.currency, 'setup_fee_minor', v.setup_fee_minor::text,
-    'hourly_rate_minor', v.hourly_rate_minor::text, 'created_at', v.created_at)), '[]'::json)
-  FROM offering_versions v JOIN offerings o ON o.id = v.offering_id WHERE o.slug = :offering)`;
+/** Version rows with their offering's role (filter with a WHERE on `o.slug`). */
+const SELECT_ORDERABLE_VERSIONS = SELECT_VERSIONS.replace('SELECT ', 'SELECT o.role, ');
 
-export function versionRowsFromJson(rows: (Omit<OrderableVersionRow, 'created_at'> & { created_at: string })[]): OrderableVersionRow[] {
-  return rows.map((row) => ({ ...row, created_at: new Date(row.created_at) }));
+/**
+ * SQL for one value: the rows of SELECT_ORDERABLE_VERSIONS for the offering named by the
+ * `:offering` replacement, as a JSON array (for a query that reads them along with something
+ * else; parse with versionRowsFromJson).
+ */
+export const OFFERING_VERSIONS_JSON = `(SELECT coalesce(json_agg(r), '[]'::json) FROM (${SELECT_ORDERABLE_VERSIONS} WHERE o.slug = :offering) r)`;
+
+/** OFFERING_VERSIONS_JSON's rows as the driver would have typed them: bigints as text, a Date. */
+export function versionRowsFromJson(
+  rows: (Omit<OrderableVersionRow, 'created_at' | 'setup_fee_minor' | 'hourly_rate_minor'> & { created_at: string; setup_fee_minor: number | string; hourly_rate_minor: number | string })[],
+): OrderableVersionRow[] {
+  return rows.map((row) => ({
+    ...row,
+    setup_fee_minor: String(row.setup_fee_minor),
+    hourly_rate_minor: String(row.hourly_rate_minor),
+    created_at: new Date(row.created_at),
+  }));
 }
 
 /**
@@ -182,7 +189,7 @@ export function versionRowsFromJson(rows: (Omit<OrderableVersionRow, 'created_at
  * offerings and versions and retired versions are 422 naming the field.
  */
 export async function resolveOrderableVersion(sequelize: Sequelize, tx: Transaction, slug: string, version: string | undefined): Promise<ResolvedVersion> {
-  const rows = await sequelize.query<OrderableVersionRow>(`${SELECT_VERSIONS.replace('SELECT ', 'SELECT o.role, ')} WHERE o.slug = :slug`, {
+  const rows = await sequelize.query<OrderableVersionRow>(`${SELECT_ORDERABLE_VERSIONS} WHERE o.slug = :slug`, {
     type: QueryTypes.SELECT,
     transaction: tx,
     replacements: { slug },
