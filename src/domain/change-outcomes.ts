@@ -1,4 +1,5 @@
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { lastMergedWriteOf } from './change-requests.ts';
 import { applyInstanceEvent, type InstanceEventCause } from './instance-events.ts';
 import type { InstanceEventType, InstanceState } from './instance-state.ts';
 
@@ -99,9 +100,7 @@ export async function recordChangeClosed(sequelize: Sequelize, tx: Transaction, 
 async function restoreMergedDesiredState(sequelize: Sequelize, tx: Transaction, instanceId: string): Promise<void> {
   await sequelize.query(
     `UPDATE instances i SET desired_state = 'present', offering_version_id = v.id, parameters = c.payload->'parameters', updated_at = now()
-     FROM (SELECT payload FROM change_requests
-            WHERE instance_id = $id AND kind IN ('instance.create', 'instance.update') AND status = 'merged'
-            ORDER BY created_at DESC, id DESC LIMIT 1) c
+     FROM (${lastMergedWriteOf('$id')}) c
      JOIN offerings f ON f.slug = c.payload->>'offering'
      JOIN offering_versions v ON v.offering_id = f.id AND v.version = c.payload->>'version'
      WHERE i.id = $id`,

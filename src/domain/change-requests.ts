@@ -42,3 +42,13 @@ export async function insertChangeRequest(sequelize: Sequelize, tx: Transaction,
   );
   return row!.id;
 }
+
+/**
+ * SQL for the instance's last merged create or update (its `payload`): what its directory in
+ * Git holds now. `instance` is the placeholder naming the instance (`:id` or `$id`).
+ */
+export function lastMergedWriteOf(instance: string): string {
+  return `SELECT payload FROM change_requests
+    WHERE instance_id = ${instance} AND kind IN ('instance.create', 'instance.update') AND status = 'merged'
+    ORDER BY created_at DESC, id DESC LIMIT 1`;
+}

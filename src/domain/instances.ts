@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../errors.ts';
-import { insertChangeRequest, mergePolicyFor, type MergePolicies, type MergePolicy } from './change-requests.ts';
+import { insertChangeRequest, lastMergedWriteOf, mergePolicyFor, type MergePolicies, type MergePolicy } from './change-requests.ts';
 import { OFFERING_VERSIONS_JSON, pickOrderableVersion, resolveOrderableVersion, versionRowsFromJson, type ResolvedVersion } from './catalog.ts';
 import { applyInstanceEvent } from './instance-events.ts';
 import type { InstanceState } from './instance-state.ts';
@@ -332,9 +332,7 @@ function renderPayload(org: string, project: string, instanceName: string, versi
  */
 async function mergedTemplatePath(sequelize: Sequelize, tx: Transaction, instanceId: string): Promise<{ previousTemplatePath?: string }> {
   const [row] = await sequelize.query<{ template_path: string | null }>(
-    `SELECT payload->>'templatePath' AS template_path FROM change_requests
-     WHERE instance_id = :instanceId AND kind IN ('instance.create', 'instance.update') AND status = 'merged'
-     ORDER BY created_at DESC, id DESC LIMIT 1`,
+    `SELECT payload->>'templatePath' AS template_path FROM (${lastMergedWriteOf(':instanceId')}) c`,
     { type: QueryTypes.SELECT, transaction: tx, replacements: { instanceId } },
   );
   return row?.template_path ? { previousTemplatePath: row.template_path } : {};
