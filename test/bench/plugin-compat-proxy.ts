@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import { serveOnLoopback } from '../support/http.ts';
+import { forwardableHeaders, serveOnLoopback } from '../support/http.ts';
 
 /**
  * Sits in front of the GitHub double so that octokit-plugin-create-pull-request can run
@@ -59,8 +59,7 @@ export async function startPluginCompatProxy(targetUrl: string): Promise<Countin
           pull.head = pull.head.replace(/^[^:]+:/, '');
           body = JSON.stringify(pull);
         }
-        const headers: Record<string, string> = {};
-        for (const [name, value] of Object.entries(request.headers)) if (typeof value === 'string' && name !== 'host' && name !== 'content-length') headers[name] = value;
+        const headers = forwardableHeaders(request.headers);
         const forwarded = await fetch(`${targetUrl}${url.pathname}${url.search}`, { method, headers, ...(raw ? { body } : {}) });
         let text = await forwarded.text();
         if (method === 'GET' && /\/commits$/.test(url.pathname) && forwarded.ok) {

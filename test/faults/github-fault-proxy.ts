@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { serveOnLoopback } from '../support/http.ts';
+import { forwardableHeaders, serveOnLoopback } from '../support/http.ts';
 
 export type GithubFault =
   | { kind: 'bad-gateway' }
@@ -47,8 +47,7 @@ export async function startGithubFaultProxy(targetUrl: string): Promise<FaultPro
           );
         }
         if (fault?.kind === 'slow') await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
-        const headers: Record<string, string> = {};
-        for (const [name, value] of Object.entries(request.headers)) if (typeof value === 'string' && name !== 'host' && name !== 'content-length') headers[name] = value;
+        const headers = forwardableHeaders(request.headers);
         const raw = Buffer.concat(chunks);
         const forwarded = await fetch(`${targetUrl}${url.pathname}${url.search}`, { method, headers, ...(raw.length ? { body: raw } : {}) });
         const text = await forwarded.text();

@@ -25,3 +25,10 @@ export async function serveOnLoopback(server: http.Server): Promise<Listening> {
       }),
   };
 }
+
+/** A proxied request's headers to send on with fetch: the single-valued ones, minus host and content-length (fetch sets those). */
+export function forwardableHeaders(headers: http.IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) if (typeof value === 'string' && name !== 'host' && name !== 'content-length') out[name] = value;
+  return out;
+}
