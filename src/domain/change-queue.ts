@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import type { ChangeKind } from '../gitops/render/change-payloads.ts';
 import type { ChangeToPublish, MergePolicy, PublishResult } from '../gitops/change-publisher.ts';
-import { applyInstanceEvent, applyInstanceEvents } from './instance-events.ts';
+import { applyInstanceEvents } from './instance-events.ts';
 
 /**
  * The change_requests outbox seen from the worker: claim a batch under a lease, then record
@@ -116,15 +116,8 @@ export async function recordPublished(sequelize: Sequelize, batch: ClaimedBatch,
         },
       },
     );
-    // A change another worker (whose lease overlapped ours) recorded first keeps its events.
-    const recorded = new Set(updated.map((row) => row.id));
-    const changes = batch.changes.filter((c) => recorded.has(c.id) && c.instanceId !== undefined) as (ClaimedBatch['changes'][number] & { instanceId: string })[];
+    const changes = await linkInstances(sequelize, tx, batch, updated.map((row) => row.id));
     if (changes.length > 0) {
-      await sequelize.query(
-        `UPDATE instances i SET last_change_id = l.change_id
-         FROM jsonb_to_recordset(CAST(:links AS jsonb)) AS l(instance_id uuid, change_id uuid) WHERE i.id = l.instance_id`,
-        { type: QueryTypes.UPDATE, transaction: tx, replacements: { links: JSON.stringify(changes.map((c) => ({ instance_id: c.instanceId, change_id: c.id }))) } },
-      );
       const detail = { batchId: batch.batchId, commitSha: result.commitSha, pullRequest: result.pullRequest?.url };
       await applyInstanceEvents(
         sequelize,
@@ -137,14 +130,14 @@ export async function recordPublished(sequelize: Sequelize, batch: ClaimedBatch,
         ]),
       );
     }
-    for (const rejected of result.rejected) await failChange(sequelize, tx, batch, rejected.id, rejected.reason);
+    await failChanges(sequelize, tx, batch, result.rejected);
   });
 }
 
 /** A terminal failure of some or all changes of the batch. */
 export async function recordFailed(sequelize: Sequelize, batch: ClaimedBatch, ids: string[], reason: string): Promise<void> {
   await sequelize.transaction(async (tx) => {
-    for (const id of ids) await failChange(sequelize, tx, batch, id, reason);
+    await failChanges(sequelize, tx, batch, ids.map((id) => ({ id, reason })));
   });
 }
 
@@ -158,22 +151,43 @@ export async function recordRetry(sequelize: Sequelize, batch: ClaimedBatch, rea
   );
 }
 
-async function failChange(sequelize: Sequelize, tx: Transaction, batch: ClaimedBatch, id: string, reason: string): Promise<void> {
-  const [, updated] = await sequelize.query(
-    `UPDATE change_requests SET status = 'failed', last_error = :reason, lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-     WHERE id = :id AND status = 'pending'`,
-    { type: QueryTypes.UPDATE, transaction: tx, replacements: { id, reason } },
+/**
+ * Fails the batch's changes still pending, each with its reason, and moves their instances
+ * ('change.failed', last_error): a fixed number of statements for any number of changes.
+ */
+async function failChanges(sequelize: Sequelize, tx: Transaction, batch: ClaimedBatch, failures: { id: string; reason: string }[]): Promise<void> {
+  if (failures.length === 0) return;
+  const updated = await sequelize.query<{ id: string }>(
+    `UPDATE change_requests c SET status = 'failed', last_error = f.reason, lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+     FROM jsonb_to_recordset(CAST(:failures AS jsonb)) AS f(id uuid, reason text)
+     WHERE c.id = f.id AND c.status = 'pending' RETURNING c.id`,
+    { type: QueryTypes.SELECT, transaction: tx, replacements: { failures: JSON.stringify(failures) } },
   );
-  const change = batch.changes.find((c) => c.id === id);
-  if (updated === 0 || !change?.instanceId) return;
-  await linkInstance(sequelize, tx, change.instanceId, id);
-  await applyInstanceEvent(sequelize, tx, change.instanceId, 'change.failed', { cause: 'change.failed', actor: ACTOR, changeId: id, detail: { reason }, lastError: reason });
+  const reasons = new Map(failures.map((f) => [f.id, f.reason]));
+  const changes = await linkInstances(sequelize, tx, batch, updated.map((row) => row.id));
+  await applyInstanceEvents(
+    sequelize,
+    tx,
+    changes.map((change) => {
+      const reason = reasons.get(change.id)!;
+      return { instanceId: change.instanceId, event: 'change.failed' as const, cause: { cause: 'change.failed', actor: ACTOR, changeId: change.id, detail: { reason }, lastError: reason } };
+    }),
+  );
 }
 
-async function linkInstance(sequelize: Sequelize, tx: Transaction, instanceId: string, changeId: string): Promise<void> {
-  await sequelize.query('UPDATE instances SET last_change_id = :changeId WHERE id = :instanceId', {
-    type: QueryTypes.UPDATE,
-    transaction: tx,
-    replacements: { instanceId, changeId },
-  });
+/**
+ * The batch's changes among `recorded` (the ones this worker's statement changed; one another
+ * worker recorded first keeps its events) that have an instance, each instance now pointing
+ * at its change as its last one.
+ */
+async function linkInstances(sequelize: Sequelize, tx: Transaction, batch: ClaimedBatch, recorded: string[]): Promise<(ClaimedBatch['changes'][number] & { instanceId: string })[]> {
+  const ids = new Set(recorded);
+  const changes = batch.changes.filter((c) => ids.has(c.id) && c.instanceId !== undefined) as (ClaimedBatch['changes'][number] & { instanceId: string })[];
+  if (changes.length === 0) return [];
+  await sequelize.query(
+    `UPDATE instances i SET last_change_id = l.change_id
+     FROM jsonb_to_recordset(CAST(:links AS jsonb)) AS l(instance_id uuid, change_id uuid) WHERE i.id = l.instance_id`,
+    { type: QueryTypes.UPDATE, transaction: tx, replacements: { links: JSON.stringify(changes.map((c) => ({ instance_id: c.instanceId, change_id: c.id }))) } },
+  );
+  return changes;
 }
