@@ -41,6 +41,29 @@ export interface GitopsRepository {
   mergePullRequest(number: number, options?: { onlyWhenReady?: boolean }): Promise<PullRequest>;
   /** Commits on the base branch that touched `pathPrefix`, newest first. */
   history(input: { pathPrefix: string; limit: number; cursor?: string }): Promise<HistoryPage>;
+  /**
+   * How the base branch moved from `base` to `head`: the commits reachable from `head` and not
+   * from `base`, oldest first, each with the paths it touched against its first parent. With
+   * `base` undefined, only `head` itself (against its first parent). Convergence reads this
+   * to learn which tenant paths moved and which commits nobody asked the service for.
+   */
+  compareCommits(base: string | undefined, head: string): Promise<CommitSummary[]>;
+  /**
+   * The files below each of `dirs` at `commit`, by full path (recursively). A directory that
+   * does not exist at `commit` maps to an empty map. Content is UTF-8 text.
+   */
+  readDirectories(commit: string, dirs: string[]): Promise<Map<string, Map<string, string>>>;
+}
+
+/** One commit of the base branch, as convergence needs it. */
+export interface CommitSummary {
+  sha: string;
+  message: string;
+  author: { name: string; email: string };
+  authoredAt: string;
+  trailers: Record<string, string[]>;
+  /** Paths of files the commit added, modified or removed (against its first parent). */
+  paths: string[];
 }
 
 /** A file to commit: a path relative to the repository root and its full content. */

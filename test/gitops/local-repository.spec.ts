@@ -51,3 +51,43 @@ describe('local repository: scratch directories', () => {
     }
   });
 });
+
+describe('local repository: reading the base branch back', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-repo-'));
+  });
+  afterEach(() => fs.rm(dir, { recursive: true, force: true }));
+
+  it('compares two commits (paths per commit, merges against their first parent) and reads directories', async () => {
+    const gitDir = path.join(dir, 'gsv-gitops.git');
+    const repository = new LocalRepository({ gitDir, baseBranch: 'main' });
+    await repository.ensureInitialized(await readInitialLayout());
+    const base = (await repository.getBranch('main'))!;
+    const first = await repository.createCommit({
+      parent: base,
+      changes: [
+        { path: 'tenants/bob/apps/x/application.yaml', content: 'a: 1\n' },
+        { path: 'tenants/bob/apps/x/deep/values.yaml', content: 'v: 2\n' },
+      ],
+      message: 'Add x\n\nChange-Id: c1',
+    });
+    const second = await repository.createCommit({ parent: first, changes: [{ path: 'tenants/bob/apps/x/deep', delete: true }], message: 'Trim x' });
+
+    const commits = await repository.compareCommits(base, second);
+    assert.deepEqual(commits.map((c) => c.sha), [first, second]);
+    assert.deepEqual(commits[0]!.paths, ['tenants/bob/apps/x/application.yaml', 'tenants/bob/apps/x/deep/values.yaml']);
+    assert.deepEqual(commits[0]!.trailers, { 'Change-Id': ['c1'] });
+    assert.deepEqual(commits[1]!.paths, ['tenants/bob/apps/x/deep/values.yaml']);
+    assert.equal(commits[1]!.author.name, 'control-plane');
+    assert.deepEqual((await repository.compareCommits(undefined, second)).map((c) => c.sha), [second]);
+
+    const read = await repository.readDirectories(first, ['tenants/bob/apps/x', 'tenants/bob/apps/y']);
+    assert.deepEqual([...read.get('tenants/bob/apps/x')!], [
+      ['tenants/bob/apps/x/application.yaml', 'a: 1\n'],
+      ['tenants/bob/apps/x/deep/values.yaml', 'v: 2\n'],
+    ]);
+    assert.equal(read.get('tenants/bob/apps/y')!.size, 0);
+    await assert.rejects(repository.readDirectories('main; rm -rf /', ['x']));
+  });
+});

@@ -4,6 +4,7 @@ import {
   parseTrailers,
   PullRequestNotMergeableError,
   RepositoryRejectedError,
+  type CommitSummary,
   type FileChange,
   type GitopsRepository,
   type HistoryPage,
@@ -298,6 +299,51 @@ export class GithubRepository implements GitopsRepository {
       return { commits: commits.slice(0, input.limit), nextCursor: data.length > input.limit ? data[input.limit]!.sha : undefined };
     } catch (error) {
       throw this.classify(error);
+    }
+  }
+
+  /** Compare (one call, up to 250 commits), then one commit read per commit for its paths. */
+  async compareCommits(base: string | undefined, head: string): Promise<CommitSummary[]> {
+    try {
+      const shas =
+        base === undefined
+          ? [head]
+          : (await this.#octokit.rest.repos.compareCommitsWithBasehead({ owner: this.owner, repo: this.repo, basehead: `${base}...${head}` })).data.commits.map((c) => c.sha);
+      const out: CommitSummary[] = [];
+      for (const sha of shas) {
+        const { data } = await this.#octokit.rest.repos.getCommit({ owner: this.owner, repo: this.repo, ref: sha });
+        out.push({
+          sha,
+          message: data.commit.message,
+          author: { name: data.commit.author?.name ?? '', email: data.commit.author?.email ?? '' },
+          authoredAt: data.commit.author?.date ?? '',
+          trailers: parseTrailers(data.commit.message),
+          paths: (data.files ?? []).map((f) => f.filename),
+        });
+      }
+      return out;
+    } catch (error) {
+      throw this.classify(error);
+    }
+  }
+
+  /** One recursive tree read, then one blob read per file below `dirs`. */
+  async readDirectories(commit: string, dirs: string[]): Promise<Map<string, Map<string, string>>> {
+    const result = new Map(dirs.map((dir) => [dir, new Map<string, string>()]));
+    if (dirs.length === 0) return result;
+    try {
+      const { data } = await this.#octokit.rest.git.getTree({ owner: this.owner, repo: this.repo, tree_sha: commit, recursive: 'true' });
+      if (data.truncated) throw new RepositoryRejectedError(`the tree of ${commit} is too large for one recursive read`);
+      for (const entry of data.tree) {
+        if (entry.type !== 'blob' || !entry.path || !entry.sha) continue;
+        const dir = dirs.find((d) => entry.path!.startsWith(`${d}/`));
+        if (dir === undefined) continue;
+        const blob = await this.#octokit.rest.git.getBlob({ owner: this.owner, repo: this.repo, file_sha: entry.sha });
+        result.get(dir)!.set(entry.path, Buffer.from(blob.data.content, blob.data.encoding === 'base64' ? 'base64' : 'utf8').toString('utf8'));
+      }
+      return result;
+    } catch (error) {
+      throw error instanceof RepositoryRejectedError ? error : this.classify(error);
     }
   }
 

@@ -9,6 +9,7 @@ import {
   parseTrailers,
   PullRequestNotMergeableError,
   RepositoryRejectedError,
+  type CommitSummary,
   type FileChange,
   type GitopsRepository,
   type HistoryCommit,
@@ -276,6 +277,52 @@ export class LocalRepository implements GitopsRepository {
       });
     const page = commits.slice(0, input.limit);
     return { commits: page, nextCursor: commits.length > input.limit ? commits[input.limit]!.sha : undefined };
+  }
+
+  /** Two git processes whatever the range: `log --name-only` for the commits, and nothing else. */
+  async compareCommits(base: string | undefined, head: string): Promise<CommitSummary[]> {
+    for (const sha of [base, head]) if (sha !== undefined && !SHA.test(sha)) throw new RepositoryRejectedError(`${sha} is not a commit id`);
+    // --first-parent -m: a merge commit lists the paths it changed against the base branch.
+    const range = base === undefined ? ['-n', '1', head] : [`${base}..${head}`];
+    const out = await this.git(['log', '--reverse', '--first-parent', '-m', '--name-only', '--format=%x1e%H%x1f%an%x1f%ae%x1f%aI%x1f%B%x1f', ...range]);
+    return out
+      .split('\x1e')
+      .filter((record) => record.trim() !== '')
+      .map((record) => {
+        const [sha, name, email, authoredAt, message, files] = record.split('\x1f') as [string, string, string, string, string, string];
+        return {
+          sha,
+          message: message.trimEnd(),
+          author: { name, email },
+          authoredAt,
+          trailers: parseTrailers(message),
+          paths: files.split('\n').filter(Boolean),
+        };
+      });
+  }
+
+  /** Two git processes: `ls-tree -r` of every directory, then one `cat-file --batch` of every blob. */
+  async readDirectories(commit: string, dirs: string[]): Promise<Map<string, Map<string, string>>> {
+    if (!SHA.test(commit)) throw new RepositoryRejectedError(`${commit} is not a commit id`);
+    const result = new Map(dirs.map((dir) => [dir, new Map<string, string>()]));
+    if (dirs.length === 0) return result;
+    const listing = await this.git(['ls-tree', '-r', '-z', '--full-tree', commit, '--', ...dirs.map((dir) => `${dir}/`)]);
+    const blobs = listing
+      .split('\0')
+      .filter(Boolean)
+      .map((line) => {
+        const [meta, filePath] = line.split('\t') as [string, string];
+        return { sha: meta.split(' ')[2]!, type: meta.split(' ')[1], path: filePath };
+      })
+      .filter((entry) => entry.type === 'blob');
+    if (blobs.length === 0) return result;
+    const out = await gitBytes(['cat-file', '--batch'], { gitDir: this.gitDir, input: blobs.map((b) => `${b.sha}\n`).join('') });
+    parseCatFileBatch(out, blobs.length, 'blob').forEach((body, i) => {
+      const { path: filePath } = blobs[i]!;
+      const dir = dirs.find((d) => filePath.startsWith(`${d}/`));
+      if (body && dir !== undefined) result.get(dir)!.set(filePath, body.toString('utf8'));
+    });
+    return result;
   }
 
   /**
