@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
+import { executeGraphql, GraphqlRefusal } from './github-graphql-double.ts';
 import { serveOnLoopback } from './http.ts';
 
 /**
@@ -13,6 +14,9 @@ import { serveOnLoopback } from './http.ts';
  * (@octokit/openapi): the method and path must be an operation, query names must be declared,
  * and a JSON body must match the operation's request schema. Violations are recorded (and
  * answered 404/422) so a spec can assert there were none. Every call is counted.
+ * Where GitHub documents a limit, the double enforces it (each rule cites where it is
+ * written); where GitHub leaves a behaviour undocumented, the double answers something a
+ * driver must not rely on. POST /graphql is served by github-graphql-double.ts.
  */
 const SPEC_FILE = path.resolve(import.meta.dirname, '../../node_modules/@octokit/openapi/generated/api.github.com.json');
 
@@ -75,6 +79,7 @@ interface Commit {
   message: string;
   order: number;
   date: string;
+  author: { name: string; email: string };
 }
 interface Pull {
   number: number;
@@ -105,6 +110,8 @@ export interface GithubDouble {
   branch(name: string): string | undefined;
   files(ref: string): Map<string, string>;
   commit(sha: string): Commit | undefined;
+  /** Commits `tree` on top of `parents` as `author` (an engineer's push or a merge made outside the driver). */
+  addCommit(input: { parents: string[]; files: Map<string, string>; message: string; author?: { name: string; email: string } }): string;
   /** Answers the next `times` calls of `method route` with `status` (a GitHub error body). */
   failNext(method: string, route: string, status: number, times?: number): void;
   /**
@@ -118,7 +125,10 @@ export interface GithubDouble {
 
 const hash = (value: unknown) => createHash('sha1').update(JSON.stringify(value)).digest('hex');
 
-export async function startGithubDouble(options: { owner?: string; repo?: string; initialFiles?: Record<string, string> } = {}): Promise<GithubDouble> {
+/** Who commits when a request names nobody: the token's user, as GitHub does. */
+const TOKEN_USER = { name: 'control-plane', email: 'control-plane@users.noreply.github.com' };
+
+export async function startGithubDouble(options: { owner?: string; repo?: string; initialFiles?: Record<string, string>; graphqlTextLimit?: number } = {}): Promise<GithubDouble> {
   const owner = options.owner ?? 'gsv';
   const repo = options.repo ?? 'gsv-gitops';
   const operations = loadOperations();
@@ -132,15 +142,18 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
   let order = 0;
   let pendingPollsOfNewPulls = 0;
 
+  const blobs = new Map<string, string>();
+  let listeningUrl = '';
   const putTree = (tree: Tree) => {
+    for (const content of tree.values()) blobs.set(hash(content), content);
     const sha = hash([...tree].sort());
     trees.set(sha, tree);
     return sha;
   };
-  const putCommit = (tree: string, parents: string[], message: string) => {
+  const putCommit = (tree: string, parents: string[], message: string, author = TOKEN_USER) => {
     order += 1;
     const sha = hash({ tree, parents, message, order });
-    commits.set(sha, { sha, tree, parents, message, order, date: new Date(Date.UTC(2026, 0, 1, 0, 0, order)).toISOString() });
+    commits.set(sha, { sha, tree, parents, message, order, author, date: new Date(Date.UTC(2026, 0, 1, 0, 0, order)).toISOString() });
     return sha;
   };
   const ancestors = (sha: string): Set<string> => {
@@ -160,6 +173,50 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
   refs.set('heads/main', putCommit(putTree(new Map(Object.entries(options.initialFiles ?? { 'README.md': '# gsv-gitops\n' }))), [], 'Initialize'));
 
   const resolve = (ref: string) => refs.get(ref) ?? (commits.has(ref) ? ref : undefined);
+  const newestFirst = (shas: Iterable<string>) => [...shas].sort((x, y) => commits.get(y)!.order - commits.get(x)!.order);
+  const mergeBaseOf = (a: string, b: string) => {
+    const of = ancestors(b);
+    return newestFirst([...ancestors(a)].filter((c) => of.has(c)))[0];
+  };
+  /**
+   * Changed files from one flat tree to another, as GitHub lists them. GitHub detects renames
+   * ("files with a renamed status have a previous_filename field", compare-commits in
+   * @octokit/openapi), so a removed and an added path with the same content are one entry.
+   */
+  const diffFiles = (from: Tree, to: Tree) => {
+    const removed = [...from.keys()].filter((k) => !to.has(k));
+    const files: { filename: string; status: string; previous_filename?: string; sha: string; additions: number; deletions: number; changes: number }[] = [];
+    for (const key of [...new Set([...from.keys(), ...to.keys()])].sort()) {
+      if (from.get(key) === to.get(key) || !to.has(key)) continue;
+      const renamedFrom = from.has(key) ? undefined : removed.find((r) => from.get(r) === to.get(key));
+      if (renamedFrom !== undefined) removed.splice(removed.indexOf(renamedFrom), 1);
+      const status = renamedFrom !== undefined ? 'renamed' : from.has(key) ? 'modified' : 'added';
+      files.push({ filename: key, status, ...(renamedFrom !== undefined ? { previous_filename: renamedFrom } : {}), sha: hash(to.get(key)), additions: 0, deletions: 0, changes: 0 });
+    }
+    for (const key of removed) files.push({ filename: key, status: 'removed', sha: hash(from.get(key)), additions: 0, deletions: 0, changes: 0 });
+    return files.sort((a, b) => (a.filename < b.filename ? -1 : 1));
+  };
+  const commitJson = (commit: Commit) => {
+    const url = `https://api.github.com/repos/${owner}/${repo}/commits/${commit.sha}`;
+    const who = { ...commit.author, date: commit.date };
+    return {
+      sha: commit.sha,
+      node_id: `C_${commit.sha.slice(0, 12)}`,
+      url,
+      html_url: `https://github.com/${owner}/${repo}/commit/${commit.sha}`,
+      comments_url: `${url}/comments`,
+      commit: { url, message: commit.message, author: who, committer: who, tree: { sha: commit.tree, url }, comment_count: 0 },
+      author: null,
+      committer: null,
+      parents: commit.parents.map((p) => ({ sha: p, url: `https://api.github.com/repos/${owner}/${repo}/commits/${p}` })),
+    };
+  };
+  /** per_page as GitHub's parameter declares it: "The number of results per page (max 100)", default 30. */
+  const perPage = (query: URLSearchParams, route: string) => {
+    const value = Number(query.get('per_page') ?? 30);
+    if (!Number.isInteger(value) || value < 1 || value > 100) violations.push(`${route}: per_page ${query.get('per_page')} is outside 1..100`);
+    return Math.min(100, Math.max(1, value));
+  };
   /** The tree of merging the pull's head into its base, or undefined when they conflict. */
   const mergeTree = (pull: Pull): Tree | undefined => {
     const base = refs.get(`heads/${pull.base}`)!;
@@ -197,7 +254,7 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
   const error = (status: number, message: string, errors?: { message: string }[]) => ({ status, body: { message, ...(errors ? { errors } : {}), documentation_url: 'https://docs.github.com/rest' } });
 
   type Body = Record<string, unknown>;
-  type Answer = { status: number; body: unknown };
+  type Answer = { status: number; body: unknown; headers?: Record<string, string> };
   const handlers: Record<string, (params: string[], query: URLSearchParams, body: Body) => Answer> = {
     'GET /repos/{owner}/{repo}/branches/{branch}': ([, , branch]) => {
       const sha = refs.get(`heads/${branch}`);
@@ -279,11 +336,69 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
       refs.set(ref!, String(body.sha));
       return { status: 200, body: { ref: `refs/${ref}`, object: { sha: body.sha, type: 'commit' } } };
     },
-    'GET /repos/{owner}/{repo}/compare/{basehead}': ([, , basehead]) => {
-      const [a, b] = basehead!.split('...').map((r) => resolve(r!));
+    /**
+     * compare-commits (@octokit/openapi): commits reachable from head and not base, in
+     * chronological order. "When calling this endpoint without any paging parameter
+     * (per_page or page), the returned list is limited to 250 commits, and the last commit in
+     * the list is the most recent"; with them it pages, and "the list of changed files is only
+     * shown on the first page of results, and it includes up to 300 changed files for the
+     * entire comparison". Files are the changes from the merge base to head.
+     */
+    'GET /repos/{owner}/{repo}/compare/{basehead}': ([, , basehead], query) => {
+      const [a, b] = basehead!.split('...').map((r) => resolve(r!) ?? resolve(`heads/${r}`));
       if (!a || !b) return error(404, 'Not Found');
       const status = a === b ? 'identical' : ancestors(b).has(a) ? 'ahead' : ancestors(a).has(b) ? 'behind' : 'diverged';
-      return { status: 200, body: { status, ahead_by: 0, behind_by: 0, total_commits: 0, commits: [], files: [] } };
+      const [fromA, fromB] = [ancestors(a), ancestors(b)];
+      const range = newestFirst([...fromB].filter((c) => !fromA.has(c))).reverse().map((c) => commits.get(c)!);
+      const paged = query.has('per_page') || query.has('page');
+      const page = Number(query.get('page') ?? 1);
+      const size = paged ? perPage(query, 'GET /repos/{owner}/{repo}/compare/{basehead}') : 250;
+      const listed = paged ? range.slice((page - 1) * size, page * size) : range.slice(-250);
+      const mergeBase = mergeBaseOf(a, b);
+      const files = page === 1 && mergeBase ? diffFiles(treeOf(mergeBase), treeOf(b)).slice(0, 300) : [];
+      const behind = [...fromA].filter((c) => !fromB.has(c)).length;
+      const compareUrl = `https://github.com/${owner}/${repo}/compare/${basehead}`;
+      return {
+        status: 200,
+        body: {
+          url: `https://api.github.com/repos/${owner}/${repo}/compare/${basehead}`,
+          html_url: compareUrl,
+          permalink_url: compareUrl,
+          diff_url: `${compareUrl}.diff`,
+          patch_url: `${compareUrl}.patch`,
+          base_commit: commitJson(commits.get(a)!),
+          merge_base_commit: commitJson(commits.get(mergeBase ?? a)!),
+          status,
+          ahead_by: range.length,
+          behind_by: behind,
+          total_commits: range.length,
+          commits: listed.map(commitJson),
+          files,
+        },
+      };
+    },
+    /**
+     * get-commit (@octokit/openapi): "If there are more than 300 files in the commit diff ...
+     * the response will include pagination link headers for the remaining files, up to a
+     * limit of 3000 files." Files are against the only parent. What GitHub lists for a merge
+     * commit it does not document, so the double lists none: a driver must not read them.
+     */
+    'GET /repos/{owner}/{repo}/commits/{ref}': ([, , ref], query) => {
+      const sha = resolve(ref!) ?? resolve(`heads/${ref}`);
+      if (!sha) return error(422, `No commit found for SHA: ${ref}`);
+      const commit = commits.get(sha)!;
+      const all = commit.parents.length > 1 ? [] : diffFiles(commit.parents[0] ? treeOf(commit.parents[0]) : new Map(), treeOf(sha)).slice(0, 3000);
+      const page = Number(query.get('page') ?? 1);
+      const files = all.slice((page - 1) * 300, page * 300);
+      const headers: Record<string, string> = {};
+      if (page * 300 < all.length) headers.link = `<${listeningUrl}/repos/${owner}/${repo}/commits/${sha}?page=${page + 1}>; rel="next"`;
+      return { status: 200, body: { ...commitJson(commit), stats: { total: 0, additions: 0, deletions: 0 }, files }, headers };
+    },
+    'GET /repos/{owner}/{repo}/git/blobs/{file_sha}': ([, , sha]) => {
+      const content = blobs.get(sha!);
+      if (content === undefined) return error(404, 'Not Found');
+      const url = `https://api.github.com/repos/${owner}/${repo}/git/blobs/${sha}`;
+      return { status: 200, body: { sha, node_id: `B_${sha!.slice(0, 12)}`, size: Buffer.byteLength(content), url, content: Buffer.from(content).toString('base64'), encoding: 'base64' } };
     },
     'POST /repos/{owner}/{repo}/pulls': (_, __, body) => {
       const head = String(body.head);
@@ -342,17 +457,45 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
     },
   };
 
+  /** GraphQL answers 200 with `errors` for a query it refuses, as GitHub does. */
+  const answerGraphql = (chunks: Buffer[], answer: (status: number, body: unknown, route: string) => void) => {
+    const route = 'POST /graphql';
+    if (failures.some((f) => f.method === 'POST' && f.route === '/graphql' && f.times > 0)) {
+      const failure = failures.find((f) => f.method === 'POST' && f.route === '/graphql' && f.times > 0)!;
+      failure.times -= 1;
+      return answer(failure.status, { message: 'Injected failure' }, route);
+    }
+    try {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { query?: unknown; variables?: unknown };
+      const store = {
+        owner,
+        repo,
+        hash,
+        textLimit: options.graphqlTextLimit ?? 512 * 1024,
+        treeAt: (rev: string) => {
+          const sha = /^[0-9a-f]{40}$/.test(rev) ? (commits.has(rev) ? rev : undefined) : refs.get(`heads/${rev}`);
+          return sha ? { sha, files: treeOf(sha) } : undefined;
+        },
+      };
+      answer(200, executeGraphql(store, body), route);
+    } catch (refusal) {
+      if (!(refusal instanceof GraphqlRefusal) && !(refusal instanceof SyntaxError)) throw refusal;
+      violations.push(`${route}: ${refusal.message}`);
+      answer(200, { data: null, errors: [{ type: 'INVALID', message: refusal.message }] }, route);
+    }
+  };
   const server = http.createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       const url = new URL(request.url ?? '/', 'http://double');
       const method = request.method ?? 'GET';
-      const answer = (status: number, body: unknown, route: string) => {
+      const answer = (status: number, body: unknown, route: string, headers: Record<string, string> = {}) => {
         calls.push({ method, route, status });
-        response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'x-ratelimit-remaining': '4999', 'x-ratelimit-limit': '5000' });
+        response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'x-ratelimit-remaining': '4999', 'x-ratelimit-limit': '5000', ...headers });
         response.end(JSON.stringify(body));
       };
+      if (method === 'POST' && url.pathname === '/graphql') return answerGraphql(chunks, answer);
       const operation = operations.find((op) => op.method === method && op.regex.test(url.pathname));
       if (!operation) {
         violations.push(`${method} ${url.pathname} is not an operation of api.github.com`);
@@ -387,10 +530,11 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
         return answer(501, { message: 'Not implemented by the double' }, route);
       }
       const result = handler(params, url.searchParams, body);
-      answer(result.status, result.body, route);
+      answer(result.status, result.body, route, result.headers);
     });
   });
   const listening = await serveOnLoopback(server);
+  listeningUrl = listening.url;
   return {
     url: listening.url,
     owner,
@@ -401,6 +545,7 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
     branch: (name) => refs.get(`heads/${name}`),
     files: (ref) => new Map(treeOf(resolve(ref) ?? refs.get(`heads/${ref}`)!)),
     commit: (sha) => commits.get(sha),
+    addCommit: (input) => putCommit(putTree(new Map(input.files)), input.parents, input.message, input.author),
     failNext: (method, route, status, times = 1) => failures.push({ method, route, status, times }),
     mergeableAfterPolls: (polls) => (pendingPollsOfNewPulls = polls),
     resetCalls: () => calls.splice(0),
