@@ -10,6 +10,8 @@ import {
   type HistoryPage,
   type PullRequest,
 } from '../repository.ts';
+import { compareRange } from './commit-range.ts';
+import { readDirectoriesAt } from './directory-read.ts';
 import { planTreeChanges } from './tree-changes.ts';
 
 export type GithubAuth = { token: string } | { appId: string; privateKey: string; installationId: number };
@@ -54,6 +56,8 @@ export interface GithubRepositoryOptions {
   owner: string;
   repo: string;
   baseBranch: string;
+  /** compareCommits refuses longer ranges (each commit costs a call) with ComparisonTooLargeError. */
+  maxCompareCommits?: number;
 }
 
 /** mergeable_state values for which pulls.merge refuses: reviews or checks outstanding, branch out of date, draft. */
@@ -94,9 +98,11 @@ export class GithubRepository implements GitopsRepository {
   readonly #octokit: Octokit;
   /** Commit → tree, learned from branch reads, so a commit on it needs no extra call. */
   readonly #trees = new Map<string, string>();
+  readonly #maxCompareCommits: number;
 
   constructor(options: GithubRepositoryOptions) {
     this.#octokit = options.octokit;
+    this.#maxCompareCommits = options.maxCompareCommits ?? 1000;
     this.owner = options.owner;
     this.repo = options.repo;
     this.baseBranch = options.baseBranch;
@@ -302,48 +308,22 @@ export class GithubRepository implements GitopsRepository {
     }
   }
 
-  /** Compare (one call, up to 250 commits), then one commit read per commit for its paths. */
+  /** See compareRange: one compare, then one call per commit for its paths (none for a single commit on `base`). */
   async compareCommits(base: string | undefined, head: string): Promise<CommitSummary[]> {
     try {
-      const shas =
-        base === undefined
-          ? [head]
-          : (await this.#octokit.rest.repos.compareCommitsWithBasehead({ owner: this.owner, repo: this.repo, basehead: `${base}...${head}` })).data.commits.map((c) => c.sha);
-      const out: CommitSummary[] = [];
-      for (const sha of shas) {
-        const { data } = await this.#octokit.rest.repos.getCommit({ owner: this.owner, repo: this.repo, ref: sha });
-        out.push({
-          sha,
-          message: data.commit.message,
-          author: { name: data.commit.author?.name ?? '', email: data.commit.author?.email ?? '' },
-          authoredAt: data.commit.author?.date ?? '',
-          trailers: parseTrailers(data.commit.message),
-          paths: (data.files ?? []).map((f) => f.filename),
-        });
-      }
-      return out;
+      return await compareRange({ octokit: this.#octokit, owner: this.owner, repo: this.repo, maxCommits: this.#maxCompareCommits }, base, head);
     } catch (error) {
       throw this.classify(error);
     }
   }
 
-  /** One recursive tree read, then one blob read per file below `dirs`. */
+  /** See readDirectoriesAt: one GraphQL query for up to 50 directories of ordinary depth. */
   async readDirectories(commit: string, dirs: string[]): Promise<Map<string, Map<string, string>>> {
-    const result = new Map(dirs.map((dir) => [dir, new Map<string, string>()]));
-    if (dirs.length === 0) return result;
+    if (dirs.length === 0) return new Map();
     try {
-      const { data } = await this.#octokit.rest.git.getTree({ owner: this.owner, repo: this.repo, tree_sha: commit, recursive: 'true' });
-      if (data.truncated) throw new RepositoryRejectedError(`the tree of ${commit} is too large for one recursive read`);
-      for (const entry of data.tree) {
-        if (entry.type !== 'blob' || !entry.path || !entry.sha) continue;
-        const dir = dirs.find((d) => entry.path!.startsWith(`${d}/`));
-        if (dir === undefined) continue;
-        const blob = await this.#octokit.rest.git.getBlob({ owner: this.owner, repo: this.repo, file_sha: entry.sha });
-        result.get(dir)!.set(entry.path, Buffer.from(blob.data.content, blob.data.encoding === 'base64' ? 'base64' : 'utf8').toString('utf8'));
-      }
-      return result;
+      return await readDirectoriesAt({ octokit: this.#octokit, owner: this.owner, repo: this.repo }, commit, dirs);
     } catch (error) {
-      throw error instanceof RepositoryRejectedError ? error : this.classify(error);
+      throw this.classify(error);
     }
   }
 
@@ -364,8 +344,17 @@ export class GithubRepository implements GitopsRepository {
     this.#trees.set(commit, tree);
   }
 
-  /** 4xx that retrying cannot fix are terminal; 5xx, 429 and network errors are transient. */
+  /**
+   * 4xx that retrying cannot fix are terminal; 5xx, 429 and network errors are transient.
+   * GraphQL answers 200 with `errors`: RATE_LIMITED is transient (the throttling plugin
+   * waits it out first), any other type (NOT_FOUND, a query GitHub refuses) is terminal.
+   */
   private classify(error: unknown): Error {
+    if (error instanceof RepositoryRejectedError) return error;
+    const graphqlErrors = (error as { name?: unknown; errors?: { type?: string; message?: string }[] }).errors;
+    if ((error as { name?: unknown }).name === 'GraphqlResponseError' && Array.isArray(graphqlErrors) && !graphqlErrors.some((e) => e.type === 'RATE_LIMITED')) {
+      return new RepositoryRejectedError(`GitHub GraphQL refused a read of ${this.owner}/${this.repo}: ${graphqlErrors.map((e) => e.message).join('; ')}`, { cause: error });
+    }
     const http = httpError(error);
     if (http && http.status >= 400 && http.status < 500 && http.status !== 429 && http.status !== 409) {
       return new RepositoryRejectedError(`GitHub answered ${http.status} for ${this.owner}/${this.repo}: ${http.response?.data?.message ?? http.message}`, { cause: error });
