@@ -37,6 +37,7 @@ import { createIdempotencyKeyExpiryTask } from './jobs/idempotency-key-expiry.ts
 import { createMeteringTask } from './jobs/metering-task.ts';
 import { webhookRoutes } from './api/routes/webhook-routes.ts';
 import { GithubSignatureVerifier } from './webhooks/github-signature.ts';
+import { ArgocdTokenVerifier } from './webhooks/argocd-token.ts';
 import { createReconcilerTask } from './jobs/reconcilers.ts';
 import { createKubernetesApplicationLister, loadKubeConfig } from './jobs/argocd-applications.ts';
 import { createSyncSimulator } from './dev/sync-simulator.ts';
@@ -138,7 +139,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       repository,
       baseBranch: config.gitops.baseBranch,
       github: config.webhooks.githubSecrets.length > 0 ? new GithubSignatureVerifier(config.webhooks.githubSecrets) : undefined,
-      argocdToken,
+      argocd: argocdToken ? new ArgocdTokenVerifier(argocdToken) : undefined,
     }),
   );
   const kubeConfig = loadKubeConfig(config.reconcile.kubeconfig);
