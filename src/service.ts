@@ -132,11 +132,12 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   // Webhooks, their fallback reconcilers, and (development only) the Argo CD stand-in.
   const simulate = config.syncSimulator && repository instanceof LocalRepository;
   const argocdToken = config.webhooks.argocdToken ?? (simulate ? randomBytes(32).toString('base64url') : undefined);
+  // One cache of ancestry answers for the Argo CD receiver and the reconciler alike.
   const ancestry = cacheAncestry(repository);
   routes.push(
     ...webhookRoutes({
       sequelize,
-      repository,
+      repository: ancestry,
       baseBranch: config.gitops.baseBranch,
       github: config.webhooks.githubSecrets.length > 0 ? new GithubSignatureVerifier(config.webhooks.githubSecrets) : undefined,
       argocd: argocdToken ? new ArgocdTokenVerifier(argocdToken) : undefined,

@@ -5,7 +5,10 @@ import { judgeApplication, type ApplicationObservation } from './application-sta
 
 export interface ApplicationSyncDeps {
   sequelize: Sequelize;
-  /** The GitOps repository's ancestry check (GitopsRepository.isAncestor). */
+  /**
+   * The GitOps repository's ancestry check (GitopsRepository.isAncestor). Give it cached
+   * (cacheAncestry): each observation asks the same question more than once.
+   */
   repository: { isAncestor(ancestor: string, descendant: string): Promise<boolean> };
 }
 
@@ -68,13 +71,9 @@ export async function applyApplicationObservation(
   if (!row) return { instanceId, event: null, reason: 'no such instance' };
 
   const merge = row.status === 'merged' ? row.merge_commit_sha : null;
-  // Usually both revisions are the same commit: ask the repository once per revision.
-  const answers = new Map<string, Promise<boolean>>();
-  const contains = (revision: string | null | undefined): Promise<boolean> => {
-    if (!merge || !revision) return Promise.resolve(false);
-    if (!answers.has(revision)) answers.set(revision, deps.repository.isAncestor(merge, revision));
-    return answers.get(revision)!;
-  };
+  // Usually both revisions are the same commit: the cached repository answers the second.
+  const contains = (revision: string | null | undefined): Promise<boolean> =>
+    merge && revision ? deps.repository.isAncestor(merge, revision) : Promise.resolve(false);
   const verdict = judgeApplication(observation, {
     mergeCommitSha: merge,
     syncRevisionContainsMerge: await contains(observation.syncRevision),

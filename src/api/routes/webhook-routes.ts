@@ -9,10 +9,13 @@ import { ArgocdNotificationSchema, type ArgocdNotification } from '../../webhook
 import { receiveArgocdNotification } from '../../webhooks/argocd-events.ts';
 import type { ArgocdTokenVerifier } from '../../webhooks/argocd-token.ts';
 import type { ApplicationSyncDeps } from '../../domain/application-sync.ts';
-import { cacheAncestry } from '../../gitops/ancestry-cache.ts';
 
 export interface WebhookRoutesDeps {
   sequelize: Sequelize;
+  /**
+   * Ancestry is asked before and again inside each notice's transaction: give the service's one
+   * cacheAncestry, so the second answer comes from memory.
+   */
   repository: ApplicationSyncDeps['repository'];
   baseBranch: string;
   /** Undefined when GITHUB_WEBHOOK_SECRET is not set: the GitHub receiver answers 404. */
@@ -36,8 +39,6 @@ const validateNotification = createAjv({ useDefaults: false }).compile<ArgocdNot
  * each delivery is one short transaction.
  */
 export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
-  // Ancestry is asked before and again inside each notice's transaction: answer the second from memory.
-  const repository = cacheAncestry(deps.repository);
   return [
     defineRoute({
       method: 'post',
@@ -91,7 +92,7 @@ export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
         deps.argocd.verify(ctx.headers);
         const body: unknown = ctx.request.body;
         if (!validateNotification(body)) throw new ValidationError(toFieldErrors('body', validateNotification.errors), 'The body is not a control-plane Argo CD notification.');
-        const result = await receiveArgocdNotification({ sequelize: deps.sequelize, repository }, body);
+        const result = await receiveArgocdNotification({ sequelize: deps.sequelize, repository: deps.repository }, body);
         const ignored = !result.duplicate && result.outcome?.instanceId === undefined;
         ctx.status = ignored ? 202 : 200;
         ctx.body = { status: ignored ? 'ignored' : 'processed', duplicate: result.duplicate, outcome: result.outcome };
