@@ -2,6 +2,7 @@ import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { applyInstanceEvent } from './instance-events.ts';
 import type { InstanceState } from './instance-state.ts';
 import { judgeApplication, type ApplicationObservation } from './application-status.ts';
+import { INSTANCE_ID_LABEL } from '../gitops/labels.ts';
 
 export interface ApplicationSyncDeps {
   sequelize: Sequelize;
@@ -60,7 +61,7 @@ export async function applyApplicationObservation(
   cause: ObservationCause,
 ): Promise<ObservationOutcome> {
   const instanceId = observation.instanceId;
-  if (!instanceId || !UUID.test(instanceId)) return { instanceId, event: null, reason: 'not an instance Application (no gsv.io/instance-id label)' };
+  if (!instanceId || !UUID.test(instanceId)) return { instanceId, event: null, reason: `not an instance Application (no ${INSTANCE_ID_LABEL} label)` };
 
   const [row] = await deps.sequelize.query<{ change_id: string | null; status: string | null; merge_commit_sha: string | null }>(
     `SELECT c.id AS change_id, c.status, c.merge_commit_sha
