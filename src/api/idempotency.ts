@@ -44,7 +44,8 @@ export async function runIdempotently(
   const hash = requestHash(request);
   await sequelize.transaction(async (tx) => {
     const id = { principal: request.principal, key: request.key };
-    if (!(await claimIdempotencyKey(sequelize, tx, { ...id, method: request.method, path: request.path, requestHash: hash }))) {
+    const claim = { ...id, method: request.method, path: request.path, requestHash: hash };
+    if (!(await claimIdempotencyKey(sequelize, tx, claim))) {
       const stored = await findIdempotencyKey(sequelize, tx, id);
       if (!stored || stored.request_hash !== hash) {
         throw new UnprocessableError('idempotency-key-reused', `This ${IDEMPOTENCY_HEADER} was used for a different request; use a new key for a new request.`);

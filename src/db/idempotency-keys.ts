@@ -26,17 +26,29 @@ export interface IdempotencyKeyRow {
  * a concurrent duplicate's INSERT blocks on the first one's uncommitted row until it commits
  * (then this returns false) or rolls back (then this inserts and returns true).
  */
-export async function claimIdempotencyKey(sequelize: Sequelize, tx: Transaction, claim: IdempotencyKeyClaim): Promise<boolean> {
+export async function claimIdempotencyKey(
+  sequelize: Sequelize,
+  tx: Transaction,
+  claim: IdempotencyKeyClaim,
+): Promise<boolean> {
   const claimed = await sequelize.query(
     `INSERT INTO idempotency_keys (principal, key, method, path, request_hash)
      VALUES (:principal, :key, :method, :path, :hash)
      ON CONFLICT (principal, key) DO NOTHING RETURNING key`,
-    { type: QueryTypes.SELECT, transaction: tx, replacements: { principal: claim.principal, key: claim.key, method: claim.method, path: claim.path, hash: claim.requestHash } },
+    {
+      type: QueryTypes.SELECT,
+      transaction: tx,
+      replacements: { principal: claim.principal, key: claim.key, method: claim.method, path: claim.path, hash: claim.requestHash },
+    },
   );
   return claimed.length > 0;
 }
 
-export async function findIdempotencyKey(sequelize: Sequelize, tx: Transaction, id: IdempotencyKeyId): Promise<IdempotencyKeyRow | undefined> {
+export async function findIdempotencyKey(
+  sequelize: Sequelize,
+  tx: Transaction,
+  id: IdempotencyKeyId,
+): Promise<IdempotencyKeyRow | undefined> {
   const [stored] = await sequelize.query<IdempotencyKeyRow>(
     'SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE principal = :principal AND key = :key',
     { type: QueryTypes.SELECT, transaction: tx, replacements: { principal: id.principal, key: id.key } },

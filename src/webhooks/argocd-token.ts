@@ -17,10 +17,13 @@ export class ArgocdTokenVerifier {
   /** Throws InvalidSignatureError (401) for a missing or wrong bearer secret. */
   verify(headers: Record<string, string | string[] | undefined>): void {
     const authorization = headers['authorization'];
-    const presented = /^Bearer (.+)$/.exec(Array.isArray(authorization) ? (authorization[0] ?? '') : (authorization ?? ''))?.[1];
+    const header = (Array.isArray(authorization) ? authorization[0] : authorization) ?? '';
+    const presented = /^Bearer (.+)$/.exec(header)?.[1];
     // Comparing fixed-length digests keeps the comparison constant-time whatever the length.
     if (!presented || !timingSafeEqual(sha256(presented), this.#digest)) {
-      throw new InvalidSignatureError('Missing or wrong bearer secret; set the Authorization header in argocd-notifications-cm to the value of ARGOCD_WEBHOOK_TOKEN.');
+      throw new InvalidSignatureError(
+        'Missing or wrong bearer secret; set the Authorization header in argocd-notifications-cm to the value of ARGOCD_WEBHOOK_TOKEN.',
+      );
     }
   }
 }

@@ -10,7 +10,8 @@ describe('ArgocdTokenVerifier', () => {
   });
 
   it('rejects a missing, malformed or wrong secret with InvalidSignatureError', () => {
-    for (const authorization of [undefined, '', 's3cret-token', 'Basic s3cret-token', 'Bearer ', 'Bearer s3cret-tokeN', 'Bearer s3cret-token-longer']) {
+    const wrong = [undefined, '', 's3cret-token', 'Basic s3cret-token', 'Bearer ', 'Bearer s3cret-tokeN', 'Bearer s3cret-token2'];
+    for (const authorization of wrong) {
       assert.throws(() => verifier.verify({ authorization }), InvalidSignatureError, String(authorization));
     }
   });
