@@ -3,6 +3,7 @@ import { Type, type TSchema } from '@sinclair/typebox';
 import { createAjv } from './validation.ts';
 import { ConfigError } from './errors.ts';
 import type { ChangeKind, MergePolicy } from './domain/change-requests.ts';
+import { MANAGED_BY_SELECTOR } from './gitops/labels.ts';
 
 interface Variable {
   name: string;
@@ -60,7 +61,7 @@ export const CONFIG_VARIABLES = [
   { name: 'GITHUB_WEBHOOK_ADDITIONAL_SECRETS', description: 'Comma-separated further secrets also accepted, for rotating GITHUB_WEBHOOK_SECRET without downtime.', schema: Type.String({ pattern: '^[^,]+(,[^,]+)*$' }) },
   { name: 'ARGOCD_WEBHOOK_TOKEN', description: 'Bearer secret Argo CD Notifications sends (from argocd-notifications-secret). Unset: POST /webhooks/argocd answers 404, except that the sync simulator makes one up.', schema: Type.String({ minLength: 16 }) },
   { name: 'RECONCILE_INTERVAL_MS', description: 'How often the reconciler leader polls open pull requests and Argo CD Applications (the fallback for lost webhooks).', default: '60000', schema: positiveInt },
-  { name: 'ARGOCD_NAMESPACE', description: 'Namespace of the Argo CD Applications the reconciler lists (label app.kubernetes.io/managed-by=control-plane).', default: 'argocd', schema: Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }) },
+  { name: 'ARGOCD_NAMESPACE', description: `Namespace of the Argo CD Applications the reconciler lists (label ${MANAGED_BY_SELECTOR}).`, default: 'argocd', schema: Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }) },
   { name: 'KUBECONFIG', description: 'Kubeconfig for listing Argo CD Applications. Unset: in-cluster config when running in a pod, otherwise no Application reconciler.', schema: Type.String({ minLength: 1 }) },
   { name: 'SYNC_SIMULATOR', description: 'Development only: play Argo CD after merges (validate the rendered Application, post notifications to the webhook). Default: on in embedded mode (no DATABASE_URL), off otherwise.', schema: Type.Union([Type.Literal('true'), Type.Literal('false')]) },
 ] as const satisfies readonly Variable[];

@@ -37,6 +37,7 @@ import { createIdempotencyKeyExpiryTask } from './jobs/idempotency-key-expiry.ts
 import { createMeteringTask } from './jobs/metering-task.ts';
 import { webhookRoutes } from './api/routes/webhook-routes.ts';
 import { GithubSignatureVerifier } from './webhooks/github-signature.ts';
+import { ArgocdTokenVerifier } from './webhooks/argocd-token.ts';
 import { createReconcilerTask } from './jobs/reconcilers.ts';
 import { createKubernetesApplicationLister, loadKubeConfig } from './jobs/argocd-applications.ts';
 import { createSyncSimulator } from './dev/sync-simulator.ts';
@@ -131,14 +132,15 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   // Webhooks, their fallback reconcilers, and (development only) the Argo CD stand-in.
   const simulate = config.syncSimulator && repository instanceof LocalRepository;
   const argocdToken = config.webhooks.argocdToken ?? (simulate ? randomBytes(32).toString('base64url') : undefined);
+  // One cache of ancestry answers for the Argo CD receiver and the reconciler alike.
   const ancestry = cacheAncestry(repository);
   routes.push(
     ...webhookRoutes({
       sequelize,
-      repository,
+      repository: ancestry,
       baseBranch: config.gitops.baseBranch,
       github: config.webhooks.githubSecrets.length > 0 ? new GithubSignatureVerifier(config.webhooks.githubSecrets) : undefined,
-      argocdToken,
+      argocd: argocdToken ? new ArgocdTokenVerifier(argocdToken) : undefined,
     }),
   );
   const kubeConfig = loadKubeConfig(config.reconcile.kubeconfig);

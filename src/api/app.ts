@@ -7,11 +7,8 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { AppError, MethodNotAllowedError, NotFoundError } from '../errors.ts';
 import { PROBLEM_CONTENT_TYPE, toAppError, toProblem } from './problem.ts';
-import type { RouteAccess, RouteSpec } from './route.ts';
+import type { Authenticate, RouteSpec } from './route.ts';
 import { compileRoute } from './route-validation.ts';
-
-/** Authenticates a request for a route's access level; sets ctx.state.principal or throws 401/403. */
-export type Authenticate = (ctx: Koa.Context, access: Exclude<RouteAccess, 'public'>) => Promise<void>;
 
 export interface AppDeps {
   logger: Logger;

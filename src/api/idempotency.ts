@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Context } from 'koa';
-import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import type { Sequelize, Transaction } from 'sequelize';
+import { claimIdempotencyKey, completeIdempotencyKey, findIdempotencyKey } from '../db/idempotency-keys.ts';
 import { UnprocessableError, ValidationError } from '../errors.ts';
 
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
@@ -42,17 +43,10 @@ export async function runIdempotently(
 ): Promise<void> {
   const hash = requestHash(request);
   await sequelize.transaction(async (tx) => {
-    const claimed = await sequelize.query(
-      `INSERT INTO idempotency_keys (principal, key, method, path, request_hash)
-       VALUES (:principal, :key, :method, :path, :hash)
-       ON CONFLICT (principal, key) DO NOTHING RETURNING key`,
-      { type: QueryTypes.SELECT, transaction: tx, replacements: { principal: request.principal, key: request.key, method: request.method, path: request.path, hash } },
-    );
-    if (claimed.length === 0) {
-      const [stored] = await sequelize.query<{ request_hash: string; response_status: number | null; response_body: unknown }>(
-        'SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE principal = :principal AND key = :key',
-        { type: QueryTypes.SELECT, transaction: tx, replacements: { principal: request.principal, key: request.key } },
-      );
+    const id = { principal: request.principal, key: request.key };
+    const claim = { ...id, method: request.method, path: request.path, requestHash: hash };
+    if (!(await claimIdempotencyKey(sequelize, tx, claim))) {
+      const stored = await findIdempotencyKey(sequelize, tx, id);
       if (!stored || stored.request_hash !== hash) {
         throw new UnprocessableError('idempotency-key-reused', `This ${IDEMPOTENCY_HEADER} was used for a different request; use a new key for a new request.`);
       }
@@ -62,20 +56,7 @@ export async function runIdempotently(
       return;
     }
     await execute(tx);
-    await sequelize.query(
-      `UPDATE idempotency_keys SET response_status = :status, response_body = :body, completed_at = now()
-       WHERE principal = :principal AND key = :key`,
-      {
-        type: QueryTypes.UPDATE,
-        transaction: tx,
-        replacements: {
-          principal: request.principal,
-          key: request.key,
-          status: ctx.status,
-          body: ctx.body === undefined ? null : JSON.stringify(ctx.body),
-        },
-      },
-    );
+    await completeIdempotencyKey(sequelize, tx, id, { status: ctx.status, body: ctx.body });
   });
 }
 
@@ -95,23 +76,4 @@ function canonicalJson(value: unknown): string {
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);
-}
-
-/**
- * Forgets keys older than `retentionHours` (a key then executes again), a batch at a time so a
- * large backlog never holds long locks. Safe to run on every replica at once.
- */
-export async function deleteExpiredIdempotencyKeys(sequelize: Sequelize, retentionHours: number, batchSize = 5_000): Promise<number> {
-  let total = 0;
-  for (;;) {
-    const deleted = await sequelize.query(
-      `DELETE FROM idempotency_keys WHERE ctid IN (
-         SELECT ctid FROM idempotency_keys WHERE created_at < now() - make_interval(hours => :hours) LIMIT :batch
-         FOR UPDATE SKIP LOCKED)
-       RETURNING 1`,
-      { type: QueryTypes.SELECT, replacements: { hours: retentionHours, batch: batchSize } },
-    );
-    total += deleted.length;
-    if (deleted.length < batchSize) return total;
-  }
 }

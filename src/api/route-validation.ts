@@ -3,8 +3,7 @@ import type { TSchema } from '@sinclair/typebox';
 import type { Sequelize, Transaction } from 'sequelize';
 import { UnsupportedMediaTypeError, ValidationError } from '../errors.ts';
 import { createAjv, toFieldErrors, type FieldError, type ValidateFunction } from '../validation.ts';
-import type { Authenticate } from './app.ts';
-import type { RouteInput, RouteSpec } from './route.ts';
+import type { Authenticate, RouteInput, RouteSpec } from './route.ts';
 import { idempotencyKeyOf, runIdempotently } from './idempotency.ts';
 import type { Principal } from '../domain/principal.ts';
 

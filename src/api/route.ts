@@ -15,6 +15,9 @@ export interface ResponseSpec {
 /** Who may call a route. `public` routes skip authentication entirely. */
 export type RouteAccess = 'public' | 'authenticated' | 'platform-admin' | 'webhook';
 
+/** Authenticates a request for a route's access level; sets ctx.state.principal or throws 401/403. */
+export type Authenticate = (ctx: Context, access: Exclude<RouteAccess, 'public'>) => Promise<void>;
+
 type StaticOr<T, Fallback> = T extends TSchema ? Static<T> : Fallback;
 
 export interface RouteInput<P, Q, B> {

@@ -4,6 +4,7 @@ import { git } from '../gitops/local/git.ts';
 import type { LocalRepository } from '../gitops/local/local-repository.ts';
 import { parseManifest } from '../gitops/render/manifest-serialization.ts';
 import { validateManifest } from '../gitops/render/manifest-validation.ts';
+import { INSTANCE_ID_LABEL, MANAGED_BY_LABELS } from '../gitops/labels.ts';
 import { instanceDir } from '../gitops/tenant-paths.ts';
 import type { BackgroundTask } from '../jobs/background-task.ts';
 import { createPeriodicTask } from '../jobs/periodic-task.ts';
@@ -65,7 +66,7 @@ export function createSyncSimulator(options: SyncSimulatorOptions): BackgroundTa
   async function simulate(candidate: Candidate, head: string): Promise<ArgocdNotification[]> {
     const dir = instanceDir(candidate.org, candidate.name);
     const files = (await readGit(['ls-tree', '-r', '--name-only', head, '--', `${dir}/`])).split('\n').filter(Boolean);
-    const base = { namespace: 'argocd', labels: { 'app.kubernetes.io/managed-by': 'control-plane', 'gsv.io/instance-id': candidate.id } };
+    const base = { namespace: 'argocd', labels: { ...MANAGED_BY_LABELS, [INSTANCE_ID_LABEL]: candidate.id } };
     const finished = new Date(Math.floor(Date.now() / 1000) * 1000);
     const at = (offsetSeconds: number) => new Date(finished.getTime() + offsetSeconds * 1000).toISOString().replace('.000Z', 'Z');
 

@@ -2,10 +2,14 @@ import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { applyInstanceEvent } from './instance-events.ts';
 import type { InstanceState } from './instance-state.ts';
 import { judgeApplication, type ApplicationObservation } from './application-status.ts';
+import { INSTANCE_ID_LABEL } from '../gitops/labels.ts';
 
 export interface ApplicationSyncDeps {
   sequelize: Sequelize;
-  /** The GitOps repository's ancestry check (GitopsRepository.isAncestor). */
+  /**
+   * The GitOps repository's ancestry check (GitopsRepository.isAncestor). Give it cached
+   * (cacheAncestry): each observation asks the same question more than once.
+   */
   repository: { isAncestor(ancestor: string, descendant: string): Promise<boolean> };
 }
 
@@ -57,7 +61,7 @@ export async function applyApplicationObservation(
   cause: ObservationCause,
 ): Promise<ObservationOutcome> {
   const instanceId = observation.instanceId;
-  if (!instanceId || !UUID.test(instanceId)) return { instanceId, event: null, reason: 'not an instance Application (no gsv.io/instance-id label)' };
+  if (!instanceId || !UUID.test(instanceId)) return { instanceId, event: null, reason: `not an instance Application (no ${INSTANCE_ID_LABEL} label)` };
 
   const [row] = await deps.sequelize.query<{ change_id: string | null; status: string | null; merge_commit_sha: string | null }>(
     `SELECT c.id AS change_id, c.status, c.merge_commit_sha
@@ -68,13 +72,9 @@ export async function applyApplicationObservation(
   if (!row) return { instanceId, event: null, reason: 'no such instance' };
 
   const merge = row.status === 'merged' ? row.merge_commit_sha : null;
-  // Usually both revisions are the same commit: ask the repository once per revision.
-  const answers = new Map<string, Promise<boolean>>();
-  const contains = (revision: string | null | undefined): Promise<boolean> => {
-    if (!merge || !revision) return Promise.resolve(false);
-    if (!answers.has(revision)) answers.set(revision, deps.repository.isAncestor(merge, revision));
-    return answers.get(revision)!;
-  };
+  // Usually both revisions are the same commit: the cached repository answers the second.
+  const contains = (revision: string | null | undefined): Promise<boolean> =>
+    merge && revision ? deps.repository.isAncestor(merge, revision) : Promise.resolve(false);
   const verdict = judgeApplication(observation, {
     mergeCommitSha: merge,
     syncRevisionContainsMerge: await contains(observation.syncRevision),

@@ -1,5 +1,6 @@
 import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import type { ApplicationObservation } from '../domain/application-status.ts';
+import { INSTANCE_ID_LABEL, MANAGED_BY_SELECTOR } from '../gitops/labels.ts';
 
 /** The parts of an argoproj.io/v1alpha1 Application this service reads. */
 export interface ArgocdApplication {
@@ -17,8 +18,6 @@ export interface ApplicationLister {
   list(): Promise<ArgocdApplication[]>;
 }
 
-export const MANAGED_BY_SELECTOR = 'app.kubernetes.io/managed-by=control-plane';
-const INSTANCE_ID_LABEL = 'gsv.io/instance-id';
 const PHASES = new Set(['Running', 'Terminating', 'Failed', 'Error', 'Succeeded']);
 const SYNC_STATUSES = new Set(['Synced', 'OutOfSync', 'Unknown']);
 

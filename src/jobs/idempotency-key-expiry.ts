@@ -1,5 +1,5 @@
 import type { Sequelize } from 'sequelize';
-import { deleteExpiredIdempotencyKeys } from '../api/idempotency.ts';
+import { deleteExpiredIdempotencyKeys } from '../db/idempotency-keys.ts';
 import type { Logger } from '../logger.ts';
 import type { BackgroundTask } from './background-task.ts';
 import { createPeriodicTask } from './periodic-task.ts';

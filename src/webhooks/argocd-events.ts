@@ -1,10 +1,9 @@
 import type { Sequelize } from 'sequelize';
 import type { ApplicationObservation } from '../domain/application-status.ts';
 import { applyApplicationObservation, prefetchAncestry, type ApplicationSyncDeps, type ObservationOutcome } from '../domain/application-sync.ts';
+import { INSTANCE_ID_LABEL } from '../gitops/labels.ts';
 import type { ArgocdNotification } from './argocd-notification.ts';
 import { processDelivery } from './webhook-deliveries.ts';
-
-export const INSTANCE_ID_LABEL = 'gsv.io/instance-id';
 
 export type ArgocdNotificationResult = { duplicate: boolean; outcome: ObservationOutcome | null };
 

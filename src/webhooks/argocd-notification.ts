@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { INSTANCE_ID_LABEL } from '../gitops/labels.ts';
 
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 const Timestamp = Type.String({ format: 'date-time', description: 'RFC 3339, as Argo CD writes it (e.g. 2026-11-28T03:40:00Z).' });
@@ -14,7 +15,7 @@ export const ArgocdNotificationSchema = Type.Object(
     app: Type.Object({
       name: Type.String({ minLength: 1, maxLength: 253, description: 'metadata.name' }),
       namespace: Type.Optional(Nullable(Type.String({ description: 'metadata.namespace' }))),
-      labels: Nullable(Type.Record(Type.String(), Type.String(), { description: 'metadata.labels; gsv.io/instance-id names the instance.' })),
+      labels: Nullable(Type.Record(Type.String(), Type.String(), { description: `metadata.labels; ${INSTANCE_ID_LABEL} names the instance.` })),
       deletionTimestamp: Type.Optional(Nullable(Timestamp)),
     }),
     sync: Type.Object({

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { createApp } from '../../src/api/app.ts';
 import { webhookRoutes } from '../../src/api/routes/webhook-routes.ts';
+import { ArgocdTokenVerifier } from '../../src/webhooks/argocd-token.ts';
 import { createSyncSimulator } from '../../src/dev/sync-simulator.ts';
 import { LocalRepository } from '../../src/gitops/local/local-repository.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -48,7 +49,7 @@ describe('development sync simulator', () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-simulator-'));
     repository = new LocalRepository({ gitDir: path.join(dir, 'gsv-gitops.git'), baseBranch: 'main' });
     await repository.ensureInitialized([{ path: 'README.md', content: 'gsv-gitops\n' }]);
-    const routes = webhookRoutes({ sequelize, repository, baseBranch: 'main', github: undefined, argocdToken: TOKEN });
+    const routes = webhookRoutes({ sequelize, repository, baseBranch: 'main', github: undefined, argocd: new ArgocdTokenVerifier(TOKEN) });
     server = await listen(createApp({ logger: createLogger('silent'), metrics: createMetrics({ collectDefaults: false }), bodyLimitBytes: 1_000_000, routes, authenticate: async () => {} }));
     simulator = createSyncSimulator({ sequelize, repository, serviceUrl: () => server.url, argocdToken: TOKEN, logger: createLogger('silent') });
   });

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { createApp } from '../../src/api/app.ts';
 import { webhookRoutes } from '../../src/api/routes/webhook-routes.ts';
+import { ArgocdTokenVerifier } from '../../src/webhooks/argocd-token.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import type { ArgocdNotification } from '../../src/webhooks/argocd-notification.ts';
@@ -40,7 +41,7 @@ describe('POST /webhooks/argocd', () => {
     older = await scratch.commit('older');
     merge = await scratch.commit('the merge');
     newer = await scratch.commit('newer');
-    const routes = webhookRoutes({ sequelize, repository: scratch.repository, baseBranch: 'main', github: undefined, argocdToken: TOKEN });
+    const routes = webhookRoutes({ sequelize, repository: scratch.repository, baseBranch: 'main', github: undefined, argocd: new ArgocdTokenVerifier(TOKEN) });
     server = await listen(createApp({ logger: createLogger('silent'), metrics: createMetrics({ collectDefaults: false }), bodyLimitBytes: 1_000_000, routes, authenticate: async () => {} }));
   });
   after(async () => {

@@ -27,7 +27,7 @@ describe('POST /webhooks/github', () => {
       repository: { isAncestor: () => Promise.resolve(false) },
       baseBranch: 'main',
       github: new GithubSignatureVerifier([SECRET, OLD_SECRET]),
-      argocdToken: undefined,
+      argocd: undefined,
     });
     const app = createApp({ logger: createLogger('silent'), metrics: createMetrics({ collectDefaults: false }), bodyLimitBytes: 5_000_000, routes, authenticate: async () => {} });
     server = await listen(app);

@@ -3,7 +3,7 @@ import type { Sequelize } from 'sequelize';
 import { ForbiddenError, UnauthorizedError } from '../../errors.ts';
 import { findApiTokenGrant, looksLikeApiToken } from '../../db/api-tokens.ts';
 import type { Principal } from '../../domain/principal.ts';
-import type { Authenticate } from '../app.ts';
+import type { Authenticate } from '../route.ts';
 import type { VerifyBearer } from './oidc-verifier.ts';
 
 export interface AuthenticateDeps {

@@ -1,24 +1,27 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { Sequelize } from 'sequelize';
-import { BadRequestError, InvalidSignatureError, NotFoundError, ValidationError } from '../../errors.ts';
+import { BadRequestError, NotFoundError, ValidationError } from '../../errors.ts';
 import { createAjv, toFieldErrors } from '../../validation.ts';
 import { defineRoute, type RouteSpec } from '../route.ts';
 import type { GithubSignatureVerifier } from '../../webhooks/github-signature.ts';
 import { receiveGithubEvent } from '../../webhooks/github-events.ts';
 import { ArgocdNotificationSchema, type ArgocdNotification } from '../../webhooks/argocd-notification.ts';
 import { receiveArgocdNotification } from '../../webhooks/argocd-events.ts';
+import type { ArgocdTokenVerifier } from '../../webhooks/argocd-token.ts';
 import type { ApplicationSyncDeps } from '../../domain/application-sync.ts';
-import { cacheAncestry } from '../../gitops/ancestry-cache.ts';
 
 export interface WebhookRoutesDeps {
   sequelize: Sequelize;
+  /**
+   * Ancestry is asked before and again inside each notice's transaction: give the service's one
+   * cacheAncestry, so the second answer comes from memory.
+   */
   repository: ApplicationSyncDeps['repository'];
   baseBranch: string;
   /** Undefined when GITHUB_WEBHOOK_SECRET is not set: the GitHub receiver answers 404. */
   github: GithubSignatureVerifier | undefined;
-  /** The bearer token Argo CD Notifications sends; undefined: the Argo CD receiver answers 404. */
-  argocdToken: string | undefined;
+  /** Undefined when ARGOCD_WEBHOOK_TOKEN is not set: the Argo CD receiver answers 404. */
+  argocd: ArgocdTokenVerifier | undefined;
 }
 
 const Acknowledgement = Type.Object({
@@ -36,9 +39,6 @@ const validateNotification = createAjv({ useDefaults: false }).compile<ArgocdNot
  * each delivery is one short transaction.
  */
 export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
-  const argocdDigest = deps.argocdToken ? sha256(deps.argocdToken) : undefined;
-  // Ancestry is asked before and again inside each notice's transaction: answer the second from memory.
-  const repository = cacheAncestry(deps.repository);
   return [
     defineRoute({
       method: 'post',
@@ -88,25 +88,17 @@ export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
         401: { description: 'Missing or wrong bearer secret.' },
       },
       handler: async ({ ctx }) => {
-        if (!argocdDigest) throw new NotFoundError('Argo CD webhooks are not configured on this service (set ARGOCD_WEBHOOK_TOKEN).');
-        const presented = /^Bearer (.+)$/.exec(ctx.get('Authorization'))?.[1];
-        // Comparing fixed-length digests keeps the comparison constant-time whatever the length.
-        if (!presented || !timingSafeEqual(sha256(presented), argocdDigest)) {
-          throw new InvalidSignatureError('Missing or wrong bearer secret; set the Authorization header in argocd-notifications-cm to the value of ARGOCD_WEBHOOK_TOKEN.');
-        }
+        if (!deps.argocd) throw new NotFoundError('Argo CD webhooks are not configured on this service (set ARGOCD_WEBHOOK_TOKEN).');
+        deps.argocd.verify(ctx.headers);
         const body: unknown = ctx.request.body;
         if (!validateNotification(body)) throw new ValidationError(toFieldErrors('body', validateNotification.errors), 'The body is not a control-plane Argo CD notification.');
-        const result = await receiveArgocdNotification({ sequelize: deps.sequelize, repository }, body);
+        const result = await receiveArgocdNotification({ sequelize: deps.sequelize, repository: deps.repository }, body);
         const ignored = !result.duplicate && result.outcome?.instanceId === undefined;
         ctx.status = ignored ? 202 : 200;
         ctx.body = { status: ignored ? 'ignored' : 'processed', duplicate: result.duplicate, outcome: result.outcome };
       },
     }),
   ];
-}
-
-function sha256(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
 }
 
 function parseJson(text: string): unknown {

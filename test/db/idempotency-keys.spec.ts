@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { deleteExpiredIdempotencyKeys } from '../../src/api/idempotency.ts';
+import { deleteExpiredIdempotencyKeys } from '../../src/db/idempotency-keys.ts';
 import { createTestSequelize } from '../support/database.ts';
 
 describe('Idempotency-Key retention', () => {
