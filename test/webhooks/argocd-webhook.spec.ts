@@ -6,7 +6,7 @@ import { webhookRoutes } from '../../src/api/routes/webhook-routes.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import type { ArgocdNotification } from '../../src/webhooks/argocd-notification.ts';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { listen, type Listening } from '../support/http.ts';
 import { createScratchRepository } from '../support/local-commits.ts';
 import { changeRow, insertMergedChange, instanceEvents, instanceState } from '../support/webhook-fixtures.ts';
@@ -27,6 +27,7 @@ function notification(instanceId: string, revision: string, change: (n: ArgocdNo
 }
 
 describe('POST /webhooks/argocd', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   let server: Listening;
   let scratch: Awaited<ReturnType<typeof createScratchRepository>>;
