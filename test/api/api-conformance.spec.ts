@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { buildOpenApiDocument } from '../../src/api/openapi.ts';
 import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
+import { useSpecDatabase } from '../support/database.ts';
 
 /**
  * Walks every workspace, catalog, instance and billing operation once through the harness, which checks
  * each real response against the OpenAPI document, and then asserts none was left out.
  */
 describe('workspace, catalog and instance API against its OpenAPI document', () => {
+  useSpecDatabase();
   let api: ApiHarness;
   before(async () => {
     api = await startApiHarness();

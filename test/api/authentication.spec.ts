@@ -3,8 +3,10 @@ import { exportSPKI, SignJWT } from 'jose';
 import { QueryTypes } from 'sequelize';
 import { hashApiToken } from '../../src/db/api-tokens.ts';
 import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
+import { useSpecDatabase } from '../support/database.ts';
 
 describe('authentication', () => {
+  useSpecDatabase();
   let api: ApiHarness;
   before(async () => {
     api = await startApiHarness();

@@ -9,7 +9,7 @@ import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { auditLedger } from '../../src/domain/billing/wallets.ts';
 import { ensureWallet, findOrganizationId } from '../../src/domain/billing/ledger.ts';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { listen, type Listening } from '../support/http.ts';
 import { createOrganization, testClock } from '../domain/billing/billing-fixtures.ts';
 
@@ -20,6 +20,7 @@ interface Reply {
 }
 
 describe('billing API', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   let server: Listening;
   let adminToken: string;

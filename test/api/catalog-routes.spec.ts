@@ -4,8 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { seedCatalog } from '../../src/domain/catalog-seed.ts';
 import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
+import { useSpecDatabase } from '../support/database.ts';
 
 describe('catalog', () => {
+  useSpecDatabase();
   let api: ApiHarness;
   let admin: string;
   let user: string;

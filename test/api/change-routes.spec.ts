@@ -6,12 +6,13 @@ import { changeRoutes } from '../../src/api/routes/change-routes.ts';
 import { generateApiToken, upsertApiToken } from '../../src/db/api-tokens.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
-import { createTestSequelize, settleOtherSpecsChanges } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { listen, type Listening } from '../support/http.ts';
 import { insertChange, insertInstance, insertOrganization } from '../support/change-fixtures.ts';
 import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
 
 describe('change and audit routes', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   let gitops: LocalGitops;
   let server: Listening;
@@ -33,7 +34,6 @@ describe('change and audit routes', () => {
 
   before(async () => {
     sequelize = createTestSequelize();
-    await settleOtherSpecsChanges(sequelize);
     gitops = await createLocalGitops(sequelize);
     const app = createApp({
       logger: createLogger('silent'),

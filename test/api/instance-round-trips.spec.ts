@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
 import { CREATE_ROUND_TRIPS } from '../bench/api-throughput.ts';
+import { useSpecDatabase } from '../support/database.ts';
 
 describe('POST /instances: database round trips', () => {
+  useSpecDatabase();
   let api: ApiHarness;
   before(async () => {
     api = await startApiHarness();

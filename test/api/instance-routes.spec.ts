@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { QueryTypes } from 'sequelize';
 import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
 import { recordChangeClosed, type ChangeRow } from '../../src/domain/change-outcomes.ts';
+import { useSpecDatabase } from '../support/database.ts';
 
 describe('instances', () => {
+  useSpecDatabase();
   let api: ApiHarness;
   let token: string;
   let org: string;

@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { QueryTypes } from 'sequelize';
 import { orgSlugBase } from '../../src/domain/workspaces.ts';
 import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
+import { useSpecDatabase } from '../support/database.ts';
 
 describe('workspaces', () => {
+  useSpecDatabase();
   let api: ApiHarness;
   before(async () => {
     api = await startApiHarness();

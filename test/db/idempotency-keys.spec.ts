@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { deleteExpiredIdempotencyKeys } from '../../src/db/idempotency-keys.ts';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 
 describe('Idempotency-Key retention', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   before(() => {
     sequelize = createTestSequelize(2);

@@ -10,7 +10,7 @@ import { createSyncSimulator } from '../../src/dev/sync-simulator.ts';
 import { LocalRepository } from '../../src/gitops/local/local-repository.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { listen, type Listening } from '../support/http.ts';
 import { insertMergedChange, instanceEvents, instanceState } from '../support/webhook-fixtures.ts';
 
@@ -38,6 +38,7 @@ spec:
 }
 
 describe('development sync simulator', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   let dir: string;
   let repository: LocalRepository;

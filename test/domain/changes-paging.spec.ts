@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { listChanges } from '../../src/domain/changes.ts';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { insertOrganization } from '../support/change-fixtures.ts';
 
 describe('GET /changes paging', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   before(() => {
     sequelize = createTestSequelize();

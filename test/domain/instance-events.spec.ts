@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { applyInstanceEvent, applyInstanceEvents } from '../../src/domain/instance-events.ts';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { insertChange, insertInstance, insertOrganization } from '../support/change-fixtures.ts';
 
 describe('applyInstanceEvent', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   before(() => {
     sequelize = createTestSequelize();

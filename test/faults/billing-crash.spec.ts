@@ -5,7 +5,7 @@ import { QueryTypes, type Sequelize } from 'sequelize';
 import { creditWallet } from '../../src/domain/billing/credits.ts';
 import { ensureWallet } from '../../src/domain/billing/ledger.ts';
 import { auditLedger, getWallet } from '../../src/domain/billing/wallets.ts';
-import { createTestSequelize, testDatabaseUrl } from '../support/database.ts';
+import { createTestSequelize, testDatabaseUrl, useSpecDatabase } from '../support/database.ts';
 import { createOrganization } from '../domain/billing/billing-fixtures.ts';
 
 const WORKER = path.join(import.meta.dirname, 'billing-crash-worker.ts');
@@ -17,6 +17,7 @@ const KILLS = Number(process.env.FAULTS_BILLING_KILLS ?? 8);
  * entries, and a hold is settled exactly when one capture of its captured amount exists.
  */
 describe('billing survives SIGKILL at any moment', function () {
+  useSpecDatabase();
   this.timeout(300_000);
   let sequelize: Sequelize;
   before(() => {

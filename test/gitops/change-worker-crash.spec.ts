@@ -2,19 +2,19 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { createTestSequelize, testDatabaseUrl, settleOtherSpecsChanges } from '../support/database.ts';
+import { createTestSequelize, testDatabaseUrl, useSpecDatabase } from '../support/database.ts';
 import { insertChange, insertInstance, insertOrganization } from '../support/change-fixtures.ts';
 import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
 
 const SCRIPT = path.resolve(import.meta.dirname, '../support/change-worker-process.ts');
 
 describe('change worker crash (SIGKILL mid-change)', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   let gitops: LocalGitops;
   const children: ChildProcess[] = [];
   before(async () => {
     sequelize = createTestSequelize();
-    await settleOtherSpecsChanges(sequelize);
     gitops = await createLocalGitops(sequelize);
   });
   after(async () => {

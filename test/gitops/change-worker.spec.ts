@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { createTestSequelize, settleOtherSpecsChanges } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
 import { mergeChange } from '../../src/domain/change-merge.ts';
@@ -17,6 +17,7 @@ interface ChangeRow {
 }
 
 describe('change worker with the local driver (real git)', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   let gitops: LocalGitops;
   before(() => {
@@ -24,8 +25,6 @@ describe('change worker with the local driver (real git)', () => {
   });
   after(() => sequelize.close());
   beforeEach(async () => {
-    // Other specs' pending changes would be claimed by this spec's worker.
-    await settleOtherSpecsChanges(sequelize);
     gitops = await createLocalGitops(sequelize);
   });
   afterEach(() => gitops.cleanup());

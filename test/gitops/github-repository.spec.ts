@@ -7,12 +7,13 @@ import { claimBatch } from '../../src/domain/change-queue.ts';
 import { publishChanges } from '../../src/gitops/change-publisher.ts';
 import { mergeChange } from '../../src/domain/change-merge.ts';
 import { createLogger } from '../../src/logger.ts';
-import { createTestSequelize, settleOtherSpecsChanges } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 import { startGithubDouble, type GithubDouble } from '../support/github-double.ts';
 import { connectGithubDriver } from '../support/github-driver.ts';
 
 describe('github driver against the GitHub API double (OpenAPI-validated)', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   let catalog: TemplateCatalog;
   let double: GithubDouble;
@@ -24,7 +25,6 @@ describe('github driver against the GitHub API double (OpenAPI-validated)', () =
   });
   after(() => sequelize.close());
   beforeEach(async () => {
-    await settleOtherSpecsChanges(sequelize);
     double = await startGithubDouble();
     repository = await connectGithubDriver(double);
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { Sequelize } from 'sequelize';
 import { planTreeChanges } from '../../src/gitops/github/tree-changes.ts';
 import type { FileChange } from '../../src/gitops/repository.ts';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { startGithubDouble } from '../support/github-double.ts';
 import { connectGithubDriver } from '../support/github-driver.ts';
 import { createLocalGitops } from '../support/gitops-harness.ts';
@@ -45,6 +45,7 @@ describe('planTreeChanges (what one create-tree call says)', () => {
 });
 
 describe('createCommit: delete, then write below, is a replace; deleting an absent path is not an error', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   before(() => {
     sequelize = createTestSequelize();

@@ -10,7 +10,7 @@ import { createChangeWorker } from '../../src/jobs/change-worker.ts';
 import { mergeChange } from '../../src/domain/change-merge.ts';
 import { createLogger } from '../../src/logger.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
-import { createTestSequelize, settleOtherSpecsChanges } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { loadFixtureCatalog } from '../support/fixture-catalog.ts';
 import { startGithubDouble, type GithubDouble } from '../support/github-double.ts';
 import { connectGithubDriver } from '../support/github-driver.ts';
@@ -72,15 +72,12 @@ describe('instance upgrade: files of the old version that the new one lacks are 
   });
 
   describe('through the change worker', () => {
+    useSpecDatabase();
     let sequelize: Sequelize;
     before(() => {
       sequelize = createTestSequelize();
     });
     after(() => sequelize.close());
-    beforeEach(async () => {
-      // Other specs' pending changes would be claimed by this spec's worker.
-      await settleOtherSpecsChanges(sequelize);
-    });
 
     const changeRow = async (id: string) =>
       (await sequelize.query<{ status: string; branch: string; commit_sha: string; last_error: string | null }>('SELECT * FROM change_requests WHERE id = :id', {

@@ -8,7 +8,7 @@ import type { GitopsRepository, PullRequest } from '../../src/gitops/repository.
 import { createChangeWorker } from '../../src/jobs/change-worker.ts';
 import { reconcilePullRequests, type ReconcileDeps } from '../../src/jobs/reconcilers.ts';
 import { getChange } from '../../src/domain/changes.ts';
-import { createTestSequelize, settleOtherSpecsChanges } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 import { startGithubDouble, type GithubDouble } from '../support/github-double.ts';
@@ -33,6 +33,7 @@ function withMerge<T extends GitopsRepository>(repository: T, merge: (number: nu
 }
 
 describe('auto-merge: the PR reconciler merges what could not be merged when it was opened', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   let catalog: TemplateCatalog;
 
@@ -41,10 +42,6 @@ describe('auto-merge: the PR reconciler merges what could not be merged when it 
     catalog = await loadTemplateCatalog();
   });
   after(() => sequelize.close());
-  beforeEach(async () => {
-    // Pull request numbers of other specs' backends overlap ours: leave none of theirs open.
-    await settleOtherSpecsChanges(sequelize, { open: true });
-  });
 
   async function autoMergeChange() {
     const org = await insertOrganization(sequelize);

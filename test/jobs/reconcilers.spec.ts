@@ -10,7 +10,7 @@ import { LocalPullRequests } from '../../src/gitops/local/local-pull-requests.ts
 import { createKubernetesApplicationLister, type ArgocdApplication } from '../../src/jobs/argocd-applications.ts';
 import { reconcileOnce, RECONCILE_LOCK_KEY, type ReconcileDeps } from '../../src/jobs/reconcilers.ts';
 import { runAsLeader } from '../../src/jobs/leader-lock.ts';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { startFakeKubernetes, type FakeKubernetes } from '../support/fake-kubernetes.ts';
 import { changeRow, insertMergedChange, insertOpenChange, instanceEvents, instanceState } from '../support/webhook-fixtures.ts';
 
@@ -28,6 +28,7 @@ function application(instanceId: string, revision: string, change: (app: ArgocdA
 }
 
 describe('reconcilers (webhooks switched off)', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   let dir: string;
   let repository: LocalRepository;

@@ -11,7 +11,7 @@ import { publishChanges } from '../../src/gitops/change-publisher.ts';
 import { BATCH_BRANCH_PREFIX, claimBatch } from '../../src/domain/change-queue.ts';
 import { getChange } from '../../src/domain/changes.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createTestSequelize, settleOtherSpecsChanges } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 
@@ -20,6 +20,7 @@ async function pushes(metrics: Metrics, outcome: string): Promise<number> {
 }
 
 describe('GITOPS_LOCAL_PUSH_URL: the local repository pushed to a remote', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   let gitops: LocalGitops;
   let remoteDir: string;
@@ -28,7 +29,6 @@ describe('GITOPS_LOCAL_PUSH_URL: the local repository pushed to a remote', () =>
   before(() => (sequelize = createTestSequelize()));
   after(() => sequelize.close());
   beforeEach(async () => {
-    await settleOtherSpecsChanges(sequelize);
     gitops = await createLocalGitops(sequelize);
     remoteDir = path.join(gitops.dir, 'remote.git');
   });

@@ -139,7 +139,7 @@ export async function startApiHarness(): Promise<ApiHarness> {
   };
 }
 
-/** A unique user, so specs sharing the run's database never meet. */
+/** A unique user, so the tests of one spec, which share its database, never meet. */
 export function uniqueUser(prefix = 'user', extra: Partial<TestUser> = {}): TestUser {
   const id = randomUUID().slice(0, 8);
   return { subject: `${prefix}-${id}`, username: `${prefix}-${id}`, email: `${prefix}-${id}@example.test`, ...extra };

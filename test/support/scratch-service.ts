@@ -12,12 +12,20 @@ export interface ScratchDatabase {
 }
 
 /** A new empty database on the server of `adminUrl`, for one benchmark or fault test. */
-export async function createDatabaseOn(adminUrl: string, label: string): Promise<ScratchDatabase> {
-  const name = `cp_${label}_${Date.now().toString(36)}_${process.pid}`;
+export function createDatabaseOn(adminUrl: string, label: string): Promise<ScratchDatabase> {
+  return createNamedDatabase(adminUrl, `cp_${label}_${Date.now().toString(36)}_${process.pid}`);
+}
+
+/** Database `name` on the server of `adminUrl`: empty, or a copy of `template` (nobody may be connected to it). */
+export async function createNamedDatabase(adminUrl: string, name: string, template?: string): Promise<ScratchDatabase> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
-  await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)}`);
-  await admin.end();
+  try {
+    const copy = template ? ` TEMPLATE ${admin.escapeIdentifier(template)}` : '';
+    await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)}${copy}`);
+  } finally {
+    await admin.end();
+  }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return {
@@ -25,8 +33,11 @@ export async function createDatabaseOn(adminUrl: string, label: string): Promise
     drop: async () => {
       const client = new pg.Client({ connectionString: adminUrl });
       await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`);
-      await client.end();
+      try {
+        await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
     },
   };
 }

@@ -7,7 +7,7 @@ import { ArgocdTokenVerifier } from '../../src/webhooks/argocd-token.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import type { ArgocdNotification } from '../../src/webhooks/argocd-notification.ts';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { listen, type Listening } from '../support/http.ts';
 import { createScratchRepository } from '../support/local-commits.ts';
 import { changeRow, insertMergedChange, instanceEvents, instanceState } from '../support/webhook-fixtures.ts';
@@ -28,6 +28,7 @@ function notification(instanceId: string, revision: string, change: (n: ArgocdNo
 }
 
 describe('POST /webhooks/argocd', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   let server: Listening;
   let scratch: Awaited<ReturnType<typeof createScratchRepository>>;

@@ -7,7 +7,7 @@ import { webhookRoutes } from '../../src/api/routes/webhook-routes.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { GithubSignatureVerifier } from '../../src/webhooks/github-signature.ts';
-import { createTestSequelize } from '../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { listen, type Listening } from '../support/http.ts';
 import { changeRow, githubExample, insertOpenChange, instanceEvents, instanceState, pullRequestPayload, pushPayload } from '../support/webhook-fixtures.ts';
 
@@ -16,6 +16,7 @@ const OLD_SECRET = 'rotated-out-secret';
 const sha = () => randomBytes(20).toString('hex');
 
 describe('POST /webhooks/github', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   let server: Listening;
   const signer = new Webhooks({ secret: SECRET });

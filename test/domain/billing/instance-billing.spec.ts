@@ -11,10 +11,11 @@ import { createInstance, deleteInstance, type InstanceDeps } from '../../../src/
 import { ParametersValidator } from '../../../src/domain/parameters-schema.ts';
 import type { Principal } from '../../../src/domain/principal.ts';
 import { ensureAutoWorkspace, type WorkspaceDeps } from '../../../src/domain/workspaces.ts';
-import { createTestSequelize } from '../../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../../support/database.ts';
 import { pricedOfferingVersion } from './billing-fixtures.ts';
 
 describe('billing through the instance lifecycle', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   let workspaceDeps: WorkspaceDeps;
   let instanceDeps: InstanceDeps;

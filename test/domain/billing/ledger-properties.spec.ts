@@ -6,7 +6,7 @@ import { authorize, expireAuthorizations, settle, voidAuthorization } from '../.
 import { creditWallet } from '../../../src/domain/billing/credits.ts';
 import { ensureWallet } from '../../../src/domain/billing/ledger.ts';
 import { auditLedger, getWallet } from '../../../src/domain/billing/wallets.ts';
-import { createTestSequelize } from '../../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../../support/database.ts';
 import { createOrganization, inTransaction, ledgerDeps, testClock } from './billing-fixtures.ts';
 
 const WALLETS = 3;
@@ -41,6 +41,7 @@ interface ModelHold {
 }
 
 describe('billing ledger properties', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   before(() => {
     sequelize = createTestSequelize(4);

@@ -5,12 +5,13 @@ import { authorize, expireAuthorizations, getAuthorization, settle, voidAuthoriz
 import { creditWallet, grantTrialCredit } from '../../../src/domain/billing/credits.ts';
 import { ensureWallet, type LedgerDeps } from '../../../src/domain/billing/ledger.ts';
 import { auditLedger, getWallet, listWalletEntries } from '../../../src/domain/billing/wallets.ts';
-import { createTestSequelize } from '../../support/database.ts';
+import { createTestSequelize, useSpecDatabase } from '../../support/database.ts';
 import { createOrganization, inTransaction, ledgerDeps, testClock, type TestClock } from './billing-fixtures.ts';
 
 const HOUR = 3_600_000;
 
 describe('billing ledger', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   let clock: TestClock;
   let deps: LedgerDeps;

@@ -8,10 +8,11 @@ import { auditLedger, getWallet } from '../../../src/domain/billing/wallets.ts';
 import { createMeteringTask, METERING_LOCK_KEY, runMetering } from '../../../src/jobs/metering-task.ts';
 import { createLogger } from '../../../src/logger.ts';
 import { createMetrics } from '../../../src/metrics.ts';
-import { createTestSequelize, testDatabaseUrl } from '../../support/database.ts';
+import { createTestSequelize, testDatabaseUrl, useSpecDatabase } from '../../support/database.ts';
 import { createOrganization, inTransaction, ledgerDeps, pricedOfferingVersion, readyInstance, testClock, type TestClock } from './billing-fixtures.ts';
 
 describe('metering', () => {
+  useSpecDatabase();
   let sequelize: Sequelize;
   let clock: TestClock;
   let deps: LedgerDeps;
@@ -23,7 +24,7 @@ describe('metering', () => {
     await sequelize.close();
   });
   beforeEach(() => {
-    // A day of its own per test, far from other specs' instances.
+    // A clock of its own per test.
     clock = testClock('2025-03-01T10:00:00Z');
     deps = ledgerDeps(sequelize, clock);
   });
