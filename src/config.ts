@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Type, type TSchema } from '@sinclair/typebox';
 import { createAjv } from './validation.ts';
 import { ConfigError } from './errors.ts';
-import type { ChangeKind, MergePolicy } from './domain/change-requests.ts';
+import type { ChangeKind, MergePolicy } from './domain/changes/change-kinds.ts';
 import { MANAGED_BY_SELECTOR } from './gitops/labels.ts';
 
 interface Variable {

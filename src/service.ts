@@ -8,7 +8,8 @@ import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { redactUrl, RemotePusher } from './jobs/remote-pusher.ts';
-import { BATCH_BRANCH_PREFIX } from './domain/change-queue.ts';
+import { BATCH_BRANCH_PREFIX } from './domain/changes/change-kinds.ts';
+import { createConverger } from './domain/convergence/converger.ts';
 import { createSequelize, pingDatabase } from './db/database.ts';
 import { migrate } from './db/migrator.ts';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.ts';
@@ -112,8 +113,21 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: config.billing.holdTtlSeconds }),
   );
 
+  // Git is the truth: every move of the base branch is read back, whoever made it.
+  const converger = createConverger({
+    sequelize,
+    repository,
+    mergePolicy: mergePolicies,
+    onResult: (result) => {
+      if (result.external.length > 0 || result.unknown.length > 0 || result.proposals.length > 0) {
+        logger.info({ head: result.head, external: result.external, unknown: result.unknown, proposals: result.proposals }, 'base branch read back');
+      }
+    },
+  });
+  const converge = () => converger.converge();
+
   // The GitOps change engine: the outbox worker and the change/audit API.
-  routes.push(...changeRoutes({ sequelize, repository, mergePolicy: mergePolicies }));
+  routes.push(...changeRoutes({ sequelize, repository, mergePolicy: mergePolicies, afterMerge: converge }));
   tasks.push(
     createChangeWorker({
       sequelize,
@@ -126,6 +140,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       pollMs: 250,
       maxAttempts: 12,
       metrics,
+      afterLanding: converge,
     }),
   );
 
@@ -139,6 +154,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       sequelize,
       repository: ancestry,
       baseBranch: config.gitops.baseBranch,
+      converge,
       github: config.webhooks.githubSecrets.length > 0 ? new GithubSignatureVerifier(config.webhooks.githubSecrets) : undefined,
       argocd: argocdToken ? new ArgocdTokenVerifier(argocdToken) : undefined,
     }),
@@ -155,6 +171,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       metrics,
       applications: kubeConfig ? createKubernetesApplicationLister(kubeConfig, config.reconcile.argocdNamespace) : undefined,
       logger: logger.child({ task: 'reconciler' }),
+      converge,
       intervalMs: config.reconcile.intervalMs,
     }),
   );

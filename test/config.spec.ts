@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import { CONFIG_VARIABLES, loadConfig } from '../src/config.ts';
 import { ConfigError } from '../src/errors.ts';
-import { mergePolicyFor } from '../src/domain/change-requests.ts';
+import { mergePolicyFor } from '../src/domain/changes/change-kinds.ts';
 
 describe('config', () => {
   it('applies defaults to an empty environment', () => {

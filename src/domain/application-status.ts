@@ -26,7 +26,7 @@ export interface ApplicationObservation {
 
 /** Ancestry facts the caller looked up in the GitOps repository. */
 export interface RevisionFacts {
-  /** The instance's latest change is merged at this commit; null while it is not merged. */
+  /** The commit of the base branch that last changed the instance (observed); null while main holds nothing of it. */
   mergeCommitSha: string | null;
   /** status.sync.revision contains the merge commit. */
   syncRevisionContainsMerge: boolean;
@@ -47,7 +47,7 @@ export interface Verdict {
  */
 export function judgeApplication(observation: ApplicationObservation, facts: RevisionFacts): Verdict {
   if (observation.deleting) return { event: 'app.gone', reason: 'the Application is being deleted' };
-  if (!facts.mergeCommitSha) return { event: null, reason: "the instance's change is not merged yet" };
+  if (!facts.mergeCommitSha) return { event: null, reason: 'the base branch holds nothing of the instance (yet)' };
 
   const operation = observation.operation;
   if (operation && (operation.phase === 'Failed' || operation.phase === 'Error')) {

@@ -38,8 +38,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export async function prefetchAncestry(deps: ApplicationSyncDeps, observation: ApplicationObservation): Promise<void> {
   if (!observation.instanceId || !UUID.test(observation.instanceId)) return;
   const [row] = await deps.sequelize.query<{ merge_commit_sha: string | null }>(
-    `SELECT c.merge_commit_sha FROM instances i JOIN change_requests c ON c.id = i.last_change_id
-      WHERE i.id = $id AND c.status = 'merged'`,
+    `SELECT observed_commit_sha AS merge_commit_sha FROM instances WHERE id = $id AND observed_state = 'present'`,
     { type: QueryTypes.SELECT, bind: { id: observation.instanceId } },
   );
   const merge = row?.merge_commit_sha;
@@ -63,15 +62,15 @@ export async function applyApplicationObservation(
   const instanceId = observation.instanceId;
   if (!instanceId || !UUID.test(instanceId)) return { instanceId, event: null, reason: `not an instance Application (no ${INSTANCE_ID_LABEL} label)` };
 
-  const [row] = await deps.sequelize.query<{ change_id: string | null; status: string | null; merge_commit_sha: string | null }>(
-    `SELECT c.id AS change_id, c.status, c.merge_commit_sha
-       FROM instances i LEFT JOIN change_requests c ON c.id = i.last_change_id
-      WHERE i.id = $id`,
+  // Argo CD speaks about what main holds: the commit that last changed the instance's directory
+  // there (observed by convergence), whichever change or person put it there.
+  const [row] = await deps.sequelize.query<{ change_id: string | null; observed_state: string; observed_commit_sha: string | null }>(
+    'SELECT last_change_id AS change_id, observed_state, observed_commit_sha FROM instances WHERE id = $id',
     { type: QueryTypes.SELECT, bind: { id: instanceId }, transaction: tx },
   );
   if (!row) return { instanceId, event: null, reason: 'no such instance' };
 
-  const merge = row.status === 'merged' ? row.merge_commit_sha : null;
+  const merge = row.observed_state === 'present' ? row.observed_commit_sha : null;
   // Usually both revisions are the same commit: the cached repository answers the second.
   const contains = (revision: string | null | undefined): Promise<boolean> =>
     merge && revision ? deps.repository.isAncestor(merge, revision) : Promise.resolve(false);

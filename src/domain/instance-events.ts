@@ -1,6 +1,8 @@
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { NotFoundError } from '../errors.ts';
-import { transition, type InstanceEventType, type InstanceState, type Transition } from './instance-state.ts';
+import type { InstanceChangeKind } from './changes/change-kinds.ts';
+import type { ChangeStatus } from './changes/change-status.ts';
+import { applyEventToFacts, deriveInstanceState, type Health, type InstanceEventType, type InstanceFacts, type InstanceState } from './instance-state.ts';
 import { applySetupFeeOutcome } from './billing/instance-billing.ts';
 
 /** Why an event happened and who caused it; written to instance_events with the transition. */
@@ -14,9 +16,11 @@ export interface InstanceEventCause {
   detail?: Record<string, unknown>;
   /** Set instances.last_error (or clear it with null); left alone when undefined. */
   lastError?: string | null;
+  /** Record the event even when the state does not move (an engineer's commit, say). */
+  recordUnchanged?: boolean;
 }
 
-export type AppliedInstanceEvent = Transition & { from: InstanceState };
+export type AppliedInstanceEvent = ({ ok: true; to: InstanceState } | { ok: false; reason: 'no-op'; detail: string }) & { from: InstanceState };
 
 /** One event for applyInstanceEvents. */
 export interface InstanceEventInput {
@@ -25,12 +29,24 @@ export interface InstanceEventInput {
   cause: InstanceEventCause;
 }
 
-/**
- * The one way to move an instance: locks its row, asks the state machine, and on a real
- * transition updates the row and records an instance_events row, all in the caller's
- * transaction. A no-op or a not-allowed event changes nothing and is returned, not thrown:
- * webhooks and workers see duplicates and stale events, and decide themselves what they mean.
- */
+interface FactsRow {
+  id: string;
+  state: InstanceState;
+  observed_state: 'present' | 'absent';
+  ever_present: boolean;
+  health: Health;
+  suspended: boolean;
+  latest_kind: InstanceChangeKind | null;
+  latest_status: ChangeStatus | null;
+}
+
+/** Locks instance rows in id order (so two callers cannot deadlock); lock instances before their change rows. */
+export async function lockInstances(sequelize: Sequelize, tx: Transaction, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await sequelize.query('SELECT id FROM instances WHERE id IN (:ids) ORDER BY id FOR UPDATE', { type: QueryTypes.SELECT, replacements: { ids: [...new Set(ids)] }, transaction: tx });
+}
+
+/** applyInstanceEvents for one event. */
 export async function applyInstanceEvent(
   sequelize: Sequelize,
   tx: Transaction,
@@ -43,51 +59,69 @@ export async function applyInstanceEvent(
 }
 
 /**
- * applyInstanceEvent for many events at once, in order (several may name one instance), with a
- * fixed number of statements whatever their count: the rows are locked in id order (so two
- * callers cannot deadlock), the state machine runs here, then one UPDATE moves every instance
- * to its last state and one INSERT records every transition. Returns one result per input.
+ * The one way to move an instance: locks the rows, reads each instance's facts (its observed
+ * spec, its latest change and that change's status as the caller has just written it, health,
+ * suspension), applies each event to the facts, derives the state, and writes the state and
+ * one instance_events row per transition; money follows in the same transaction. A fixed
+ * number of statements whatever the count. Nothing is thrown for an event that moves nothing:
+ * webhooks and workers see duplicates and stale events, and decide themselves what they mean.
  */
 export async function applyInstanceEvents(sequelize: Sequelize, tx: Transaction, events: InstanceEventInput[]): Promise<AppliedInstanceEvent[]> {
   if (events.length === 0) return [];
   const ids = [...new Set(events.map((e) => e.instanceId))].sort();
-  const rows = await sequelize.query<{ id: string; state: InstanceState; desired_state: 'present' | 'absent' }>(
-    'SELECT id, state, desired_state FROM instances WHERE id IN (:ids) ORDER BY id FOR UPDATE',
+  const rows = await sequelize.query<FactsRow>(
+    `SELECT i.id, i.state, i.observed_state, i.ever_present, i.health, i.suspended, c.kind AS latest_kind, c.status AS latest_status
+       FROM instances i LEFT JOIN change_requests c ON c.id = i.last_change_id
+      WHERE i.id IN (:ids) ORDER BY i.id FOR UPDATE OF i`,
     { type: QueryTypes.SELECT, replacements: { ids }, transaction: tx },
   );
-  const current = new Map(rows.map((row) => [row.id, { state: row.state, desired: row.desired_state, lastError: undefined as string | null | undefined, moved: false }]));
+  const current = new Map(
+    rows.map((row) => [
+      row.id,
+      { state: row.state, facts: factsOf(row), initialHealth: row.health, initialSuspended: row.suspended, lastError: undefined as string | null | undefined, moved: false },
+    ]),
+  );
   const results: AppliedInstanceEvent[] = [];
   const transitions: { instance_id: string; from_state: InstanceState; to_state: InstanceState; cause: string; actor: string; change_id: string | null; delivery_id: string | null; detail: Record<string, unknown> }[] = [];
   for (const { instanceId, event, cause } of events) {
     const row = current.get(instanceId);
     if (!row) throw new NotFoundError(`Instance ${instanceId} does not exist.`);
-    const result = transition(row.state, event, { desired: row.desired });
-    results.push({ ...result, from: row.state });
-    if (!result.ok) continue;
+    row.facts = applyEventToFacts(row.facts, event);
+    const to = deriveInstanceState(row.facts);
+    const from = row.state;
+    results.push(to === from ? { ok: false, reason: 'no-op', detail: `instance is already ${from}`, from } : { ok: true, to, from });
+    if (cause.lastError !== undefined) row.lastError = cause.lastError;
+    row.moved ||= to !== from || cause.lastError !== undefined || row.facts.health !== row.initialHealth || row.facts.suspended !== row.initialSuspended;
+    if (to === from && !cause.recordUnchanged) continue;
     transitions.push({
       instance_id: instanceId,
-      from_state: row.state,
-      to_state: result.to,
+      from_state: from,
+      to_state: to,
       cause: cause.cause,
       actor: cause.actor,
       change_id: cause.changeId ?? null,
       delivery_id: cause.deliveryId ?? null,
       detail: { event, ...cause.detail },
     });
-    row.state = result.to;
-    row.moved = true;
-    if (cause.lastError !== undefined) row.lastError = cause.lastError;
+    row.state = to;
+  }
+  const moved = [...current]
+    .filter(([, row]) => row.moved)
+    .map(([id, row]) => ({ id, state: row.state, health: row.facts.health, suspended: row.facts.suspended, set_error: row.lastError !== undefined, last_error: row.lastError ?? null }));
+  if (moved.length > 0) {
+    // running_since is metering's clock: it starts at the first ready of a spec on main and
+    // stops when the directory leaves main.
+    await sequelize.query(
+      `UPDATE instances i SET state = m.state::instance_state, health = m.health, suspended = m.suspended, updated_at = now(),
+         running_since = CASE WHEN i.observed_state = 'absent' THEN NULL
+                              WHEN m.state = 'ready' AND i.running_since IS NULL THEN now() ELSE i.running_since END,
+         last_error = CASE WHEN m.set_error THEN m.last_error ELSE i.last_error END
+       FROM jsonb_to_recordset(CAST(:moved AS jsonb)) AS m(id uuid, state text, health text, suspended boolean, set_error boolean, last_error text)
+       WHERE i.id = m.id`,
+      { type: QueryTypes.UPDATE, transaction: tx, replacements: { moved: JSON.stringify(moved) } },
+    );
   }
   if (transitions.length === 0) return results;
-
-  const moved = [...current].filter(([, row]) => row.moved).map(([id, row]) => ({ id, state: row.state, set_error: row.lastError !== undefined, last_error: row.lastError ?? null }));
-  await sequelize.query(
-    `UPDATE instances i SET state = m.state::instance_state, updated_at = now(),
-       last_error = CASE WHEN m.set_error THEN m.last_error ELSE i.last_error END
-     FROM jsonb_to_recordset(CAST(:moved AS jsonb)) AS m(id uuid, state text, set_error boolean, last_error text)
-     WHERE i.id = m.id`,
-    { type: QueryTypes.UPDATE, transaction: tx, replacements: { moved: JSON.stringify(moved) } },
-  );
   // WITH ORDINALITY keeps the events' order in their ids.
   await sequelize.query(
     `INSERT INTO instance_events (instance_id, from_state, to_state, cause, actor, change_id, delivery_id, detail)
@@ -100,6 +134,19 @@ export async function applyInstanceEvents(sequelize: Sequelize, tx: Transaction,
   );
   // The setup fee follows the state in this same transaction: captured at ready, released
   // when the instance ends before it ever ran.
-  for (const t of transitions) await applySetupFeeOutcome({ sequelize, now: () => new Date() }, tx, t.instance_id, t.to_state);
+  for (const t of transitions) {
+    if (t.from_state === t.to_state) continue;
+    await applySetupFeeOutcome({ sequelize, now: () => new Date() }, tx, t.instance_id, t.to_state, { everPresent: current.get(t.instance_id)!.facts.everPresent });
+  }
   return results;
+}
+
+function factsOf(row: FactsRow): InstanceFacts {
+  return {
+    observed: row.observed_state,
+    everPresent: row.ever_present,
+    latest: row.latest_kind && row.latest_status ? { kind: row.latest_kind, status: row.latest_status } : undefined,
+    health: row.health,
+    suspended: row.suspended,
+  };
 }

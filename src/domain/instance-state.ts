@@ -1,8 +1,14 @@
+import type { InstanceChangeKind } from './changes/change-kinds.ts';
+import { IN_FLIGHT, type ChangeStatus } from './changes/change-status.ts';
+
 /**
- * The instance state machine: the one place that says which event moves an instance from
- * which state to which. Pure; callers persist the result and write an InstanceEvent.
+ * The instance state machine. An instance's state is not replayed from the events that reached
+ * the service (they come lost, late, duplicated and in any order); it is derived, by one pure
+ * function, from facts: what the base branch holds for it (observed), its latest change and
+ * that change's status, what Argo CD last said about the observed spec, and whether its wallet
+ * suspended it. Whatever order the facts arrive in, the same facts give the same state.
  *
- *   requested → pending_review (PR open) → syncing (merged) → ready
+ *   requested → pending_review (PR open) → syncing (on main) → ready
  *   with rejected, degraded, failed, suspended, and for changes updating, deleting → deleted.
  */
 export const INSTANCE_STATES = [
@@ -20,85 +26,114 @@ export const INSTANCE_STATES = [
 ] as const;
 export type InstanceState = (typeof INSTANCE_STATES)[number];
 
-export type InstanceEventType =
-  /** The change that creates, updates or deletes the instance was committed and its PR opened. */
-  | 'change.opened'
-  /** That change reached the base branch (PR merged, or committed directly). */
-  | 'change.merged'
-  /** Its PR was closed without merging. */
-  | 'change.closed'
-  /** The change could not be committed at all (terminal error). */
-  | 'change.failed'
-  /** Argo CD: Synced at a revision containing the merge commit, and Healthy. */
-  | 'sync.healthy'
-  /** Argo CD: health Degraded (or Missing after a sync that should have created it). */
-  | 'sync.degraded'
-  /** Argo CD: the sync operation failed or errored. */
-  | 'sync.failed'
-  /** Argo CD: the instance's Application no longer exists. */
-  | 'app.gone'
-  /** A user asked for a new version or new parameters. */
-  | 'update.requested'
-  /** A user asked to deprovision. */
-  | 'delete.requested'
-  /** The org's wallet cannot pay for another hour. */
-  | 'wallet.exhausted';
+export const HEALTHS = ['unknown', 'healthy', 'degraded', 'failed', 'gone'] as const;
+/** Argo CD's last word on the observed spec; `gone`: its Application no longer exists. */
+export type Health = (typeof HEALTHS)[number];
 
-export type Transition =
-  | { ok: true; to: InstanceState }
-  | { ok: false; reason: 'not-allowed' | 'no-op'; detail: string };
-
-const TERMINAL: ReadonlySet<InstanceState> = new Set(['rejected', 'deleted']);
-/** States from which a user may ask for another change. */
-const SETTLED: ReadonlySet<InstanceState> = new Set(['ready', 'degraded', 'failed', 'suspended']);
-/** States in which a change of this instance is in flight in Git. */
-const IN_GIT: ReadonlySet<InstanceState> = new Set(['requested', 'pending_review', 'updating', 'deleting']);
-
-/**
- * Computes the next state. `deleting` is carried by the desired state: a delete change that
- * merges moves the instance to `deleting` until Argo CD reports the Application gone.
- */
-export function transition(from: InstanceState, event: InstanceEventType, context: { desired?: 'present' | 'absent' } = {}): Transition {
-  const to = next(from, event, context.desired ?? 'present');
-  if (to === undefined) {
-    return { ok: false, reason: 'not-allowed', detail: `event ${event} does not apply to an instance in state ${from}` };
-  }
-  if (to === from) return { ok: false, reason: 'no-op', detail: `instance is already ${from}` };
-  return { ok: true, to };
+export interface InstanceFacts {
+  /** Whether the base branch holds the instance's directory. */
+  observed: 'present' | 'absent';
+  /** The directory has been on the base branch at some point. */
+  everPresent: boolean;
+  /** The instance's latest change (the latest request supersedes earlier ones). */
+  latest: { kind: InstanceChangeKind; status: ChangeStatus } | undefined;
+  health: Health;
+  suspended: boolean;
 }
 
-function next(from: InstanceState, event: InstanceEventType, desired: 'present' | 'absent'): InstanceState | undefined {
-  if (TERMINAL.has(from)) return undefined;
-  switch (event) {
-    case 'change.opened':
-      return from === 'requested' ? 'pending_review' : IN_GIT.has(from) ? from : undefined;
-    case 'change.merged':
-      if (desired === 'absent') return IN_GIT.has(from) || from === 'syncing' ? 'deleting' : undefined;
-      return IN_GIT.has(from) || from === 'syncing' ? 'syncing' : undefined;
-    case 'change.closed':
-      // A first change closed unmerged rejects the instance; an update closed unmerged leaves
-      // what runs as it was, so the instance returns to ready.
-      if (from === 'requested' || from === 'pending_review') return 'rejected';
-      if (from === 'updating' || from === 'deleting') return 'ready';
-      return undefined;
-    case 'change.failed':
-      return IN_GIT.has(from) ? 'failed' : undefined;
-    case 'sync.healthy':
-      if (desired === 'absent') return undefined;
-      return from === 'syncing' || from === 'degraded' || from === 'ready' ? 'ready' : undefined;
-    case 'sync.degraded':
-      if (desired === 'absent') return undefined;
-      return from === 'syncing' || from === 'ready' || from === 'degraded' ? 'degraded' : undefined;
-    case 'sync.failed':
-      if (desired === 'absent') return undefined;
-      return from === 'syncing' || from === 'ready' || from === 'degraded' ? 'failed' : undefined;
-    case 'app.gone':
-      return from === 'deleting' ? 'deleted' : undefined;
-    case 'update.requested':
-      return SETTLED.has(from) ? 'updating' : undefined;
-    case 'delete.requested':
-      return SETTLED.has(from) || from === 'pending_review' || from === 'requested' ? 'deleting' : undefined;
-    case 'wallet.exhausted':
-      return from === 'ready' || from === 'degraded' ? 'suspended' : undefined;
+/** The state these facts put the instance in. Pure and total. */
+export function deriveInstanceState(facts: InstanceFacts): InstanceState {
+  const inFlight = facts.latest !== undefined && IN_FLIGHT.has(facts.latest.status) ? facts.latest : undefined;
+  if (facts.observed === 'present') {
+    // A merged delete: main holds it until the merge is read back (or a stale merge put it back).
+    if (facts.latest?.kind === 'instance.delete' && facts.latest.status !== 'closed' && facts.latest.status !== 'failed' && facts.latest.status !== 'superseded') return 'deleting';
+    if (inFlight?.kind === 'instance.update') return 'updating';
+    if (facts.suspended) return 'suspended';
+    switch (facts.health) {
+      case 'healthy':
+        return 'ready';
+      case 'degraded':
+        return 'degraded';
+      case 'failed':
+        return 'failed';
+      default:
+        return 'syncing';
+    }
   }
+  // Nothing of it is on the base branch.
+  if (inFlight) {
+    if (inFlight.kind === 'instance.delete') return 'deleting';
+    return inFlight.status === 'pending' ? 'requested' : 'pending_review';
+  }
+  if (facts.everPresent) {
+    // Removed from main: gone once Argo CD has removed its Application.
+    return facts.health === 'gone' ? 'deleted' : 'deleting';
+  }
+  const latest = facts.latest;
+  if (latest === undefined) return 'requested';
+  if (latest.kind === 'instance.delete') return 'deleted';
+  switch (latest.status) {
+    case 'failed':
+      return 'failed';
+    case 'merged':
+      // Merged, and main not read back yet: the observation follows.
+      return 'syncing';
+    default:
+      return 'rejected';
+  }
+}
+
+/** States from which the instance will not come back through the service (a person may still merge an old PR). */
+export const FINAL_STATES: ReadonlySet<InstanceState> = new Set(['rejected', 'deleted']);
+
+/**
+ * What moved an instance's facts. Change and observation events carry no fact of their own
+ * (the caller wrote the change's status or the observation in the same transaction); Argo CD's
+ * set its health; the wallet's suspends it.
+ */
+export type InstanceEventType =
+  | 'change.requested'
+  | 'change.opened'
+  | 'change.merged'
+  | 'change.closed'
+  | 'change.reopened'
+  | 'change.failed'
+  | 'change.superseded'
+  | 'main.observed'
+  | 'git.external'
+  | 'sync.healthy'
+  | 'sync.degraded'
+  | 'sync.failed'
+  | 'app.gone'
+  | 'wallet.exhausted';
+
+/** The health an Argo CD event reports; undefined for events that are not Argo CD's. */
+export function healthOf(event: InstanceEventType): Health | undefined {
+  switch (event) {
+    case 'sync.healthy':
+      return 'healthy';
+    case 'sync.degraded':
+      return 'degraded';
+    case 'sync.failed':
+      return 'failed';
+    case 'app.gone':
+      return 'gone';
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The facts after `event`. Argo CD speaks about what main holds: while nothing of the instance
+ * is on main, only "the Application is gone" counts (a late Healthy of a removed spec must not
+ * bring it back).
+ */
+export function applyEventToFacts(facts: InstanceFacts, event: InstanceEventType): InstanceFacts {
+  const health = healthOf(event);
+  if (health !== undefined) {
+    if (facts.observed === 'absent' && health !== 'gone') return facts;
+    return { ...facts, health };
+  }
+  if (event === 'wallet.exhausted') return facts.observed === 'present' ? { ...facts, suspended: true } : facts;
+  return facts;
 }

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../errors.ts';
-import { insertChangeRequest, lastMergedWriteOf, mergePolicyFor, type MergePolicies, type MergePolicy } from './change-requests.ts';
+import { mergePolicyFor, type MergePolicies, type MergePolicy } from './changes/change-kinds.ts';
+import { insertChangeRequest, lastMergedWriteOf, moveChanges, supersedableChangesOf } from './changes/change-requests.ts';
+import type { NewChangeRequest } from './changes/change-requests.ts';
 import { OFFERING_VERSIONS_JSON, pickOrderableVersion, resolveOrderableVersion, versionRowsFromJson, type ResolvedVersion } from './catalog.ts';
 import { applyInstanceEvent } from './instance-events.ts';
 import type { InstanceState } from './instance-state.ts';
@@ -9,6 +11,7 @@ import { checkOrgAccess, requireOrgAccess, type MembershipRole } from './organiz
 import { decodePageCursor, encodePageCursor } from './page-cursor.ts';
 import type { ParametersValidator } from './parameters-schema.ts';
 import type { Principal } from './principal.ts';
+import type { InstanceWrite } from '../gitops/render/change-payloads.ts';
 import { holdSetupFee, type BillingSettings } from './billing/instance-billing.ts';
 
 export interface InstanceDeps {
@@ -28,6 +31,12 @@ export interface Instance {
   parameters: Record<string, unknown>;
   state: InstanceState;
   desiredState: 'present' | 'absent';
+  /** What the latest request asks for; version and parameters above are what the base branch holds. */
+  desired: { version: string | null; parameters: Record<string, unknown> | null };
+  /** Whether the base branch holds the instance's directory, and the commit that last changed it. */
+  observed: { present: boolean; commitSha: string | null };
+  /** Why desired and observed disagree after a merge; null when they agree. */
+  drift: string | null;
   lastChangeId: string | null;
   lastError: string | null;
   createdBy: string;
@@ -157,6 +166,11 @@ export async function createInstance(deps: InstanceDeps, tx: Transaction, princi
     parameters,
     state: row.state,
     desired_state: row.desired_state,
+    desired_payload: { version: version.version, parameters },
+    latest_status: 'pending',
+    observed_state: 'absent',
+    observed_commit_sha: null,
+    drift: null,
     last_change_id: changeId,
     last_error: null,
     created_by: principal.subject,
@@ -166,9 +180,10 @@ export async function createInstance(deps: InstanceDeps, tx: Transaction, princi
 }
 
 /**
- * PATCH /instances/:id: a new version and/or new parameters. Parameters not given are kept and
- * re-validated against the (new) version's schema. Moves the instance to `updating` through the
- * state machine and adds an instance.update change with the full desired rendering.
+ * PATCH /instances/:id: a new version and/or new parameters. Parameters not given are kept from
+ * the latest request and re-validated against the (new) version's schema. The latest request
+ * wins: a pending or open change of the instance is superseded by this one. The row keeps what
+ * the base branch holds; `desired` shows what was asked.
  */
 export async function updateInstance(
   deps: InstanceDeps,
@@ -180,50 +195,76 @@ export async function updateInstance(
   const { sequelize } = deps;
   const current = await lockVisibleInstance(sequelize, tx, principal, id);
   await requireOrgAccess(sequelize, tx, principal, current.org, 'write');
-  const version = await resolveOrderableVersion(sequelize, tx, current.offering, input.version ?? current.version);
-  const parameters = deps.parameters.validate(version, input.parameters ?? current.parameters);
-  if (version.version === current.version && JSON.stringify(sortKeys(parameters)) === JSON.stringify(sortKeys(current.parameters))) {
+  if (current.state === 'deleted' || current.state === 'rejected' || current.desired_state === 'absent') {
+    throw new ConflictError('instance-busy', `The instance is ${current.state === 'deleted' || current.state === 'rejected' ? current.state : 'being deleted'}; it cannot be changed.`);
+  }
+  const wanted = desiredOf(current);
+  const version = await resolveOrderableVersion(sequelize, tx, current.offering, input.version ?? wanted.version ?? current.version);
+  const parameters = deps.parameters.validate(version, input.parameters ?? wanted.parameters ?? current.parameters);
+  if (version.version === (wanted.version ?? current.version) && JSON.stringify(sortKeys(parameters)) === JSON.stringify(sortKeys(wanted.parameters ?? current.parameters))) {
     throw new UnprocessableError('nothing-to-change', 'The instance already runs this version with these parameters.');
   }
-  const changeId = await insertChangeRequest(sequelize, tx, {
+  await requestChange(deps, tx, principal, current, {
     kind: 'instance.update',
-    organizationId: current.organization_id,
-    instanceId: id,
-    payload: { ...renderPayload(current.org, current.project, current.name, version, parameters), ...(await mergedTemplatePath(sequelize, tx, id)) },
-    requestedBy: principal.subject,
-    mergePolicy: deps.mergePolicy,
+    payload: { ...renderPayload(current.org, current.project, current.name, version, parameters), ...(await observedTemplatePath(sequelize, tx, id)) },
   });
-  const moved = await applyInstanceEvent(sequelize, tx, id, 'update.requested', { cause: 'update.requested', actor: principal.subject, changeId });
-  if (!moved.ok) throw new ConflictError('instance-busy', `The instance is ${moved.from}; it can be changed once its current change has settled.`);
-  await sequelize.query('UPDATE instances SET offering_version_id = :version, parameters = :parameters, last_change_id = :changeId WHERE id = :id', {
-    type: QueryTypes.UPDATE,
-    transaction: tx,
-    replacements: { id, version: version.id, parameters: JSON.stringify(parameters), changeId },
-  });
+  // Nothing on main yet: the row shows what is asked until main holds something.
+  await sequelize.query(
+    `UPDATE instances SET offering_version_id = :version, parameters = :parameters, desired_state = 'present' WHERE id = :id AND observed_state = 'absent' AND NOT ever_present`,
+    { type: QueryTypes.UPDATE, transaction: tx, replacements: { id, version: version.id, parameters: JSON.stringify(parameters) } },
+  );
   return findInstance(sequelize, tx, id);
 }
 
-/** DELETE /instances/:id: desired state absent, `deleting`, and an instance.delete change. */
+/**
+ * DELETE /instances/:id: desired state absent and an instance.delete change, in any state but
+ * deleted; it supersedes a pending or open change of the instance. A second DELETE while one
+ * is on its way answers with the instance as it is.
+ */
 export async function deleteInstance(deps: InstanceDeps, tx: Transaction, principal: Principal, id: string): Promise<Instance> {
   const { sequelize } = deps;
   const current = await lockVisibleInstance(sequelize, tx, principal, id);
   await requireOrgAccess(sequelize, tx, principal, current.org, 'write');
-  const changeId = await insertChangeRequest(sequelize, tx, {
+  if (current.state === 'deleted') throw new ConflictError('instance-busy', 'The instance is deleted already.');
+  if (current.desired_state === 'absent' && (current.latest_status === 'pending' || current.latest_status === 'open')) return findInstance(sequelize, tx, id);
+  await requestChange(deps, tx, principal, current, {
     kind: 'instance.delete',
-    organizationId: current.organization_id,
-    instanceId: id,
     payload: { org: current.org, project: current.project, instanceName: current.name, offering: current.offering, role: current.role },
+  });
+  await sequelize.query("UPDATE instances SET desired_state = 'absent' WHERE id = :id", { type: QueryTypes.UPDATE, transaction: tx, replacements: { id } });
+  return findInstance(sequelize, tx, id);
+}
+
+/**
+ * Adds the instance's new latest change, supersedes its pending and open ones (the worker drops
+ * a pending one from its batch; an open pull request is closed by the superseder), and derives
+ * the instance's state again. The instance row is locked by the caller.
+ */
+async function requestChange(
+  deps: InstanceDeps,
+  tx: Transaction,
+  principal: Principal,
+  current: InstanceRow,
+  change: Pick<Extract<NewChangeRequest, { kind: 'instance.update' | 'instance.delete' }>, 'kind' | 'payload'>,
+): Promise<string> {
+  const { sequelize } = deps;
+  const earlier = await supersedableChangesOf(sequelize, tx, current.id);
+  const changeId = await insertChangeRequest(sequelize, tx, {
+    ...change,
+    organizationId: current.organization_id,
+    instanceId: current.id,
     requestedBy: principal.subject,
     mergePolicy: deps.mergePolicy,
+  } as NewChangeRequest);
+  const superseded = await moveChanges(sequelize, tx, earlier, 'superseded', { supersededBy: changeId });
+  await sequelize.query('UPDATE instances SET last_change_id = :changeId, drift = NULL WHERE id = :id', { type: QueryTypes.UPDATE, transaction: tx, replacements: { id: current.id, changeId } });
+  await applyInstanceEvent(sequelize, tx, current.id, 'change.requested', {
+    cause: change.kind === 'instance.delete' ? 'delete.requested' : 'update.requested',
+    actor: principal.subject,
+    changeId,
+    detail: superseded.length > 0 ? { superseded: superseded.map((m) => m.changeId) } : {},
   });
-  const moved = await applyInstanceEvent(sequelize, tx, id, 'delete.requested', { cause: 'delete.requested', actor: principal.subject, changeId });
-  if (!moved.ok) throw new ConflictError('instance-busy', `The instance is ${moved.from}; it cannot be deleted now.`);
-  await sequelize.query("UPDATE instances SET desired_state = 'absent', last_change_id = :changeId WHERE id = :id", {
-    type: QueryTypes.UPDATE,
-    transaction: tx,
-    replacements: { id, changeId },
-  });
-  return findInstance(sequelize, tx, id);
+  return changeId;
 }
 
 /** GET /instances/:id, with its events and changes; another org's instance is 404. */
@@ -321,21 +362,29 @@ export async function listInstances(sequelize: Sequelize, principal: Principal, 
 }
 
 /** What the GitOps worker renders for a create or update: fixed when the change is accepted. */
-function renderPayload(org: string, project: string, instanceName: string, version: ResolvedVersion, parameters: Record<string, unknown>): Record<string, unknown> {
+function renderPayload(org: string, project: string, instanceName: string, version: ResolvedVersion, parameters: Record<string, unknown>): InstanceWrite {
   return { org, project, instanceName, offering: version.offering, role: version.role, version: version.version, templatePath: version.templatePath, parameters };
 }
 
 /**
- * The template path of the instance's last merged create or update: the version its directory
- * in Git holds now (an update closed unmerged or failed left the instance's row on a version that
- * never reached Git). Nothing when nothing merged; the renderer then replaces the directory.
+ * The template path of the version the instance's directory on the base branch holds (observed),
+ * or else of its last merged create or update. Nothing when main holds nothing of it; the
+ * renderer then replaces the directory.
  */
-async function mergedTemplatePath(sequelize: Sequelize, tx: Transaction, instanceId: string): Promise<{ previousTemplatePath?: string }> {
+async function observedTemplatePath(sequelize: Sequelize, tx: Transaction, instanceId: string): Promise<{ previousTemplatePath?: string }> {
   const [row] = await sequelize.query<{ template_path: string | null }>(
-    `SELECT payload->>'templatePath' AS template_path FROM (${lastMergedWriteOf(':instanceId')}) c`,
+    `SELECT coalesce(
+       (SELECT v.template_path FROM instances i JOIN offering_versions v ON v.id = i.observed_offering_version_id WHERE i.id = :instanceId AND i.observed_state = 'present'),
+       (SELECT payload->>'templatePath' FROM (${lastMergedWriteOf(':instanceId')}) c)) AS template_path`,
     { type: QueryTypes.SELECT, transaction: tx, replacements: { instanceId } },
   );
   return row?.template_path ? { previousTemplatePath: row.template_path } : {};
+}
+
+/** What the latest request asks for (its change's payload), where that is a create or update. */
+function desiredOf(row: Pick<InstanceRow, 'desired_payload'>): { version: string | null; parameters: Record<string, unknown> | null } {
+  const payload = row.desired_payload;
+  return { version: typeof payload?.version === 'string' ? payload.version : null, parameters: payload?.parameters ?? null };
 }
 
 function sortKeys(value: Record<string, unknown>): Record<string, unknown> {
@@ -354,6 +403,11 @@ interface InstanceRow {
   parameters: Record<string, unknown>;
   state: InstanceState;
   desired_state: 'present' | 'absent';
+  desired_payload: { version?: unknown; parameters?: Record<string, unknown> } | null;
+  latest_status: string | null;
+  observed_state: 'present' | 'absent';
+  observed_commit_sha: string | null;
+  drift: string | null;
   last_change_id: string | null;
   last_error: string | null;
   created_by: string;
@@ -378,9 +432,12 @@ interface ChangeRow {
 }
 
 const SELECT_INSTANCES = `SELECT i.id, i.organization_id, o.slug AS org, p.slug AS project, f.slug AS offering, f.role, v.version, i.name,
-  i.parameters, i.state, i.desired_state, i.last_change_id, i.last_error, i.created_by, i.created_at, i.updated_at
+  i.parameters, i.state, i.desired_state, i.last_change_id, i.last_error, i.created_by, i.created_at, i.updated_at,
+  i.observed_state, i.observed_commit_sha, i.drift,
+  CASE WHEN lc.kind IN ('instance.create', 'instance.update') THEN lc.payload END AS desired_payload, lc.status AS latest_status
   FROM instances i JOIN organizations o ON o.id = i.organization_id JOIN projects p ON p.id = i.project_id
-  JOIN offering_versions v ON v.id = i.offering_version_id JOIN offerings f ON f.id = v.offering_id`;
+  JOIN offering_versions v ON v.id = i.offering_version_id JOIN offerings f ON f.id = v.offering_id
+  LEFT JOIN change_requests lc ON lc.id = i.last_change_id`;
 
 async function findInstance(sequelize: Sequelize, tx: Transaction | undefined, id: string): Promise<Instance> {
   const [row] = await sequelize.query<InstanceRow>(`${SELECT_INSTANCES} WHERE i.id = :id`, { type: QueryTypes.SELECT, transaction: tx ?? null, replacements: { id } });
@@ -413,6 +470,9 @@ function presentInstance(row: InstanceRow): Instance {
     parameters: row.parameters,
     state: row.state,
     desiredState: row.desired_state,
+    desired: row.desired_state === 'absent' ? { version: null, parameters: null } : { version: desiredOf(row).version ?? row.version, parameters: desiredOf(row).parameters ?? row.parameters },
+    observed: { present: row.observed_state === 'present', commitSha: row.observed_commit_sha },
+    drift: row.drift,
     lastChangeId: row.last_change_id,
     lastError: row.last_error,
     createdBy: row.created_by,

@@ -1,6 +1,6 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
 import type { PlatformBootstrap } from '../gitops/render/change-payloads.ts';
-import { mergePolicyFor, type MergePolicies } from './change-requests.ts';
+import { mergePolicyFor, type MergePolicies } from './changes/change-kinds.ts';
 
 /** Serialises proposals, so two at once cannot both find nothing and both insert. */
 const PROPOSE_LOCK_KEY = 0x6370_6273; // "cpbs"

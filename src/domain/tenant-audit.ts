@@ -1,7 +1,7 @@
 import type { Sequelize } from 'sequelize';
 import { tenantDir } from '../gitops/tenant-paths.ts';
 import type { GitopsRepository } from '../gitops/repository.ts';
-import { pullRequestLinks } from './changes.ts';
+import { pullRequestLinks } from './changes/change-views.ts';
 
 export interface AuditEntry {
   commitSha: string;

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { NotFoundError } from '../errors.ts';
-import { insertChangeRequest, type MergePolicies } from './change-requests.ts';
+import type { MergePolicies } from './changes/change-kinds.ts';
+import { insertChangeRequest } from './changes/change-requests.ts';
 import { ensureUser, requireOrgAccess, type MembershipRole } from './organization-access.ts';
 import type { Principal } from './principal.ts';
 import { grantTrialCredit } from './billing/credits.ts';

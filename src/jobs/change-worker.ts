@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Sequelize } from 'sequelize';
 import type { Logger } from '../logger.ts';
-import { claimBatch, recordFailed, recordPublished, recordRetry, type ClaimedBatch } from '../domain/change-queue.ts';
-import { publishChanges } from '../gitops/change-publisher.ts';
+import { claimBatch, recordFailed, recordPublished, recordRetry, type ClaimedBatch } from '../domain/changes/change-queue.ts';
+import { publishChanges } from '../domain/changes/change-publisher.ts';
 import type { TemplateCatalog } from '../gitops/render/template-catalog.ts';
 import { RepositoryRejectedError, type GitopsRepository } from '../gitops/repository.ts';
 import type { BackgroundTask } from './background-task.ts';
@@ -23,6 +23,8 @@ export interface ChangeWorkerOptions {
   maxAttempts: number;
   workerId?: string;
   metrics?: Pick<Metrics, 'autoMergeAttempts'>;
+  /** Called after a batch reached the base branch (direct, or auto-merged): read main back. */
+  afterLanding?: () => Promise<unknown>;
 }
 
 /** 1 s, 2 s, 4 s, ... capped at 5 min, with ±20 % jitter so retries of many workers spread out. */
@@ -57,6 +59,7 @@ export function createChangeWorker(options: ChangeWorkerOptions): BackgroundTask
       const result = await publishChanges(options.repository, options.catalog, batch);
       await recordPublished(options.sequelize, batch, result);
       if (result.autoMerge) options.metrics?.autoMergeAttempts.inc({ outcome: result.autoMerge });
+      if (result.mergeCommitSha) await options.afterLanding?.().catch((error: unknown) => log.warn({ err: error }, 'could not read the base branch back; the reconciler will'));
       log.info(
         { batchId: batch.batchId, changes: result.published.length, rejected: result.rejected.length, commit: result.commitSha, pullRequest: result.pullRequest?.url, ms: Date.now() - started },
         'change batch published',

@@ -3,8 +3,9 @@ import type { Logger } from '../logger.ts';
 import { mergeFailureOutcome, type GitopsRepository, type MergeAttemptOutcome, type PullRequest } from '../gitops/repository.ts';
 import { applyApplicationObservation } from '../domain/application-sync.ts';
 import { applyInstanceEvent } from '../domain/instance-events.ts';
-import { findChangesOfPullRequest, recordAutoMergeWaiting, recordChangeClosed, recordChangeMerged, type ChangeOutcome } from '../domain/change-outcomes.ts';
-import { autoMergeError } from '../gitops/change-publisher.ts';
+import { findChangesOfPullRequest, recordAutoMergeWaiting } from '../domain/changes/change-requests.ts';
+import { recordPullRequestFate, type ChangeOutcome } from '../domain/changes/pull-request-fate.ts';
+import { autoMergeError } from '../domain/changes/change-publisher.ts';
 import type { Metrics } from '../metrics.ts';
 import { observationFromApplication, type ApplicationLister } from './argocd-applications.ts';
 import type { BackgroundTask } from './background-task.ts';
@@ -21,6 +22,8 @@ export interface ReconcileDeps {
   applications: ApplicationLister | undefined;
   logger: Logger;
   metrics?: Pick<Metrics, 'autoMergeAttempts'>;
+  /** Reads the base branch back (convergence): the fallback for lost push webhooks. */
+  converge?: () => Promise<unknown>;
 }
 
 export interface PullRequestReconcileResult {
@@ -61,7 +64,7 @@ export async function reconcilePullRequests(deps: ReconcileDeps, limit = 200): P
       pr = attempt.pullRequest;
     }
     if (!pr || pr.state === 'open') continue;
-    result.changes.push(...(await recordPullRequestFate(deps, pr, branch, `reconciler.pull_request.${pr.state}`)));
+    result.changes.push(...(await recordFate(deps, pr, branch, `reconciler.pull_request.${pr.state}`)));
   }
   return result;
 }
@@ -86,17 +89,15 @@ async function attemptAutoMerge(deps: ReconcileDeps, number: number, branch: str
   }
 }
 
-async function recordPullRequestFate(deps: ReconcileDeps, pr: PullRequest, branch: string | null, cause: string): Promise<ChangeOutcome[]> {
-  const merged = pr.state === 'merged' && pr.mergeCommitSha ? pr.mergeCommitSha : undefined;
-  return deps.sequelize.transaction(async (tx) => {
-    const by = { cause, actor: 'control-plane', detail: { pullRequest: pr.number, url: pr.url } };
-    const out: ChangeOutcome[] = [];
-    for (const change of await findChangesOfPullRequest(deps.sequelize, tx, { number: pr.number, branch: branch ?? pr.branch })) {
-      if (change.status !== 'open') continue;
-      out.push(merged ? await recordChangeMerged(deps.sequelize, tx, change, { mergeCommitSha: merged, authoritative: true }, by) : await recordChangeClosed(deps.sequelize, tx, change, by));
-    }
-    return out;
-  });
+async function recordFate(deps: ReconcileDeps, pr: PullRequest, branch: string | null, cause: string): Promise<ChangeOutcome[]> {
+  if (pr.state === 'open') return [];
+  return deps.sequelize.transaction((tx) =>
+    recordPullRequestFate(deps.sequelize, tx, { number: pr.number, branch: branch ?? pr.branch, state: pr.state, mergeCommitSha: pr.mergeCommitSha }, {
+      cause,
+      actor: 'control-plane',
+      detail: { pullRequest: pr.number, url: pr.url },
+    }),
+  );
 }
 
 export interface ApplicationReconcileResult {
@@ -122,15 +123,16 @@ export async function reconcileApplications(deps: ReconcileDeps & { applications
     if (outcome.instanceId && outcome.event && outcome.to) result.transitions.push({ instanceId: outcome.instanceId, event: outcome.event, to: outcome.to });
   }
 
-  const deleting = await deps.sequelize.query<{ id: string; change_id: string }>(
-    `SELECT i.id, c.id AS change_id FROM instances i JOIN change_requests c ON c.id = i.last_change_id
-      WHERE i.state = 'deleting' AND i.desired_state = 'absent' AND c.status = 'merged'`,
+  // Removed from main, and Argo CD lists no Application for it: gone.
+  const deleting = await deps.sequelize.query<{ id: string; change_id: string | null }>(
+    `SELECT i.id, i.last_change_id AS change_id FROM instances i
+      WHERE i.state = 'deleting' AND i.observed_state = 'absent' AND i.ever_present`,
     { type: QueryTypes.SELECT },
   );
   for (const { id, change_id: changeId } of deleting) {
     if (present.has(id)) continue;
     const applied = await deps.sequelize.transaction((tx) =>
-      applyInstanceEvent(deps.sequelize, tx, id, 'app.gone', { cause: 'reconciler.argocd.gone', actor: 'control-plane', changeId, detail: { reason: 'no Application is listed for the instance' } }),
+      applyInstanceEvent(deps.sequelize, tx, id, 'app.gone', { cause: 'reconciler.argocd.gone', actor: 'control-plane', changeId: changeId ?? undefined, detail: { reason: 'no Application is listed for the instance' } }),
     );
     if (applied.ok) result.transitions.push({ instanceId: id, event: 'app.gone', to: applied.to });
   }
@@ -141,6 +143,7 @@ export async function reconcileApplications(deps: ReconcileDeps & { applications
 export async function reconcileOnce(deps: ReconcileDeps) {
   return runAsLeader(deps.sequelize, RECONCILE_LOCK_KEY, async () => ({
     pullRequests: await reconcilePullRequests(deps),
+    baseBranch: await deps.converge?.(),
     applications: deps.applications ? await reconcileApplications({ ...deps, applications: deps.applications }) : undefined,
   }));
 }

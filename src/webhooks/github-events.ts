@@ -2,15 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Sequelize } from 'sequelize';
 import { ValidationError } from '../errors.ts';
 import { createAjv, toFieldErrors, type ValidateFunction } from '../validation.ts';
-import {
-  findChangesOfPullRequest,
-  findUnmergedChangesByCommit,
-  recordChangeClosed,
-  recordChangeMerged,
-  recordChangeReopened,
-  type ChangeCause,
-  type ChangeOutcome,
-} from '../domain/change-outcomes.ts';
+import { recordPullRequestFate, type ChangeOutcome, type FateCause } from '../domain/changes/pull-request-fate.ts';
 import { processDelivery } from './webhook-deliveries.ts';
 
 /** The parts of GitHub's payloads this service reads; everything else is allowed and ignored. */
@@ -51,6 +43,11 @@ export interface GithubEventDeps {
   sequelize: Sequelize;
   /** The branch Argo CD watches: only PRs into it and pushes to it matter. */
   baseBranch: string;
+  /**
+   * Reads the base branch back after it moved (convergence). Errors are the caller's to log:
+   * the delivery is recorded, and the reconciler converges later whatever happens here.
+   */
+  converge?: () => Promise<unknown>;
 }
 
 const ajv = createAjv({ useDefaults: false });
@@ -68,39 +65,29 @@ export async function receiveGithubEvent(deps: GithubEventDeps, event: GithubEve
     const pr = payload.pull_request;
     if (pr.base.ref !== deps.baseBranch) return { status: 'ignored', reason: `pull request into ${pr.base.ref}, not ${deps.baseBranch}` };
     if (payload.action !== 'closed' && payload.action !== 'reopened') return { status: 'ignored', reason: `pull_request.${payload.action} has no effect` };
-    return run(deps, event, `pull_request.${payload.action}`, async (tx) => {
-      const cause: ChangeCause = {
+    const result = await run(deps, event, `pull_request.${payload.action}`, async (tx) => {
+      const cause: FateCause = {
         cause: `github.pull_request.${payload.action}${payload.action === 'closed' && pr.merged ? '.merged' : ''}`,
         actor: 'github',
         deliveryId: event.id,
         detail: { pullRequest: pr.number, url: pr.html_url },
       };
-      const changes = await findChangesOfPullRequest(deps.sequelize, tx, { number: pr.number, branch: pr.head.ref });
-      const outcomes: ChangeOutcome[] = [];
-      for (const change of changes) {
-        if (payload.action === 'reopened') outcomes.push(await recordChangeReopened(deps.sequelize, tx, change, cause));
-        else if (pr.merged && pr.merge_commit_sha) {
-          outcomes.push(await recordChangeMerged(deps.sequelize, tx, change, { mergeCommitSha: pr.merge_commit_sha, authoritative: true }, cause));
-        } else outcomes.push(await recordChangeClosed(deps.sequelize, tx, change, cause));
-      }
-      return outcomes;
+      const state = payload.action === 'reopened' ? 'open' : pr.merged && pr.merge_commit_sha ? 'merged' : 'closed';
+      return recordPullRequestFate(deps.sequelize, tx, { number: pr.number, branch: pr.head.ref, state, mergeCommitSha: pr.merge_commit_sha ?? undefined }, cause);
     });
+    if (pr.merged) await deps.converge?.();
+    return result;
   }
 
   if (event.name === 'push') {
     const payload = parse(validatePush, event.payload);
     if (payload.ref !== `refs/heads/${deps.baseBranch}`) return { status: 'ignored', reason: `push to ${payload.ref}, not the base branch` };
     if (payload.deleted) return { status: 'ignored', reason: 'the base branch was deleted' };
-    const shas = [...new Set([...payload.commits.map((c) => c.id), ...(payload.head_commit ? [payload.head_commit.id] : [])])];
-    return run(deps, event, 'push', async (tx) => {
-      const cause: ChangeCause = { cause: 'github.push', actor: 'github', deliveryId: event.id, detail: { ref: payload.ref, after: payload.after } };
-      const outcomes: ChangeOutcome[] = [];
-      for (const change of await findUnmergedChangesByCommit(deps.sequelize, tx, shas)) {
-        // Committed straight to the base branch: the change's own commit is what Argo CD must reach.
-        outcomes.push(await recordChangeMerged(deps.sequelize, tx, change, { mergeCommitSha: change.commit_sha!, authoritative: false }, cause));
-      }
-      return outcomes;
-    });
+    // What a push changed is read back from the repository (convergence): the push itself
+    // only says that main moved. Recorded once per delivery like every other event.
+    const result = await run(deps, event, 'push', async () => []);
+    await deps.converge?.();
+    return result;
   }
 
   return { status: 'ignored', reason: `event ${event.name} has no effect` };

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { QueryTypes } from 'sequelize';
 import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
-import { recordChangeClosed, type ChangeRow } from '../../src/domain/change-outcomes.ts';
 import { useSpecDatabase } from '../support/database.ts';
+import { moveByFacts, observe } from '../support/instance-facts.ts';
 
 describe('instances', () => {
   useSpecDatabase();
@@ -192,70 +192,58 @@ describe('instances', () => {
     });
   });
 
-  it('an update or delete closed unmerged puts the instance back on what Git holds: version, parameters, desired state', async () => {
-    const created = await api.call('POST', '/instances', { token, body: { org, offering: 'studio', name: 'second-thoughts' } });
-    const id = created.body.id as string;
-    await markReady(id);
-    await api.sequelize.query("UPDATE change_requests SET status = 'merged' WHERE instance_id = :id", { type: QueryTypes.UPDATE, replacements: { id } });
-    const closeLatest = async () => {
-      const [change] = await api.sequelize.query<ChangeRow>(
-        "UPDATE change_requests SET status = 'open' WHERE id = (SELECT last_change_id FROM instances WHERE id = :id) RETURNING id, status, instance_id, branch, pull_request_number, commit_sha, merge_commit_sha",
-        { type: QueryTypes.SELECT, replacements: { id } },
-      );
-      await api.sequelize.transaction((tx) => recordChangeClosed(api.sequelize, tx, change!, { cause: 'github.pull_request.closed', actor: 'github' }));
-      return (await api.call('GET', `/instances/${id}`, { token })).body;
-    };
-
-    const updated = await api.call('PATCH', `/instances/${id}`, { token, body: { parameters: { size: 'large' } } });
-    assert.equal((updated.body.parameters as { size: string }).size, 'large');
-    const afterUpdate = await closeLatest();
-    assert.equal(afterUpdate.state, 'ready');
-    assert.deepEqual(afterUpdate.parameters, created.body.parameters, 'the parameters Git holds, not the closed update\'s');
-
-    const deleted = await api.call('DELETE', `/instances/${id}`, { token });
-    assert.equal(deleted.body.desiredState, 'absent');
-    const afterDelete = await closeLatest();
-    assert.equal(afterDelete.state, 'ready');
-    assert.equal(afterDelete.desiredState, 'present', 'a delete closed unmerged leaves the instance wanted');
-  });
-
-  it('updates and deletes through the state machine, each with its change', async () => {
+  it('updates and deletes at any live state, the latest request superseding a pending one; the row shows what main holds', async () => {
     const created = await api.call('POST', '/instances', { token, body: { org, offering: 'studio', name: 'lifecycle' } });
     const id = created.body.id as string;
-    const busy = await api.call('PATCH', `/instances/${id}`, { token, body: { parameters: { size: 'large' } } });
-    assert.equal(busy.status, 409, 'a requested instance cannot be updated yet');
-    await markReady(id);
-    // Its create reached Git: the update names that version as the one to replace.
-    await api.sequelize.query("UPDATE change_requests SET status = 'merged' WHERE instance_id = :id", { type: QueryTypes.UPDATE, replacements: { id } });
-    const sameAgain = await api.call('PATCH', `/instances/${id}`, { token, body: { parameters: {} } });
-    assert.equal(sameAgain.status, 422, 'defaults equal to the current parameters change nothing');
+    // Still requested: the update supersedes the pending create (the worker never publishes it).
+    const early = await api.call('PATCH', `/instances/${id}`, { token, body: { parameters: { size: 'medium' } } });
+    assert.equal(early.status, 202);
+    assert.equal(early.body.state, 'requested');
+    assert.equal((early.body.parameters as { size: string }).size, 'medium', 'nothing on main yet: the row shows the request');
+
+    // Main holds the early update, and Argo CD says Healthy (what convergence and the webhook record).
+    await api.sequelize.query("UPDATE change_requests SET status = 'merged' WHERE id = (SELECT last_change_id FROM instances WHERE id = :id)", { type: QueryTypes.UPDATE, replacements: { id } });
+    await observe(api.sequelize, id, 'a'.repeat(40));
+    await moveByFacts(api.sequelize, id, 'sync.healthy');
+    const sameAgain = await api.call('PATCH', `/instances/${id}`, { token, body: { parameters: { size: 'medium' } } });
+    assert.equal(sameAgain.status, 422, 'the parameters asked for already');
 
     const updated = await api.call('PATCH', `/instances/${id}`, { token, body: { parameters: { size: 'large' } } });
     assert.equal(updated.status, 202);
     assert.equal(updated.body.state, 'updating');
     const expected = { ...(await defaultsOf('studio')), size: 'large' };
-    assert.deepEqual(updated.body.parameters, expected);
+    assert.equal((updated.body.parameters as { size: string }).size, 'medium', 'the version and parameters are what main holds');
+    assert.deepEqual(updated.body.desired, { version: '1.0.0', parameters: expected });
+    assert.deepEqual(updated.body.observed, { present: true, commitSha: 'a'.repeat(40) });
     const badUpdate = await api.call('PATCH', `/instances/${id}`, { token, body: { parameters: { size: 'huge' } } });
     assert.equal(badUpdate.status, 422);
 
-    await markReady(id);
+    // Deleting while the update is pending supersedes it.
     const deleted = await api.call('DELETE', `/instances/${id}`, { token });
     assert.equal(deleted.status, 202);
     assert.equal(deleted.body.state, 'deleting');
     assert.equal(deleted.body.desiredState, 'absent');
+    assert.equal((await api.call('DELETE', `/instances/${id}`, { token })).status, 202, 'a second DELETE answers with the instance as it is');
+    assert.equal((await api.call('PATCH', `/instances/${id}`, { token, body: { parameters: { size: 'small' } } })).status, 409);
 
     const detail = await api.call('GET', `/instances/${id}`, { token });
-    const changes = detail.body.changes as { id: string; kind: string }[];
-    assert.deepEqual(changes.map((c) => c.kind), ['instance.create', 'instance.update', 'instance.delete']);
+    const changes = detail.body.changes as { id: string; kind: string; status: string }[];
+    assert.deepEqual(changes.map((c) => [c.kind, c.status]), [
+      ['instance.create', 'superseded'],
+      ['instance.update', 'merged'],
+      ['instance.update', 'superseded'],
+      ['instance.delete', 'pending'],
+    ]);
     const events = detail.body.events as { fromState: string | null; toState: string; cause: string; changeId: string }[];
     assert.deepEqual(events.map((e) => [e.fromState, e.toState, e.changeId]), [
       [null, 'requested', changes[0]!.id],
-      ['ready', 'updating', changes[1]!.id],
-      ['ready', 'deleting', changes[2]!.id],
+      ['requested', 'ready', null],
+      ['ready', 'updating', changes[2]!.id],
+      ['updating', 'deleting', changes[3]!.id],
     ]);
     const [payloads] = await api.sequelize.query<{ update: Record<string, unknown>; delete: Record<string, unknown> }>(
       "SELECT (SELECT payload FROM change_requests WHERE id = :u) AS update, (SELECT payload FROM change_requests WHERE id = :d) AS delete",
-      { type: QueryTypes.SELECT, replacements: { u: changes[1]!.id, d: changes[2]!.id } },
+      { type: QueryTypes.SELECT, replacements: { u: changes[2]!.id, d: changes[3]!.id } },
     );
     assert.deepEqual(payloads!.update, {
       org,

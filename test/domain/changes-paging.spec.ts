@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { listChanges } from '../../src/domain/changes.ts';
+import { listChanges } from '../../src/domain/changes/change-views.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { insertOrganization } from '../support/change-fixtures.ts';
 

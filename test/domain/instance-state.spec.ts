@@ -1,98 +1,77 @@
 import assert from 'node:assert/strict';
-import { INSTANCE_STATES, transition, type InstanceEventType, type InstanceState } from '../../src/domain/instance-state.ts';
+import fc from 'fast-check';
+import { applyEventToFacts, deriveInstanceState, HEALTHS, INSTANCE_STATES, type InstanceFacts } from '../../src/domain/instance-state.ts';
+import { CHANGE_STATUSES } from '../../src/domain/changes/change-status.ts';
+import { INSTANCE_CHANGE_KINDS } from '../../src/domain/changes/change-kinds.ts';
 
-const EVENTS: InstanceEventType[] = [
-  'change.opened',
-  'change.merged',
-  'change.closed',
-  'change.failed',
-  'sync.healthy',
-  'sync.degraded',
-  'sync.failed',
-  'app.gone',
-  'update.requested',
-  'delete.requested',
-  'wallet.exhausted',
-];
+const facts = (over: Partial<InstanceFacts> = {}): InstanceFacts => ({
+  observed: 'absent',
+  everPresent: false,
+  latest: { kind: 'instance.create', status: 'pending' },
+  health: 'unknown',
+  suspended: false,
+  ...over,
+});
 
-const to = (from: InstanceState, event: InstanceEventType, desired: 'present' | 'absent' = 'present') => {
-  const result = transition(from, event, { desired });
-  return result.ok ? result.to : result.reason;
-};
-
-describe('instance state machine', () => {
+describe('instance state, derived from facts', () => {
   it('walks the happy path: requested → pending_review → syncing → ready', () => {
-    assert.equal(to('requested', 'change.opened'), 'pending_review');
-    assert.equal(to('pending_review', 'change.merged'), 'syncing');
-    assert.equal(to('syncing', 'sync.healthy'), 'ready');
+    assert.equal(deriveInstanceState(facts()), 'requested');
+    assert.equal(deriveInstanceState(facts({ latest: { kind: 'instance.create', status: 'open' } })), 'pending_review');
+    assert.equal(deriveInstanceState(facts({ latest: { kind: 'instance.create', status: 'merged' } })), 'syncing');
+    const present = facts({ observed: 'present', everPresent: true, latest: { kind: 'instance.create', status: 'merged' } });
+    assert.equal(deriveInstanceState(present), 'syncing');
+    assert.equal(deriveInstanceState(applyEventToFacts(present, 'sync.healthy')), 'ready');
   });
 
-  it('commits directly: requested → syncing without a PR', () => {
-    assert.equal(to('requested', 'change.merged'), 'syncing');
+  it('follows main, not the change: a closed create whose files are on main anyway is deployed', () => {
+    assert.equal(deriveInstanceState(facts({ latest: { kind: 'instance.create', status: 'closed' } })), 'rejected');
+    assert.equal(deriveInstanceState(facts({ observed: 'present', everPresent: true, latest: { kind: 'instance.create', status: 'closed' } })), 'syncing');
   });
 
-  it('rejects a first change closed unmerged, but returns an update closed unmerged to ready', () => {
-    assert.equal(to('pending_review', 'change.closed'), 'rejected');
-    assert.equal(to('requested', 'change.closed'), 'rejected');
-    assert.equal(to('updating', 'change.closed'), 'ready');
-    assert.equal(to('deleting', 'change.closed'), 'ready');
+  it('a delete in flight is deleting; merged and gone from main, deleted once Argo CD removed the Application', () => {
+    const present = facts({ observed: 'present', everPresent: true, health: 'healthy' });
+    assert.equal(deriveInstanceState({ ...present, latest: { kind: 'instance.delete', status: 'open' } }), 'deleting');
+    assert.equal(deriveInstanceState({ ...present, latest: { kind: 'instance.delete', status: 'closed' } }), 'ready');
+    const removed = { ...present, observed: 'absent' as const, latest: { kind: 'instance.delete' as const, status: 'merged' as const } };
+    assert.equal(deriveInstanceState(removed), 'deleting');
+    assert.equal(deriveInstanceState(applyEventToFacts(removed, 'app.gone')), 'deleted');
   });
 
-  it('lets users update and delete only settled instances (delete also before the PR merges)', () => {
-    for (const state of ['ready', 'degraded', 'failed', 'suspended'] as const) {
-      assert.equal(to(state, 'update.requested'), 'updating', state);
-      assert.equal(to(state, 'delete.requested'), 'deleting', state);
-    }
-    for (const state of ['requested', 'pending_review', 'syncing', 'updating', 'deleting'] as const) {
-      assert.equal(to(state, 'update.requested'), 'not-allowed', state);
-    }
-    assert.equal(to('pending_review', 'delete.requested'), 'deleting');
-    assert.equal(to('syncing', 'delete.requested'), 'not-allowed');
+  it('an Application gone while main still holds the instance is not a deletion', () => {
+    const present = facts({ observed: 'present', everPresent: true, health: 'healthy', latest: { kind: 'instance.delete', status: 'open' } });
+    assert.equal(deriveInstanceState(applyEventToFacts(present, 'app.gone')), 'deleting');
+    assert.equal(deriveInstanceState(applyEventToFacts({ ...present, latest: { kind: 'instance.delete', status: 'closed' } }, 'app.gone')), 'syncing');
   });
 
-  it('carries deletion by the desired state: a merged delete waits for the Application to go', () => {
-    assert.equal(to('deleting', 'change.merged', 'absent'), 'no-op');
-    assert.equal(to('syncing', 'change.merged', 'absent'), 'deleting');
-    assert.equal(to('deleting', 'app.gone'), 'deleted');
-    assert.equal(to('deleting', 'sync.healthy', 'absent'), 'not-allowed');
-    assert.equal(to('ready', 'app.gone'), 'not-allowed');
+  it('ignores Argo CD health for what main no longer holds (a late Healthy does not revive a deleted instance)', () => {
+    const gone = facts({ everPresent: true, health: 'gone', latest: { kind: 'instance.delete', status: 'merged' } });
+    assert.equal(deriveInstanceState(applyEventToFacts(gone, 'sync.healthy')), 'deleted');
   });
 
-  it('moves between ready, degraded and failed on Argo CD health, and suspends on an empty wallet', () => {
-    assert.equal(to('ready', 'sync.degraded'), 'degraded');
-    assert.equal(to('degraded', 'sync.healthy'), 'ready');
-    assert.equal(to('syncing', 'sync.failed'), 'failed');
-    assert.equal(to('ready', 'wallet.exhausted'), 'suspended');
-    assert.equal(to('syncing', 'wallet.exhausted'), 'not-allowed');
+  it('an update in flight is updating; the wallet suspends only what runs', () => {
+    const ready = facts({ observed: 'present', everPresent: true, health: 'healthy', latest: { kind: 'instance.update', status: 'open' } });
+    assert.equal(deriveInstanceState(ready), 'updating');
+    const settled = { ...ready, latest: { kind: 'instance.update' as const, status: 'merged' as const } };
+    assert.equal(deriveInstanceState(applyEventToFacts(settled, 'wallet.exhausted')), 'suspended');
+    assert.equal(applyEventToFacts(facts(), 'wallet.exhausted').suspended, false);
   });
 
-  it('reports a repeated event as a no-op, not a transition', () => {
-    const result = transition('ready', 'sync.healthy');
-    assert.deepEqual(result, { ok: false, reason: 'no-op', detail: 'instance is already ready' });
-    assert.equal(to('pending_review', 'change.opened'), 'no-op');
-  });
-
-  it('never leaves rejected or deleted, whatever arrives', () => {
-    for (const state of ['rejected', 'deleted'] as const) {
-      for (const event of EVENTS) {
-        for (const desired of ['present', 'absent'] as const) {
-          assert.equal(transition(state, event, { desired }).ok, false, `${state} + ${event}`);
-        }
-      }
-    }
-  });
-
-  it('always answers with a known state or a reason, for every state and event', () => {
-    for (const state of INSTANCE_STATES) {
-      for (const event of EVENTS) {
-        const result = transition(state, event);
-        if (result.ok) {
-          assert.ok(INSTANCE_STATES.includes(result.to));
-          assert.notEqual(result.to, state);
-        } else {
-          assert.match(result.detail, new RegExp(state));
-        }
-      }
-    }
+  it('is total and order-independent: the same facts give the same state, whatever events came before', () => {
+    const arbitraryFacts = fc.record({
+      observed: fc.constantFrom('present' as const, 'absent' as const),
+      everPresent: fc.boolean(),
+      latest: fc.option(fc.record({ kind: fc.constantFrom(...INSTANCE_CHANGE_KINDS), status: fc.constantFrom(...CHANGE_STATUSES) }), { nil: undefined }),
+      health: fc.constantFrom(...HEALTHS),
+      suspended: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(arbitraryFacts, (f) => {
+        const state = deriveInstanceState(f);
+        assert.ok((INSTANCE_STATES as readonly string[]).includes(state));
+        // Files on main ⇔ not deleted, not rejected.
+        if (f.observed === 'present') assert.ok(state !== 'deleted' && state !== 'rejected', `${state} for ${JSON.stringify(f)}`);
+        if (state === 'ready') assert.equal(f.observed, 'present');
+      }),
+    );
   });
 });

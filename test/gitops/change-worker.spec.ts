@@ -3,7 +3,7 @@ import { QueryTypes, type Sequelize } from 'sequelize';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
-import { mergeChange } from '../../src/domain/change-merge.ts';
+import { mergeChange } from '../../src/domain/changes/change-merge.ts';
 
 interface ChangeRow {
   status: string;
@@ -58,14 +58,14 @@ describe('change worker with the local driver (real git)', () => {
     assert.deepEqual(row.files!.map((f) => f.path).sort(), tenantFiles.sort());
     assert.equal(await gitops.git('ls-tree', '-r', '--name-only', 'main', `tenants/${org.orgSlug}`), '', 'not on main before the merge');
 
-    const merged = await mergeChange({ sequelize, repository: gitops.repository }, id, 'admin');
+    const merged = await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, id, 'admin');
     const afterMerge = await change(id);
     assert.equal(afterMerge.status, 'merged');
     assert.equal(afterMerge.merge_commit_sha, merged.mergeCommitSha);
     assert.equal(await gitops.git('rev-parse', 'main'), merged.mergeCommitSha);
     assert.ok((await gitops.git('ls-tree', '-r', '--name-only', 'main')).includes(`tenants/${org.orgSlug}/base/appproject.yaml`));
     // Merging again answers with the same merge.
-    assert.equal((await mergeChange({ sequelize, repository: gitops.repository }, id, 'admin')).mergeCommitSha, merged.mergeCommitSha);
+    assert.equal((await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, id, 'admin')).mergeCommitSha, merged.mergeCommitSha);
   });
 
   it('instance create → update → delete: expected diffs, trailers, and instance events', async () => {
@@ -75,7 +75,7 @@ describe('change worker with the local driver (real git)', () => {
     const create = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, requestedBy: 'alice', payload: instanceWritePayload(org.orgSlug, instanceName, { parameters: { size: 'small' } }) });
     await gitops.worker().runOnce();
     assert.equal(await instanceState(instanceId), 'pending_review');
-    await mergeChange({ sequelize, repository: gitops.repository }, create, 'admin');
+    await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, create, 'admin');
     assert.equal(await instanceState(instanceId), 'syncing');
     assert.match(await gitops.git('show', `main:${dir}/application.yaml`), /cpu: 500m/);
 
@@ -88,8 +88,6 @@ describe('change worker with the local driver (real git)', () => {
     const logged = await gitops.git('log', '--format=%(trailers:key=Change-Id,valueonly)', 'main', '--', `tenants/${org.orgSlug}/`);
     assert.ok(logged.includes(create));
 
-    // The API moves a settled instance to updating before it inserts the change.
-    await sequelize.query(`UPDATE instances SET state = 'updating' WHERE id = :id`, { replacements: { id: instanceId } });
     const update = await insertChange(sequelize, { kind: 'instance.update', orgId: org.orgId, instanceId, payload: instanceWritePayload(org.orgSlug, instanceName, { parameters: { size: 'large', storageSize: 20 } }) });
     await gitops.worker().runOnce();
     const updateRow = await change(update);
@@ -98,9 +96,8 @@ describe('change worker with the local driver (real git)', () => {
     assert.match(diff, /^\+\s+cpu: "2"$/m);
     assert.match(diff, /^\+\s+size: 20Gi$/m);
     assert.deepEqual((await gitops.git('diff', '--name-only', 'main', updateRow.branch!)).split('\n'), [`${dir}/application.yaml`]);
-    await mergeChange({ sequelize, repository: gitops.repository }, update, 'admin');
+    await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, update, 'admin');
 
-    await sequelize.query(`UPDATE instances SET state = 'deleting', desired_state = 'absent' WHERE id = :id`, { replacements: { id: instanceId } });
     const remove = await insertChange(sequelize, {
       kind: 'instance.delete',
       orgId: org.orgId,
@@ -111,12 +108,14 @@ describe('change worker with the local driver (real git)', () => {
     const removeRow = await change(remove);
     const removed = (await gitops.git('diff', '--name-status', 'main', removeRow.branch!)).split('\n').sort();
     assert.deepEqual(removed, [`D\t${dir}/application.yaml`, `D\t${dir}/kustomization.yaml`]);
-    await mergeChange({ sequelize, repository: gitops.repository }, remove, 'admin');
+    await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, remove, 'admin');
     assert.equal(await gitops.git('ls-tree', 'main', `${dir}`), '');
     assert.equal(await instanceState(instanceId), 'deleting');
 
     const history = await events(instanceId);
-    assert.deepEqual(history.map((e) => e.to_state), ['pending_review', 'syncing', 'syncing']);
+    // Each state derived from what main holds and the latest change: the update is in flight
+    // (updating), lands (syncing), the delete is in flight and then main no longer holds it.
+    assert.deepEqual(history.map((e) => e.to_state), ['pending_review', 'syncing', 'updating', 'syncing', 'deleting']);
     assert.ok(history.every((e) => e.actor === 'control-plane' || e.actor === 'admin'));
     assert.equal(history[0]!.change_id, create);
   });
@@ -133,7 +132,8 @@ describe('change worker with the local driver (real git)', () => {
     assert.equal(await gitops.git('rev-parse', `${row.commit_sha}^`), before);
     assert.equal(row.merge_commit_sha, row.commit_sha);
     assert.equal(await instanceState(instanceId), 'syncing');
-    assert.deepEqual((await events(instanceId)).map((e) => e.cause), ['change.opened', 'change.merged']);
+    // Straight onto main: requested → syncing, no pull request in between.
+    assert.deepEqual((await events(instanceId)).map((e) => e.cause), ['change.merged']);
   });
 
   it('batches changes that arrive together into one commit and one pull request', async () => {

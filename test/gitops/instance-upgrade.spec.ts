@@ -7,7 +7,7 @@ import type { TemplateCatalog } from '../../src/gitops/render/template-catalog.t
 import type { GitopsRepository } from '../../src/gitops/repository.ts';
 import { instanceDir } from '../../src/gitops/tenant-paths.ts';
 import { createChangeWorker } from '../../src/jobs/change-worker.ts';
-import { mergeChange } from '../../src/domain/change-merge.ts';
+import { mergeChange } from '../../src/domain/changes/change-merge.ts';
 import { createLogger } from '../../src/logger.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';

@@ -7,7 +7,7 @@ import { loadTemplateCatalog, type TemplateCatalog } from '../../src/gitops/rend
 import type { GitopsRepository, PullRequest } from '../../src/gitops/repository.ts';
 import { createChangeWorker } from '../../src/jobs/change-worker.ts';
 import { reconcilePullRequests, type ReconcileDeps } from '../../src/jobs/reconcilers.ts';
-import { getChange } from '../../src/domain/changes.ts';
+import { getChange } from '../../src/domain/changes/change-views.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';

@@ -10,6 +10,7 @@ import { LocalPullRequests } from '../../src/gitops/local/local-pull-requests.ts
 import { createKubernetesApplicationLister, type ArgocdApplication } from '../../src/jobs/argocd-applications.ts';
 import { reconcileOnce, RECONCILE_LOCK_KEY, type ReconcileDeps } from '../../src/jobs/reconcilers.ts';
 import { runAsLeader } from '../../src/jobs/leader-lock.ts';
+import { observe } from '../support/instance-facts.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { startFakeKubernetes, type FakeKubernetes } from '../support/fake-kubernetes.ts';
 import { changeRow, insertMergedChange, insertOpenChange, instanceEvents, instanceState } from '../support/webhook-fixtures.ts';
@@ -83,6 +84,8 @@ describe('reconcilers (webhooks switched off)', () => {
     assert.deepEqual(await changeRow(sequelize, change.changeId), { status: 'merged', merge_commit_sha: merged.mergeCommitSha });
     assert.equal(await instanceState(sequelize, change.instanceId), 'syncing');
     assert.equal((await changeRow(sequelize, other.changeId)).status, 'open', 'the other PR is still open');
+    // Main holds it from the merge on, as convergence records it (its files here are no instance's).
+    await observe(sequelize, change.instanceId, merged.mergeCommitSha!);
 
     // Argo CD synced an older revision first: not ready.
     const older = (await repository.getBranch('main'))!;

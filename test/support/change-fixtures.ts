@@ -67,15 +67,18 @@ export async function ensureOfferingVersion(sequelize: Sequelize, slug: string, 
 export async function insertInstance(
   sequelize: Sequelize,
   org: { orgId: string; projectId: string; owner: string },
-  options: { name?: string; offering?: string; role?: string; version?: string; state?: string; desired?: 'present' | 'absent' } = {},
+  options: { name?: string; offering?: string; role?: string; version?: string; state?: string; desired?: 'present' | 'absent'; observedCommitSha?: string } = {},
 ): Promise<{ instanceId: string; instanceName: string }> {
   const versionId = await ensureOfferingVersion(sequelize, options.offering ?? 'fixture-offering', options.role ?? 'studio', options.version ?? '1.0.0');
   const name = options.name ?? uniqueSlug('inst');
   const row = await one<{ id: string }>(
     sequelize,
-    `INSERT INTO instances (organization_id, project_id, offering_version_id, name, state, desired_state, created_by)
-     VALUES (:org, :project, :version, :name, :state, :desired, :owner) RETURNING id`,
-    { org: org.orgId, project: org.projectId, version: versionId, name, state: options.state ?? 'requested', desired: options.desired ?? 'present', owner: org.owner },
+    `INSERT INTO instances (organization_id, project_id, offering_version_id, name, state, desired_state, created_by,
+       observed_state, ever_present, observed_offering_version_id, observed_parameters, observed_commit_sha, health, running_since)
+     VALUES (:org, :project, :version, :name, :state, :desired, :owner,
+       :observed, :ever, CASE WHEN :observed = 'present' THEN :version::uuid END, CASE WHEN :observed = 'present' THEN '{}'::jsonb END,
+       :commit, :health, CASE WHEN :health IN ('healthy', 'degraded') THEN now() END) RETURNING id`,
+    { org: org.orgId, project: org.projectId, version: versionId, name, state: options.state ?? 'requested', desired: options.desired ?? 'present', owner: org.owner, ...factsOf(options.state ?? 'requested', options.desired ?? 'present'), commit: options.observedCommitSha ?? null },
   );
   return { instanceId: row.id, instanceName: name };
 }
@@ -99,5 +102,32 @@ export async function insertChange(
       created: change.createdAt ?? new Date(Date.now() - 60_000),
     },
   );
+  // The latest request is the instance's latest change, as the API records it.
+  if (change.instanceId) await sequelize.query('UPDATE instances SET last_change_id = :change WHERE id = :id', { replacements: { id: change.instanceId, change: row.id } });
   return row.id;
+}
+
+/**
+ * The facts an instance in `state` has (its state is derived from them): whether main holds it,
+ * and what Argo CD said. Fixtures that start an instance in a given state write these too.
+ */
+function factsOf(state: string, desired: 'present' | 'absent'): { observed: 'present' | 'absent'; ever: boolean; health: string } {
+  switch (state) {
+    case 'syncing':
+    case 'updating':
+      return { observed: 'present', ever: true, health: 'unknown' };
+    case 'ready':
+    case 'suspended':
+      return { observed: 'present', ever: true, health: 'healthy' };
+    case 'degraded':
+      return { observed: 'present', ever: true, health: 'degraded' };
+    case 'failed':
+      return { observed: 'present', ever: true, health: 'failed' };
+    case 'deleting':
+      return desired === 'absent' ? { observed: 'absent', ever: true, health: 'unknown' } : { observed: 'present', ever: true, health: 'unknown' };
+    case 'deleted':
+      return { observed: 'absent', ever: true, health: 'gone' };
+    default:
+      return { observed: 'absent', ever: false, health: 'unknown' };
+  }
 }

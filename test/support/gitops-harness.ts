@@ -9,6 +9,8 @@ import { readInitialLayout } from '../../src/gitops/initial-layout.ts';
 import { loadTemplateCatalog, type TemplateCatalog } from '../../src/gitops/render/template-catalog.ts';
 import { createChangeWorker, type ChangeWorkerOptions } from '../../src/jobs/change-worker.ts';
 import { git } from '../../src/gitops/local/git.ts';
+import { createConverger } from '../../src/domain/convergence/converger.ts';
+import type { ConvergenceResult } from '../../src/domain/convergence/base-branch-convergence.ts';
 
 export interface LocalGitops {
   dir: string;
@@ -16,6 +18,8 @@ export interface LocalGitops {
   catalog: TemplateCatalog;
   git(...args: string[]): Promise<string>;
   worker(overrides?: Partial<ChangeWorkerOptions>): ReturnType<typeof createChangeWorker>;
+  /** Reads main back into the database, as the service does after every move of main. */
+  converge(): Promise<ConvergenceResult | undefined>;
   cleanup(): Promise<void>;
 }
 
@@ -26,7 +30,10 @@ export async function createLocalGitops(sequelize: Sequelize): Promise<LocalGito
   const repository = new LocalRepository({ gitDir, baseBranch: 'main', pullRequests: new LocalPullRequests({ sequelize, repository: gitDir }) });
   await repository.ensureInitialized(await readInitialLayout());
   const catalog = await loadTemplateCatalog();
+  const converger = createConverger({ sequelize, repository, mergePolicy: 'pull-request' });
+  const converge = () => converger.converge();
   return {
+    converge,
     dir,
     repository,
     catalog,
@@ -42,6 +49,7 @@ export async function createLocalGitops(sequelize: Sequelize): Promise<LocalGito
         leaseMs: 60_000,
         pollMs: 20,
         maxAttempts: 5,
+        afterLanding: converge,
         ...overrides,
       }),
     cleanup: () => fs.rm(dir, { recursive: true, force: true }),

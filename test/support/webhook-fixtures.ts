@@ -59,10 +59,14 @@ let prNumber = 1000 + (process.pid % 1000) * 100;
 /** An instance whose create change is committed and its PR open, as the change worker leaves it. */
 export async function insertOpenChange(
   sequelize: Sequelize,
-  options: { commitSha: string; state?: string; desired?: 'present' | 'absent'; kind?: string; withNumber?: boolean },
+  options: { commitSha: string; state?: string; desired?: 'present' | 'absent'; kind?: string; withNumber?: boolean; observedCommitSha?: string },
 ): Promise<OpenChange> {
   const org = await insertOrganization(sequelize);
-  const { instanceId } = await insertInstance(sequelize, org, { state: options.state ?? 'pending_review', desired: options.desired });
+  const { instanceId } = await insertInstance(sequelize, org, {
+    state: options.state ?? 'pending_review',
+    desired: options.desired,
+    ...(options.observedCommitSha ? { observedCommitSha: options.observedCommitSha } : {}),
+  });
   const changeId = await insertChange(sequelize, { kind: options.kind ?? 'instance.create', payload: {}, orgId: org.orgId, instanceId });
   prNumber += 1;
   const branch = `control-plane/${changeId}`;
@@ -99,7 +103,8 @@ export async function insertMergedChange(
   sequelize: Sequelize,
   options: { mergeCommitSha: string; state?: string; desired?: 'present' | 'absent'; kind?: string },
 ): Promise<OpenChange> {
-  const change = await insertOpenChange(sequelize, { commitSha: options.mergeCommitSha, state: options.state ?? 'syncing', desired: options.desired, kind: options.kind });
+  // Merged: main holds the instance since that commit, as convergence records it.
+  const change = await insertOpenChange(sequelize, { commitSha: options.mergeCommitSha, state: options.state ?? 'syncing', desired: options.desired, kind: options.kind, observedCommitSha: options.mergeCommitSha });
   await sequelize.query(`UPDATE change_requests SET status = 'merged', merge_commit_sha = $sha WHERE id = $id`, { bind: { id: change.changeId, sha: options.mergeCommitSha } });
   return change;
 }

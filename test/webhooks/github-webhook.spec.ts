@@ -27,6 +27,10 @@ describe('POST /webhooks/github', () => {
       sequelize,
       repository: { isAncestor: () => Promise.resolve(false) },
       baseBranch: 'main',
+      // Counts the reads of main the receiver asks for; convergence itself has its own specs.
+      converge: async () => {
+        converged += 1;
+      },
       github: new GithubSignatureVerifier([SECRET, OLD_SECRET]),
       argocd: undefined,
     });
@@ -38,6 +42,7 @@ describe('POST /webhooks/github', () => {
     await sequelize.close();
   });
 
+  let converged = 0;
   async function deliver(event: string, body: string, headers: Record<string, string | undefined> = {}) {
     const all: Record<string, string | undefined> = {
       'content-type': 'application/json',
@@ -76,7 +81,7 @@ describe('POST /webhooks/github', () => {
     assert.ok(row?.processed_at);
   });
 
-  it('pull_request closed without merging rejects the instance; reopening reopens the change', async () => {
+  it('pull_request closed without merging rejects the instance; reopening reopens the change and the instance', async () => {
     const change = await insertOpenChange(sequelize, { commitSha: sha() });
     const closed = JSON.stringify(pullRequestPayload({ action: 'closed', number: change.pullRequestNumber, branch: change.branch, merged: false, mergeCommitSha: null }));
     assert.equal((await deliver('pull_request', closed)).status, 200);
@@ -87,11 +92,10 @@ describe('POST /webhooks/github', () => {
     const response = await deliver('pull_request', reopened);
     assert.equal(response.status, 200);
     assert.equal((await changeRow(sequelize, change.changeId)).status, 'open');
-    // rejected is terminal in the state machine: the outcome says the instance did not move.
-    assert.equal(await instanceState(sequelize, change.instanceId), 'rejected');
-    const [outcome] = response.body.outcome as Array<{ instance: { to: string | null; note: string } }>;
-    assert.equal(outcome!.instance.to, null);
-    assert.match(outcome!.instance.note, /rejected/);
+    // A rejected instance is not over while its pull request can still be merged.
+    assert.equal(await instanceState(sequelize, change.instanceId), 'pending_review');
+    const [outcome] = response.body.outcome as Array<{ instance: { from: string; to: string | null } }>;
+    assert.deepEqual(outcome!.instance, { id: change.instanceId, from: 'rejected', to: 'pending_review' });
   });
 
   it('matches a pull request by head branch when the worker has not recorded its number yet', async () => {
@@ -102,18 +106,16 @@ describe('POST /webhooks/github', () => {
     assert.deepEqual(await changeRow(sequelize, change.changeId), { status: 'merged', merge_commit_sha: merge });
   });
 
-  it('push to the base branch marks a directly committed change merged at its own commit', async () => {
-    const commit = sha();
-    const change = await insertOpenChange(sequelize, { commitSha: commit, state: 'requested' });
-    const response = await deliver('push', JSON.stringify(pushPayload('refs/heads/main', [sha(), commit])));
+  it('push to the base branch reads main back once per delivery (convergence decides what landed); other branches do not', async () => {
+    const before = converged;
+    const id = randomUUID();
+    const response = await deliver('push', JSON.stringify(pushPayload('refs/heads/main', [sha(), sha()])), { 'x-github-delivery': id });
     assert.equal(response.status, 200);
-    assert.deepEqual(await changeRow(sequelize, change.changeId), { status: 'merged', merge_commit_sha: commit });
-    assert.equal(await instanceState(sequelize, change.instanceId), 'syncing');
-
-    const other = await insertOpenChange(sequelize, { commitSha: sha() });
-    const elsewhere = await deliver('push', JSON.stringify(pushPayload('refs/heads/feature', [other.commitSha])));
+    assert.equal(converged, before + 1);
+    assert.equal((await deliver('push', JSON.stringify(pushPayload('refs/heads/main', [sha()])), { 'x-github-delivery': id })).status, 200, 'a redelivery is answered');
+    const elsewhere = await deliver('push', JSON.stringify(pushPayload('refs/heads/feature', [sha()])));
     assert.equal(elsewhere.status, 202);
-    assert.equal((await changeRow(sequelize, other.changeId)).status, 'open');
+    assert.equal(converged, before + 2, 'a redelivery converges again (it is idempotent), another branch never');
   });
 
   it('acknowledges events without an effect with 202 and records nothing', async () => {

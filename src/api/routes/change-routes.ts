@@ -2,14 +2,14 @@ import { Type } from '@sinclair/typebox';
 import type { Sequelize } from 'sequelize';
 import { principalOfRequest } from '../auth/authenticate.ts';
 import { defineRoute, type RouteSpec } from '../route.ts';
-import { getChange, listChanges } from '../../domain/changes.ts';
-import { mergeChange } from '../../domain/change-merge.ts';
+import { getChange, listChanges } from '../../domain/changes/change-views.ts';
+import { mergeChange } from '../../domain/changes/change-merge.ts';
 import { tenantAudit } from '../../domain/tenant-audit.ts';
 import { requireOrgAccess } from '../../domain/organization-access.ts';
 import type { GitopsRepository } from '../../gitops/repository.ts';
 import { NameSchema, Nullable, Timestamp, Uuid } from './api-schemas.ts';
 import { PlatformBootstrapPayload } from '../../gitops/render/change-payloads.ts';
-import type { MergePolicies } from '../../domain/change-requests.ts';
+import type { MergePolicies } from '../../domain/changes/change-kinds.ts';
 import { proposePlatformBootstrap } from '../../domain/platform-bootstrap.ts';
 
 export interface ChangeRouteDeps {
@@ -17,6 +17,8 @@ export interface ChangeRouteDeps {
   repository: GitopsRepository;
   /** Merge policy of platform.bootstrap changes. */
   mergePolicy: MergePolicies;
+  /** Reads the base branch back after a merge (convergence). */
+  afterMerge?: () => Promise<unknown>;
 }
 
 const Status = Type.Union(['pending', 'open', 'merged', 'closed', 'failed'].map((s) => Type.Literal(s)));

@@ -19,6 +19,15 @@ const InstanceFields = {
   parameters: Parameters,
   state: State,
   desiredState: Type.Union([Type.Literal('present'), Type.Literal('absent')]),
+  desired: Type.Object(
+    { version: Nullable(Type.String()), parameters: Nullable(Type.Record(Type.String(), Type.Unknown())) },
+    { additionalProperties: false, description: 'What the latest request asks for; version and parameters are what the base branch holds.' },
+  ),
+  observed: Type.Object(
+    { present: Type.Boolean(), commitSha: Nullable(Type.String()) },
+    { additionalProperties: false, description: 'Whether the base branch holds the instance, and the commit that last changed it there.' },
+  ),
+  drift: Nullable(Type.String({ description: 'Why the base branch disagrees with the latest request after a merge; null when they agree.' })),
   lastChangeId: Nullable(Uuid),
   lastError: Nullable(Type.String()),
   createdBy: Type.String(),

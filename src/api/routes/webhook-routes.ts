@@ -18,6 +18,8 @@ export interface WebhookRoutesDeps {
    */
   repository: ApplicationSyncDeps['repository'];
   baseBranch: string;
+  /** Reads the base branch back after a merge or a push (convergence). */
+  converge?: () => Promise<unknown>;
   /** Undefined when GITHUB_WEBHOOK_SECRET is not set: the GitHub receiver answers 404. */
   github: GithubSignatureVerifier | undefined;
   /** Undefined when ARGOCD_WEBHOOK_TOKEN is not set: the Argo CD receiver answers 404. */
@@ -61,7 +63,7 @@ export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
         if (!deps.github) throw new NotFoundError('GitHub webhooks are not configured on this service (set GITHUB_WEBHOOK_SECRET).');
         const rawBody = typeof ctx.request.rawBody === 'string' ? ctx.request.rawBody : undefined;
         const delivery = await deps.github.verify(ctx.headers, rawBody);
-        const result = await receiveGithubEvent({ sequelize: deps.sequelize, baseBranch: deps.baseBranch }, { id: delivery.id, name: delivery.name, payload: parseJson(rawBody!) });
+        const result = await receiveGithubEvent({ sequelize: deps.sequelize, baseBranch: deps.baseBranch, ...(deps.converge ? { converge: deps.converge } : {}) }, { id: delivery.id, name: delivery.name, payload: parseJson(rawBody!) });
         if (result.status === 'ignored') {
           ctx.status = 202;
           ctx.body = { status: 'ignored', reason: result.reason };

@@ -38,16 +38,21 @@ export async function holdSetupFee(
   });
 }
 
-/** States in which an instance that never became ready is over: its setup fee is released. */
-const RELEASING: ReadonlySet<InstanceState> = new Set(['rejected', 'failed', 'deleting', 'deleted']);
+/**
+ * States in which an instance that never became ready is over: its setup fee is released. Not
+ * `deleting` while main holds it: a delete can still be closed, and the instance runs on.
+ */
+const RELEASING: ReadonlySet<InstanceState> = new Set(['rejected', 'failed', 'deleted']);
 
 /**
  * Money follows the instance's state, in the transaction that moves it: reaching `ready`
  * captures the pending setup-fee hold; ending before that (rejected, failed, deleted) releases
  * it. A hold already resolved or expired is left as it is (there is nothing left to do).
  */
-export async function applySetupFeeOutcome(deps: LedgerDeps, tx: Transaction, instanceId: string, to: InstanceState): Promise<void> {
-  if (to !== 'ready' && !RELEASING.has(to)) return;
+export async function applySetupFeeOutcome(deps: LedgerDeps, tx: Transaction, instanceId: string, to: InstanceState, facts: { everPresent: boolean }): Promise<void> {
+  // Deleting before main ever held it: nothing ran, nothing will (its create is superseded).
+  const releasing = RELEASING.has(to) || (to === 'deleting' && !facts.everPresent);
+  if (to !== 'ready' && !releasing) return;
   for (const hold of await pendingAuthorizationsFor(deps, tx, instanceId)) {
     if (hold.createdBy !== SERVICE_ACTOR) continue;
     try {

@@ -4,8 +4,11 @@ import { ensurePlatformAccount, ensureWallet, lockWallet, pendingHolds, select, 
 
 const HOUR_MS = 3_600_000;
 
-/** States in which an instance runs and is charged by the hour. */
-const METERED_STATES = ['ready', 'degraded'] as const;
+/**
+ * Metered: the base branch holds the instance (what is on main is what runs), it has been ready
+ * since the spec reached main (running_since), and its wallet has not suspended it.
+ */
+const METERED = `i.observed_state = 'present' AND i.running_since IS NOT NULL AND NOT i.suspended`;
 
 export interface MeteringResult {
   /** Hours charged (or recorded at a zero rate) by this run. */
@@ -37,11 +40,11 @@ export async function meterUsage(deps: LedgerDeps): Promise<MeteringResult> {
     undefined,
     `SELECT i.id, i.organization_id, v.currency, v.hourly_rate_minor
      FROM instances i JOIN offering_versions v ON v.id = i.offering_version_id
-     WHERE i.state IN (:states)
+     WHERE ${METERED}
        -- Already paid up to the last full hour: nothing to do, no transaction to open.
        AND coalesce((SELECT max(m.hour) FROM metered_hours m WHERE m.instance_id = i.id), '-infinity') < :lastFullHour
      ORDER BY i.id`,
-    { states: METERED_STATES, lastFullHour: new Date(Math.floor(now.getTime() / HOUR_MS) * HOUR_MS - HOUR_MS) },
+    { lastFullHour: new Date(Math.floor(now.getTime() / HOUR_MS) * HOUR_MS - HOUR_MS) },
   );
   const result: MeteringResult = { hours: 0, amount: 0n, suspended: [] };
   for (const candidate of candidates) {
@@ -61,16 +64,13 @@ async function meterInstance(
 ): Promise<{ hours: number; amount: bigint; suspended: boolean }> {
   // The instance first, then the wallet: the order the lifecycle (applyInstanceEvent, then
   // settle/void) takes them in, so the two never deadlock.
-  const [locked] = await select<{ state: string; running_since: Date | null }>(
+  const [locked] = await select<{ metered: boolean; running_since: Date | null }>(
     deps,
     tx,
-    `SELECT i.state,
-       (SELECT max(e.created_at) FROM instance_events e
-        WHERE e.instance_id = i.id AND e.to_state = 'ready' AND (e.from_state IS NULL OR e.from_state NOT IN (:states))) AS running_since
-     FROM instances i WHERE i.id = :id FOR UPDATE OF i`,
-    { id: instance.id, states: METERED_STATES },
+    `SELECT ${METERED} AS metered, i.running_since FROM instances i WHERE i.id = :id FOR UPDATE OF i`,
+    { id: instance.id },
   );
-  if (!locked || !(METERED_STATES as readonly string[]).includes(locked.state) || !locked.running_since) {
+  if (!locked || !locked.metered || !locked.running_since) {
     return { hours: 0, amount: 0n, suspended: false };
   }
   const firstHour = new Date(Math.floor(locked.running_since.getTime() / HOUR_MS) * HOUR_MS);

@@ -63,7 +63,10 @@ export type InstanceUpdate = Static<typeof InstanceUpdatePayload>;
 export type InstanceDelete = Static<typeof InstanceDeletePayload>;
 export type PlatformBootstrap = Static<typeof PlatformBootstrapPayload>;
 
-export type ChangeKind = 'workspace.create' | 'instance.create' | 'instance.update' | 'instance.delete' | 'platform.bootstrap';
+
+/** The kinds of change, one per payload below (domain/changes/change-kinds.ts names them for the rest). */
+export const CHANGE_KINDS = ['workspace.create', 'instance.create', 'instance.update', 'instance.delete', 'platform.bootstrap'] as const;
+export type ChangeKind = (typeof CHANGE_KINDS)[number];
 
 export type ParsedChange =
   | { kind: 'workspace.create'; payload: WorkspaceCreate }

@@ -1,12 +1,12 @@
 import type { FileChange } from '../repository.ts';
 import { instanceDir, joinInside, assertInside, tenantBaseDir, tenantDir, tenantNamespace, tenantProject, PLATFORM_DIR } from '../tenant-paths.ts';
+import { INSTANCE_SPEC_ANNOTATION, specAnnotation } from '../instance-spec.ts';
+import { INSTANCE_ID_LABEL, MANAGED_BY_LABELS, OFFERING_LABEL, OFFERING_VERSION_LABEL, ORG_LABEL, PROJECT_LABEL } from '../labels.ts';
 import { serializeManifest } from './manifest-serialization.ts';
 import { validateManifest } from './manifest-validation.ts';
 import { substitute, TemplateError, type Variables } from './template-substitution.ts';
 import type { TemplateCatalog, TemplateFile } from './template-catalog.ts';
 import type { InstanceDelete, InstanceUpdate, InstanceWrite, ParsedChange, PlatformBootstrap, WorkspaceCreate } from './change-payloads.ts';
-
-export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'control-plane' } as const;
 
 /** Files a change writes or removes. Pure: the same change and catalog give the same bytes. */
 export function renderChange(catalog: TemplateCatalog, change: ParsedChange, context: { instanceId?: string }): FileChange[] {
@@ -31,7 +31,7 @@ function requireInstanceId(kind: string, context: { instanceId?: string }): stri
 
 export function renderWorkspace(catalog: TemplateCatalog, payload: WorkspaceCreate): FileChange[] {
   const dir = tenantBaseDir(payload.org);
-  const labels = { ...MANAGED_BY, 'gsv.io/org': payload.org };
+  const labels = { ...MANAGED_BY_LABELS, [ORG_LABEL]: payload.org };
   const common: Variables = {
     org: payload.org,
     orgName: payload.orgName,
@@ -81,15 +81,17 @@ export function renderInstance(catalog: TemplateCatalog, payload: InstanceWrite,
     preset,
   };
   const labels = {
-    ...MANAGED_BY,
-    'gsv.io/org': payload.org,
-    'gsv.io/project': payload.project,
-    'gsv.io/instance-id': instanceId,
-    'gsv.io/offering': payload.offering,
-    'gsv.io/offering-version': payload.version,
+    ...MANAGED_BY_LABELS,
+    [ORG_LABEL]: payload.org,
+    [PROJECT_LABEL]: payload.project,
+    [INSTANCE_ID_LABEL]: instanceId,
+    [OFFERING_LABEL]: payload.offering,
+    [OFFERING_VERSION_LABEL]: payload.version,
   };
+  // The spec this directory holds, read back by convergence once it is on the base branch.
+  const annotations = { [INSTANCE_SPEC_ANNOTATION]: specAnnotation({ offering: payload.offering, version: payload.version, parameters }) };
   const dir = instanceDir(payload.org, payload.instanceName);
-  return withKustomization(dir, renderFiles(offering.files, variables, labels), tenantDir(payload.org));
+  return withKustomization(dir, renderFiles(offering.files, variables, labels, annotations), tenantDir(payload.org));
 }
 
 /**
@@ -125,7 +127,7 @@ export function renderPlatform(catalog: TemplateCatalog, payload: PlatformBootst
   const out: FileChange[] = [];
   for (const [name, templates] of [...catalog.platform.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const dir = `${PLATFORM_DIR}/base/${name}`;
-    out.push(...withKustomization(dir, renderFiles(templates, variables, { ...MANAGED_BY }), PLATFORM_DIR));
+    out.push(...withKustomization(dir, renderFiles(templates, variables, { ...MANAGED_BY_LABELS }), PLATFORM_DIR));
   }
   return out;
 }
@@ -135,11 +137,12 @@ interface RenderedFile {
   content: string;
 }
 
-function renderFiles(templates: TemplateFile[], variables: Variables, labels: Record<string, string>): RenderedFile[] {
+function renderFiles(templates: TemplateFile[], variables: Variables, labels: Record<string, string>, annotations: Record<string, string> = {}): RenderedFile[] {
   return templates.map((template) => {
     const object = substitute(template.document, variables, template.path) as Record<string, unknown>;
     const metadata = (object.metadata ??= {}) as Record<string, unknown>;
     metadata.labels = { ...(metadata.labels as Record<string, string> | undefined), ...labels };
+    if (Object.keys(annotations).length > 0) metadata.annotations = { ...(metadata.annotations as Record<string, string> | undefined), ...annotations };
     validateManifest(object, template.path);
     return { path: template.path, content: serializeManifest(object) };
   });

@@ -59,8 +59,8 @@ export async function pricedOfferingVersion(sequelize: Sequelize, prices: { setu
 }
 
 /**
- * An instance that became ready at `readyAt`: the row in state `ready` and the event that says
- * when (metering starts from that event).
+ * An instance that became ready at `readyAt`: main holds it, Argo CD said Healthy, and its
+ * running period (metering's clock) started then; the event records it.
  */
 export async function readyInstance(sequelize: Sequelize, organizationId: string, offeringVersionId: string, readyAt: Date): Promise<string> {
   const [project] = await sequelize.query<{ id: string }>(
@@ -69,11 +69,12 @@ export async function readyInstance(sequelize: Sequelize, organizationId: string
     { type: QueryTypes.SELECT, replacements: { organizationId } },
   );
   const [instance] = await sequelize.query<{ id: string }>(
-    `INSERT INTO instances (organization_id, project_id, offering_version_id, name, state, created_by)
-     VALUES (:organizationId, :projectId, :offeringVersionId, :name, 'ready', 'tester') RETURNING id`,
+    `INSERT INTO instances (organization_id, project_id, offering_version_id, name, state, created_by,
+       observed_state, ever_present, observed_offering_version_id, health, running_since)
+     VALUES (:organizationId, :projectId, :offeringVersionId, :name, 'ready', 'tester', 'present', true, :offeringVersionId, 'healthy', :readyAt) RETURNING id`,
     {
       type: QueryTypes.SELECT,
-      replacements: { organizationId, projectId: project!.id, offeringVersionId, name: `i-${randomBytes(4).toString('hex')}` },
+      replacements: { organizationId, projectId: project!.id, offeringVersionId, readyAt, name: `i-${randomBytes(4).toString('hex')}` },
     },
   );
   await sequelize.query(

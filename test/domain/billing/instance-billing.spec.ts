@@ -5,8 +5,8 @@ import { PaymentRequiredError } from '../../../src/errors.ts';
 import { creditWallet } from '../../../src/domain/billing/credits.ts';
 import type { BillingSettings } from '../../../src/domain/billing/instance-billing.ts';
 import { auditLedger, getWallet } from '../../../src/domain/billing/wallets.ts';
-import { applyInstanceEvent } from '../../../src/domain/instance-events.ts';
 import type { InstanceEventType } from '../../../src/domain/instance-state.ts';
+import { moveByFacts } from '../../support/instance-facts.ts';
 import { createInstance, deleteInstance, type InstanceDeps } from '../../../src/domain/instances.ts';
 import { ParametersValidator } from '../../../src/domain/parameters-schema.ts';
 import type { Principal } from '../../../src/domain/principal.ts';
@@ -46,8 +46,7 @@ describe('billing through the instance lifecycle', () => {
   const order = (principal: Principal, org: string, version: string) =>
     sequelize.transaction((tx) => createInstance(instanceDeps, tx, principal, { org, offering: 'billed', version, name: `i-${randomBytes(4).toString('hex')}` }));
 
-  const move = (instanceId: string, event: InstanceEventType) =>
-    sequelize.transaction((tx) => applyInstanceEvent(sequelize, tx, instanceId, event, { cause: event, actor: 'test' }));
+  const move = (instanceId: string, event: InstanceEventType) => moveByFacts(sequelize, instanceId, event);
 
   async function holdOf(instanceId: string): Promise<{ status: string; captured_amount: string | null } | undefined> {
     const [row] = await sequelize.query<{ status: string; captured_amount: string | null }>(

@@ -1,7 +1,8 @@
-import { renderChange } from './render/change-renderer.ts';
-import { parseChange, type ChangeKind, type ParsedChange } from './render/change-payloads.ts';
-import type { TemplateCatalog } from './render/template-catalog.ts';
-import { BranchMovedError, mergeFailureOutcome, PullRequestNotMergeableError, type FileChange, type GitopsRepository, type MergeAttemptOutcome, type PullRequest } from './repository.ts';
+import { renderChange } from '../../gitops/render/change-renderer.ts';
+import type { ChangeKind, MergePolicy } from './change-kinds.ts';
+import { parseChange, type ParsedChange } from '../../gitops/render/change-payloads.ts';
+import type { TemplateCatalog } from '../../gitops/render/template-catalog.ts';
+import { BranchMovedError, mergeFailureOutcome, PullRequestNotMergeableError, type FileChange, type GitopsRepository, type MergeAttemptOutcome, type PullRequest } from '../../gitops/repository.ts';
 
 /** One claimed change request, as the publisher needs it. */
 export interface ChangeToPublish {
@@ -14,7 +15,6 @@ export interface ChangeToPublish {
   attempts?: number;
 }
 
-export type MergePolicy = 'pull-request' | 'auto-merge' | 'direct';
 
 export interface PublishInput {
   batchId: string;

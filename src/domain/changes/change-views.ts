@@ -1,6 +1,6 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { NotFoundError } from '../errors.ts';
-import { decodePageCursor, encodePageCursor } from './page-cursor.ts';
+import { NotFoundError } from '../../errors.ts';
+import { decodePageCursor, encodePageCursor } from '../page-cursor.ts';
 
 export interface ChangeView {
   id: string;

@@ -1,7 +1,7 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { ConflictError, NotFoundError } from '../errors.ts';
-import { PullRequestNotMergeableError, RepositoryRejectedError, type GitopsRepository, type PullRequest } from '../gitops/repository.ts';
-import { applyInstanceEvent } from './instance-events.ts';
+import { ConflictError, NotFoundError } from '../../errors.ts';
+import { PullRequestNotMergeableError, RepositoryRejectedError, type GitopsRepository, type PullRequest } from '../../gitops/repository.ts';
+import { recordPullRequestFate } from './pull-request-fate.ts';
 
 export interface MergedChange {
   id: string;
@@ -16,7 +16,11 @@ export interface MergedChange {
  * every change of that pull request (a batch shares one): status merged, merge_commit_sha,
  * and 'change.merged' for each instance. Merging twice answers with the first merge.
  */
-export async function mergeChange(deps: { sequelize: Sequelize; repository: GitopsRepository }, changeId: string, actor: string): Promise<MergedChange> {
+export async function mergeChange(
+  deps: { sequelize: Sequelize; repository: GitopsRepository; afterMerge?: () => Promise<unknown> },
+  changeId: string,
+  actor: string,
+): Promise<MergedChange> {
   const { sequelize, repository } = deps;
   const [change] = await sequelize.query<{ status: string; pull_request_number: number | null; merge_commit_sha: string | null }>(
     'SELECT status, pull_request_number, merge_commit_sha FROM change_requests WHERE id = :id',
@@ -31,20 +35,11 @@ export async function mergeChange(deps: { sequelize: Sequelize; repository: Gito
   const mergeCommitSha = pullRequest?.mergeCommitSha ?? change.merge_commit_sha!;
 
   const changeIds = await sequelize.transaction(async (tx) => {
-    const rows = await sequelize.query<{ id: string; instance_id: string | null }>(
-      `UPDATE change_requests SET status = 'merged', merge_commit_sha = :sha, updated_at = now()
-       WHERE pull_request_number = :number AND status = 'open' RETURNING id, instance_id`,
-      { type: QueryTypes.SELECT, transaction: tx, replacements: { sha: mergeCommitSha, number } },
-    );
-    for (const row of rows) {
-      if (!row.instance_id) continue;
-      await applyInstanceEvent(sequelize, tx, row.instance_id, 'change.merged', {
-        cause: 'change.merged',
-        actor,
-        changeId: row.id,
-        detail: { pullRequestNumber: number, mergeCommitSha },
-      });
-    }
+    await recordPullRequestFate(sequelize, tx, { number, branch: pullRequest?.branch ?? null, state: 'merged', mergeCommitSha }, {
+      cause: 'change.merged',
+      actor,
+      detail: { pullRequestNumber: number, mergeCommitSha },
+    });
     const all = await sequelize.query<{ id: string }>('SELECT id FROM change_requests WHERE pull_request_number = :number ORDER BY created_at, id', {
       type: QueryTypes.SELECT,
       transaction: tx,
@@ -52,6 +47,9 @@ export async function mergeChange(deps: { sequelize: Sequelize; repository: Gito
     });
     return all.map((r) => r.id);
   });
+  // Main moved: read it back now rather than at the next reconciler pass (best effort: the
+  // reconciler and the push webhook converge it anyway).
+  await deps.afterMerge?.().catch((error: unknown) => { if (process.env.DEBUG_CONVERGE) console.error(error); });
   return { id: changeId, pullRequestNumber: number, mergeCommitSha, changeIds };
 }
 

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
-import type { ChangeKind } from '../gitops/render/change-payloads.ts';
-import type { ChangeToPublish, MergePolicy, PublishResult } from '../gitops/change-publisher.ts';
-import { applyInstanceEvents } from './instance-events.ts';
+import type { ChangeToPublish, PublishResult } from './change-publisher.ts';
+import { applyInstanceEvents, lockInstances } from '../instance-events.ts';
+import { batchBranch, SERVICE_ACTOR, type ChangeKind, type MergePolicy } from './change-kinds.ts';
+import { lockChanges, moveChanges } from './change-requests.ts';
+import { withInstances } from './pull-request-fate.ts';
 
 /**
  * The change_requests outbox seen from the worker: claim a batch under a lease, then record
@@ -38,13 +40,6 @@ interface Row {
 
 const CLAIMABLE = `status = 'pending' AND next_attempt_at <= now()
   AND (lease_expires_at IS NULL OR lease_expires_at < now())`;
-
-/** Every branch the service writes starts with this (the remote pusher may force-move them). */
-export const BATCH_BRANCH_PREFIX = 'control-plane/';
-
-export function batchBranch(batchId: string): string {
-  return `${BATCH_BRANCH_PREFIX}batch-${batchId}`;
-}
 
 export async function claimBatch(sequelize: Sequelize, options: ClaimOptions): Promise<ClaimedBatch | undefined> {
   return sequelize.transaction(async (tx) => {
@@ -87,49 +82,41 @@ export async function claimBatch(sequelize: Sequelize, options: ClaimOptions): P
   });
 }
 
-const ACTOR = 'control-plane';
+const ACTOR = SERVICE_ACTOR;
 
-/** Records a publish: rows opened or merged, instances moved, rejected changes failed. */
+/**
+ * Records a publish: the batch's changes opened (or merged), their instances derived again,
+ * rejected changes failed. A change superseded while it was being published keeps its status
+ * and gets its pull request recorded, so the superseder can close or trim it. Instances are
+ * locked before changes; a fixed number of statements for the whole batch.
+ */
 export async function recordPublished(sequelize: Sequelize, batch: ClaimedBatch, result: PublishResult): Promise<void> {
   await sequelize.transaction(async (tx) => {
     const merged = result.mergeCommitSha !== undefined;
-    // A fixed number of statements for the whole batch: one UPDATE of its changes, one of their
-    // instances' last change, then the instance events (applyInstanceEvents, in bulk).
+    await lockInstances(sequelize, tx, batch.changes.flatMap((c) => (c.instanceId ? [c.instanceId] : [])));
     const rows = result.published.map((p) => ({ id: p.id, files: p.files.map((f) => ({ path: f.path, action: 'delete' in f ? 'delete' : 'write' })) }));
-    const updated = await sequelize.query<{ id: string }>(
-      `UPDATE change_requests c SET status = :status, commit_sha = :commit, merge_commit_sha = :merge,
-         pull_request_number = :number, pull_request_url = :url, files = r.files,
-         lease_owner = NULL, lease_expires_at = NULL, last_error = :lastError, updated_at = now()
+    const recorded = await sequelize.query<{ id: string }>(
+      `UPDATE change_requests c SET commit_sha = :commit, pull_request_number = :number, pull_request_url = :url, files = r.files,
+         lease_owner = NULL, lease_expires_at = NULL, last_error = :lastError, updated_at = now(),
+         supersede_pending = (c.status = 'superseded' AND :number::int IS NOT NULL)
        FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id uuid, files jsonb)
-       WHERE c.id = r.id AND c.status = 'pending' RETURNING c.id`,
+       WHERE c.id = r.id AND c.status IN ('pending', 'superseded') AND c.commit_sha IS DISTINCT FROM :commit RETURNING c.id`,
       {
         type: QueryTypes.SELECT,
         transaction: tx,
         replacements: {
           rows: JSON.stringify(rows),
-          status: merged ? 'merged' : 'open',
           commit: result.commitSha ?? null,
-          merge: result.mergeCommitSha ?? null,
           number: result.pullRequest?.number ?? null,
           url: result.pullRequest?.url ?? null,
           lastError: result.mergeError ?? null,
         },
       },
     );
-    const changes = await linkInstances(sequelize, tx, batch, updated.map((row) => row.id));
-    if (changes.length > 0) {
-      const detail = { batchId: batch.batchId, commitSha: result.commitSha, pullRequest: result.pullRequest?.url };
-      await applyInstanceEvents(
-        sequelize,
-        tx,
-        changes.flatMap((change) => [
-          { instanceId: change.instanceId, event: 'change.opened' as const, cause: { cause: 'change.opened', actor: ACTOR, changeId: change.id, detail } },
-          ...(merged
-            ? [{ instanceId: change.instanceId, event: 'change.merged' as const, cause: { cause: 'change.merged', actor: ACTOR, changeId: change.id, detail: { ...detail, mergeCommitSha: result.mergeCommitSha } } }]
-            : []),
-        ]),
-      );
-    }
+    const changes = await lockChanges(sequelize, tx, recorded.map((r) => r.id));
+    const moves = await moveChanges(sequelize, tx, changes, merged ? 'merged' : 'published', merged ? { mergeCommitSha: result.mergeCommitSha, authoritative: true } : {});
+    const detail = { batchId: batch.batchId, commitSha: result.commitSha, pullRequest: result.pullRequest?.url, ...(merged ? { mergeCommitSha: result.mergeCommitSha } : {}) };
+    await withInstances(sequelize, tx, moves, merged ? 'change.merged' : 'change.opened', { cause: merged ? 'change.merged' : 'change.opened', actor: ACTOR, detail });
     await failChanges(sequelize, tx, batch, result.rejected);
   });
 }
@@ -152,42 +139,29 @@ export async function recordRetry(sequelize: Sequelize, batch: ClaimedBatch, rea
 }
 
 /**
- * Fails the batch's changes still pending, each with its reason, and moves their instances
- * ('change.failed', last_error): a fixed number of statements for any number of changes.
+ * Fails the batch's changes still pending, each with its reason, and derives their instances
+ * again ('change.failed', last_error): a fixed number of statements for any number of changes.
  */
 async function failChanges(sequelize: Sequelize, tx: Transaction, batch: ClaimedBatch, failures: { id: string; reason: string }[]): Promise<void> {
   if (failures.length === 0) return;
-  const updated = await sequelize.query<{ id: string }>(
+  const failing = new Set(failures.map((f) => f.id));
+  await lockInstances(sequelize, tx, batch.changes.flatMap((c) => (c.instanceId && failing.has(c.id) ? [c.instanceId] : [])));
+  // pending → failed is the status machine's 'failed' (change-status.ts); a change another
+  // worker recorded first, or one superseded meanwhile, is left alone.
+  const updated = await sequelize.query<{ id: string; instance_id: string | null }>(
     `UPDATE change_requests c SET status = 'failed', last_error = f.reason, lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
      FROM jsonb_to_recordset(CAST(:failures AS jsonb)) AS f(id uuid, reason text)
-     WHERE c.id = f.id AND c.status = 'pending' RETURNING c.id`,
+     WHERE c.id = f.id AND c.status = 'pending' RETURNING c.id, c.instance_id`,
     { type: QueryTypes.SELECT, transaction: tx, replacements: { failures: JSON.stringify(failures) } },
   );
   const reasons = new Map(failures.map((f) => [f.id, f.reason]));
-  const changes = await linkInstances(sequelize, tx, batch, updated.map((row) => row.id));
   await applyInstanceEvents(
     sequelize,
     tx,
-    changes.map((change) => {
+    updated.flatMap((change) => {
+      if (!change.instance_id) return [];
       const reason = reasons.get(change.id)!;
-      return { instanceId: change.instanceId, event: 'change.failed' as const, cause: { cause: 'change.failed', actor: ACTOR, changeId: change.id, detail: { reason }, lastError: reason } };
+      return [{ instanceId: change.instance_id, event: 'change.failed' as const, cause: { cause: 'change.failed', actor: ACTOR, changeId: change.id, detail: { reason }, lastError: reason } }];
     }),
   );
-}
-
-/**
- * The batch's changes among `recorded` (the ones this worker's statement changed; one another
- * worker recorded first keeps its events) that have an instance, each instance now pointing
- * at its change as its last one.
- */
-async function linkInstances(sequelize: Sequelize, tx: Transaction, batch: ClaimedBatch, recorded: string[]): Promise<(ClaimedBatch['changes'][number] & { instanceId: string })[]> {
-  const ids = new Set(recorded);
-  const changes = batch.changes.filter((c) => ids.has(c.id) && c.instanceId !== undefined) as (ClaimedBatch['changes'][number] & { instanceId: string })[];
-  if (changes.length === 0) return [];
-  await sequelize.query(
-    `UPDATE instances i SET last_change_id = l.change_id
-     FROM jsonb_to_recordset(CAST(:links AS jsonb)) AS l(instance_id uuid, change_id uuid) WHERE i.id = l.instance_id`,
-    { type: QueryTypes.UPDATE, transaction: tx, replacements: { links: JSON.stringify(changes.map((c) => ({ instance_id: c.instanceId, change_id: c.id }))) } },
-  );
-  return changes;
 }
