@@ -1,0 +1,242 @@
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { Webhooks } from '@octokit/webhooks';
+import { QueryTypes, type Sequelize } from 'sequelize';
+import { createSequelize } from '../../src/db/database.ts';
+import { git } from '../../src/gitops/local/git.ts';
+import { LocalPullRequests } from '../../src/gitops/local/local-pull-requests.ts';
+import { LocalRepository } from '../../src/gitops/local/local-repository.ts';
+import { createLogger } from '../../src/logger.ts';
+import type { ArgocdNotification } from '../../src/webhooks/argocd-notification.ts';
+import { useSpecDatabase } from '../support/database.ts';
+import { startInProcessService, type InProcessService } from '../support/in-process-service.ts';
+import { prepareInstanceCaller } from '../support/instance-caller.ts';
+import { createCaller, type Caller } from '../support/scratch-service.ts';
+import { pullRequestPayload } from '../support/webhook-fixtures.ts';
+
+const require = createRequire(import.meta.url);
+const RECORDED = require('../fixtures/argocd/sync-succeeded-healthy.json') as ArgocdNotification;
+const GITHUB_SECRET = 'git-is-the-truth-webhook-secret';
+const ARGOCD_TOKEN = 'git-is-the-truth-argocd-token';
+
+interface InstanceView {
+  id: string;
+  state: string;
+  parameters: Record<string, unknown>;
+  changes: { id: string; kind: string; status: string; pullRequestNumber: number | null; branch: string | null }[];
+}
+
+/**
+ * The five sequences of issue 11, as people cause them: the whole service (worker, webhook
+ * receivers, convergence) on the local driver with signed GitHub webhooks, and "a person" who
+ * merges, closes and reopens pull requests in GitHub's UI (here: the local pull request rows and
+ * the bare repository, then the webhook GitHub would send). Each ends with the same question:
+ * does the database agree with main?
+ */
+describe('Git is the truth: the database agrees with main whatever people do in GitHub', function () {
+  useSpecDatabase();
+  this.timeout(60_000);
+  let app: InProcessService;
+  let caller: Caller;
+  let org: string;
+  let db: Sequelize;
+  let person: LocalRepository;
+  const signer = new Webhooks({ secret: GITHUB_SECRET });
+
+  before(async () => {
+    app = await startInProcessService('truth', {
+      GITHUB_WEBHOOK_SECRET: GITHUB_SECRET,
+      ARGOCD_WEBHOOK_TOKEN: ARGOCD_TOKEN,
+      SYNC_SIMULATOR: 'false',
+      RECONCILE_INTERVAL_MS: '3600000',
+      GITOPS_BATCH_WINDOW_MS: '0',
+      GITOPS_MERGE_POLICY: 'pull-request',
+    });
+    caller = await createCaller(app.databaseUrl, 'truth-owner');
+    const admin = await createCaller(app.databaseUrl, 'truth-admin', true);
+    org = (await prepareInstanceCaller(app.url, caller, admin, 1_000_000)).org;
+    db = createSequelize({ url: app.databaseUrl, poolMax: 2, logger: createLogger('silent') });
+    person = new LocalRepository({ gitDir: app.gitDir, baseBranch: 'main', pullRequests: new LocalPullRequests({ sequelize: db, repository: app.gitDir }) });
+  });
+  after(async () => {
+    await db?.close();
+    await app?.close();
+  });
+
+  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+    const response = await fetch(`${app.url}${path}`, {
+      method,
+      headers: { ...caller.headers, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  }
+
+  const instance = async (id: string) => (await api('GET', `/instances/${id}`)).body as unknown as InstanceView;
+
+  async function eventually<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
+    let last: T | undefined;
+    for (let i = 0; i < 150; i += 1) {
+      last = await read();
+      if (done(last)) return last;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.fail(`${what} never happened; last seen ${JSON.stringify(last)}`);
+  }
+
+  /** The instance's change of `kind` once the worker has opened its pull request. */
+  async function opened(id: string, kind: string) {
+    const view = await eventually(`a ${kind} pull request of ${id}`, () => instance(id), (v) => v.changes.some((c) => c.kind === kind && c.pullRequestNumber !== null));
+    const change = [...view.changes].reverse().find((c) => c.kind === kind && c.pullRequestNumber !== null)!;
+    return { id: change.id, number: change.pullRequestNumber!, branch: change.branch! };
+  }
+
+  async function deliver(event: string, payload: unknown): Promise<void> {
+    const body = JSON.stringify(payload);
+    const response = await fetch(`${app.url}/webhooks/github`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': crypto.randomUUID(), 'x-hub-signature-256': await signer.sign(body) },
+      body,
+    });
+    assert.ok(response.status < 300, `GitHub delivery answered ${response.status}: ${await response.text()}`);
+  }
+
+  /** A person clicks "Close pull request" (or "Reopen"); GitHub sends its webhook. */
+  async function personSets(pr: { number: number; branch: string }, state: 'closed' | 'open'): Promise<void> {
+    await db.query('UPDATE local_pull_requests SET state = $state WHERE number = $number', { bind: { state, number: pr.number } });
+    await deliver('pull_request', pullRequestPayload({ action: state === 'closed' ? 'closed' : 'reopened', number: pr.number, branch: pr.branch, merged: false, mergeCommitSha: null }));
+  }
+
+  /** A person clicks "Merge pull request"; GitHub sends closed+merged and the push. */
+  async function personMerges(pr: { number: number; branch: string }): Promise<void> {
+    const merged = await person.mergePullRequest(pr.number);
+    await deliver('pull_request', pullRequestPayload({ action: 'closed', number: pr.number, branch: pr.branch, merged: true, mergeCommitSha: merged.mergeCommitSha! }));
+  }
+
+  async function onMain(name: string): Promise<boolean> {
+    return (await git(['ls-tree', '--name-only', 'main', `tenants/${org}/apps/${name}/`], { gitDir: app.gitDir })).trim() !== '';
+  }
+
+  async function create(name: string): Promise<string> {
+    const response = await api('POST', '/instances', { org, offering: 'studio', name });
+    assert.equal(response.status, 202, JSON.stringify(response.body));
+    return String(response.body.id);
+  }
+
+  async function hold(id: string): Promise<string | undefined> {
+    const [row] = await db.query<{ status: string }>('SELECT status FROM billing_authorizations WHERE reference = $id', { type: QueryTypes.SELECT, bind: { id } });
+    return row?.status;
+  }
+
+  /** What metering would charge: main holds it, it ran, and nothing suspended it. */
+  async function metered(id: string): Promise<boolean> {
+    const [row] = await db.query<{ metered: boolean }>(
+      `SELECT observed_state = 'present' AND running_since IS NOT NULL AND NOT suspended AS metered FROM instances WHERE id = $id`,
+      { type: QueryTypes.SELECT, bind: { id } },
+    );
+    return row!.metered;
+  }
+
+  async function argocd(id: string, revision: string, change: (n: ArgocdNotification) => void = () => {}): Promise<void> {
+    const n = structuredClone(RECORDED);
+    n.app.name = `app-${id.slice(0, 8)}`;
+    n.app.labels = { ...n.app.labels, 'gsv.io/instance-id': id };
+    n.sync.revision = revision;
+    n.operation!.syncResultRevision = revision;
+    n.operation!.finishedAt = new Date(Date.now() - 2000).toISOString();
+    n.health.observedAt = new Date().toISOString();
+    change(n);
+    const response = await fetch(`${app.url}/webhooks/argocd`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ARGOCD_TOKEN}` },
+      body: JSON.stringify(n),
+    });
+    assert.equal(response.status, 200, await response.text());
+  }
+
+  const head = async () => (await git(['rev-parse', 'main'], { gitDir: app.gitDir })).trim();
+
+  it('1. DELETE while the create PR is open, then the delete PR closed: nothing runs, nothing is charged, the hold is released', async () => {
+    const id = await create('seq-one');
+    await opened(id, 'instance.create');
+    assert.equal((await api('DELETE', `/instances/${id}`)).status, 202);
+    const removal = await opened(id, 'instance.delete');
+    await personSets(removal, 'closed');
+    const view = await eventually('the instance settles', () => instance(id), (v) => v.state !== 'deleting');
+    assert.equal(await onMain('seq-one'), false);
+    assert.ok(['deleted', 'rejected'].includes(view.state), `nothing of it is on main, yet it is ${view.state}`);
+    assert.equal(await metered(id), false);
+    assert.equal(await hold(id), 'voided');
+  });
+
+  it('2. DELETE while the create PR is open, delete merged first and the create after: main holds it, so the instance is not deleted and its removal is proposed', async () => {
+    const id = await create('seq-two');
+    const creation = await opened(id, 'instance.create');
+    assert.equal((await api('DELETE', `/instances/${id}`)).status, 202);
+    const removal = await opened(id, 'instance.delete');
+    await personMerges(removal);
+    await personMerges(creation);
+    assert.equal(await onMain('seq-two'), true);
+    const view = await eventually('the instance follows main', () => instance(id), (v) => v.state !== 'deleted' && v.changes.length > 2);
+    assert.notEqual(view.state, 'deleted', 'its directory is on main');
+    const again = await api('POST', '/instances', { org, offering: 'studio', name: 'seq-two' });
+    assert.equal(again.status, 409, 'the name is taken while its directory is on main');
+    const proposal = view.changes.at(-1)!;
+    assert.equal(proposal.kind, 'instance.delete', 'the service proposes the removal the user asked for');
+    assert.ok(['pending', 'open'].includes(proposal.status));
+    assert.match(String((await api('GET', `/instances/${id}`)).body.drift), /deletion was merged/);
+  });
+
+  it('3. a create PR closed (rejected), reopened and merged: main holds it, the instance is deployed and can be deleted', async () => {
+    const id = await create('seq-three');
+    const creation = await opened(id, 'instance.create');
+    await personSets(creation, 'closed');
+    assert.equal((await eventually('rejected', () => instance(id), (v) => v.state === 'rejected')).state, 'rejected');
+    await personSets(creation, 'open');
+    await personMerges(creation);
+    assert.equal(await onMain('seq-three'), true);
+    const view = await eventually('the instance follows main', () => instance(id), (v) => v.state === 'syncing');
+    assert.equal(view.state, 'syncing');
+    await argocd(id, await head());
+    assert.equal((await instance(id)).state, 'ready');
+    assert.equal(await metered(id), true);
+    assert.equal((await api('DELETE', `/instances/${id}`)).status, 202);
+    assert.equal((await api('POST', '/instances', { org, offering: 'studio', name: 'seq-three' })).status, 409);
+  });
+
+  it('4. an update PR closed, reopened and merged: the row says what main holds, and metering bills that version', async () => {
+    const id = await create('seq-four');
+    await personMerges(await opened(id, 'instance.create'));
+    await argocd(id, await head());
+    const before = await instance(id);
+    assert.equal(before.state, 'ready');
+    assert.equal((await api('PATCH', `/instances/${id}`, { parameters: { size: 'large' } })).status, 202);
+    const update = await opened(id, 'instance.update');
+    await personSets(update, 'closed');
+    assert.equal((await instance(id)).parameters.size, before.parameters.size, 'closed: main still holds the old parameters');
+    await personSets(update, 'open');
+    await personMerges(update);
+    const view = await eventually('the row follows main', () => instance(id), (v) => v.parameters.size === 'large');
+    assert.equal(view.parameters.size, 'large');
+    const [row] = await db.query<{ same: boolean }>(
+      'SELECT offering_version_id = observed_offering_version_id AND parameters = observed_parameters AS same FROM instances WHERE id = $id',
+      { type: QueryTypes.SELECT, bind: { id } },
+    );
+    assert.ok(row!.same, 'the version metering prices is the one main holds');
+  });
+
+  it('5. an Argo CD notice with deletionTimestamp while the delete change is still open does not mark the instance deleted', async () => {
+    const id = await create('seq-five');
+    await personMerges(await opened(id, 'instance.create'));
+    await argocd(id, await head());
+    assert.equal((await api('DELETE', `/instances/${id}`)).status, 202);
+    await opened(id, 'instance.delete');
+    await argocd(id, await head(), (n) => {
+      n.app.deletionTimestamp = new Date().toISOString();
+    });
+    const view = await instance(id);
+    assert.notEqual(view.state, 'deleted', 'the delete is not merged: main still holds the instance');
+    assert.equal(await onMain('seq-five'), true);
+  });
+});
