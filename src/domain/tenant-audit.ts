@@ -1,4 +1,4 @@
-import type { Sequelize } from 'sequelize';
+import { QueryTypes, type Sequelize } from 'sequelize';
 import { tenantDir } from '../gitops/tenant-paths.ts';
 import type { GitopsRepository } from '../gitops/repository.ts';
 import { pullRequestLinks } from './changes/change-views.ts';
@@ -25,7 +25,7 @@ export async function tenantAudit(
   deps: { sequelize: Sequelize; repository: GitopsRepository },
   org: string,
   page: { limit: number; cursor?: string },
-): Promise<{ items: AuditEntry[]; nextCursor: string | null }> {
+): Promise<{ items: AuditEntry[]; nextCursor: string | null; unknownPaths: UnknownPath[] }> {
   const history = await deps.repository.history({ pathPrefix: `${tenantDir(org)}/`, limit: page.limit, ...(page.cursor ? { cursor: page.cursor } : {}) });
   const ids = [...new Set(history.commits.flatMap((c) => c.trailers['Change-Id'] ?? []).filter((id) => UUID.test(id)))];
   const links = await pullRequestLinks(deps.sequelize, ids);
@@ -45,5 +45,23 @@ export async function tenantAudit(
       pullRequests: mine.map((changeId) => ({ changeId, number: links.get(changeId)?.number ?? null, url: links.get(changeId)?.url ?? null })),
     };
   });
-  return { items, nextCursor: history.nextCursor ?? null };
+  return { items, nextCursor: history.nextCursor ?? null, unknownPaths: await unknownPaths(deps.sequelize, org) };
+}
+
+/** A directory under tenants/<org>/apps/ on the base branch that no instance owns (recorded by convergence). */
+export interface UnknownPath {
+  path: string;
+  commitSha: string;
+  author: string | null;
+  firstSeenAt: string;
+}
+
+async function unknownPaths(sequelize: Sequelize, org: string): Promise<UnknownPath[]> {
+  // By path prefix, not organization id: the directory may name an org that does not exist.
+  const rows = await sequelize.query<{ path: string; commit_sha: string; author: string | null; first_seen_at: Date }>(
+    `SELECT path, commit_sha, author, first_seen_at FROM unknown_tenant_paths
+      WHERE resolved_at IS NULL AND starts_with(path, $prefix) ORDER BY path LIMIT 100`,
+    { type: QueryTypes.SELECT, bind: { prefix: `${tenantDir(org)}/apps/` } },
+  );
+  return rows.map((r) => ({ path: r.path, commitSha: r.commit_sha, author: r.author, firstSeenAt: r.first_seen_at.toISOString() }));
 }

@@ -9,7 +9,8 @@ import { requireOrgAccess } from '../../domain/organization-access.ts';
 import type { GitopsRepository } from '../../gitops/repository.ts';
 import { NameSchema, Nullable, Timestamp, Uuid } from './api-schemas.ts';
 import { PlatformBootstrapPayload } from '../../gitops/render/change-payloads.ts';
-import type { MergePolicies } from '../../domain/changes/change-kinds.ts';
+import { CHANGE_KINDS, type MergePolicies } from '../../domain/changes/change-kinds.ts';
+import { CHANGE_STATUSES } from '../../domain/changes/change-status.ts';
 import { proposePlatformBootstrap } from '../../domain/platform-bootstrap.ts';
 
 export interface ChangeRouteDeps {
@@ -21,8 +22,8 @@ export interface ChangeRouteDeps {
   afterMerge?: () => Promise<unknown>;
 }
 
-const Status = Type.Union(['pending', 'open', 'merged', 'closed', 'failed'].map((s) => Type.Literal(s)));
-const Kind = Type.Union(['workspace.create', 'instance.create', 'instance.update', 'instance.delete', 'platform.bootstrap'].map((s) => Type.Literal(s)));
+const Status = Type.Union(CHANGE_STATUSES.map((s) => Type.Literal(s)));
+const Kind = Type.Union(CHANGE_KINDS.map((s) => Type.Literal(s)));
 const Sha = Type.String({ pattern: '^[0-9a-f]{40}$' });
 
 const ChangeSchema = Type.Object(
@@ -151,7 +152,19 @@ export function changeRoutes(deps: ChangeRouteDeps): RouteSpec[] {
       params: Type.Object({ org: NameSchema }),
       query: Type.Object({ limit: Type.Optional(Limit), cursor: Type.Optional(Sha) }, { additionalProperties: false }),
       responses: {
-        200: { description: 'A page of history.', schema: Type.Object({ items: Type.Array(AuditEntrySchema), nextCursor: Nullable(Type.String()) }, { additionalProperties: false }) },
+        200: {
+          description: 'A page of history, and the directories under tenants/<org>/apps/ on the base branch that no instance of the org owns.',
+          schema: Type.Object(
+            {
+              items: Type.Array(AuditEntrySchema),
+              nextCursor: Nullable(Type.String()),
+              unknownPaths: Type.Array(
+                Type.Object({ path: Type.String(), commitSha: Type.String(), author: Nullable(Type.String()), firstSeenAt: Timestamp }, { additionalProperties: false }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+        },
         400: problem,
         401: problem,
         404: problem,

@@ -109,14 +109,15 @@ export async function convergeToBaseBranch(deps: ConvergenceDeps, move?: BaseBra
       if (present && !owner) {
         result.unknown.push(dir);
         await recordUnknownPath(sequelize, tx, dir, atPath[0]?.organization_id, lastCommit?.commit ?? { sha: head, author: { name: '', email: '' } });
-      } else if (present) {
+      } else {
+        // Owned again, or gone from main: nothing unknown there any more.
         await sequelize.query('UPDATE unknown_tenant_paths SET resolved_at = now() WHERE path = $dir AND resolved_at IS NULL', { bind: { dir }, transaction: tx });
       }
       for (const instance of atPath) {
         const mine = instance === owner;
         if (!mine && instance.observed_state === 'absent') continue;
         result.observed += 1;
-        await recordObservation(sequelize, tx, instance, mine ? observed : undefined, lastCommit?.commit.sha ?? head);
+        await recordObservation(sequelize, tx, instance, mine ? observed : undefined, lastCommit?.commit.sha ?? head, lastCommit !== undefined);
         const external = landings.filter(({ commit, landing }) => (landing.kind === 'external' || ours.external.has(commit.sha)) && commit.paths.some((p) => p.startsWith(`${dir}/`)));
         for (const { commit } of external) {
           if (!result.external.includes(commit.sha)) result.external.push(commit.sha);
@@ -214,14 +215,24 @@ async function instancesAtPaths(sequelize: Sequelize, tx: Transaction, dirs: str
 }
 
 /**
- * Writes what main holds for the instance. A spec that changed (or a directory that came or
- * went) resets Argo CD's health: what it said was about another spec. The version and
+ * Writes what main holds for the instance. A directory that changed (or came, or went) resets
+ * Argo CD's health: what it said was about other content. The version and
  * parameters the API shows are main's, whenever main has them.
  */
-async function recordObservation(sequelize: Sequelize, tx: Transaction, instance: InstanceAtPath, observed: ObservedDirectory | undefined, commit: string): Promise<void> {
+async function recordObservation(
+  sequelize: Sequelize,
+  tx: Transaction,
+  instance: InstanceAtPath,
+  observed: ObservedDirectory | undefined,
+  commit: string,
+  touched: boolean,
+): Promise<void> {
   const present = observed !== undefined;
   const spec = observed?.spec;
-  const changed = present !== (instance.observed_state === 'present') || (spec !== undefined && (instance.observed_spec === null || !sameSpec(spec, instance.observed_spec)));
+  // A commit in the range touched the directory: what Argo CD deploys changed, even where the
+  // spec annotation did not (an engineer's edit of the values, say).
+  const changed =
+    touched || present !== (instance.observed_state === 'present') || (spec !== undefined && (instance.observed_spec === null || !sameSpec(spec, instance.observed_spec)));
   await sequelize.query(
     `UPDATE instances i SET observed_state = $state, observed_at = now(), ever_present = i.ever_present OR $present,
        observed_commit_sha = CASE WHEN $changed THEN $commit ELSE coalesce(i.observed_commit_sha, $commit) END,

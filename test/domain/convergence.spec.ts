@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { QueryTypes, type Sequelize } from 'sequelize';
+import { mergeChange } from '../../src/domain/changes/change-merge.ts';
+import { convergeToBaseBranch } from '../../src/domain/convergence/base-branch-convergence.ts';
+import { tenantAudit } from '../../src/domain/tenant-audit.ts';
+import { git } from '../../src/gitops/local/git.ts';
+import type { FileChange } from '../../src/gitops/repository.ts';
+import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
+import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
+import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
+
+/**
+ * Convergence against real git: what main holds after commits the service did not make, lost
+ * webhooks, and two readers at once.
+ */
+describe('convergence: the database reads the base branch back', () => {
+  useSpecDatabase();
+  let sequelize: Sequelize;
+  let gitops: LocalGitops;
+
+  before(async () => {
+    sequelize = createTestSequelize();
+    gitops = await createLocalGitops(sequelize);
+  });
+  after(async () => {
+    await gitops.cleanup();
+    await sequelize.close();
+  });
+
+  const row = async (id: string) =>
+    (
+      await sequelize.query<{ state: string; observed_state: string; observed_commit_sha: string | null; parameters: Record<string, unknown>; drift: string | null }>(
+        'SELECT state, observed_state, observed_commit_sha, parameters, drift FROM instances WHERE id = $id',
+        { type: QueryTypes.SELECT, bind: { id } },
+      )
+    )[0]!;
+  const eventsOf = (id: string) =>
+    sequelize.query<{ cause: string; actor: string; from_state: string; to_state: string; detail: Record<string, unknown> }>(
+      'SELECT cause, actor, from_state, to_state, detail FROM instance_events WHERE instance_id = $id ORDER BY id',
+      { type: QueryTypes.SELECT, bind: { id } },
+    );
+
+  /** An engineer commits straight to main, as a person with their own identity. */
+  async function engineerCommits(changes: FileChange[], message: string): Promise<string> {
+    const base = (await gitops.repository.getBranch('main'))!;
+    const scratch = await gitops.repository.createCommit({ parent: base, changes, message: 'scratch' });
+    const tree = await gitops.git('rev-parse', `${scratch}^{tree}`);
+    const env = { GIT_AUTHOR_NAME: 'Erin Engineer', GIT_AUTHOR_EMAIL: 'erin@example.test', GIT_COMMITTER_NAME: 'Erin Engineer', GIT_COMMITTER_EMAIL: 'erin@example.test' };
+    const commit = (await git(['commit-tree', tree, '-p', base, '-m', message], { gitDir: gitops.repository.gitDir, env })).trim();
+    await gitops.repository.updateBranch('main', commit, { expected: base });
+    return commit;
+  }
+
+  /** An instance whose create is on main (merged through its pull request) and read back. */
+  async function deployed(parameters: Record<string, unknown> = {}) {
+    const org = await insertOrganization(sequelize);
+    const { instanceId, instanceName } = await insertInstance(sequelize, org, { offering: 'studio', role: 'studio' });
+    const changeId = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: instanceWritePayload(org.orgSlug, instanceName, { parameters }) });
+    await gitops.worker().runOnce();
+    await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, changeId, 'admin');
+    return { org, instanceId, instanceName, changeId, dir: `tenants/${org.orgSlug}/apps/${instanceName}` };
+  }
+
+  it('reads a merge back: main holds the instance since its merge commit', async () => {
+    const { instanceId } = await deployed();
+    const after = await row(instanceId);
+    assert.equal(after.observed_state, 'present');
+    assert.equal(after.observed_commit_sha, await gitops.git('rev-parse', 'main'));
+    assert.equal(after.state, 'syncing');
+  });
+
+  it("records an engineer's commit on the instance it touched, and follows it", async () => {
+    const { instanceId, dir } = await deployed();
+    const before = await row(instanceId);
+    const file = `${dir}/application.yaml`;
+    const content = (await gitops.git('show', `main:${file}`)).replace('cpu: 500m', 'cpu: 750m');
+    const commit = await engineerCommits([{ path: file, content: `${content}\n` }], 'Give the studio more CPU');
+    const result = await gitops.converge();
+    assert.deepEqual(result?.external, [commit]);
+    const external = (await eventsOf(instanceId)).filter((e) => e.cause === 'git.external');
+    assert.equal(external.length, 1);
+    assert.equal(external[0]!.actor, 'erin@example.test');
+    assert.equal(external[0]!.detail.commit, commit);
+    assert.match(String(external[0]!.detail.message), /more CPU/);
+    const after = await row(instanceId);
+    assert.equal(after.observed_commit_sha, commit, 'Argo CD readiness now waits for the engineer’s commit');
+    assert.notEqual(before.observed_commit_sha, commit);
+    assert.equal(after.drift, null, "an engineer's commit is followed, not undone");
+  });
+
+  it('an engineer removing an instance directory: main no longer holds it, the instance is being deleted', async () => {
+    const { instanceId, dir } = await deployed();
+    await engineerCommits([{ path: dir, delete: true }], 'Remove a studio by hand');
+    await gitops.converge();
+    const after = await row(instanceId);
+    assert.equal(after.observed_state, 'absent');
+    assert.equal(after.state, 'deleting');
+  });
+
+  it('reports a directory no instance owns, in the audit, until it is gone', async () => {
+    const org = await insertOrganization(sequelize);
+    const stray = `tenants/${org.orgSlug}/apps/hand-made`;
+    await engineerCommits([{ path: `${stray}/deployment.yaml`, content: 'kind: Deployment\n' }], 'A hand-made app');
+    const result = await gitops.converge();
+    assert.deepEqual(result?.unknown, [stray]);
+    const audit = await tenantAudit({ sequelize, repository: gitops.repository }, org.orgSlug, { limit: 5 });
+    assert.deepEqual(audit.unknownPaths.map((p) => [p.path, p.author]), [[stray, 'erin@example.test']]);
+    await engineerCommits([{ path: stray, delete: true }], 'Remove the hand-made app');
+    await gitops.converge();
+    assert.deepEqual((await tenantAudit({ sequelize, repository: gitops.repository }, org.orgSlug, { limit: 5 })).unknownPaths, []);
+  });
+
+  it('a merged pull request whose webhook was lost is recorded from the merge commit on main', async () => {
+    const org = await insertOrganization(sequelize);
+    const { instanceId, instanceName } = await insertInstance(sequelize, org, { offering: 'studio', role: 'studio' });
+    const changeId = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: instanceWritePayload(org.orgSlug, instanceName, { parameters: {} }) });
+    await gitops.worker().runOnce();
+    const [{ pull_request_number: number }] = (await sequelize.query('SELECT pull_request_number FROM change_requests WHERE id = $id', {
+      type: QueryTypes.SELECT,
+      bind: { id: changeId },
+    })) as [{ pull_request_number: number }];
+    const merged = await gitops.repository.mergePullRequest(number); // a person, in GitHub's UI; no webhook
+    await gitops.converge();
+    const [change] = await sequelize.query<{ status: string; merge_commit_sha: string }>('SELECT status, merge_commit_sha FROM change_requests WHERE id = $id', {
+      type: QueryTypes.SELECT,
+      bind: { id: changeId },
+    });
+    assert.deepEqual(change, { status: 'merged', merge_commit_sha: merged.mergeCommitSha });
+    assert.equal((await row(instanceId)).state, 'syncing');
+  });
+
+  it('two readers at once: one applies the move, the other changes nothing', async () => {
+    await engineerCommits([{ path: 'README.md', content: 'gsv-gitops\n' }], 'Touch the README');
+    const deps = { sequelize, repository: gitops.repository, mergePolicy: 'pull-request' as const };
+    const results = await Promise.all([convergeToBaseBranch(deps), convergeToBaseBranch(deps)]);
+    assert.equal(results.filter((r) => r !== undefined).length, 1);
+    const [head] = await sequelize.query<{ sha: string }>("SELECT sha FROM base_branch_heads WHERE branch = 'main'", { type: QueryTypes.SELECT });
+    assert.equal(head!.sha, await gitops.git('rev-parse', 'main'));
+  });
+});
