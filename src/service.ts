@@ -124,7 +124,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       }
     },
   });
-  const converge = () => converger.converge();
+  const converge = (move?: Parameters<typeof converger.converge>[0]) => converger.converge(move);
 
   // The GitOps change engine: the outbox worker and the change/audit API.
   routes.push(...changeRoutes({ sequelize, repository, mergePolicy: mergePolicies, afterMerge: converge }));

@@ -4,6 +4,8 @@ import { ValidationError } from '../errors.ts';
 import { createAjv, toFieldErrors, type ValidateFunction } from '../validation.ts';
 import { recordPullRequestFate, type ChangeOutcome, type FateCause } from '../domain/changes/pull-request-fate.ts';
 import { processDelivery } from './webhook-deliveries.ts';
+import type { BaseBranchMove } from '../domain/convergence/base-branch-convergence.ts';
+import { commitsFromPushPayload } from '../gitops/github/push-commits.ts';
 
 /** The parts of GitHub's payloads this service reads; everything else is allowed and ignored. */
 const PullRequestPayload = Type.Object({
@@ -47,7 +49,7 @@ export interface GithubEventDeps {
    * Reads the base branch back after it moved (convergence). Errors are the caller's to log:
    * the delivery is recorded, and the reconciler converges later whatever happens here.
    */
-  converge?: () => Promise<unknown>;
+  converge?: (move?: BaseBranchMove) => Promise<unknown>;
 }
 
 const ajv = createAjv({ useDefaults: false });
@@ -86,7 +88,10 @@ export async function receiveGithubEvent(deps: GithubEventDeps, event: GithubEve
     // What a push changed is read back from the repository (convergence): the push itself
     // only says that main moved. Recorded once per delivery like every other event.
     const result = await run(deps, event, 'push', async () => []);
-    await deps.converge?.();
+    // The delivery's own commits, where GitHub's payload is complete for them (no call to compare).
+    const commits = commitsFromPushPayload(event.payload);
+    const before = (event.payload as { before?: unknown }).before;
+    await deps.converge?.(commits && typeof before === 'string' ? { before, after: payload.after, commits } : undefined);
     return result;
   }
 

@@ -137,4 +137,24 @@ describe('convergence: the database reads the base branch back', () => {
     const [head] = await sequelize.query<{ sha: string }>("SELECT sha FROM base_branch_heads WHERE branch = 'main'", { type: QueryTypes.SELECT });
     assert.equal(head!.sha, await gitops.git('rev-parse', 'main'));
   });
+
+  it("takes a push delivery's commits instead of asking for them, when they start where the last read ended", async () => {
+    await gitops.converge();
+    const before = await gitops.git('rev-parse', 'main');
+    const commit = await engineerCommits([{ path: 'README.md', content: 'gsv-gitops, again\n' }], 'Touch the README again');
+    const asked: string[] = [];
+    const counting = Object.create(gitops.repository) as typeof gitops.repository;
+    counting.compareCommits = (base, head) => {
+      asked.push(`${base}..${head}`);
+      return gitops.repository.compareCommits(base, head);
+    };
+    const commits = await gitops.repository.compareCommits(before, commit);
+    const deps = { sequelize, repository: counting, mergePolicy: 'pull-request' as const };
+    assert.equal((await convergeToBaseBranch(deps, { before: 'f'.repeat(40), after: commit, commits }))?.head, commit, 'a move from elsewhere is ignored');
+    assert.deepEqual(asked, [`${before}..${commit}`]);
+    const next = await engineerCommits([{ path: 'README.md', content: 'gsv-gitops, once more\n' }], 'And once more');
+    const move = { before: commit, after: next, commits: await gitops.repository.compareCommits(commit, next) };
+    assert.equal((await convergeToBaseBranch(deps, move))?.head, next);
+    assert.equal(asked.length, 1, 'the delivery said it all');
+  });
 });

@@ -4,6 +4,7 @@ import { BadRequestError, NotFoundError, ValidationError } from '../../errors.ts
 import { createAjv, toFieldErrors } from '../../validation.ts';
 import { defineRoute, type RouteSpec } from '../route.ts';
 import type { GithubSignatureVerifier } from '../../webhooks/github-signature.ts';
+import type { BaseBranchMove } from '../../domain/convergence/base-branch-convergence.ts';
 import { receiveGithubEvent } from '../../webhooks/github-events.ts';
 import { ArgocdNotificationSchema, type ArgocdNotification } from '../../webhooks/argocd-notification.ts';
 import { receiveArgocdNotification } from '../../webhooks/argocd-events.ts';
@@ -19,7 +20,7 @@ export interface WebhookRoutesDeps {
   repository: ApplicationSyncDeps['repository'];
   baseBranch: string;
   /** Reads the base branch back after a merge or a push (convergence). */
-  converge?: () => Promise<unknown>;
+  converge?: (move?: BaseBranchMove) => Promise<unknown>;
   /** Undefined when GITHUB_WEBHOOK_SECRET is not set: the GitHub receiver answers 404. */
   github: GithubSignatureVerifier | undefined;
   /** Undefined when ARGOCD_WEBHOOK_TOKEN is not set: the Argo CD receiver answers 404. */

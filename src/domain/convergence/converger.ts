@@ -1,8 +1,12 @@
-import { convergeToBaseBranch, type ConvergenceDeps, type ConvergenceResult } from './base-branch-convergence.ts';
+import { convergeToBaseBranch, type BaseBranchMove, type ConvergenceDeps, type ConvergenceResult } from './base-branch-convergence.ts';
 
 export interface Converger {
-  /** Reads the base branch back now; concurrent calls share a run, and a call during a run gets one more after it. */
-  converge(): Promise<ConvergenceResult | undefined>;
+  /**
+   * Reads the base branch back now; concurrent calls share a run, and a call during a run gets
+   * one more after it. `move` (a push delivery's commits) saves the compare call when it starts
+   * where the last read ended; otherwise it is ignored.
+   */
+  converge(move?: BaseBranchMove): Promise<ConvergenceResult | undefined>;
 }
 
 /**
@@ -14,14 +18,14 @@ export interface Converger {
 export function createConverger(deps: ConvergenceDeps & { onResult?: (result: ConvergenceResult) => void }): Converger {
   let running: Promise<ConvergenceResult | undefined> | undefined;
   let again: Promise<ConvergenceResult | undefined> | undefined;
-  const runOnce = async (): Promise<ConvergenceResult | undefined> => {
-    const result = await convergeToBaseBranch(deps);
+  const runOnce = async (move?: BaseBranchMove): Promise<ConvergenceResult | undefined> => {
+    const result = await convergeToBaseBranch(deps, move);
     if (result) deps.onResult?.(result);
     return result;
   };
-  const converge = (): Promise<ConvergenceResult | undefined> => {
+  const converge = (move?: BaseBranchMove): Promise<ConvergenceResult | undefined> => {
     if (!running) {
-      running = runOnce().finally(() => {
+      running = runOnce(move).finally(() => {
         running = undefined;
       });
       return running;
