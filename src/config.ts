@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Type, type TSchema } from '@sinclair/typebox';
 import { createAjv } from './validation.ts';
 import { ConfigError } from './errors.ts';
-import type { ChangeKind, MergePolicy } from './domain/changes/change-kinds.ts';
+import { CHANGE_KINDS, MERGE_POLICIES, type ChangeKind, type MergePolicy } from './domain/changes/change-kinds.ts';
 import { MANAGED_BY_SELECTOR } from './gitops/labels.ts';
 
 interface Variable {
@@ -16,7 +16,8 @@ interface Variable {
 
 const port = Type.Integer({ minimum: 0, maximum: 65535 });
 const positiveInt = Type.Integer({ minimum: 1 });
-const MERGE_POLICY_ENTRY = '(workspace\\.create|instance\\.create|instance\\.update|instance\\.delete|platform\\.bootstrap)=(pull-request|auto-merge|direct)';
+// From the kinds and policies defined once (domain/changes/change-kinds.ts).
+const MERGE_POLICY_ENTRY = `(${CHANGE_KINDS.map((k) => k.replace('.', '\\.')).join('|')})=(${MERGE_POLICIES.join('|')})`;
 
 /**
  * Every environment variable the service reads, in one table: the parser below, the README's
@@ -36,7 +37,7 @@ export const CONFIG_VARIABLES = [
   { name: 'GITOPS_LOCAL_PATH', description: 'Bare repository of the local driver. Default: DATA_DIR/gsv-gitops.git, created with the initial layout.', schema: Type.String({ minLength: 1 }) },
   { name: 'GITOPS_LOCAL_PUSH_URL', description: 'Remote the local driver pushes to (`git push`, e.g. a self-hosted Git server) after every ref it moves: the base branch fast-forward only, its own `control-plane/*` branches forced. A failed push never blocks a commit; it is retried with backoff. Credentials in the URL are never logged.', schema: Type.String({ minLength: 1 }) },
   { name: 'GITOPS_BASE_BRANCH', description: 'Branch that Argo CD watches.', default: 'main', schema: Type.String({ pattern: '^[A-Za-z0-9._/-]{1,200}$' }) },
-  { name: 'GITOPS_MERGE_POLICY', description: 'How changes reach the base branch: `pull-request` (a PR a person merges), `auto-merge` (a PR merged by the service) or `direct` (a commit on the base branch).', default: 'pull-request', schema: Type.Union([Type.Literal('pull-request'), Type.Literal('auto-merge'), Type.Literal('direct')]) },
+  { name: 'GITOPS_MERGE_POLICY', description: 'How changes reach the base branch: `pull-request` (a PR a person merges), `auto-merge` (a PR merged by the service) or `direct` (a commit on the base branch).', default: 'pull-request', schema: Type.Union(MERGE_POLICIES.map((p) => Type.Literal(p))) },
   { name: 'GITOPS_MERGE_POLICY_BY_KIND', description: 'Exceptions to GITOPS_MERGE_POLICY per change kind, e.g. `instance.update=auto-merge,instance.delete=pull-request` (kinds: workspace.create, instance.create, instance.update, instance.delete, platform.bootstrap).', default: '', schema: Type.String({ pattern: `^(${MERGE_POLICY_ENTRY}(,${MERGE_POLICY_ENTRY})*)?$` }) },
   { name: 'GITOPS_BATCH_WINDOW_MS', description: 'How long an accepted change waits so that changes arriving together share one commit and pull request.', default: '2000', schema: Type.Integer({ minimum: 0, maximum: 600000 }) },
   { name: 'GITOPS_BATCH_MAX', description: 'Most changes in one commit and pull request.', default: '50', schema: Type.Integer({ minimum: 1, maximum: 1000 }) },
