@@ -39,6 +39,13 @@ export interface GitopsRepository {
    * reviews outstanding), so a poller spends no write on it.
    */
   mergePullRequest(number: number, options?: { onlyWhenReady?: boolean }): Promise<PullRequest>;
+  /**
+   * Withdraws an open pull request: posts `comment` on it (say which change superseded it),
+   * then closes it unmerged. Idempotent: a retry after a partial run posts the comment at
+   * most once, and a pull request that is already closed or merged is returned as it is,
+   * without a comment (the caller decides what a merge it lost the race to means).
+   */
+  closePullRequest(number: number, comment: string): Promise<PullRequest>;
   /** Commits on the base branch that touched `pathPrefix`, newest first. */
   history(input: { pathPrefix: string; limit: number; cursor?: string }): Promise<HistoryPage>;
   /**

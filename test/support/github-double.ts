@@ -90,8 +90,16 @@ interface Pull {
   state: 'open' | 'closed';
   mergedAt: string | null;
   mergeCommitSha: string | null;
+  /** The head when it was closed or merged: GitHub keeps reporting it, and reopens only from it. */
+  closedHeadSha: string | null;
   /** Reads of this pull that still answer mergeable null, as GitHub does while it computes. */
   pendingPolls: number;
+}
+
+export interface IssueComment {
+  id: number;
+  body: string;
+  createdAt: string;
 }
 
 export interface RecordedCall {
@@ -107,7 +115,15 @@ export interface GithubDouble {
   calls: RecordedCall[];
   violations: string[];
   pulls: Pull[];
+  /** The issue comments on pull request `number`, oldest first. */
+  comments(number: number): IssueComment[];
   branch(name: string): string | undefined;
+  /**
+   * A person deletes `name` (the branch's "Delete" button, or `git push --delete`). GitHub then
+   * closes the open pull requests whose head it was ("if we force delete it the PR gets
+   * closed", comit-network/comit-rs#3102).
+   */
+  deleteBranch(name: string): void;
   files(ref: string): Map<string, string>;
   commit(sha: string): Commit | undefined;
   /** Commits `tree` on top of `parents` as `author` (an engineer's push or a merge made outside the driver). */
@@ -136,6 +152,8 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
   const commits = new Map<string, Commit>();
   const refs = new Map<string, string>();
   const pulls: Pull[] = [];
+  const comments = new Map<number, IssueComment[]>();
+  let commentIds = 0;
   const calls: RecordedCall[] = [];
   const violations: string[] = [];
   const failures: { method: string; route: string; status: number; times: number }[] = [];
@@ -246,11 +264,33 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
     state: pull.state,
     title: pull.title,
     body: pull.body,
-    head: { ref: pull.head, sha: refs.get(`heads/${pull.head}`) ?? '' },
+    head: {
+      ref: pull.head,
+      sha: (pull.state === 'open' ? undefined : pull.closedHeadSha) ?? refs.get(`heads/${pull.head}`) ?? '',
+    },
     base: { ref: pull.base, sha: refs.get(`heads/${pull.base}`) ?? '' },
     merged_at: pull.mergedAt,
     merge_commit_sha: pull.mergeCommitSha,
   });
+  const closePull = (pull: Pull) => {
+    pull.state = 'closed';
+    pull.closedHeadSha = refs.get(`heads/${pull.head}`) ?? pull.closedHeadSha;
+  };
+  const commentJson = (number: number, comment: IssueComment) => {
+    const api = `https://api.github.com/repos/${owner}/${repo}`;
+    return {
+      id: comment.id,
+      node_id: `IC_${comment.id}`,
+      url: `${api}/issues/comments/${comment.id}`,
+      html_url: `https://github.com/${owner}/${repo}/pull/${number}#issuecomment-${comment.id}`,
+      issue_url: `${api}/issues/${number}`,
+      body: comment.body,
+      user: { login: TOKEN_USER.name, id: 1, type: 'Bot' },
+      created_at: comment.createdAt,
+      updated_at: comment.createdAt,
+      author_association: 'NONE',
+    };
+  };
   const error = (status: number, message: string, errors?: { message: string }[]) => ({ status, body: { message, ...(errors ? { errors } : {}), documentation_url: 'https://docs.github.com/rest' } });
 
   type Body = Record<string, unknown>;
@@ -404,7 +444,18 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
       const head = String(body.head);
       if (!refs.has(`heads/${head}`)) return error(422, 'Validation Failed', [{ message: `No commits between ${String(body.base)} and ${head}` }]);
       if (pulls.some((p) => p.head === head && p.state === 'open')) return error(422, 'Validation Failed', [{ message: `A pull request already exists for ${owner}:${head}.` }]);
-      const pull: Pull = { number: pulls.length + 1, head, base: String(body.base), title: String(body.title), body: String(body.body ?? ''), state: 'open', mergedAt: null, mergeCommitSha: null, pendingPolls: pendingPollsOfNewPulls };
+      const pull: Pull = {
+        number: pulls.length + 1,
+        head,
+        base: String(body.base),
+        title: String(body.title),
+        body: String(body.body ?? ''),
+        state: 'open',
+        mergedAt: null,
+        mergeCommitSha: null,
+        closedHeadSha: null,
+        pendingPolls: pendingPollsOfNewPulls,
+      };
       pulls.push(pull);
       return { status: 201, body: pullJson(pull) };
     },
@@ -420,10 +471,74 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
       pull.pendingPolls = Math.max(0, pull.pendingPolls - 1);
       return { status: 200, body };
     },
+    /**
+     * update-pull-request: `state` open or closed, title and body. Closing a closed one changes
+     * nothing. GitHub refuses to reopen (422, errors[].field "state", "state cannot be
+     * changed. …") a merged one (waffleio/waffle.io#2194), one whose head branch was deleted
+     * ("The <branch> branch has been deleted.", pytorch/pytorch#114423) and one whose branch
+     * was force-pushed or recreated since it was closed (cilium/cilium#47088); the double
+     * also refuses a second open pull request for one head, as create-pull-request does. What
+     * closing a merged one answers GitHub does not document: the double refuses it (422).
+     */
+    'PATCH /repos/{owner}/{repo}/pulls/{pull_number}': ([, , number], __, body) => {
+      const pull = pulls[Number(number) - 1];
+      if (!pull) return error(404, 'Not Found');
+      const refuse = (reason: string) =>
+        error(422, 'Validation Failed', [{ message: `state cannot be changed. ${reason}` }]);
+      if (body.state === 'closed' && pull.mergedAt) return refuse('The pull request is merged.');
+      if (body.state === 'open' && pull.state === 'closed') {
+        const head = refs.get(`heads/${pull.head}`);
+        if (pull.mergedAt) return refuse('The pull request is merged.');
+        if (!head) return refuse(`The ${pull.head} branch has been deleted.`);
+        if (pull.closedHeadSha && !ancestors(head).has(pull.closedHeadSha)) {
+          return refuse(`The ${pull.head} branch was force-pushed or recreated.`);
+        }
+        if (pulls.some((p) => p !== pull && p.head === pull.head && p.state === 'open')) {
+          const message = `A pull request already exists for ${owner}:${pull.head}.`;
+          return error(422, 'Validation Failed', [{ message }]);
+        }
+        pull.state = 'open';
+      }
+      if (body.state === 'closed' && pull.state === 'open') closePull(pull);
+      if (typeof body.title === 'string') pull.title = body.title;
+      if (typeof body.body === 'string') pull.body = body.body;
+      return { status: 200, body: pullJson(pull) };
+    },
+    /** create-an-issue-comment: every pull request is an issue, so its number takes comments. */
+    'POST /repos/{owner}/{repo}/issues/{issue_number}/comments': ([, , number], __, body) => {
+      const pull = pulls[Number(number) - 1];
+      if (!pull) return error(404, 'Not Found');
+      commentIds += 1;
+      const createdAt = new Date(Date.UTC(2026, 0, 2, 0, 0, commentIds)).toISOString();
+      const comment = { id: commentIds, body: String(body.body), createdAt };
+      comments.set(pull.number, [...(comments.get(pull.number) ?? []), comment]);
+      return { status: 201, body: commentJson(pull.number, comment) };
+    },
+    /**
+     * list-issue-comments: "Issue comments are ordered by ascending ID", per_page (max 100,
+     * default 30) and page, the next page named in a `link` header as GitHub pages.
+     */
+    'GET /repos/{owner}/{repo}/issues/{issue_number}/comments': ([, , number], query) => {
+      const pull = pulls[Number(number) - 1];
+      if (!pull) return error(404, 'Not Found');
+      const size = perPage(query, 'GET /repos/{owner}/{repo}/issues/{issue_number}/comments');
+      const page = Number(query.get('page') ?? 1);
+      const all = comments.get(pull.number) ?? [];
+      const headers: Record<string, string> = {};
+      if (page * size < all.length) {
+        const path = `/repos/${owner}/${repo}/issues/${pull.number}/comments`;
+        const next = `${listeningUrl}${path}?per_page=${size}&page=${page + 1}`;
+        headers.link = `<${next}>; rel="next"`;
+      }
+      const listed = all.slice((page - 1) * size, page * size).map((c) => commentJson(pull.number, c));
+      return { status: 200, body: listed, headers };
+    },
     'PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge': ([, , number], __, body) => {
       const pull = pulls[Number(number) - 1];
       if (!pull) return error(404, 'Not Found');
       if (pull.mergedAt) return error(405, 'Pull Request is not mergeable');
+      // merge-a-pull-request: 405 "Method Not Allowed if merge cannot be performed"; a closed one cannot be.
+      if (pull.state !== 'open') return error(405, 'Pull Request is not mergeable');
       if (pull.pendingPolls > 0) return error(405, 'Pull Request is not mergeable');
       const base = refs.get(`heads/${pull.base}`)!;
       const head = refs.get(`heads/${pull.head}`)!;
@@ -432,7 +547,7 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
       if (!merged) return error(405, 'Pull Request is not mergeable');
       const sha = putCommit(putTree(merged), [base, head], `Merge pull request #${pull.number} from ${owner}/${pull.head}`);
       refs.set(`heads/${pull.base}`, sha);
-      pull.state = 'closed';
+      closePull(pull);
       pull.mergedAt = new Date().toISOString();
       pull.mergeCommitSha = sha;
       return { status: 200, body: { sha, merged: true, message: 'Pull Request successfully merged' } };
@@ -542,7 +657,12 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
     calls,
     violations,
     pulls,
+    comments: (number) => [...(comments.get(number) ?? [])],
     branch: (name) => refs.get(`heads/${name}`),
+    deleteBranch: (name) => {
+      for (const pull of pulls) if (pull.head === name && pull.state === 'open') closePull(pull);
+      refs.delete(`heads/${name}`);
+    },
     files: (ref) => new Map(treeOf(resolve(ref) ?? refs.get(`heads/${ref}`)!)),
     commit: (sha) => commits.get(sha),
     addCommit: (input) => putCommit(putTree(new Map(input.files)), input.parents, input.message, input.author),

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { App, Octokit } from 'octokit';
 import {
   BranchMovedError,
@@ -290,6 +291,52 @@ export class GithubRepository implements GitopsRepository {
     }
   }
 
+  /**
+   * pulls.get; when open, the comments listed (100 a page) unless a comment with this
+   * comment's marker is already there, issues.createComment, then pulls.update with state
+   * closed: four calls, three on a retry whose comment was posted, one for a pull request
+   * already closed or merged. The comment carries a hidden marker (an HTML comment naming a
+   * digest of its text), and the listing looks for the marker rather than an equal body: it
+   * does not depend on GitHub giving the body back byte for byte, and a person's comment with
+   * the same words does not stand in for ours. A 422 from the close (GitHub refuses to change a
+   * pull request merged meanwhile) is answered by reading it again.
+   */
+  async closePullRequest(number: number, comment: string): Promise<PullRequest> {
+    const target = { owner: this.owner, repo: this.repo };
+    try {
+      const { data: pr } = await this.#octokit.rest.pulls.get({ ...target, pull_number: number });
+      if (pr.state !== 'open') return this.toPullRequest(pr);
+      const marker = closingMarker(comment);
+      if (!(await this.hasCommentWith(number, marker))) {
+        const body = `${comment}\n\n${marker}`;
+        await this.#octokit.rest.issues.createComment({ ...target, issue_number: number, body });
+      }
+      try {
+        const { data } = await this.#octokit.rest.pulls.update({ ...target, pull_number: number, state: 'closed' });
+        return this.toPullRequest(data);
+      } catch (error) {
+        if (httpError(error)?.status !== 422) throw error;
+        const { data: now } = await this.#octokit.rest.pulls.get({ ...target, pull_number: number });
+        if (now.state !== 'open') return this.toPullRequest(now);
+        throw error;
+      }
+    } catch (error) {
+      throw this.classify(error);
+    }
+  }
+
+  /** Whether a comment on the pull request holds `marker`; stops at the page that has it. */
+  private async hasCommentWith(number: number, marker: string): Promise<boolean> {
+    const pages = this.#octokit.paginate.iterator(this.#octokit.rest.issues.listComments, {
+      owner: this.owner,
+      repo: this.repo,
+      issue_number: number,
+      per_page: 100,
+    });
+    for await (const { data } of pages) if (data.some((c) => c.body?.includes(marker))) return true;
+    return false;
+  }
+
   async history(input: { pathPrefix: string; limit: number; cursor?: string }): Promise<HistoryPage> {
     try {
       const { data } = await this.#octokit.rest.repos.listCommits({
@@ -361,4 +408,9 @@ export class GithubRepository implements GitopsRepository {
     }
     return error instanceof Error ? error : new Error(String(error));
   }
+}
+
+/** Hidden in rendered Markdown; names the comment's text, so a different reason is a new comment. */
+function closingMarker(comment: string): string {
+  return `<!-- control-plane:closing-comment ${createHash('sha256').update(comment).digest('hex').slice(0, 16)} -->`;
 }

@@ -252,6 +252,24 @@ export class LocalRepository implements GitopsRepository {
     return this.toPullRequest(number, row.branch, 'merged', head, mergeSha);
   }
 
+  /**
+   * Closes it in one statement (state, head and comment together), so a retry finds it closed
+   * and posts nothing twice. A merged or closed one is returned as it is. A merge that was
+   * already under way when this ran still lands: the merge records itself after the close,
+   * and getPullRequest then reports it merged, as Git says.
+   */
+  async closePullRequest(number: number, comment: string): Promise<PullRequest> {
+    const store = this.requireStore();
+    const row = await store.get(number);
+    if (!row) throw new RepositoryRejectedError(`pull request #${number} does not exist`);
+    if (row.state === 'open') {
+      const head = (await this.getBranch(row.branch)) ?? row.head_sha ?? '';
+      const closed = await store.close(number, { headSha: head, comment });
+      if (closed) return this.toPullRequest(number, closed.branch, closed.state, head, undefined);
+    }
+    return (await this.getPullRequest(number))!;
+  }
+
   /** The merge commit on the base branch's first-parent line whose second parent is `head`. */
   private async findMergeOf(head: string, base: string): Promise<string | undefined> {
     if (!(await this.isAncestor(head, base))) return undefined;
