@@ -3,6 +3,7 @@ import type { Sequelize } from 'sequelize';
 import type { Logger } from '../logger.ts';
 import { claimBatch, recordFailed, recordPublished, recordRetry, type ClaimedBatch } from '../domain/changes/change-queue.ts';
 import { publishChanges } from '../domain/changes/change-publisher.ts';
+import { withdrawSuperseded, type WithdrawalResult } from '../domain/changes/superseded-withdrawal.ts';
 import type { TemplateCatalog } from '../gitops/render/template-catalog.ts';
 import { RepositoryRejectedError, type GitopsRepository } from '../gitops/repository.ts';
 import type { BackgroundTask } from './background-task.ts';
@@ -39,7 +40,7 @@ export function backoffMs(attempt: number, random = Math.random): number {
  * the reason; any other error is transient and the batch is retried with backoff. stop() lets
  * the batch in flight finish, then resolves.
  */
-export function createChangeWorker(options: ChangeWorkerOptions): BackgroundTask & { runOnce(): Promise<boolean> } {
+export function createChangeWorker(options: ChangeWorkerOptions): BackgroundTask & { runOnce(): Promise<boolean>; withdrawOnce(): Promise<WithdrawalResult> } {
   const workerId = options.workerId ?? `worker-${randomUUID()}`;
   const log = options.logger.child({ task: 'change-worker', workerId });
   let stopping = false;
@@ -78,11 +79,20 @@ export function createChangeWorker(options: ChangeWorkerOptions): BackgroundTask
     }
   }
 
+  /** Closes or trims the pull requests of superseded changes (see withdrawSuperseded). */
+  async function withdrawOnce(): Promise<WithdrawalResult> {
+    const result = await withdrawSuperseded({ sequelize: options.sequelize, repository: options.repository });
+    if (result.closed.length + result.trimmed.length + result.merged.length > 0) log.info(result, 'withdrew superseded changes');
+    return result;
+  }
+
   async function run(): Promise<void> {
     while (!stopping) {
       let worked = false;
       try {
         worked = await runOnce();
+        // Idle: withdraw what later requests superseded (an outbox of its own).
+        if (!worked) await withdrawOnce();
       } catch (error) {
         log.error({ err: error }, 'change worker could not claim work');
       }
@@ -101,6 +111,7 @@ export function createChangeWorker(options: ChangeWorkerOptions): BackgroundTask
   return {
     name: 'change-worker',
     runOnce,
+    withdrawOnce,
     start() {
       loop ??= run();
     },

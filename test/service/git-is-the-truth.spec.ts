@@ -163,6 +163,9 @@ describe('Git is the truth: the database agrees with main whatever people do in 
     assert.equal((await api('DELETE', `/instances/${id}`)).status, 202);
     const removal = await opened(id, 'instance.delete');
     await personSets(removal, 'closed');
+    const creation = (await instance(id)).changes.find((c) => c.kind === 'instance.create')!;
+    assert.equal(creation.status, 'superseded');
+    await eventually('the superseded create PR closed by the service', () => person.getPullRequest(creation.pullRequestNumber!), (pr) => pr?.state === 'closed');
     const view = await eventually('the instance settles', () => instance(id), (v) => v.state !== 'deleting');
     assert.equal(await onMain('seq-one'), false);
     assert.ok(['deleted', 'rejected'].includes(view.state), `nothing of it is on main, yet it is ${view.state}`);
@@ -175,7 +178,10 @@ describe('Git is the truth: the database agrees with main whatever people do in 
     const creation = await opened(id, 'instance.create');
     assert.equal((await api('DELETE', `/instances/${id}`)).status, 202);
     const removal = await opened(id, 'instance.delete');
+    // The service withdraws the superseded create; a person reopens it anyway, after merging the delete.
+    await eventually('the superseded create PR closed', () => person.getPullRequest(creation.number), (pr) => pr?.state === 'closed');
     await personMerges(removal);
+    await personSets(creation, 'open');
     await personMerges(creation);
     assert.equal(await onMain('seq-two'), true);
     const view = await eventually('the instance follows main', () => instance(id), (v) => v.state !== 'deleted' && v.changes.length > 2);
