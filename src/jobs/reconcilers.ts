@@ -3,7 +3,7 @@ import type { Logger } from '../logger.ts';
 import { mergeFailureOutcome, type GitopsRepository, type MergeAttemptOutcome, type PullRequest } from '../gitops/repository.ts';
 import { applyApplicationObservation } from '../domain/application-sync.ts';
 import { applyInstanceEvent } from '../domain/instance-events.ts';
-import { findChangesOfPullRequest, recordAutoMergeWaiting } from '../domain/changes/change-requests.ts';
+import { findChangesOfPullRequest, openPullRequests, recordAutoMergeWaiting } from '../domain/changes/change-requests.ts';
 import { recordPullRequestFate, type ChangeOutcome } from '../domain/changes/pull-request-fate.ts';
 import { autoMergeError } from '../domain/changes/change-publisher.ts';
 import type { Metrics } from '../metrics.ts';
@@ -42,11 +42,7 @@ export interface PullRequestReconcileResult {
  * retried next round (it is usually a 5xx or a rate limit), never fatal.
  */
 export async function reconcilePullRequests(deps: ReconcileDeps, limit = 200): Promise<PullRequestReconcileResult> {
-  const open = await deps.sequelize.query<{ pull_request_number: number; branch: string | null; auto_merge: boolean }>(
-    `SELECT pull_request_number, min(branch) AS branch, bool_or(merge_policy = 'auto-merge') AS auto_merge FROM change_requests
-      WHERE status = 'open' AND pull_request_number IS NOT NULL GROUP BY pull_request_number ORDER BY pull_request_number LIMIT $limit`,
-    { type: QueryTypes.SELECT, bind: { limit } },
-  );
+  const open = await openPullRequests(deps.sequelize, limit);
   const result: PullRequestReconcileResult = { checked: 0, changes: [], autoMerges: [] };
   for (const { pull_request_number: number, branch, auto_merge: autoMerge } of open) {
     let pr: PullRequest | undefined;

@@ -8,8 +8,9 @@ import { nextChangeStatus, type ChangeEvent, type ChangeStatus } from './change-
  * side of the same table). Producers hand in a typed payload (ParsedChange); the worker reads it
  * back and validates it again at its edge.
  */
-export type NewChangeRequest = Exclude<ParsedChange, { kind: 'platform.bootstrap' }> & {
-  organizationId: string;
+export type NewChangeRequest = ParsedChange & {
+  /** Every kind but platform.bootstrap belongs to an organization. */
+  organizationId?: string;
   instanceId?: string;
   requestedBy: string;
   mergePolicy: MergePolicies;
@@ -26,7 +27,7 @@ export async function insertChangeRequest(sequelize: Sequelize, tx: Transaction,
       transaction: tx,
       replacements: {
         kind: change.kind,
-        organizationId: change.organizationId,
+        organizationId: change.organizationId ?? null,
         instanceId: change.instanceId ?? null,
         payload: JSON.stringify(change.payload),
         requestedBy: change.requestedBy,
@@ -179,4 +180,23 @@ export async function ourPullRequests(sequelize: Sequelize, numbers: number[]): 
     bind: { numbers },
   });
   return new Set(rows.map((r) => r.n));
+}
+
+/** A pending or open change of `kind` with exactly this payload, if any (for idempotent proposals). */
+export async function findInFlightChange(sequelize: Sequelize, tx: Transaction, kind: ParsedChange['kind'], payload: unknown): Promise<string | undefined> {
+  const [row] = await sequelize.query<{ id: string }>(
+    `SELECT id FROM change_requests WHERE kind = CAST($kind AS change_kind) AND status IN ('pending', 'open') AND payload = CAST($payload AS jsonb)
+      ORDER BY created_at LIMIT 1`,
+    { type: QueryTypes.SELECT, transaction: tx, bind: { kind, payload: JSON.stringify(payload) } },
+  );
+  return row?.id;
+}
+
+/** Pull requests with open changes, for the PR reconciler: one row per pull request. */
+export async function openPullRequests(sequelize: Sequelize, limit: number): Promise<{ pull_request_number: number; branch: string | null; auto_merge: boolean }[]> {
+  return sequelize.query(
+    `SELECT pull_request_number, min(branch) AS branch, bool_or(merge_policy = 'auto-merge') AS auto_merge FROM change_requests
+      WHERE status = 'open' AND pull_request_number IS NOT NULL GROUP BY pull_request_number ORDER BY pull_request_number LIMIT $limit`,
+    { type: QueryTypes.SELECT, bind: { limit } },
+  );
 }
