@@ -1,6 +1,10 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import pg from 'pg';
+import { createSequelize } from '../../src/db/database.ts';
+import { LocalPullRequests } from '../../src/gitops/local/local-pull-requests.ts';
+import { LocalRepository } from '../../src/gitops/local/local-repository.ts';
+import { createLogger } from '../../src/logger.ts';
 import { pullRequestPayload } from '../support/webhook-fixtures.ts';
 import { createDatabaseOn, createCaller, newServiceSetup, startReplica } from '../support/scratch-service.ts';
 import { prepareInstanceCaller } from '../support/instance-caller.ts';
@@ -16,7 +20,7 @@ const CONCURRENCY = 20;
 
 /**
  * Deliveries per second through the real service process: GitHub (HMAC verified on the raw
- * body, recorded by delivery id, the change's instances moved to syncing) and Argo CD
+ * body, recorded by delivery id, main read back, the instances moved to syncing) and Argo CD
  * (bearer checked, validated, deduped, instance moved to ready). Two kinds of rows: with a
  * state change for every delivery (each of N open pull requests merged once), and the
  * verify-and-record path alone under autocannon (deliveries that match no change).
@@ -74,10 +78,21 @@ export const webhookIngest: Benchmark = {
           body,
         };
       };
+      // A reviewer merges every pull request first (as on GitHub, where the webhook follows the
+      // merge): the service reads main back on each delivery, so main must hold what it says.
+      const sequelize = createSequelize({ url: database.url, poolMax: 2, logger: createLogger('silent') });
+      const reviewer = new LocalRepository({ gitDir: setup.gitDir, baseBranch: 'main', pullRequests: new LocalPullRequests({ sequelize, repository: setup.gitDir }) });
+      const merges = new Map<number, string>();
+      try {
+        for (const pr of prs) merges.set(pr.pull_request_number, (await reviewer.mergePullRequest(pr.pull_request_number)).mergeCommitSha!);
+      } finally {
+        await sequelize.close();
+      }
+      const head = [...merges.values()].at(-1)!;
       const githubStarted = performance.now();
       await runConcurrently(prs.length, CONCURRENCY, async (i) => {
         const pr = prs[i]!;
-        const payload = pullRequestPayload({ action: 'closed', number: pr.pull_request_number, branch: pr.branch, merged: true, mergeCommitSha: pr.commit_sha });
+        const payload = pullRequestPayload({ action: 'closed', number: pr.pull_request_number, branch: pr.branch, merged: true, mergeCommitSha: merges.get(pr.pull_request_number)! });
         const response = await fetch(`${url}/webhooks/github`, github(payload, randomUUID()));
         if (!response.ok) throw new Error(`GitHub delivery answered ${response.status}: ${await response.text()}`);
       });
@@ -87,7 +102,7 @@ export const webhookIngest: Benchmark = {
       const argocdStarted = performance.now();
       await runConcurrently(prs.length, CONCURRENCY, async (i) => {
         const pr = prs[i]!;
-        const response = await fetch(`${url}/webhooks/argocd`, argocd(pr.instance_id, pr.commit_sha, new Date()));
+        const response = await fetch(`${url}/webhooks/argocd`, argocd(pr.instance_id, head, new Date()));
         if (!response.ok) throw new Error(`Argo CD notice answered ${response.status}: ${await response.text()}`);
       });
       const argocdSeconds = (performance.now() - argocdStarted) / 1000;
