@@ -159,6 +159,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       converge,
       github: config.webhooks.githubSecrets.length > 0 ? new GithubSignatureVerifier(config.webhooks.githubSecrets) : undefined,
       argocd: argocdToken ? new ArgocdTokenVerifier(argocdToken) : undefined,
+      metrics,
     }),
   );
   const kubeConfig = loadKubeConfig(config.reconcile.kubeconfig);
