@@ -19,7 +19,11 @@ export interface Metrics {
   /** 1 while ref moves wait to be pushed (a push is due or failing), 0 when the remote has everything. */
   gitopsPushPending: Gauge;
   gitopsPushLastSuccess: Gauge;
+  /** Webhook deliveries handled by the receivers, by source and outcome. */
+  webhookDeliveries: Counter<'source' | 'outcome'>;
 }
+
+export type WebhookDeliveryOutcome = 'processed' | 'duplicate' | 'ignored' | 'rejected' | 'failed';
 
 export function createMetrics(options: { collectDefaults?: boolean } = {}): Metrics {
   const registry = new Registry();
@@ -77,5 +81,115 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}): Metr
       help: 'Unix time of the last successful push to GITOPS_LOCAL_PUSH_URL.',
       registers: [registry],
     }),
+    webhookDeliveries: new Counter({
+      name: 'webhook_deliveries_total',
+      help: 'Webhook deliveries, by source (github, argocd) and outcome: processed, duplicate (done before), ignored (no effect here), rejected (4xx: signature, token, payload), failed (5xx: GitHub redelivers, Argo CD retries).',
+      labelNames: ['source', 'outcome'],
+      registers: [registry],
+    }),
   };
+}
+
+/** What the database holds at one moment, for the gauges below; every label combination present, zeros included. */
+export interface StateCounts {
+  changes: { kind: string; status: string; count: number }[];
+  instances: { state: string; count: number }[];
+  /** Instances whose desired and observed specs disagree (instances.drift is set). */
+  drifted: number;
+  /** Directories on the base branch that no instance owns, not resolved since. */
+  unknownTenantPaths: number;
+  /** Age of the oldest pending change when the counts were read; 0 when none is pending. */
+  oldestPendingAgeSeconds: number;
+}
+
+export interface StateGaugeOptions {
+  read: () => Promise<StateCounts>;
+  /** Called with each failed read; the scrape goes on with the last values. */
+  onError: (error: unknown) => void;
+  /** How long one read answers every scrape (several Prometheus servers, several replicas). */
+  cacheMs?: number;
+  /** A scrape waits this long for a read, then answers with the last values. */
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+/**
+ * Gauges of what the database holds (changes by kind and status, instances by state, drift,
+ * unknown tenant paths, the oldest pending change), read at scrape time with one query that
+ * every gauge shares. At most one read runs at a time and its answer serves every scrape for
+ * `cacheMs`; a failed or slow read never fails the scrape: the last values stay, and
+ * state_gauges_read_failures_total and state_gauges_last_read_timestamp_seconds tell how stale
+ * they are.
+ */
+export function registerStateGauges(registry: Registry, options: StateGaugeOptions): void {
+  const { read, onError, cacheMs = 5_000, timeoutMs = 2_000, now = Date.now } = options;
+  let last: { counts: StateCounts; readAt: number } | undefined;
+  let attemptedAt = -Infinity;
+  /** The database read itself, until it settles (it may outlive the scrape that started it). */
+  let query: Promise<unknown> | undefined;
+  /** What scrapes wait for: that read, for at most timeoutMs. */
+  let waiting: Promise<void> | undefined;
+  const failures = new Counter({
+    name: 'state_gauges_read_failures_total',
+    help: 'Failed or timed-out reads of the state gauges from PostgreSQL (the scrape answered with the last values).',
+    registers: [registry],
+    // Every series of a scrape is collected at once: these wait for the read like the gauges.
+    collect: () => current().then(() => undefined),
+  });
+  const lastRead = new Gauge({
+    name: 'state_gauges_last_read_timestamp_seconds',
+    help: 'Unix time of the last successful read of the state gauges from PostgreSQL.',
+    registers: [registry],
+    collect: () => current().then(() => undefined),
+  });
+  async function current(): Promise<typeof last> {
+    if (!query && now() - attemptedAt >= cacheMs) {
+      attemptedAt = now();
+      const started = read().then((counts) => {
+        last = { counts, readAt: now() };
+        lastRead.set(last.readAt / 1000);
+      });
+      query = started.catch(() => undefined).finally(() => (query = undefined));
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Reading the state gauges took longer than ${timeoutMs} ms; answered with the last values.`)), timeoutMs);
+      });
+      waiting = Promise.race([started, timeout])
+        .catch((error: unknown) => {
+          failures.inc();
+          onError(error);
+        })
+        .finally(() => {
+          clearTimeout(timer);
+          waiting = undefined;
+        });
+    }
+    await waiting;
+    return last;
+  }
+  const gauge = <T extends string>(config: { name: string; help: string; labelNames?: T[] }, fill: (gauge: Gauge<T>, counts: StateCounts, readAt: number) => void) => {
+    const metric: Gauge<T> = new Gauge<T>({
+      ...config,
+      registers: [registry],
+      async collect() {
+        const state = await current();
+        if (state) fill(metric, state.counts, state.readAt);
+      },
+    });
+  };
+  gauge({ name: 'change_requests', help: 'Changes by kind and status (pending, open, failed, superseded).', labelNames: ['kind', 'status'] }, (metric, counts) => {
+    for (const { kind, status, count } of counts.changes) metric.set({ kind, status }, count);
+  });
+  gauge({ name: 'change_requests_oldest_pending_age_seconds', help: 'Age of the oldest pending change (0 when none is pending).' }, (metric, counts, readAt) => {
+    metric.set(counts.oldestPendingAgeSeconds > 0 ? counts.oldestPendingAgeSeconds + (now() - readAt) / 1000 : 0);
+  });
+  gauge({ name: 'instances', help: 'Instances by state.', labelNames: ['state'] }, (metric, counts) => {
+    for (const { state, count } of counts.instances) metric.set({ state }, count);
+  });
+  gauge({ name: 'instances_drifted', help: 'Instances whose spec on the base branch differs from the latest request (desired is not observed).' }, (metric, counts) => {
+    metric.set(counts.drifted);
+  });
+  gauge({ name: 'unknown_tenant_paths', help: 'Directories under tenants/<org>/apps/ on the base branch that no instance owns (unresolved).' }, (metric, counts) => {
+    metric.set(counts.unknownTenantPaths);
+  });
 }

@@ -6,7 +6,8 @@ import path from 'node:path';
 import type { Sequelize } from 'sequelize';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
-import { createMetrics, type Metrics } from './metrics.ts';
+import { createMetrics, registerStateGauges, type Metrics } from './metrics.ts';
+import { readStateCounts } from './domain/state-gauges.ts';
 import { redactUrl, RemotePusher } from './jobs/remote-pusher.ts';
 import { BATCH_BRANCH_PREFIX } from './domain/changes/change-kinds.ts';
 import { createConverger } from './domain/convergence/converger.ts';
@@ -74,6 +75,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   logger.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
 
   const metrics = createMetrics();
+  registerStateGauges(metrics.registry, { read: () => readStateCounts(sequelize), onError: (err) => logger.warn({ err }, 'reading the state gauges failed: /metrics keeps the last values') });
   const tasks: BackgroundTask[] = [];
   const repository = await createRepository(config, logger, sequelize, { metrics, tasks });
 
@@ -157,6 +159,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       converge,
       github: config.webhooks.githubSecrets.length > 0 ? new GithubSignatureVerifier(config.webhooks.githubSecrets) : undefined,
       argocd: argocdToken ? new ArgocdTokenVerifier(argocdToken) : undefined,
+      metrics,
     }),
   );
   const kubeConfig = loadKubeConfig(config.reconcile.kubeconfig);

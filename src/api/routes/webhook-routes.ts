@@ -1,8 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { Sequelize } from 'sequelize';
-import { BadRequestError, NotFoundError, ValidationError } from '../../errors.ts';
+import { AppError, BadRequestError, NotFoundError, ValidationError } from '../../errors.ts';
+import type { Metrics, WebhookDeliveryOutcome } from '../../metrics.ts';
+import type { WebhookSource } from '../../webhooks/webhook-deliveries.ts';
 import { createAjv, toFieldErrors } from '../../validation.ts';
-import { defineRoute, type RouteSpec } from '../route.ts';
+import { defineRoute, type RouteInput, type RouteSpec } from '../route.ts';
 import type { GithubSignatureVerifier } from '../../webhooks/github-signature.ts';
 import type { BaseBranchMove } from '../../domain/convergence/base-branch-convergence.ts';
 import { receiveGithubEvent } from '../../webhooks/github-events.ts';
@@ -25,6 +27,7 @@ export interface WebhookRoutesDeps {
   github: GithubSignatureVerifier | undefined;
   /** Undefined when ARGOCD_WEBHOOK_TOKEN is not set: the Argo CD receiver answers 404. */
   argocd: ArgocdTokenVerifier | undefined;
+  metrics?: Pick<Metrics, 'webhookDeliveries'>;
 }
 
 const Acknowledgement = Type.Object({
@@ -60,7 +63,7 @@ export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
         400: { description: 'Missing or malformed GitHub headers, or a payload without the fields the event needs.' },
         401: { description: 'The signature does not match the body.' },
       },
-      handler: async ({ ctx }) => {
+      handler: counted(deps, 'github', async ({ ctx }) => {
         if (!deps.github) throw new NotFoundError('GitHub webhooks are not configured on this service (set GITHUB_WEBHOOK_SECRET).');
         const rawBody = typeof ctx.request.rawBody === 'string' ? ctx.request.rawBody : undefined;
         const delivery = await deps.github.verify(ctx.headers, rawBody);
@@ -72,7 +75,7 @@ export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
           ctx.status = 200;
           ctx.body = { status: 'processed', duplicate: result.duplicate, outcome: result.changes };
         }
-      },
+      }),
     }),
     defineRoute({
       method: 'post',
@@ -90,7 +93,7 @@ export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
         400: { description: 'The payload is not a control-plane notification.' },
         401: { description: 'Missing or wrong bearer secret.' },
       },
-      handler: async ({ ctx }) => {
+      handler: counted(deps, 'argocd', async ({ ctx }) => {
         if (!deps.argocd) throw new NotFoundError('Argo CD webhooks are not configured on this service (set ARGOCD_WEBHOOK_TOKEN).');
         deps.argocd.verify(ctx.headers);
         const body: unknown = ctx.request.body;
@@ -99,10 +102,27 @@ export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
         const ignored = !result.duplicate && result.outcome?.instanceId === undefined;
         ctx.status = ignored ? 202 : 200;
         ctx.body = { status: ignored ? 'ignored' : 'processed', duplicate: result.duplicate, outcome: result.outcome };
-      },
+      }),
     }),
   ];
 }
+
+/** Counts each delivery by how its answer ended (webhook_deliveries_total): 4xx rejected, 5xx failed. */
+function counted(deps: WebhookRoutesDeps, source: WebhookSource, handler: (input: WebhookInput) => Promise<void>) {
+  const count = (outcome: WebhookDeliveryOutcome) => deps.metrics?.webhookDeliveries.inc({ source, outcome });
+  return async (input: WebhookInput): Promise<void> => {
+    try {
+      await handler(input);
+    } catch (error) {
+      count(error instanceof AppError && error.status < 500 ? 'rejected' : 'failed');
+      throw error;
+    }
+    const answer = input.ctx.body as { status: 'processed' | 'ignored'; duplicate?: boolean };
+    count(answer.status === 'ignored' ? 'ignored' : answer.duplicate ? 'duplicate' : 'processed');
+  };
+}
+
+type WebhookInput = RouteInput<Record<string, string>, Record<string, unknown>, undefined>;
 
 function parseJson(text: string): unknown {
   try {
