@@ -57,6 +57,11 @@ describe('Git is the truth: the database agrees with main whatever people do in 
     org = (await prepareInstanceCaller(app.url, caller, admin, 1_000_000)).org;
     db = createSequelize({ url: app.databaseUrl, poolMax: 2, logger: createLogger('silent') });
     person = new LocalRepository({ gitDir: app.gitDir, baseBranch: 'main', pullRequests: new LocalPullRequests({ sequelize: db, repository: app.gitDir }) });
+    // The workspace's change in a pull request of its own, so each instance's create is alone in its batch.
+    await eventually('the workspace change published', async () => {
+      const [row] = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM change_requests WHERE status = 'pending'", { type: QueryTypes.SELECT });
+      return row!.n;
+    }, (n) => n === 0);
   });
   after(async () => {
     await db?.close();
@@ -155,6 +160,19 @@ describe('Git is the truth: the database agrees with main whatever people do in 
     assert.equal(response.status, 200, await response.text());
   }
 
+  /**
+   * The service withdrew a superseded change: its pull request closed, or (when the batch PR
+   * carries other changes, such as the workspace's) the instance's files taken off its branch.
+   */
+  async function withdrawn(number: number, name: string): Promise<void> {
+    await eventually(`the superseded change of ${name} withdrawn`, async () => {
+      const pr = await person.getPullRequest(number);
+      if (!pr || pr.state !== 'open') return pr?.state ?? 'gone';
+      const diff = await git(['diff', '--name-only', 'main', pr.branch], { gitDir: app.gitDir });
+      return diff.includes(`/apps/${name}/`) ? 'open, still carrying it' : 'trimmed';
+    }, (state) => state === 'closed' || state === 'trimmed');
+  }
+
   const head = async () => (await git(['rev-parse', 'main'], { gitDir: app.gitDir })).trim();
 
   it('1. DELETE while the create PR is open, then the delete PR closed: nothing runs, nothing is charged, the hold is released', async () => {
@@ -165,7 +183,7 @@ describe('Git is the truth: the database agrees with main whatever people do in 
     await personSets(removal, 'closed');
     const creation = (await instance(id)).changes.find((c) => c.kind === 'instance.create')!;
     assert.equal(creation.status, 'superseded');
-    await eventually('the superseded create PR closed by the service', () => person.getPullRequest(creation.pullRequestNumber!), (pr) => pr?.state === 'closed');
+    await withdrawn(creation.pullRequestNumber!, 'seq-one');
     const view = await eventually('the instance settles', () => instance(id), (v) => v.state !== 'deleting');
     assert.equal(await onMain('seq-one'), false);
     assert.ok(['deleted', 'rejected'].includes(view.state), `nothing of it is on main, yet it is ${view.state}`);
@@ -179,7 +197,7 @@ describe('Git is the truth: the database agrees with main whatever people do in 
     assert.equal((await api('DELETE', `/instances/${id}`)).status, 202);
     const removal = await opened(id, 'instance.delete');
     // The service withdraws the superseded create; a person reopens it anyway, after merging the delete.
-    await eventually('the superseded create PR closed', () => person.getPullRequest(creation.number), (pr) => pr?.state === 'closed');
+    await withdrawn(creation.number, 'seq-two');
     await personMerges(removal);
     await personSets(creation, 'open');
     await personMerges(creation);
