@@ -109,12 +109,12 @@ export async function applyInstanceEvents(sequelize: Sequelize, tx: Transaction,
     .filter(([, row]) => row.moved)
     .map(([id, row]) => ({ id, state: row.state, health: row.facts.health, suspended: row.facts.suspended, set_error: row.lastError !== undefined, last_error: row.lastError ?? null }));
   if (moved.length > 0) {
-    // running_since is metering's clock: it starts at the first ready of a spec on main and
-    // stops when the directory leaves main.
+    // running_since is metering's clock: it starts when Argo CD first reports Healthy what main
+    // holds (whatever change is in flight meanwhile) and stops when the directory leaves main.
     await sequelize.query(
       `UPDATE instances i SET state = m.state::instance_state, health = m.health, suspended = m.suspended, updated_at = now(),
          running_since = CASE WHEN i.observed_state = 'absent' THEN NULL
-                              WHEN m.state = 'ready' AND i.running_since IS NULL THEN now() ELSE i.running_since END,
+                              WHEN m.health = 'healthy' AND i.running_since IS NULL THEN now() ELSE i.running_since END,
          last_error = CASE WHEN m.set_error THEN m.last_error ELSE i.last_error END
        FROM jsonb_to_recordset(CAST(:moved AS jsonb)) AS m(id uuid, state text, health text, suspended boolean, set_error boolean, last_error text)
        WHERE i.id = m.id`,

@@ -157,4 +157,37 @@ describe('convergence: the database reads the base branch back', () => {
     assert.equal((await convergeToBaseBranch(deps, move))?.head, next);
     assert.equal(asked.length, 1, 'the delivery said it all');
   });
+
+  it('a delete cut from a main that did not hold the instance yet, merged after the create was read back: the removal is proposed', async () => {
+    // Found by the model-based suite: the delete's merge commit touches no path of the instance.
+    while (await gitops.worker().runOnce());
+    const org = await insertOrganization(sequelize);
+    const { instanceId, instanceName } = await insertInstance(sequelize, org, { offering: 'studio', role: 'studio' });
+    const create = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: instanceWritePayload(org.orgSlug, instanceName, { parameters: {} }) });
+    await gitops.worker().runOnce();
+    const removal = await insertChange(sequelize, {
+      kind: 'instance.delete',
+      orgId: org.orgId,
+      instanceId,
+      payload: { org: org.orgSlug, project: 'default', instanceName, offering: 'studio', role: 'studio' },
+    });
+    await gitops.worker().runOnce();
+    await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, create, 'a person');
+    assert.equal((await row(instanceId)).observed_state, 'present');
+    await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, removal, 'a person');
+    assert.notEqual(await gitops.git('ls-tree', 'main', `tenants/${org.orgSlug}/apps/${instanceName}`), '', 'the empty delete removed nothing');
+    const after = await row(instanceId);
+    assert.equal(after.state, 'deleting');
+    assert.match(after.drift ?? '', /deletion was merged/);
+    const [proposal] = await sequelize.query<{ kind: string; status: string; requested_by: string }>(
+      'SELECT c.kind, c.status, c.requested_by FROM instances i JOIN change_requests c ON c.id = i.last_change_id WHERE i.id = $id',
+      { type: QueryTypes.SELECT, bind: { id: instanceId } },
+    );
+    assert.deepEqual(proposal, { kind: 'instance.delete', status: 'pending', requested_by: 'control-plane' });
+    await gitops.worker().runOnce();
+    const [{ id: proposed }] = (await sequelize.query('SELECT last_change_id AS id FROM instances WHERE id = $id', { type: QueryTypes.SELECT, bind: { id: instanceId } })) as [{ id: string }];
+    await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, proposed, 'a person');
+    assert.equal(await gitops.git('ls-tree', 'main', `tenants/${org.orgSlug}/apps/${instanceName}`), '', 'the proposal removed it');
+    assert.equal((await row(instanceId)).observed_state, 'absent');
+  });
 });

@@ -44,6 +44,7 @@ interface InstanceAtPath {
   offering: string;
   observed_state: 'present' | 'absent';
   observed_spec: InstanceSpec | null;
+  observed_commit_sha: string | null;
   last_change_id: string | null;
   latest_kind: string | null;
   latest_status: string | null;
@@ -78,6 +79,10 @@ export async function convergeToBaseBranch(deps: ConvergenceDeps, move?: BaseBra
 
   const dirs = new Set<string>();
   for (const commit of commits) for (const path of commit.paths) addDir(dirs, path);
+  // Instances whose latest change merged after main was last read for them are read too, even
+  // where no commit touched their directory: a delete cut from a main that did not hold the
+  // instance yet removes nothing, and only reading the directory shows it is still there.
+  for (const dir of await unsettledDirs(sequelize)) dirs.add(dir);
   let contents: Map<string, Map<string, string>>;
   if (!continues) {
     const all = (await repository.readDirectories(head, ['tenants'])).get('tenants')!;
@@ -134,7 +139,7 @@ export async function convergeToBaseBranch(deps: ConvergenceDeps, move?: BaseBra
         }
         events.push({ instanceId: instance.id, event: 'main.observed', cause: { cause: 'git.observed', actor: 'git', detail: { commit: lastCommit?.commit.sha ?? head, present: mine } } });
         // Who wrote what main now holds for it: one of our changes (which?), or a person.
-        const writers = lastCommit ? ours.changesOf.get(lastCommit.commit.sha) : undefined;
+        const writers = lastCommit ? ours.changesOf.get(lastCommit.commit.sha) : await writersOf(sequelize, tx, instance);
         const proposal = await restoreDesired(deps, tx, instance, mine ? observed.spec : undefined, mine, writers);
         if (proposal) {
           result.proposals.push(proposal);
@@ -146,6 +151,27 @@ export async function convergeToBaseBranch(deps: ConvergenceDeps, move?: BaseBra
     await sequelize.query('UPDATE base_branch_heads SET sha = $sha, observed_at = now() WHERE branch = $branch', { bind: { branch, sha: head }, transaction: tx });
     return result;
   });
+}
+
+async function unsettledDirs(sequelize: Sequelize): Promise<string[]> {
+  const rows = await sequelize.query<{ dir: string }>(
+    `SELECT 'tenants/' || o.slug || '/apps/' || i.name AS dir
+       FROM instances i JOIN organizations o ON o.id = i.organization_id JOIN change_requests c ON c.id = i.last_change_id
+      WHERE c.status = 'merged' AND i.state <> 'deleted' AND (i.observed_at IS NULL OR i.observed_at < c.updated_at)
+      LIMIT 500`,
+    { type: QueryTypes.SELECT },
+  );
+  return rows.map((r) => r.dir);
+}
+
+/** The changes of ours whose commit put what main holds for the instance there (none: a person's). */
+async function writersOf(sequelize: Sequelize, tx: Transaction, instance: InstanceAtPath): Promise<Set<string> | undefined> {
+  if (!instance.observed_commit_sha) return undefined;
+  const rows = await sequelize.query<{ id: string }>(
+    'SELECT id FROM change_requests WHERE instance_id = $id AND (merge_commit_sha = $sha OR commit_sha = $sha)',
+    { type: QueryTypes.SELECT, bind: { id: instance.id, sha: instance.observed_commit_sha }, transaction: tx },
+  );
+  return rows.length > 0 ? new Set(rows.map((r) => r.id)) : undefined;
 }
 
 function addDir(dirs: Set<string>, path: string): void {
@@ -201,7 +227,7 @@ async function instancesAtPaths(sequelize: Sequelize, tx: Transaction, dirs: str
   return sequelize.query<InstanceAtPath>(
     `SELECT i.id, i.organization_id, o.slug AS org, p.slug AS project, i.name, f.role, f.slug AS offering, i.observed_state,
             CASE WHEN i.observed_state = 'present' THEN jsonb_build_object('offering', of.slug, 'version', ov.version, 'parameters', i.observed_parameters) END AS observed_spec,
-            i.last_change_id, c.kind AS latest_kind, c.status AS latest_status, c.payload AS latest_payload
+            i.observed_commit_sha, i.last_change_id, c.kind AS latest_kind, c.status AS latest_status, c.payload AS latest_payload
        FROM jsonb_to_recordset($keys::jsonb) AS k(org text, name text)
        JOIN organizations o ON o.slug = k.org
        JOIN instances i ON i.organization_id = o.id AND i.name = k.name
