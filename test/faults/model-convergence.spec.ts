@@ -41,11 +41,17 @@ async function runAll(world: ModelWorld, runs: number[], options: { kills: boole
   const failures: RunReport[] = [];
   const started = Date.now();
   const queue = [...runs];
+  let done = 0;
   const lane = async () => {
     for (let index = queue.shift(); index !== undefined; index = queue.shift()) await one(index);
   };
   const one = async (index: number) => {
-    const report = await runModelSequence(world, SEED, index, options);
+    // An exception (a refused connection, a 5xx) fails this run, not the whole batch.
+    const report = await runModelSequence(world, SEED, index, { ...options, concurrent: CONCURRENCY > 1 && !options.kills }).catch(
+      (error: unknown): RunReport => ({ index, actions: [], log: [], problems: [`the run threw: ${(error as Error).stack ?? String(error)}`] }),
+    );
+    done += 1;
+    if (done % 100 === 0) console.log(`      model (${variant}): ${done}/${runs.length} after ${((Date.now() - started) / 1000).toFixed(0)} s, ${failures.length} failing`);
     if (process.env.FAULTS_MODEL_VERBOSE) console.log(formatReport(SEED, report, variant));
     if (report.problems.length > 0) {
       failures.push(report);
