@@ -7,8 +7,8 @@ import { meterUsage } from '../../src/domain/billing/metering.ts';
 import { createConverger, type Converger } from '../../src/domain/convergence/converger.ts';
 import { INSTANCE_SPEC_ANNOTATION, canonicalJson, readObservedDirectory } from '../../src/gitops/instance-spec.ts';
 import type { LocalRepository } from '../../src/gitops/local/local-repository.ts';
-import type { FileChange } from '../../src/gitops/repository.ts';
-import { reconcileOnce } from '../../src/jobs/reconcilers.ts';
+import { BranchMovedError, type FileChange } from '../../src/gitops/repository.ts';
+import { reconcilePullRequests } from '../../src/jobs/reconcilers.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { ArgocdNotification } from '../../src/webhooks/argocd-notification.ts';
 import { pullRequestPayload, pushPayload } from '../support/webhook-fixtures.ts';
@@ -185,13 +185,14 @@ export async function runModelSequence(world: ModelWorld, seed: number, index: n
     }
   };
   const reconcile = async () => {
-    await reconcileOnce({
+    // The leader's pass, without the leader lock: concurrent runs would otherwise skip theirs.
+    await reconcilePullRequests({
       sequelize: db,
       repository: { getPullRequest: (n) => person.getPullRequest(n), mergePullRequest: (n) => person.mergePullRequest(n), isAncestor: (a, d) => person.isAncestor(a, d) },
       applications: undefined,
       logger: createLogger('silent'),
-      converge: () => converger.converge(),
     });
+    await converger.converge();
   };
 
   const notice = (id: string, revision: string, change: (n: ArgocdNotification) => void = () => {}): ArgocdNotification => {
@@ -219,6 +220,16 @@ export async function runModelSequence(world: ModelWorld, seed: number, index: n
   };
 
   const engineer = async (slot: number, what: 'remove' | 'edit' | 'touch', logLevel: string): Promise<string> => {
+    // Other runs move main too: commit again on the new head, as `git pull --rebase && git push` would.
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await engineerOnce(slot, what, logLevel);
+      } catch (error) {
+        if (!(error instanceof BranchMovedError) || attempt >= 10) throw error;
+      }
+    }
+  };
+  const engineerOnce = async (slot: number, what: 'remove' | 'edit' | 'touch', logLevel: string): Promise<string> => {
     const parent = await head();
     const seen = await onMain(slot, parent);
     if (!seen) return 'nothing of it on main';
@@ -352,7 +363,15 @@ export async function runModelSequence(world: ModelWorld, seed: number, index: n
     );
     const [open] = await pullRequests('open').then((l) => [l.length]);
     settled = row!.n === 0 && open === 0;
-    if (!settled) log.push(`   round ${round}: ${row!.n} changes pending or open, ${open} pull requests open`);
+    if (!settled) {
+      const stuck = await db.query<{ kind: string; status: string; number: number | null; pr: string | null; error: string | null }>(
+        `SELECT c.kind, c.status, c.pull_request_number AS number, p.state AS pr, left(c.last_error, 160) AS error
+           FROM change_requests c LEFT JOIN local_pull_requests p ON p.number = c.pull_request_number
+          WHERE c.organization_id = $orgId AND c.instance_id IS NOT NULL AND c.status IN ('pending', 'open')`,
+        { type: QueryTypes.SELECT, bind: { orgId } },
+      );
+      log.push(`   round ${round}: ${row!.n} changes pending or open, ${open} pull requests open: ${JSON.stringify(stuck)}`);
+    }
   }
   if (!settled) problems.push('the workspace did not quiesce: changes still pending or open after 8 rounds');
 
