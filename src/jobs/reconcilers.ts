@@ -24,6 +24,8 @@ export interface ReconcileDeps {
   metrics?: Pick<Metrics, 'autoMergeAttempts'>;
   /** Reads the base branch back (convergence): the fallback for lost push webhooks. */
   converge?: () => Promise<unknown>;
+  /** Where the PR reconciler's round stands (the last pull request number it read); one per task. */
+  pullRequestCursor?: { after: number };
 }
 
 export interface PullRequestReconcileResult {
@@ -42,7 +44,13 @@ export interface PullRequestReconcileResult {
  * retried next round (it is usually a 5xx or a rate limit), never fatal.
  */
 export async function reconcilePullRequests(deps: ReconcileDeps, limit = 200): Promise<PullRequestReconcileResult> {
-  const open = await openPullRequests(deps.sequelize, limit);
+  // A pass reads at most `limit` pull requests (GitHub's budget) and the next pass goes on from
+  // where it stopped, so every open pull request is read within ceil(open / limit) passes:
+  // 200 old pull requests nobody merges must not hide a newer one whose webhook was lost.
+  const cursor = deps.pullRequestCursor ?? { after: 0 };
+  let open = await openPullRequests(deps.sequelize, limit, cursor.after);
+  if (open.length === 0 && cursor.after > 0) open = await openPullRequests(deps.sequelize, limit, 0);
+  cursor.after = open.length < limit ? 0 : open.at(-1)!.pull_request_number;
   const result: PullRequestReconcileResult = { checked: 0, changes: [], autoMerges: [] };
   for (const { pull_request_number: number, branch, auto_merge: autoMerge } of open) {
     let pr: PullRequest | undefined;
@@ -144,7 +152,8 @@ export async function reconcileOnce(deps: ReconcileDeps) {
   }));
 }
 
-export function createReconcilerTask(deps: ReconcileDeps & { intervalMs: number }): BackgroundTask {
+export function createReconcilerTask(input: ReconcileDeps & { intervalMs: number }): BackgroundTask {
+  const deps = { ...input, pullRequestCursor: input.pullRequestCursor ?? { after: 0 } };
   return createPeriodicTask({
     name: 'reconciler',
     intervalMs: deps.intervalMs,

@@ -3,12 +3,12 @@ import { createRequire } from 'node:module';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Sequelize } from 'sequelize';
+import { QueryTypes, type Sequelize } from 'sequelize';
 import { createLogger } from '../../src/logger.ts';
 import { LocalRepository } from '../../src/gitops/local/local-repository.ts';
 import { LocalPullRequests } from '../../src/gitops/local/local-pull-requests.ts';
 import { createKubernetesApplicationLister, type ArgocdApplication } from '../../src/jobs/argocd-applications.ts';
-import { reconcileOnce, RECONCILE_LOCK_KEY, type ReconcileDeps } from '../../src/jobs/reconcilers.ts';
+import { reconcileOnce, reconcilePullRequests, RECONCILE_LOCK_KEY, type ReconcileDeps } from '../../src/jobs/reconcilers.ts';
 import { runAsLeader } from '../../src/jobs/leader-lock.ts';
 import { observe } from '../support/instance-facts.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
@@ -67,6 +67,27 @@ describe('reconcilers (webhooks switched off)', () => {
     const change = await insertOpenChange(sequelize, { commitSha: commit });
     await sequelize.query('UPDATE change_requests SET pull_request_number = $number, branch = $branch WHERE id = $id', { bind: { id: change.changeId, number: pr.number, branch } });
     return { ...change, pullRequestNumber: pr.number, branch };
+  }
+
+  it('walks every open pull request across passes: old ones nobody merges do not hide a newer one whose webhook was lost', async () => {
+    // Found by the model-based suite: each pass read the same lowest-numbered pull requests.
+    const walk = { ...deps, pullRequestCursor: { after: 0 } };
+    const old = [await openPullRequest(`old-a${Date.now()}`), await openPullRequest(`old-b${Date.now()}`)];
+    const newer = await openPullRequest(`newer${Date.now()}`);
+    await repository.pullRequests!.setState(newer.pullRequestNumber, 'closed'); // a person closes it; the webhook is lost
+    const limit = (await openCount()) - 1; // one pass cannot read them all
+    const seen: number[] = [];
+    for (let pass = 0; pass < 3 && (await changeRow(sequelize, newer.changeId)).status === 'open'; pass += 1) {
+      seen.push((await reconcilePullRequests(walk, limit)).checked);
+    }
+    assert.equal((await changeRow(sequelize, newer.changeId)).status, 'closed', `passes read ${seen.join(', ')} pull requests`);
+    assert.equal(await instanceState(sequelize, newer.instanceId), 'rejected');
+    for (const pr of old) assert.equal((await changeRow(sequelize, pr.changeId)).status, 'open');
+  });
+
+  async function openCount(): Promise<number> {
+    const [row] = await sequelize.query<{ n: number }>("SELECT count(DISTINCT pull_request_number)::int AS n FROM change_requests WHERE status = 'open'", { type: QueryTypes.SELECT });
+    return row!.n;
   }
 
   it('bring an instance from pending_review to ready: the PR poller sees the merge, the Application lister sees it Synced and Healthy', async () => {

@@ -192,11 +192,18 @@ export async function findInFlightChange(sequelize: Sequelize, tx: Transaction, 
   return row?.id;
 }
 
-/** Pull requests with open changes, for the PR reconciler: one row per pull request. */
-export async function openPullRequests(sequelize: Sequelize, limit: number): Promise<{ pull_request_number: number; branch: string | null; auto_merge: boolean }[]> {
+/**
+ * Pull requests with open changes, for the PR reconciler: one row per pull request, in number
+ * order after `after` (a page of the round the reconciler is walking; 0 starts a new round).
+ */
+export async function openPullRequests(
+  sequelize: Sequelize,
+  limit: number,
+  after = 0,
+): Promise<{ pull_request_number: number; branch: string | null; auto_merge: boolean }[]> {
   return sequelize.query(
     `SELECT pull_request_number, min(branch) AS branch, bool_or(merge_policy = 'auto-merge') AS auto_merge FROM change_requests
-      WHERE status = 'open' AND pull_request_number IS NOT NULL GROUP BY pull_request_number ORDER BY pull_request_number LIMIT $limit`,
-    { type: QueryTypes.SELECT, bind: { limit } },
+      WHERE status = 'open' AND pull_request_number > $after GROUP BY pull_request_number ORDER BY pull_request_number LIMIT $limit`,
+    { type: QueryTypes.SELECT, bind: { limit, after } },
   );
 }
