@@ -269,7 +269,6 @@ async function recordObservation(
        observed_offering_version_id = coalesce(v.id, i.observed_offering_version_id),
        offering_version_id = CASE WHEN $present THEN coalesce(v.id, i.offering_version_id) ELSE i.offering_version_id END,
        parameters = CASE WHEN $hasSpec THEN $parameters::jsonb ELSE i.parameters END,
-       desired_state = CASE WHEN $present THEN i.desired_state ELSE i.desired_state END,
        updated_at = now()
      FROM (SELECT 1) one LEFT JOIN (offering_versions v JOIN offerings f ON f.id = v.offering_id) ON f.slug = $offering AND v.version = $version
      WHERE i.id = $id`,
@@ -354,9 +353,7 @@ async function restoreDesired(
     }
   }
   await sequelize.query(
-    `UPDATE instances SET drift = $drift, last_change_id = coalesce($proposal::uuid, last_change_id),
-       desired_state = CASE WHEN $proposal::uuid IS NULL THEN desired_state ELSE desired_state END
-     WHERE id = $id`,
+    'UPDATE instances SET drift = $drift, last_change_id = coalesce($proposal::uuid, last_change_id) WHERE id = $id',
     { bind: { id: instance.id, drift, proposal: proposal ?? null }, transaction: tx },
   );
   return proposal;
