@@ -190,4 +190,19 @@ describe('convergence: the database reads the base branch back', () => {
     assert.equal(await gitops.git('ls-tree', 'main', `tenants/${org.orgSlug}/apps/${instanceName}`), '', 'the proposal removed it');
     assert.equal((await row(instanceId)).observed_state, 'absent');
   });
+
+  it('a create merged and removed by an engineer before main was read back: it was on main, so it is being deleted, not syncing', async () => {
+    // Found by the model-based suite (seed 20261128, run 72).
+    while (await gitops.worker().runOnce());
+    const org = await insertOrganization(sequelize);
+    const { instanceId, instanceName } = await insertInstance(sequelize, org, { offering: 'studio', role: 'studio' });
+    const create = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: instanceWritePayload(org.orgSlug, instanceName, { parameters: {} }) });
+    await gitops.worker().runOnce();
+    await mergeChange({ sequelize, repository: gitops.repository }, create, 'a person'); // main not read back yet
+    await engineerCommits([{ path: `tenants/${org.orgSlug}/apps/${instanceName}`, delete: true }], 'Remove it again');
+    await gitops.converge();
+    const after = await row(instanceId);
+    assert.equal(after.observed_state, 'absent');
+    assert.equal(after.state, 'deleting', 'Argo CD may have deployed it in between: deleted once its Application is gone');
+  });
 });

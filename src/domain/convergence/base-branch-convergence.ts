@@ -120,9 +120,10 @@ export async function convergeToBaseBranch(deps: ConvergenceDeps, move?: BaseBra
       }
       for (const instance of atPath) {
         const mine = instance === owner;
-        if (!mine && instance.observed_state === 'absent') continue;
+        const wroteHere = ours.wroteOnMain.has(instance.id);
+        if (!mine && instance.observed_state === 'absent' && !wroteHere) continue;
         result.observed += 1;
-        await recordObservation(sequelize, tx, instance, mine ? observed : undefined, lastCommit?.commit.sha ?? head, lastCommit !== undefined);
+        await recordObservation(sequelize, tx, instance, mine ? observed : undefined, lastCommit?.commit.sha ?? head, lastCommit !== undefined, wroteHere);
         const external = landings.filter(({ commit, landing }) => (landing.kind === 'external' || ours.external.has(commit.sha)) && commit.paths.some((p) => p.startsWith(`${dir}/`)));
         for (const { commit } of external) {
           if (!result.external.includes(commit.sha)) result.external.push(commit.sha);
@@ -187,9 +188,15 @@ async function recordLandings(
   sequelize: Sequelize,
   tx: Transaction,
   landings: { commit: CommitSummary; landing: Landing }[],
-): Promise<{ external: Set<string>; changesOf: Map<string, Set<string>> }> {
+): Promise<{ external: Set<string>; changesOf: Map<string, Set<string>>; wroteOnMain: Set<string> }> {
   const external = new Set<string>();
   const changesOf = new Map<string, Set<string>>();
+  // Instances a create or update of ours put on main somewhere in the range (even if a later
+  // commit of the range removed them again: Argo CD may have deployed them in between).
+  const wroteOnMain = new Set<string>();
+  const wrote = (changes: { kind: string; instance_id: string | null }[]) => {
+    for (const c of changes) if (c.instance_id && (c.kind === 'instance.create' || c.kind === 'instance.update')) wroteOnMain.add(c.instance_id);
+  };
   for (const { commit, landing } of landings) {
     if (landing.kind === 'pull-request') {
       const changes = await findChangesOfPullRequest(sequelize, tx, { number: landing.number, branch: null });
@@ -198,6 +205,7 @@ async function recordLandings(
         continue;
       }
       changesOf.set(commit.sha, new Set(changes.map((c) => c.id)));
+      wrote(changes);
       await recordPullRequestFate(sequelize, tx, { number: landing.number, branch: null, state: 'merged', mergeCommitSha: commit.sha }, {
         cause: 'git.merged',
         actor: 'git',
@@ -210,12 +218,13 @@ async function recordLandings(
         continue;
       }
       changesOf.set(commit.sha, new Set(known.map((c) => c.id)));
+      wrote(known);
       await lockInstances(sequelize, tx, known.flatMap((c) => (c.instance_id ? [c.instance_id] : [])));
       const moves = await moveChanges(sequelize, tx, await lockChanges(sequelize, tx, known.map((c) => c.id)), 'merged', { mergeCommitSha: commit.sha, authoritative: false, lastError: null });
       await withInstances(sequelize, tx, moves, 'change.merged', { cause: 'git.merged', actor: 'git', detail: { commit: commit.sha } });
     }
   }
-  return { external, changesOf };
+  return { external, changesOf, wroteOnMain };
 }
 
 async function instancesAtPaths(sequelize: Sequelize, tx: Transaction, dirs: string[]): Promise<InstanceAtPath[]> {
@@ -252,6 +261,7 @@ async function recordObservation(
   observed: ObservedDirectory | undefined,
   commit: string,
   touched: boolean,
+  wasPresent: boolean,
 ): Promise<void> {
   const present = observed !== undefined;
   const spec = observed?.spec;
@@ -260,7 +270,7 @@ async function recordObservation(
   const changed =
     touched || present !== (instance.observed_state === 'present') || (spec !== undefined && (instance.observed_spec === null || !sameSpec(spec, instance.observed_spec)));
   await sequelize.query(
-    `UPDATE instances i SET observed_state = $state, observed_at = now(), ever_present = i.ever_present OR $present,
+    `UPDATE instances i SET observed_state = $state, observed_at = now(), ever_present = i.ever_present OR $present OR $wasPresent,
        observed_commit_sha = CASE WHEN $changed THEN $commit ELSE coalesce(i.observed_commit_sha, $commit) END,
        health = CASE WHEN $changed AND i.health <> 'gone' THEN 'unknown' WHEN $changed AND $present THEN 'unknown' ELSE i.health END,
        running_since = CASE WHEN $present THEN i.running_since END,
@@ -277,6 +287,7 @@ async function recordObservation(
         id: instance.id,
         state: present ? 'present' : 'absent',
         present,
+        wasPresent,
         changed,
         commit,
         hasSpec: spec !== undefined,
