@@ -157,6 +157,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       repository: ancestry,
       baseBranch: config.gitops.baseBranch,
       converge,
+      logger: logger.child({ component: 'webhooks' }),
       github: config.webhooks.githubSecrets.length > 0 ? new GithubSignatureVerifier(config.webhooks.githubSecrets) : undefined,
       argocd: argocdToken ? new ArgocdTokenVerifier(argocdToken) : undefined,
       metrics,

@@ -50,6 +50,8 @@ export interface GithubEventDeps {
    * the delivery is recorded, and the reconciler converges later whatever happens here.
    */
   converge?: (move?: BaseBranchMove) => Promise<unknown>;
+  /** Told when reading main back failed (the delivery is recorded; the reconciler converges later). */
+  onConvergeError?: (error: unknown) => void;
 }
 
 const ajv = createAjv({ useDefaults: false });
@@ -77,7 +79,7 @@ export async function receiveGithubEvent(deps: GithubEventDeps, event: GithubEve
       const state = payload.action === 'reopened' ? 'open' : pr.merged && pr.merge_commit_sha ? 'merged' : 'closed';
       return recordPullRequestFate(deps.sequelize, tx, { number: pr.number, branch: pr.head.ref, state, mergeCommitSha: pr.merge_commit_sha ?? undefined }, cause);
     });
-    if (pr.merged) await deps.converge?.();
+    if (pr.merged) await convergeAfter(deps);
     return result;
   }
 
@@ -91,11 +93,24 @@ export async function receiveGithubEvent(deps: GithubEventDeps, event: GithubEve
     // The delivery's own commits, where GitHub's payload is complete for them (no call to compare).
     const commits = commitsFromPushPayload(event.payload);
     const before = (event.payload as { before?: unknown }).before;
-    await deps.converge?.(commits && typeof before === 'string' ? { before, after: payload.after, commits } : undefined);
+    await convergeAfter(deps, commits && typeof before === 'string' ? { before, after: payload.after, commits } : undefined);
     return result;
   }
 
   return { status: 'ignored', reason: `event ${event.name} has no effect` };
+}
+
+/**
+ * Reads main back after a delivery that moved it. A failure there (GitHub down, a lost race with
+ * another replica's read) does not fail the delivery: it is recorded, GitHub would not resend it,
+ * and the next read (another delivery, the reconciler) converges from the same recorded head.
+ */
+async function convergeAfter(deps: GithubEventDeps, move?: BaseBranchMove): Promise<void> {
+  try {
+    await deps.converge?.(move);
+  } catch (error) {
+    deps.onConvergeError?.(error);
+  }
 }
 
 async function run(

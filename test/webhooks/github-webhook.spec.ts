@@ -30,6 +30,7 @@ describe('POST /webhooks/github', () => {
       // Counts the reads of main the receiver asks for; convergence itself has its own specs.
       converge: async () => {
         converged += 1;
+        if (failConverge) throw new Error('GitHub answered 502 for the compare');
       },
       github: new GithubSignatureVerifier([SECRET, OLD_SECRET]),
       argocd: undefined,
@@ -43,6 +44,7 @@ describe('POST /webhooks/github', () => {
   });
 
   let converged = 0;
+  let failConverge = false;
   async function deliver(event: string, body: string, headers: Record<string, string | undefined> = {}) {
     const all: Record<string, string | undefined> = {
       'content-type': 'application/json',
@@ -116,6 +118,19 @@ describe('POST /webhooks/github', () => {
     const elsewhere = await deliver('push', JSON.stringify(pushPayload('refs/heads/feature', [sha()])));
     assert.equal(elsewhere.status, 202);
     assert.equal(converged, before + 2, 'a redelivery converges again (it is idempotent), another branch never');
+  });
+
+  it('a delivery whose read of main fails is still recorded and answered 200 (the reconciler reads main later)', async () => {
+    failConverge = true;
+    try {
+      const id = randomUUID();
+      const response = await deliver('push', JSON.stringify(pushPayload('refs/heads/main', [sha()])), { 'x-github-delivery': id });
+      assert.equal(response.status, 200);
+      const [row] = await deliveryRows(id);
+      assert.ok(row?.processed_at, 'recorded');
+    } finally {
+      failConverge = false;
+    }
   });
 
   it('acknowledges events without an effect with 202 and records nothing', async () => {

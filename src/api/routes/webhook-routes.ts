@@ -6,6 +6,7 @@ import type { WebhookSource } from '../../webhooks/webhook-deliveries.ts';
 import { createAjv, toFieldErrors } from '../../validation.ts';
 import { defineRoute, type RouteInput, type RouteSpec } from '../route.ts';
 import type { GithubSignatureVerifier } from '../../webhooks/github-signature.ts';
+import type { Logger } from '../../logger.ts';
 import type { BaseBranchMove } from '../../domain/convergence/base-branch-convergence.ts';
 import { receiveGithubEvent } from '../../webhooks/github-events.ts';
 import { ArgocdNotificationSchema, type ArgocdNotification } from '../../webhooks/argocd-notification.ts';
@@ -23,6 +24,8 @@ export interface WebhookRoutesDeps {
   baseBranch: string;
   /** Reads the base branch back after a merge or a push (convergence). */
   converge?: (move?: BaseBranchMove) => Promise<unknown>;
+  /** Where a failed read of main after a delivery is logged (it never fails the delivery). */
+  logger?: Pick<Logger, 'warn'>;
   /** Undefined when GITHUB_WEBHOOK_SECRET is not set: the GitHub receiver answers 404. */
   github: GithubSignatureVerifier | undefined;
   /** Undefined when ARGOCD_WEBHOOK_TOKEN is not set: the Argo CD receiver answers 404. */
@@ -67,7 +70,15 @@ export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
         if (!deps.github) throw new NotFoundError('GitHub webhooks are not configured on this service (set GITHUB_WEBHOOK_SECRET).');
         const rawBody = typeof ctx.request.rawBody === 'string' ? ctx.request.rawBody : undefined;
         const delivery = await deps.github.verify(ctx.headers, rawBody);
-        const result = await receiveGithubEvent({ sequelize: deps.sequelize, baseBranch: deps.baseBranch, ...(deps.converge ? { converge: deps.converge } : {}) }, { id: delivery.id, name: delivery.name, payload: parseJson(rawBody!) });
+        const result = await receiveGithubEvent(
+          {
+            sequelize: deps.sequelize,
+            baseBranch: deps.baseBranch,
+            ...(deps.converge ? { converge: deps.converge } : {}),
+            onConvergeError: (error) => deps.logger?.warn({ err: error }, 'could not read the base branch back after a GitHub delivery; the reconciler will'),
+          },
+          { id: delivery.id, name: delivery.name, payload: parseJson(rawBody!) },
+        );
         if (result.status === 'ignored') {
           ctx.status = 202;
           ctx.body = { status: 'ignored', reason: result.reason };
