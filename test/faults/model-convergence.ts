@@ -184,10 +184,13 @@ export async function runModelSequence(world: ModelWorld, seed: number, index: n
       await new Promise((resolve) => setTimeout(resolve, 40));
     }
   };
+  // One round of the PR reconciler across passes, as the leader's periodic task keeps it.
+  const pullRequestCursor = { after: 0 };
   const reconcile = async () => {
     // The leader's pass, without the leader lock: concurrent runs would otherwise skip theirs.
     await reconcilePullRequests({
       sequelize: db,
+      pullRequestCursor,
       repository: { getPullRequest: (n) => person.getPullRequest(n), mergePullRequest: (n) => person.mergePullRequest(n), isAncestor: (a, d) => person.isAncestor(a, d) },
       applications: undefined,
       logger: createLogger('silent'),
