@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import { Webhooks } from '@octokit/webhooks';
 import YAML from 'yaml';
 import { QueryTypes, type Sequelize } from 'sequelize';
@@ -11,12 +10,11 @@ import { BranchMovedError, type FileChange } from '../../src/gitops/repository.t
 import { reconcilePullRequests } from '../../src/jobs/reconcilers.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { ArgocdNotification } from '../../src/webhooks/argocd-notification.ts';
+import { freshNotice } from '../support/argocd-notices.ts';
 import { pullRequestPayload, pushPayload } from '../support/webhook-fixtures.ts';
 import { describeAction, generateSequence, SLOTS, type ModelAction } from './model-actions.ts';
 import { seededRandom } from './seeded-random.ts';
 
-const require = createRequire(import.meta.url);
-const RECORDED = require('../fixtures/argocd/sync-succeeded-healthy.json') as ArgocdNotification;
 const HOUR_MS = 3_600_000;
 
 /** The service under test, however it runs; `restart` (SIGKILL, then start again) only when it is a process. */
@@ -198,17 +196,7 @@ export async function runModelSequence(world: ModelWorld, seed: number, index: n
     await converger.converge();
   };
 
-  const notice = (id: string, revision: string, change: (n: ArgocdNotification) => void = () => {}): ArgocdNotification => {
-    const n = structuredClone(RECORDED);
-    n.app.name = `app-${id.slice(0, 8)}`;
-    n.app.labels = { ...n.app.labels, 'gsv.io/instance-id': id };
-    n.sync.revision = revision;
-    n.operation!.syncResultRevision = revision;
-    n.operation!.finishedAt = new Date(Date.now() - 2000).toISOString();
-    n.health.observedAt = new Date().toISOString();
-    change(n);
-    return n;
-  };
+  const notice = freshNotice;
   /** What a real Argo CD would say now about `slot`'s latest instance; undefined when it has no Application. */
   const argocdSays = async (id: string, health: 'Healthy' | 'Degraded'): Promise<ArgocdNotification | undefined> => {
     const sha = await head();

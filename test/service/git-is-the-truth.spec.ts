@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { Webhooks } from '@octokit/webhooks';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { createSequelize } from '../../src/db/database.ts';
@@ -8,14 +7,13 @@ import { LocalPullRequests } from '../../src/gitops/local/local-pull-requests.ts
 import { LocalRepository } from '../../src/gitops/local/local-repository.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { ArgocdNotification } from '../../src/webhooks/argocd-notification.ts';
+import { freshNotice } from '../support/argocd-notices.ts';
 import { useSpecDatabase } from '../support/database.ts';
 import { startInProcessService, type InProcessService } from '../support/in-process-service.ts';
 import { prepareInstanceCaller } from '../support/instance-caller.ts';
 import { createCaller, type Caller } from '../support/scratch-service.ts';
 import { pullRequestPayload } from '../support/webhook-fixtures.ts';
 
-const require = createRequire(import.meta.url);
-const RECORDED = require('../fixtures/argocd/sync-succeeded-healthy.json') as ArgocdNotification;
 const GITHUB_SECRET = 'git-is-the-truth-webhook-secret';
 const ARGOCD_TOKEN = 'git-is-the-truth-argocd-token';
 
@@ -144,14 +142,7 @@ describe('Git is the truth: the database agrees with main whatever people do in 
   }
 
   async function argocd(id: string, revision: string, change: (n: ArgocdNotification) => void = () => {}): Promise<void> {
-    const n = structuredClone(RECORDED);
-    n.app.name = `app-${id.slice(0, 8)}`;
-    n.app.labels = { ...n.app.labels, 'gsv.io/instance-id': id };
-    n.sync.revision = revision;
-    n.operation!.syncResultRevision = revision;
-    n.operation!.finishedAt = new Date(Date.now() - 2000).toISOString();
-    n.health.observedAt = new Date().toISOString();
-    change(n);
+    const n = freshNotice(id, revision, change);
     const response = await fetch(`${app.url}/webhooks/argocd`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${ARGOCD_TOKEN}` },
