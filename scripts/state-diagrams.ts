@@ -91,13 +91,15 @@ function factMoves(facts: ExploredFacts): { cause: string; facts: ExploredFacts 
     moves.push({ cause: 'main.observed', facts: observed });
   }
   for (const event of EXTERNAL_EVENTS) moves.push({ cause: event, facts: { ...applyEventToFacts(facts, event), readBack: facts.readBack } });
+  // A person merges another instance's old create at this one's path (applyInstanceEvents).
+  if (facts.observed === 'absent' && !facts.displaced) moves.push({ cause: 'git.name-held', facts: { ...facts, displaced: true } });
   return moves;
 }
 
 /** The instance state machine: every state change reachable from a new instance's facts. */
 export function instanceStateDiagram(): string {
-  const initial: ExploredFacts = { observed: 'absent', everPresent: false, latest: { kind: 'instance.create', status: 'pending' }, health: 'unknown', suspended: false, readBack: true };
-  const key = (f: ExploredFacts) => JSON.stringify([f.observed, f.everPresent, f.latest?.kind, f.latest?.status, f.health, f.suspended, f.readBack]);
+  const initial: ExploredFacts = { observed: 'absent', everPresent: false, latest: { kind: 'instance.create', status: 'pending' }, health: 'unknown', suspended: false, displaced: false, readBack: true };
+  const key = (f: ExploredFacts) => JSON.stringify([f.observed, f.everPresent, f.latest?.kind, f.latest?.status, f.health, f.suspended, f.displaced, f.readBack]);
   const seen = new Set([key(initial)]);
   const queue = [initial];
   const edges: Edge[] = [];

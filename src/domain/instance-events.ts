@@ -38,6 +38,7 @@ interface FactsRow {
   suspended: boolean;
   latest_kind: InstanceChangeKind | null;
   latest_status: ChangeStatus | null;
+  displaced: boolean;
 }
 
 /** Locks instance rows in id order (so two callers cannot deadlock); lock instances before their change rows. */
@@ -67,13 +68,26 @@ export async function applyInstanceEvent(
  * webhooks and workers see duplicates and stale events, and decide themselves what they mean.
  */
 export async function applyInstanceEvents(sequelize: Sequelize, tx: Transaction, events: InstanceEventInput[]): Promise<AppliedInstanceEvent[]> {
+  const requested = events.length;
   if (events.length === 0) return [];
+  // One path, one instance: an instance main holds displaces any other live instance of its
+  // name (a person merged an old create after the name was taken again); those are derived
+  // again in the same batch, so that the name's holder changes in one transaction.
+  const displacedBy = await displacedInstances(sequelize, tx, [...new Set(events.map((e) => e.instanceId))]);
+  for (const [displaced, holder] of displacedBy) {
+    events = [...events, { instanceId: displaced, event: 'main.observed', cause: { cause: 'git.name-held', actor: 'git', lastError: `Main holds another instance (${holder}) at this instance's path; this one yields the name.`, detail: { holder } } }];
+  }
   const ids = [...new Set(events.map((e) => e.instanceId))].sort();
   const rows = await sequelize.query<FactsRow>(
-    `SELECT i.id, i.state, i.observed_state, i.ever_present, i.health, i.suspended, c.kind AS latest_kind, c.status AS latest_status
+    `SELECT i.id, i.state, i.observed_state, i.ever_present, i.health, i.suspended, c.kind AS latest_kind, c.status AS latest_status,
+            i.observed_state = 'absent' AND EXISTS (
+              SELECT 1 FROM instances o
+               WHERE o.organization_id = i.organization_id AND o.name = i.name AND o.id <> i.id
+                 AND (o.observed_state = 'present' OR (o.state <> 'deleted' AND NOT o.id = ANY (CAST(:displaced AS uuid[]))))
+            ) AS displaced
        FROM instances i LEFT JOIN change_requests c ON c.id = i.last_change_id
       WHERE i.id IN (:ids) ORDER BY i.id FOR UPDATE OF i`,
-    { type: QueryTypes.SELECT, replacements: { ids }, transaction: tx },
+    { type: QueryTypes.SELECT, replacements: { ids, displaced: `{${[...displacedBy.keys()].join(',')}}` }, transaction: tx },
   );
   const current = new Map(
     rows.map((row) => [
@@ -108,7 +122,10 @@ export async function applyInstanceEvents(sequelize: Sequelize, tx: Transaction,
   const moved = [...current]
     .filter(([, row]) => row.moved)
     .map(([id, row]) => ({ id, state: row.state, health: row.facts.health, suspended: row.facts.suspended, set_error: row.lastError !== undefined, last_error: row.lastError ?? null }));
-  if (moved.length > 0) {
+  // Those that end are written first: the name's unique index (instances_org_name_live) is
+  // checked row by row, so the instance yielding a name must leave it before the holder enters.
+  for (const batch of [moved.filter((m) => m.state === 'deleted'), moved.filter((m) => m.state !== 'deleted')]) {
+    if (batch.length === 0) continue;
     // running_since is metering's clock: it starts when Argo CD first reports Healthy what main
     // holds (whatever change is in flight meanwhile) and stops when the directory leaves main.
     await sequelize.query(
@@ -118,9 +135,11 @@ export async function applyInstanceEvents(sequelize: Sequelize, tx: Transaction,
          last_error = CASE WHEN m.set_error THEN m.last_error ELSE i.last_error END
        FROM jsonb_to_recordset(CAST(:moved AS jsonb)) AS m(id uuid, state text, health text, suspended boolean, set_error boolean, last_error text)
        WHERE i.id = m.id`,
-      { type: QueryTypes.UPDATE, transaction: tx, replacements: { moved: JSON.stringify(moved) } },
+      { type: QueryTypes.UPDATE, transaction: tx, replacements: { moved: JSON.stringify(batch) } },
     );
   }
+  // The caller asked about its own events; the displaced ones it did not name are not its answer.
+  results.length = requested;
   if (transitions.length === 0) return results;
   // WITH ORDINALITY keeps the events' order in their ids.
   await sequelize.query(
@@ -141,6 +160,21 @@ export async function applyInstanceEvents(sequelize: Sequelize, tx: Transaction,
   return results;
 }
 
+/**
+ * The live instances that an instance main holds (among `ids`) displaces: same org, same name,
+ * not deleted, main holding nothing of them. Locked here, in id order, before the batch's rows.
+ */
+async function displacedInstances(sequelize: Sequelize, tx: Transaction, ids: string[]): Promise<Map<string, string>> {
+  const rows = await sequelize.query<{ id: string; holder: string }>(
+    `SELECT o.id, i.id AS holder
+       FROM instances i JOIN instances o ON o.organization_id = i.organization_id AND o.name = i.name AND o.id <> i.id
+      WHERE i.id IN (:ids) AND i.observed_state = 'present' AND o.state <> 'deleted' AND o.observed_state = 'absent'
+      ORDER BY o.id FOR UPDATE OF o`,
+    { type: QueryTypes.SELECT, replacements: { ids }, transaction: tx },
+  );
+  return new Map(rows.map((r) => [r.id, r.holder]));
+}
+
 function factsOf(row: FactsRow): InstanceFacts {
   return {
     observed: row.observed_state,
@@ -148,5 +182,6 @@ function factsOf(row: FactsRow): InstanceFacts {
     latest: row.latest_kind && row.latest_status ? { kind: row.latest_kind, status: row.latest_status } : undefined,
     health: row.health,
     suspended: row.suspended,
+    displaced: row.displaced,
   };
 }

@@ -39,11 +39,18 @@ export interface InstanceFacts {
   latest: { kind: InstanceChangeKind; status: ChangeStatus } | undefined;
   health: Health;
   suspended: boolean;
+  /**
+   * Another instance of the org holds the name: main holds that one's directory at the path, or
+   * it is the live instance of the name while main holds neither. One path, one instance.
+   */
+  displaced: boolean;
 }
 
 /** The state these facts put the instance in. Pure and total. */
 export function deriveInstanceState(facts: InstanceFacts): InstanceState {
   const inFlight = facts.latest !== undefined && IN_FLIGHT.has(facts.latest.status) ? facts.latest : undefined;
+  // Main cannot hold it (the path is another instance's): whatever its changes say, it ended.
+  if (facts.displaced && facts.observed === 'absent') return 'deleted';
   if (facts.observed === 'present') {
     // A merged delete: main holds it until the merge is read back (or a stale merge put it back).
     if (facts.latest?.kind === 'instance.delete' && facts.latest.status !== 'closed' && facts.latest.status !== 'failed' && facts.latest.status !== 'superseded') return 'deleting';

@@ -10,6 +10,7 @@ const facts = (over: Partial<InstanceFacts> = {}): InstanceFacts => ({
   latest: { kind: 'instance.create', status: 'pending' },
   health: 'unknown',
   suspended: false,
+  displaced: false,
   ...over,
 });
 
@@ -56,6 +57,13 @@ describe('instance state, derived from facts', () => {
     assert.equal(applyEventToFacts(facts(), 'wallet.exhausted').suspended, false);
   });
 
+  it('ends an instance whose name another instance holds, whatever its changes say', () => {
+    for (const status of CHANGE_STATUSES) {
+      assert.equal(deriveInstanceState(facts({ displaced: true, latest: { kind: 'instance.create', status } })), 'deleted', status);
+    }
+    assert.equal(deriveInstanceState(facts({ displaced: true, observed: 'present', everPresent: true, health: 'healthy', latest: undefined })), 'ready');
+  });
+
   it('is total and order-independent: the same facts give the same state, whatever events came before', () => {
     const arbitraryFacts = fc.record({
       observed: fc.constantFrom('present' as const, 'absent' as const),
@@ -63,6 +71,7 @@ describe('instance state, derived from facts', () => {
       latest: fc.option(fc.record({ kind: fc.constantFrom(...INSTANCE_CHANGE_KINDS), status: fc.constantFrom(...CHANGE_STATUSES) }), { nil: undefined }),
       health: fc.constantFrom(...HEALTHS),
       suspended: fc.boolean(),
+      displaced: fc.boolean(),
     });
     fc.assert(
       fc.property(arbitraryFacts, (f) => {
@@ -71,6 +80,8 @@ describe('instance state, derived from facts', () => {
         // Files on main ⇔ not deleted, not rejected.
         if (f.observed === 'present') assert.ok(state !== 'deleted' && state !== 'rejected', `${state} for ${JSON.stringify(f)}`);
         if (state === 'ready') assert.equal(f.observed, 'present');
+        // One path, one instance: one whose name another holds is deleted, unless main holds it.
+        if (f.displaced && f.observed === 'absent') assert.equal(state, 'deleted');
       }),
     );
   });

@@ -11,6 +11,7 @@ import { createScratchDatabase, useSpecDatabase } from '../support/database.ts';
 import { startInProcessService, type InProcessService } from '../support/in-process-service.ts';
 import { createCaller, newServiceSetup, startReplica, type ServiceSetup } from '../support/scratch-service.ts';
 import type { SpawnedService } from '../support/spawned-service.ts';
+import { describeAction, generateSequence } from './model-actions.ts';
 import { formatReport, runModelSequence, type ModelWorld, type RunReport } from './model-convergence.ts';
 
 const SEED = Number(process.env.FAULTS_SEED ?? 20261128);
@@ -37,6 +38,17 @@ const SERVICE_ENV = {
   GITOPS_MERGE_POLICY: 'pull-request',
 };
 
+/**
+ * Sequelize replaces a query error's stack with the caller's, whose first line is a bare
+ * "Error": the message and PostgreSQL's detail must be printed apart or they are lost.
+ */
+function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const parent = (error as Error & { parent?: { detail?: string; constraint?: string } }).parent;
+  const detail = [parent?.constraint && `constraint ${parent.constraint}`, parent?.detail].filter(Boolean).join('; ');
+  return `${error.name}: ${error.message}${detail ? ` (${detail})` : ''}\n${error.stack ?? ''}`;
+}
+
 function indices(count: number, offset: number): number[] {
   return ONLY !== undefined ? [ONLY] : Array.from({ length: count }, (_, i) => offset + i);
 }
@@ -52,7 +64,7 @@ async function runAll(world: ModelWorld, runs: number[], options: { kills: boole
   const one = async (index: number) => {
     // An exception (a refused connection, a 5xx) fails this run, not the whole batch.
     const report = await runModelSequence(world, SEED, index, { ...options, concurrent: CONCURRENCY > 1 && !options.kills }).catch(
-      (error: unknown): RunReport => ({ index, actions: [], log: [], problems: [`the run threw: ${(error as Error).stack ?? String(error)}`] }),
+      (error: unknown): RunReport => ({ index, actions: [], log: generateSequence(SEED, index, options).map((a, i) => `${i} ${describeAction(a)} (planned)`), problems: [`the run threw: ${describeError(error)}`] }),
     );
     done += 1;
     if (done % 100 === 0) console.log(`      model (${variant}): ${done}/${runs.length} after ${((Date.now() - started) / 1000).toFixed(0)} s, ${failures.length} failing`);

@@ -254,4 +254,33 @@ describe('Git is the truth: the database agrees with main whatever people do in 
     assert.notEqual(view.state, 'deleted', 'the delete is not merged: main still holds the instance');
     assert.equal(await onMain('seq-five'), true);
   });
+
+  it('6. a name taken again after a delete, then the old create reopened and merged: main holds the old instance, so it lives and the new one yields', async () => {
+    // Found by the model suite (2,000 sequences): convergence moved the old instance out of
+    // `deleted` while the new one held the name, violated instances_org_name_live, and every
+    // later read of main failed for every tenant.
+    const old = await create('seq-six');
+    const creation = await opened(old, 'instance.create');
+    assert.equal((await api('DELETE', `/instances/${old}`)).status, 202);
+    const removal = await opened(old, 'instance.delete');
+    await withdrawn(creation.number, 'seq-six');
+    await personMerges(removal);
+    await eventually('the old instance deleted', () => instance(old), (v) => v.state === 'deleted');
+    const fresh = await create('seq-six');
+    await opened(fresh, 'instance.create');
+    await personSets(creation, 'open');
+    await personMerges(creation);
+    assert.equal(await onMain('seq-six'), true);
+    const view = await eventually('the old instance follows main', () => instance(old), (v) => v.state !== 'deleted' && v.changes.length > 2);
+    assert.notEqual(view.state, 'deleted', 'main holds its directory');
+    assert.equal(view.changes.at(-1)!.kind, 'instance.delete', 'as in sequence 2, the removal its user asked for is proposed again');
+    const yielded = await eventually('the new instance yields the name', () => instance(fresh), (v) => v.state === 'deleted');
+    assert.equal(yielded.state, 'deleted');
+    assert.equal(await hold(fresh), 'voided', 'it never ran: its setup-fee hold is released');
+    assert.equal((await api('POST', '/instances', { org, offering: 'studio', name: 'seq-six' })).status, 409, 'the name is held by what main holds');
+    // Convergence still reads main for everyone: the next merge is observed.
+    const other = await create('seq-six-after');
+    await personMerges(await opened(other, 'instance.create'));
+    assert.equal((await eventually('a later create observed', () => instance(other), (v) => v.state === 'syncing')).state, 'syncing');
+  });
 });
