@@ -102,6 +102,22 @@ describe('change renderer', () => {
     });
   }
 
+  it('gives every instance Application the resources finalizer, so that a delete cascades to its workloads', () => {
+    // Argo CD deletes an Application's resources only when it carries
+    // resources-finalizer.argocd.argoproj.io (docs: user-guide/app_deletion); without it, the
+    // parent's prune removes the Application and leaves StatefulSets and PVCs running.
+    const offerings = [...catalog.offerings.values()];
+    assert.ok(offerings.length >= 3);
+    for (const offering of offerings) {
+      const payload = { ...instancePayload(offering.slug, offering.role), version: offering.version, templatePath: offering.templatePath };
+      const applications = written(renderInstance(catalog, payload, INSTANCE_ID))
+        .flatMap((f) => YAML.parseAllDocuments(f.content).map((d) => d.toJS() as { kind?: string; metadata?: { finalizers?: string[] } }))
+        .filter((o) => o.kind === 'Application');
+      assert.ok(applications.length > 0, offering.templatePath);
+      for (const app of applications) assert.deepEqual(app.metadata?.finalizers, ['resources-finalizer.argocd.argoproj.io'], offering.templatePath);
+    }
+  });
+
   it('refuses parameters the offering version does not accept', () => {
     assert.throws(() => renderInstance(catalog, instancePayload('studio', 'studio', { size: 'huge' }), INSTANCE_ID), TemplateError);
     assert.throws(() => renderInstance(catalog, instancePayload('studio', 'studio', { extra: 1 }), INSTANCE_ID), TemplateError);
