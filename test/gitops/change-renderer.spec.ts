@@ -118,6 +118,26 @@ describe('change renderer', () => {
     }
   });
 
+  it('lets the tenants\' parent project deploy exactly the namespaced kinds a workspace and an instance directory hold', () => {
+    type Obj = { apiVersion: string; kind: string; metadata: { name: string }; spec?: Record<string, unknown> };
+    const objects = (files: FileChange[]) => written(files).filter((f) => !f.path.endsWith('kustomization.yaml')).map((f) => YAML.parse(f.content) as Obj);
+    const groupOf = (o: Obj) => (o.apiVersion.includes('/') ? o.apiVersion.split('/')[0]! : '');
+    const rendered = [
+      ...objects(renderWorkspace(catalog, { org: 'acme', orgName: 'Acme', keycloakGroup: '/orgs/acme' })),
+      ...objects(renderInstance(catalog, instancePayload('studio', 'studio'), INSTANCE_ID)),
+    ];
+    const needed = new Set(rendered.filter((o) => o.kind !== 'Namespace').map((o) => `${groupOf(o)}/${o.kind}`));
+    const platform = objects(renderPlatform(catalog, PLATFORM));
+    const project = platform.find((o) => o.kind === 'AppProject' && o.metadata.name === 'platform-tenants')!;
+    const whitelist = new Set((project.spec!.namespaceResourceWhitelist as { group: string; kind: string }[]).map((k) => `${k.group}/${k.kind}`));
+    assert.deepEqual([...whitelist].sort(), [...needed].sort());
+    // applicationsSync is ignored unless the ApplicationSet controller runs with
+    // --enable-policy-override (argo-cd docs, "Controlling Resource Modification"): never rely on it.
+    for (const set of platform.filter((o) => o.kind === 'ApplicationSet')) {
+      assert.equal((set.spec!.syncPolicy as Record<string, unknown> | undefined)?.applicationsSync, undefined, set.metadata.name);
+    }
+  });
+
   it('refuses parameters the offering version does not accept', () => {
     assert.throws(() => renderInstance(catalog, instancePayload('studio', 'studio', { size: 'huge' }), INSTANCE_ID), TemplateError);
     assert.throws(() => renderInstance(catalog, instancePayload('studio', 'studio', { extra: 1 }), INSTANCE_ID), TemplateError);
