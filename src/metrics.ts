@@ -21,6 +21,8 @@ export interface Metrics {
   gitopsPushLastSuccess: Gauge;
   /** Webhook deliveries handled by the receivers, by source and outcome. */
   webhookDeliveries: Counter<'source' | 'outcome'>;
+  /** Reconciler passes that could not list Argo CD Applications, by reason (ApplicationListFailure). */
+  argocdApplicationListFailures: Counter<'reason'>;
 }
 
 export type WebhookDeliveryOutcome = 'processed' | 'duplicate' | 'ignored' | 'rejected' | 'failed';
@@ -63,6 +65,12 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}): Metr
       name: 'gitops_auto_merge_attempts_total',
       help: 'Merge attempts of auto-merge pull requests, by outcome: merged, waiting (not mergeable yet), conflict (needs a person), error.',
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    argocdApplicationListFailures: new Counter({
+      name: 'argocd_application_list_failures_total',
+      help: 'Reconciler passes that could not list Argo CD Applications, by reason: forbidden (RBAC: the service account cannot list applications.argoproj.io), unauthorized, expired (the list kept expiring mid-way), unavailable. The pass goes on without them.',
+      labelNames: ['reason'],
       registers: [registry],
     }),
     gitopsPushes: new Counter({

@@ -1,4 +1,4 @@
-import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { ApiException, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import type { ApplicationObservation } from '../domain/application-status.ts';
 import { INSTANCE_ID_LABEL, MANAGED_BY_SELECTOR } from '../gitops/labels.ts';
 
@@ -39,32 +39,81 @@ export function loadKubeConfig(kubeconfigPath: string | undefined): KubeConfig |
   return undefined;
 }
 
-/** Lists Applications through the Kubernetes API (CustomObjectsApi), page by page. */
+export type ApplicationListFailure = 'forbidden' | 'unauthorized' | 'expired' | 'unavailable';
+
+/** Why the Applications could not be listed, said so that an operator knows what to fix. */
+export class ApplicationListError extends Error {
+  readonly reason: ApplicationListFailure;
+  readonly status: number | undefined;
+  constructor(reason: ApplicationListFailure, status: number | undefined, message: string) {
+    super(message);
+    this.name = 'ApplicationListError';
+    this.reason = reason;
+    this.status = status;
+  }
+}
+
+/** A list restarted this many times on 410 (continue token expired) gives up for this pass. */
+const LIST_RESTARTS = 3;
+
+/**
+ * Lists Applications through the Kubernetes API (CustomObjectsApi), page by page. A continue
+ * token that expired mid-list (410 Gone: "start a new list without the continue parameter",
+ * Kubernetes API concepts, "Retrieving large results sets in chunks") restarts the list; a
+ * refusal is an ApplicationListError naming what is missing.
+ */
 export function createKubernetesApplicationLister(config: KubeConfig, namespace: string, pageSize = 200): ApplicationLister {
   const api = config.makeApiClient(CustomObjectsApi);
+  const page = (next: string | undefined) =>
+    api.listNamespacedCustomObject({
+      group: 'argoproj.io',
+      version: 'v1alpha1',
+      namespace,
+      plural: 'applications',
+      labelSelector: MANAGED_BY_SELECTOR,
+      limit: pageSize,
+      _continue: next,
+    }) as Promise<{ items?: ArgocdApplication[]; metadata?: { continue?: string } }>;
   return {
     async list() {
-      const items: ArgocdApplication[] = [];
-      let next: string | undefined;
-      do {
-        const page = (await api.listNamespacedCustomObject({
-          group: 'argoproj.io',
-          version: 'v1alpha1',
-          namespace,
-          plural: 'applications',
-          labelSelector: MANAGED_BY_SELECTOR,
-          limit: pageSize,
-          _continue: next,
-        })) as { items?: ArgocdApplication[]; metadata?: { continue?: string } };
-        items.push(...(page.items ?? []));
-        next = page.metadata?.continue || undefined;
-      } while (next);
-      return items;
+      for (let attempt = 0; ; attempt += 1) {
+        const items: ArgocdApplication[] = [];
+        let next: string | undefined;
+        try {
+          do {
+            const result = await page(next);
+            items.push(...(result.items ?? []));
+            next = result.metadata?.continue || undefined;
+          } while (next);
+          return items;
+        } catch (error) {
+          const status = error instanceof ApiException ? error.code : undefined;
+          if (status === 410 && next !== undefined && attempt < LIST_RESTARTS) continue;
+          throw listError(error, status, namespace);
+        }
+      }
     },
   };
 }
 
-/** The same observation a notification carries, read from the Application object. */
+function listError(error: unknown, status: number | undefined, namespace: string): ApplicationListError {
+  const detail = error instanceof Error ? error.message : String(error);
+  switch (status) {
+    case 403:
+      return new ApplicationListError(
+        'forbidden',
+        status,
+        `Kubernetes refused to list applications.argoproj.io in namespace ${namespace}: the service account needs a Role there with get, list and watch on applications (argoproj.io). ${detail}`,
+      );
+    case 401:
+      return new ApplicationListError('unauthorized', status, `Kubernetes did not accept the service's credentials (kubeconfig or service account token). ${detail}`);
+    case 410:
+      return new ApplicationListError('expired', status, `The list of applications in ${namespace} kept expiring mid-way (${LIST_RESTARTS + 1} attempts); the next pass starts again. ${detail}`);
+    default:
+      return new ApplicationListError('unavailable', status, `Listing applications in ${namespace} failed${status ? ` (HTTP ${status})` : ''}. ${detail}`);
+  }
+}
+
 export function observationFromApplication(app: ArgocdApplication): ApplicationObservation {
   const status = app.status ?? {};
   const operation = status.operationState;

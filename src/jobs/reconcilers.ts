@@ -7,7 +7,7 @@ import { findChangesOfPullRequest, openPullRequests, recordAutoMergeWaiting } fr
 import { recordPullRequestFate, type ChangeOutcome } from '../domain/changes/pull-request-fate.ts';
 import { autoMergeError } from '../domain/changes/change-publisher.ts';
 import type { Metrics } from '../metrics.ts';
-import { observationFromApplication, type ApplicationLister } from './argocd-applications.ts';
+import { ApplicationListError, observationFromApplication, type ApplicationLister, type ApplicationListFailure } from './argocd-applications.ts';
 import type { BackgroundTask } from './background-task.ts';
 import { runAsLeader } from './leader-lock.ts';
 import { createPeriodicTask } from './periodic-task.ts';
@@ -21,7 +21,7 @@ export interface ReconcileDeps {
   /** Undefined without a kubeconfig or in-cluster config: Applications are not polled. */
   applications: ApplicationLister | undefined;
   logger: Logger;
-  metrics?: Pick<Metrics, 'autoMergeAttempts'>;
+  metrics?: Pick<Metrics, 'autoMergeAttempts' | 'argocdApplicationListFailures'>;
   /** Reads the base branch back (convergence): the fallback for lost push webhooks. */
   converge?: () => Promise<unknown>;
   /** Where the PR reconciler's round stands (the last pull request number it read); one per task. */
@@ -148,8 +148,24 @@ export async function reconcileOnce(deps: ReconcileDeps) {
   return runAsLeader(deps.sequelize, RECONCILE_LOCK_KEY, async () => ({
     pullRequests: await reconcilePullRequests(deps),
     baseBranch: await deps.converge?.(),
-    applications: deps.applications ? await reconcileApplications({ ...deps, applications: deps.applications }) : undefined,
+    applications: deps.applications ? await reconcileApplicationsOrSay(deps, deps.applications) : undefined,
   }));
+}
+
+/**
+ * The Application pass, or, when Kubernetes refuses the list (RBAC missing, credentials
+ * refused, a list that keeps expiring), a warning that says what to fix and a metric: the
+ * webhook path still works, and the rest of the pass (pull requests, main) is not failed.
+ */
+async function reconcileApplicationsOrSay(deps: ReconcileDeps, applications: ApplicationLister): Promise<ApplicationReconcileResult | { skipped: ApplicationListFailure }> {
+  try {
+    return await reconcileApplications({ ...deps, applications });
+  } catch (error) {
+    if (!(error instanceof ApplicationListError)) throw error;
+    deps.metrics?.argocdApplicationListFailures.inc({ reason: error.reason });
+    deps.logger.warn({ reason: error.reason, status: error.status }, error.message);
+    return { skipped: error.reason };
+  }
 }
 
 export function createReconcilerTask(input: ReconcileDeps & { intervalMs: number }): BackgroundTask {
@@ -162,8 +178,9 @@ export function createReconcilerTask(input: ReconcileDeps & { intervalMs: number
       const run = await reconcileOnce(deps);
       if (!run.leader) return;
       const { pullRequests, applications } = run.result;
-      if (pullRequests.changes.length > 0 || (applications?.transitions.length ?? 0) > 0) {
-        deps.logger.info({ pullRequests: pullRequests.changes, applications: applications?.transitions }, 'reconciled what webhooks did not report');
+      const transitions = applications && 'transitions' in applications ? applications.transitions : [];
+      if (pullRequests.changes.length > 0 || transitions.length > 0) {
+        deps.logger.info({ pullRequests: pullRequests.changes, applications: transitions }, 'reconciled what webhooks did not report');
       }
     },
   });

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { createLogger } from '../../src/logger.ts';
+import { createMetrics } from '../../src/metrics.ts';
 import { LocalRepository } from '../../src/gitops/local/local-repository.ts';
 import { LocalPullRequests } from '../../src/gitops/local/local-pull-requests.ts';
 import { createKubernetesApplicationLister, type ArgocdApplication } from '../../src/jobs/argocd-applications.ts';
@@ -147,17 +148,56 @@ describe('reconcilers (webhooks switched off)', () => {
     assert.equal(await instanceState(sequelize, change.instanceId), 'deleted');
   });
 
-  it('concludes nothing when the Kubernetes API fails', async () => {
+  it('concludes nothing when the Kubernetes API fails, and the rest of the pass still runs', async () => {
     const head = (await repository.getBranch('main'))!;
     const change = await insertMergedChange(sequelize, { mergeCommitSha: head, state: 'deleting', desired: 'absent', kind: 'instance.delete' });
     kubernetes.setApplications([]);
     kubernetes.setFailure(503);
     try {
-      await assert.rejects(reconcileOnce(deps));
+      const run = await reconcileOnce(deps);
+      assert.ok(run.leader);
+      assert.deepEqual(run.result.applications, { skipped: 'unavailable' });
     } finally {
       kubernetes.setFailure(undefined);
     }
     assert.equal(await instanceState(sequelize, change.instanceId), 'deleting');
+  });
+
+  it('says what RBAC is missing when Kubernetes refuses the list (403), counts it, and fails nothing else', async () => {
+    const metrics = createMetrics({ collectDefaults: false });
+    const warnings: { fields: Record<string, unknown>; message: string }[] = [];
+    const logger = createLogger('silent');
+    const listening = Object.assign(Object.create(logger) as typeof logger, {
+      warn: (fields: Record<string, unknown>, message: string) => warnings.push({ fields, message }),
+    });
+    kubernetes.setForbidden(true);
+    try {
+      const run = await reconcileOnce({ ...deps, metrics, logger: listening });
+      assert.ok(run.leader);
+      assert.deepEqual(run.result.applications, { skipped: 'forbidden' });
+    } finally {
+      kubernetes.setForbidden(false);
+    }
+    assert.equal(warnings.length, 1);
+    assert.equal(warnings[0]!.fields.reason, 'forbidden');
+    assert.match(warnings[0]!.message, /needs a Role there with get, list and watch on applications \(argoproj\.io\)/);
+    const counted = (await metrics.argocdApplicationListFailures.get()).values.find((v) => v.labels.reason === 'forbidden');
+    assert.equal(counted?.value, 1);
+  });
+
+  it('starts the list again when a continue token expires mid-way (410), and reads every Application', async () => {
+    const head = (await repository.getBranch('main'))!;
+    const changes = await Promise.all([1, 2, 3].map(() => insertMergedChange(sequelize, { mergeCommitSha: head, state: 'syncing' })));
+    kubernetes.setApplications(changes.map((c) => application(c.instanceId, head)));
+    kubernetes.expireContinueTokens(1);
+    const before = kubernetes.requests.length;
+    const run = await reconcileOnce(deps);
+    assert.ok(run.leader);
+    const result = run.result.applications;
+    assert.ok(result && 'applications' in result, JSON.stringify(result));
+    assert.equal(result.applications, 3, 'a page size of 2: the second page expired once, the list started again');
+    const lists = kubernetes.requests.slice(before).map((r) => r.query.get('continue') ?? '');
+    assert.deepEqual(lists, ['', '2', '', '2'], 'page one, page two expired, page one again, page two');
   });
 
   it('runs on one replica at a time (advisory lock)', async () => {

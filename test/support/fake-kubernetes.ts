@@ -10,6 +10,10 @@ export interface FakeKubernetes {
   setApplications(applications: object[]): void;
   /** Answers every request with this status (an outage) until set back to undefined. */
   setFailure(status: number | undefined): void;
+  /** Answers 403 as the RBAC authorizer does while the service account may not list Applications. */
+  setForbidden(forbidden: boolean): void;
+  /** The next `count` requests that carry a continue token answer 410 Expired, as for a token older than etcd's compaction. */
+  expireContinueTokens(count: number): void;
   requests: Array<{ method: string; path: string; query: URLSearchParams; authorization: string | undefined }>;
   close(): Promise<void>;
 }
@@ -29,6 +33,8 @@ const TOKEN = 'fake-kubernetes-token';
 export async function startFakeKubernetes(): Promise<FakeKubernetes> {
   let applications: Stored[] = [];
   let failure: number | undefined;
+  let forbidden = false;
+  let expiring = 0;
   const requests: FakeKubernetes['requests'] = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://fake');
@@ -42,6 +48,31 @@ export async function startFakeKubernetes(): Promise<FakeKubernetes> {
     const match = LIST.exec(url.pathname);
     if (req.method !== 'GET' || !match) return send(404, { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404 });
     const namespace = decodeURIComponent(match[1]!);
+    // The RBAC authorizer's refusal, worded as kube-apiserver words it (a Status, reason Forbidden).
+    if (forbidden) {
+      return send(403, {
+        kind: 'Status',
+        apiVersion: 'v1',
+        status: 'Failure',
+        reason: 'Forbidden',
+        code: 403,
+        message: `applications.argoproj.io is forbidden: User "system:serviceaccount:cmp:cmp-control-plane" cannot list resource "applications" in API group "argoproj.io" in the namespace "${namespace}"`,
+        details: { group: 'argoproj.io', kind: 'applications' },
+      });
+    }
+    // Kubernetes API concepts, "Retrieving large results sets in chunks": an expired continue
+    // token is answered 410 Gone (reason Expired); the client must start the list again.
+    if (url.searchParams.get('continue') && expiring > 0) {
+      expiring -= 1;
+      return send(410, {
+        kind: 'Status',
+        apiVersion: 'v1',
+        status: 'Failure',
+        reason: 'Expired',
+        code: 410,
+        message: 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.',
+      });
+    }
     const selector = parseSelector(url.searchParams.get('labelSelector') ?? '');
     const matching = applications.filter(
       (app) => (app.metadata.namespace ?? 'argocd') === namespace && selector.every(([key, value]) => app.metadata.labels?.[key] === value),
@@ -59,6 +90,8 @@ export async function startFakeKubernetes(): Promise<FakeKubernetes> {
     requests,
     setApplications: (list) => (applications = structuredClone(list) as Stored[]),
     setFailure: (status) => (failure = status),
+    setForbidden: (value) => (forbidden = value),
+    expireContinueTokens: (count) => (expiring = count),
     kubeConfig: () => {
       const config = new KubeConfig();
       config.loadFromOptions({
