@@ -68,15 +68,19 @@ export async function applyInstanceEvent(
  * webhooks and workers see duplicates and stale events, and decide themselves what they mean.
  */
 export async function applyInstanceEvents(sequelize: Sequelize, tx: Transaction, events: InstanceEventInput[]): Promise<AppliedInstanceEvent[]> {
-  const requested = events.length;
   if (events.length === 0) return [];
+  const requested = events.length;
   // One path, one instance: an instance main holds displaces any other live instance of its
   // name (a person merged an old create after the name was taken again); those are derived
   // again in the same batch, so that the name's holder changes in one transaction.
   const displacedBy = await displacedInstances(sequelize, tx, [...new Set(events.map((e) => e.instanceId))]);
-  for (const [displaced, holder] of displacedBy) {
-    events = [...events, { instanceId: displaced, event: 'main.observed', cause: { cause: 'git.name-held', actor: 'git', lastError: `Main holds another instance (${holder}) at this instance's path; this one yields the name.`, detail: { holder } } }];
-  }
+  events = events.concat(
+    [...displacedBy].map(([displaced, holder]): InstanceEventInput => ({
+      instanceId: displaced,
+      event: 'main.observed',
+      cause: { cause: 'git.name-held', actor: 'git', lastError: `Main holds another instance (${holder}) at this instance's path; this one yields the name.`, detail: { holder } },
+    })),
+  );
   const ids = [...new Set(events.map((e) => e.instanceId))].sort();
   const rows = await sequelize.query<FactsRow>(
     `SELECT i.id, i.state, i.observed_state, i.ever_present, i.health, i.suspended, c.kind AS latest_kind, c.status AS latest_status,
