@@ -52,10 +52,6 @@ const CHANGE_CAUSE: Record<ChangeEvent, string> = {
 
 const EXTERNAL_EVENTS: InstanceEventType[] = ['sync.healthy', 'sync.degraded', 'sync.failed', 'app.gone', 'wallet.exhausted'];
 
-/** The facts, and whether main has been read back since the latest change merged. */
-interface ExploredFacts extends InstanceFacts {
-  readBack: boolean;
-}
 
 /**
  * Every way the service changes an instance's facts, with the cause it records: the latest
@@ -66,8 +62,8 @@ interface ExploredFacts extends InstanceFacts {
  * are left out: they can put any instance's directory there or take it away at any moment, and
  * would join nearly every pair of states.
  */
-function factMoves(facts: ExploredFacts): { cause: string; facts: ExploredFacts }[] {
-  const moves: { cause: string; facts: ExploredFacts }[] = [];
+function factMoves(facts: InstanceFacts): { cause: string; facts: InstanceFacts }[] {
+  const moves: { cause: string; facts: InstanceFacts }[] = [];
   const latest = facts.latest;
   if (latest) {
     for (const event of CHANGE_EVENTS) {
@@ -84,7 +80,7 @@ function factMoves(facts: ExploredFacts): { cause: string; facts: ExploredFacts 
   if (state !== 'deleted') request('instance.delete', 'delete.requested');
   if (latest?.status === 'merged' && !facts.readBack) {
     // A changed directory resets Argo CD's word, except that a gone Application stays gone while absent.
-    const observed: ExploredFacts =
+    const observed: InstanceFacts =
       latest.kind === 'instance.delete'
         ? { ...facts, observed: 'absent', health: facts.health === 'gone' ? 'gone' : 'unknown', suspended: false, readBack: true }
         : { ...facts, observed: 'present', everPresent: true, health: 'unknown', readBack: true };
@@ -98,8 +94,8 @@ function factMoves(facts: ExploredFacts): { cause: string; facts: ExploredFacts 
 
 /** The instance state machine: every state change reachable from a new instance's facts. */
 export function instanceStateDiagram(): string {
-  const initial: ExploredFacts = { observed: 'absent', everPresent: false, latest: { kind: 'instance.create', status: 'pending' }, health: 'unknown', suspended: false, displaced: false, readBack: true };
-  const key = (f: ExploredFacts) => JSON.stringify([f.observed, f.everPresent, f.latest?.kind, f.latest?.status, f.health, f.suspended, f.displaced, f.readBack]);
+  const initial: InstanceFacts = { observed: 'absent', everPresent: false, latest: { kind: 'instance.create', status: 'pending' }, health: 'unknown', suspended: false, displaced: false, readBack: true };
+  const key = (f: InstanceFacts) => JSON.stringify([f.observed, f.everPresent, f.latest?.kind, f.latest?.status, f.health, f.suspended, f.displaced, f.readBack]);
   const seen = new Set([key(initial)]);
   const queue = [initial];
   const edges: Edge[] = [];

@@ -39,6 +39,7 @@ interface FactsRow {
   latest_kind: InstanceChangeKind | null;
   latest_status: ChangeStatus | null;
   displaced: boolean;
+  read_back: boolean;
 }
 
 /** Locks instance rows in id order (so two callers cannot deadlock); lock instances before their change rows. */
@@ -88,7 +89,8 @@ export async function applyInstanceEvents(sequelize: Sequelize, tx: Transaction,
               SELECT 1 FROM instances o
                WHERE o.organization_id = i.organization_id AND o.name = i.name AND o.id <> i.id
                  AND (o.observed_state = 'present' OR (o.state <> 'deleted' AND NOT o.id = ANY (CAST(:displaced AS uuid[]))))
-            ) AS displaced
+            ) AS displaced,
+            c.status IS DISTINCT FROM 'merged' OR i.observed_at >= c.updated_at AS read_back
        FROM instances i LEFT JOIN change_requests c ON c.id = i.last_change_id
       WHERE i.id IN (:ids) ORDER BY i.id FOR UPDATE OF i`,
     { type: QueryTypes.SELECT, replacements: { ids, displaced: `{${[...displacedBy.keys()].join(',')}}` }, transaction: tx },
@@ -187,5 +189,6 @@ function factsOf(row: FactsRow): InstanceFacts {
     health: row.health,
     suspended: row.suspended,
     displaced: row.displaced,
+    readBack: row.read_back === true,
   };
 }

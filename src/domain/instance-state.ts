@@ -44,6 +44,13 @@ export interface InstanceFacts {
    * it is the live instance of the name while main holds neither. One path, one instance.
    */
   displaced: boolean;
+  /**
+   * Main was read after the latest change merged (true while it has not merged): a merged
+   * delete whose directory is still there once main has been read removed nothing (it was cut
+   * from a main that did not hold the instance yet, or a stale merge put it back), and main,
+   * not the delete, is what runs.
+   */
+  readBack: boolean;
 }
 
 /** The state these facts put the instance in. Pure and total. */
@@ -52,8 +59,8 @@ export function deriveInstanceState(facts: InstanceFacts): InstanceState {
   // Main cannot hold it (the path is another instance's): whatever its changes say, it ended.
   if (facts.displaced && facts.observed === 'absent') return 'deleted';
   if (facts.observed === 'present') {
-    // A merged delete: main holds it until the merge is read back (or a stale merge put it back).
-    if (facts.latest?.kind === 'instance.delete' && facts.latest.status !== 'closed' && facts.latest.status !== 'failed' && facts.latest.status !== 'superseded') return 'deleting';
+    // A delete on its way, or merged and main not read back since: the directory is leaving.
+    if (inFlight?.kind === 'instance.delete' || (facts.latest?.kind === 'instance.delete' && facts.latest.status === 'merged' && !facts.readBack)) return 'deleting';
     if (inFlight?.kind === 'instance.update') return 'updating';
     if (facts.suspended) return 'suspended';
     switch (facts.health) {

@@ -61,6 +61,15 @@ describe('convergence: the database reads the base branch back', () => {
     return { org, instanceId, instanceName, changeId, dir: `tenants/${org.orgSlug}/apps/${instanceName}` };
   }
 
+  /** The instance's delete change, pending. */
+  const insertDelete = (org: { orgId: string; orgSlug: string }, instanceId: string, instanceName: string) =>
+    insertChange(sequelize, {
+      kind: 'instance.delete',
+      orgId: org.orgId,
+      instanceId,
+      payload: { org: org.orgSlug, project: 'default', instanceName, offering: 'studio', role: 'studio' },
+    });
+
   it('reads a merge back: main holds the instance since its merge commit', async () => {
     const { instanceId } = await deployed();
     const after = await row(instanceId);
@@ -95,6 +104,25 @@ describe('convergence: the database reads the base branch back', () => {
     const after = await row(instanceId);
     assert.equal(after.observed_state, 'absent');
     assert.equal(after.state, 'deleting');
+  });
+
+  it('an engineer puts back the directory a merged delete removed: the instance follows main and runs, it is not deleting for ever', async () => {
+    // The model-based suite's open failure (an instance left deleting while main held it and Argo
+    // CD said Healthy) reduced to a sequence that needs no race: nothing of ours wrote what main
+    // holds, so nothing is proposed, and only "main was read after the delete merged" ends it.
+    const { org, instanceId, instanceName, dir } = await deployed();
+    const files = (await gitops.git('ls-tree', '-r', '--name-only', 'main', `${dir}/`)).split('\n').filter(Boolean);
+    const contents = await Promise.all(files.map(async (path) => ({ path, content: `${await gitops.git('show', `main:${path}`)}\n` })));
+    const removal = await insertDelete(org, instanceId, instanceName);
+    await gitops.worker().runOnce();
+    await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, removal, 'a person');
+    assert.deepEqual(await row(instanceId).then((r) => [r.observed_state, r.state]), ['absent', 'deleting']);
+    await engineerCommits(contents, 'Bring the studio back: it was deleted by mistake');
+    await gitops.converge();
+    const after = await row(instanceId);
+    assert.equal(after.observed_state, 'present');
+    assert.equal(after.state, 'syncing', 'main holds it: it is deployed, whatever the merged delete said');
+    assert.equal(after.drift, null, "an engineer's commit is followed, not undone");
   });
 
   it('reports a directory no instance owns, in the audit, until it is gone', async () => {
@@ -165,12 +193,7 @@ describe('convergence: the database reads the base branch back', () => {
     const { instanceId, instanceName } = await insertInstance(sequelize, org, { offering: 'studio', role: 'studio' });
     const create = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: instanceWritePayload(org.orgSlug, instanceName, { parameters: {} }) });
     await gitops.worker().runOnce();
-    const removal = await insertChange(sequelize, {
-      kind: 'instance.delete',
-      orgId: org.orgId,
-      instanceId,
-      payload: { org: org.orgSlug, project: 'default', instanceName, offering: 'studio', role: 'studio' },
-    });
+    const removal = await insertDelete(org, instanceId, instanceName);
     await gitops.worker().runOnce();
     await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, create, 'a person');
     assert.equal((await row(instanceId)).observed_state, 'present');

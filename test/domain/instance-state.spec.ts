@@ -11,6 +11,7 @@ const facts = (over: Partial<InstanceFacts> = {}): InstanceFacts => ({
   health: 'unknown',
   suspended: false,
   displaced: false,
+  readBack: true,
   ...over,
 });
 
@@ -36,6 +37,13 @@ describe('instance state, derived from facts', () => {
     const removed = { ...present, observed: 'absent' as const, latest: { kind: 'instance.delete' as const, status: 'merged' as const } };
     assert.equal(deriveInstanceState(removed), 'deleting');
     assert.equal(deriveInstanceState(applyEventToFacts(removed, 'app.gone')), 'deleted');
+  });
+
+  it('a merged delete that left the directory on main, once main is read back, yields to main: it runs, it is not deleting for ever', () => {
+    const present = facts({ observed: 'present', everPresent: true, health: 'healthy', latest: { kind: 'instance.delete', status: 'merged' }, readBack: false });
+    assert.equal(deriveInstanceState(present), 'deleting', 'merged, main not read since');
+    assert.equal(deriveInstanceState({ ...present, readBack: true }), 'ready', 'read back: main holds it, so it runs');
+    assert.equal(deriveInstanceState({ ...present, readBack: true, health: 'unknown' }), 'syncing');
   });
 
   it('an Application gone while main still holds the instance is not a deletion', () => {
@@ -72,6 +80,7 @@ describe('instance state, derived from facts', () => {
       health: fc.constantFrom(...HEALTHS),
       suspended: fc.boolean(),
       displaced: fc.boolean(),
+      readBack: fc.boolean(),
     });
     fc.assert(
       fc.property(arbitraryFacts, (f) => {
@@ -82,6 +91,11 @@ describe('instance state, derived from facts', () => {
         if (state === 'ready') assert.equal(f.observed, 'present');
         // One path, one instance: one whose name another holds is deleted, unless main holds it.
         if (f.displaced && f.observed === 'absent') assert.equal(state, 'deleted');
+        // Deleting while main holds it only while a delete is on its way: never for good.
+        if (state === 'deleting' && f.observed === 'present') {
+          assert.equal(f.latest?.kind, 'instance.delete');
+          assert.ok(f.latest.status === 'pending' || f.latest.status === 'open' || (f.latest.status === 'merged' && !f.readBack), JSON.stringify(f));
+        }
       }),
     );
   });
