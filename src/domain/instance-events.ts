@@ -2,6 +2,7 @@ import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { NotFoundError } from '../errors.ts';
 import type { InstanceChangeKind } from './changes/change-kinds.ts';
 import type { ChangeStatus } from './changes/change-status.ts';
+import { moveChanges, supersedableChangesOf } from './changes/change-requests.ts';
 import { applyEventToFacts, deriveInstanceState, type Health, type InstanceEventType, type InstanceFacts, type InstanceState } from './instance-state.ts';
 import { applySetupFeeOutcome } from './billing/instance-billing.ts';
 
@@ -75,11 +76,21 @@ export async function applyInstanceEvents(sequelize: Sequelize, tx: Transaction,
   // name (a person merged an old create after the name was taken again); those are derived
   // again in the same batch, so that the name's holder changes in one transaction.
   const displacedBy = await displacedInstances(sequelize, tx, [...new Set(events.map((e) => e.instanceId))]);
+  // Their changes on the way are withdrawn (their pull requests closed by the withdrawal outbox):
+  // merging one would put the yielding instance back over the one main holds.
+  const withdrawn = await moveChanges(sequelize, tx, await supersedableChangesOf(sequelize, tx, [...displacedBy.keys()]), 'superseded', {
+    lastError: 'Main holds another instance at this path: the instance this change is for yielded its name.',
+  });
   events = events.concat(
     [...displacedBy].map(([displaced, holder]): InstanceEventInput => ({
       instanceId: displaced,
       event: 'main.observed',
-      cause: { cause: 'git.name-held', actor: 'git', lastError: `Main holds another instance (${holder}) at this instance's path; this one yields the name.`, detail: { holder } },
+      cause: {
+        cause: 'git.name-held',
+        actor: 'git',
+        lastError: `Main holds another instance (${holder}) at this instance's path; this one yields the name.`,
+        detail: { holder, withdrawn: withdrawn.filter((m) => m.instanceId === displaced).map((m) => m.changeId) },
+      },
     })),
   );
   const ids = [...new Set(events.map((e) => e.instanceId))].sort();

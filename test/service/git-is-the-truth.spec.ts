@@ -267,7 +267,7 @@ describe('Git is the truth: the database agrees with main whatever people do in 
     await personMerges(removal);
     await eventually('the old instance deleted', () => instance(old), (v) => v.state === 'deleted');
     const fresh = await create('seq-six');
-    await opened(fresh, 'instance.create');
+    const freshCreation = await opened(fresh, 'instance.create');
     await personSets(creation, 'open');
     await personMerges(creation);
     assert.equal(await onMain('seq-six'), true);
@@ -277,6 +277,11 @@ describe('Git is the truth: the database agrees with main whatever people do in 
     const yielded = await eventually('the new instance yields the name', () => instance(fresh), (v) => v.state === 'deleted');
     assert.equal(yielded.state, 'deleted');
     assert.equal(await hold(fresh), 'voided', 'it never ran: its setup-fee hold is released');
+    assert.equal(yielded.changes.at(-1)!.status, 'superseded', "the yielding instance's create is withdrawn");
+    // Its pull request is closed: merged, it would put the yielding instance back over the one main holds.
+    await eventually("the yielding instance's pull request closed", async () => (await person.getPullRequest(freshCreation.number))?.state, (state) => state === 'closed');
+    const [closed] = await db.query<{ body: string }>('SELECT body FROM local_pull_requests WHERE number = $n', { type: QueryTypes.SELECT, bind: { n: freshCreation.number } });
+    assert.match(closed!.body, /withdrawn: main holds another instance at its path/);
     assert.equal((await api('POST', '/instances', { org, offering: 'studio', name: 'seq-six' })).status, 409, 'the name is held by what main holds');
     // Convergence still reads main for everyone: the next merge is observed.
     const other = await create('seq-six-after');

@@ -136,11 +136,13 @@ export async function moveChanges(
   return moves.map(({ open: _open, ...move }) => move);
 }
 
-/** The instance's changes that a new request replaces: pending or open, locked (the instance is locked already). */
-export async function supersedableChangesOf(sequelize: Sequelize, tx: Transaction, instanceId: string): Promise<ChangeRow[]> {
+/** The instances' changes that a new request (or the name's holder) replaces: pending or open, locked (the instances are locked already). */
+export async function supersedableChangesOf(sequelize: Sequelize, tx: Transaction, instanceIds: string | string[]): Promise<ChangeRow[]> {
+  const ids = typeof instanceIds === 'string' ? [instanceIds] : instanceIds;
+  if (ids.length === 0) return [];
   return sequelize.query<ChangeRow>(
-    `SELECT ${COLUMNS} FROM change_requests WHERE instance_id = $id AND status IN ('pending', 'open') ORDER BY created_at, id FOR UPDATE`,
-    { type: QueryTypes.SELECT, bind: { id: instanceId }, transaction: tx },
+    `SELECT ${COLUMNS} FROM change_requests WHERE instance_id = ANY($ids) AND status IN ('pending', 'open') ORDER BY created_at, id FOR UPDATE`,
+    { type: QueryTypes.SELECT, bind: { ids }, transaction: tx },
   );
 }
 

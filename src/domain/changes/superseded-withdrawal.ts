@@ -53,10 +53,9 @@ export async function withdrawSuperseded(deps: WithdrawalDeps, limit = 10): Prom
       const live = row.changes.filter((c) => c.status === 'pending' || c.status === 'open');
       if (live.length === 0 && !row.changes.some((c) => c.status === 'merged')) {
         const by = [...new Set(superseded.map((c) => c.superseded_by).filter(Boolean))];
-        const pr = await deps.repository.closePullRequest(
-          n,
-          `Closed by the control plane: ${superseded.length === 1 ? 'its change was' : 'its changes were'} superseded by a later request (${by.map((id) => `change \`${id}\``).join(', ')}).`,
-        );
+        // No superseding change: the instance yielded its name to the one main holds at its path.
+        const why = by.length > 0 ? `superseded by a later request (${by.map((id) => `change \`${id}\``).join(', ')})` : 'withdrawn: main holds another instance at its path';
+        const pr = await deps.repository.closePullRequest(n, `Closed by the control plane: ${superseded.length === 1 ? 'its change was' : 'its changes were'} ${why}.`);
         if (pr.state === 'merged') {
           // A person merged it first: what main holds is read back by convergence.
           await recordPullRequestFate(sequelize, tx, { number: n, branch: row.branch, state: 'merged', mergeCommitSha: pr.mergeCommitSha }, { cause: 'withdrawal.merged', actor: 'control-plane' });
