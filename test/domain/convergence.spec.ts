@@ -125,6 +125,29 @@ describe('convergence: the database reads the base branch back', () => {
     assert.equal(after.drift, null, "an engineer's commit is followed, not undone");
   });
 
+  it('reads an instance again when its merge was recorded after the read that saw it, even though main has not moved since', async () => {
+    // Found by the model-based suite (seed 20261128, run 144 of 2,000): a merged delete recorded
+    // by its webhook's transaction, which began after convergence's read of the same head, left
+    // the instance 'deleting' (main read before the merge, as far as the timestamps say) until the
+    // next commit to any tenant. The late record is set here by hand: the race is that narrow.
+    const { org, instanceId, instanceName } = await deployed();
+    const removal = await insertDelete(org, instanceId, instanceName);
+    await gitops.worker().runOnce();
+    await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, removal, 'a person');
+    await sequelize.query(
+      "UPDATE change_requests c SET updated_at = i.observed_at + interval '1 millisecond' FROM instances i WHERE i.id = $instance AND c.id = $id",
+      { bind: { id: removal, instance: instanceId } },
+    );
+    const result = await gitops.converge();
+    assert.ok(result, 'main has not moved, but the instance is unsettled: it is read again');
+    const [read] = await sequelize.query<{ read_back: boolean }>(
+      'SELECT i.observed_at >= c.updated_at AS read_back FROM instances i JOIN change_requests c ON c.id = i.last_change_id WHERE i.id = $id',
+      { type: QueryTypes.SELECT, bind: { id: instanceId } },
+    );
+    assert.equal(read!.read_back, true);
+    assert.equal(await gitops.converge(), undefined, 'once read, a pass with main unmoved does nothing');
+  });
+
   it('reports a directory no instance owns, in the audit, until it is gone', async () => {
     const org = await insertOrganization(sequelize);
     const stray = `tenants/${org.orgSlug}/apps/hand-made`;

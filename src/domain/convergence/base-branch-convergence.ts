@@ -67,22 +67,28 @@ export async function convergeToBaseBranch(deps: ConvergenceDeps, move?: BaseBra
   const [recorded] = await sequelize.query<{ sha: string }>('SELECT sha FROM base_branch_heads WHERE branch = $branch', { type: QueryTypes.SELECT, bind: { branch } });
   const from = recorded?.sha;
   const head = move && move.before === from ? move.after : await repository.getBranch(branch);
-  if (!head || head === from) return undefined;
+  if (!head) return undefined;
+  // Instances whose latest change merged after main was last read for them are read too, even
+  // where no commit touched their directory (a delete cut from a main that did not hold the
+  // instance yet removes nothing, and only reading the directory shows it is still there), and
+  // even when main has not moved: the merge may have been recorded (by its webhook) just after
+  // the read that saw it, and the instance would wait for the next commit to anyone's tenant.
+  const unsettled = await unsettledDirs(sequelize);
+  if (head === from && unsettled.length === 0) return undefined;
   // A recorded head main no longer contains (a force-push, a repository restored from elsewhere)
   // says nothing about what changed since: read every tenant directory, as on the first read.
-  const continues = from !== undefined && (await repository.isAncestor(from, head).catch(() => false));
+  const continues = from !== undefined && (head === from || (await repository.isAncestor(from, head).catch(() => false)));
   const commits = !continues
     ? await repository.compareCommits(undefined, head)
-    : move && move.before === from && move.after === head
-      ? move.commits
-      : await repository.compareCommits(from, head);
+    : head === from
+      ? []
+      : move && move.before === from && move.after === head
+        ? move.commits
+        : await repository.compareCommits(from, head);
 
   const dirs = new Set<string>();
   for (const commit of commits) for (const path of commit.paths) addDir(dirs, path);
-  // Instances whose latest change merged after main was last read for them are read too, even
-  // where no commit touched their directory: a delete cut from a main that did not hold the
-  // instance yet removes nothing, and only reading the directory shows it is still there.
-  for (const dir of await unsettledDirs(sequelize)) dirs.add(dir);
+  for (const dir of unsettled) dirs.add(dir);
   let contents: Map<string, Map<string, string>>;
   if (!continues) {
     const all = (await repository.readDirectories(head, ['tenants'])).get('tenants')!;
@@ -105,6 +111,7 @@ export async function convergeToBaseBranch(deps: ConvergenceDeps, move?: BaseBra
     await lockInstances(sequelize, tx, instances.map((i) => i.id));
 
     const events: InstanceEventInput[] = [];
+    const readAbsent: string[] = [];
     for (const dir of dirs) {
       const observed = readObservedDirectory(contents.get(dir) ?? new Map());
       const present = (contents.get(dir)?.size ?? 0) > 0;
@@ -121,7 +128,11 @@ export async function convergeToBaseBranch(deps: ConvergenceDeps, move?: BaseBra
       for (const instance of atPath) {
         const mine = instance === owner;
         const wroteHere = ours.wroteOnMain.has(instance.id);
-        if (!mine && instance.observed_state === 'absent' && !wroteHere) continue;
+        if (!mine && instance.observed_state === 'absent' && !wroteHere) {
+          // Still absent: nothing to record, but read (it is settled, not read again each pass).
+          readAbsent.push(instance.id);
+          continue;
+        }
         result.observed += 1;
         await recordObservation(sequelize, tx, instance, mine ? observed : undefined, lastCommit?.commit.sha ?? head, lastCommit !== undefined, wroteHere);
         const external = landings.filter(({ commit, landing }) => (landing.kind === 'external' || ours.external.has(commit.sha)) && commit.paths.some((p) => p.startsWith(`${dir}/`)));
@@ -149,6 +160,7 @@ export async function convergeToBaseBranch(deps: ConvergenceDeps, move?: BaseBra
       }
     }
     await applyInstanceEvents(sequelize, tx, events);
+    if (readAbsent.length > 0) await sequelize.query('UPDATE instances SET observed_at = now() WHERE id = ANY($ids)', { bind: { ids: readAbsent }, transaction: tx });
     await sequelize.query('UPDATE base_branch_heads SET sha = $sha, observed_at = now() WHERE branch = $branch', { bind: { branch, sha: head }, transaction: tx });
     return result;
   });
