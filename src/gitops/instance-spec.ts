@@ -67,7 +67,8 @@ export function readObservedDirectory(files: Map<string, string>): ObservedDirec
   return { instanceId: undefined, spec: undefined };
 }
 
-function parseSpec(value: unknown): InstanceSpec | undefined {
+/** The spec a `gsv.io/spec` annotation carries; undefined when it is missing or not ours. */
+export function parseSpec(value: unknown): InstanceSpec | undefined {
   if (typeof value !== 'string') return undefined;
   try {
     const spec = JSON.parse(value) as Partial<InstanceSpec>;

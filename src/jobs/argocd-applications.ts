@@ -1,15 +1,17 @@
 import { ApiException, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import type { ApplicationObservation } from '../domain/application-status.ts';
-import { INSTANCE_ID_LABEL, MANAGED_BY_SELECTOR } from '../gitops/labels.ts';
+import { subjectOf } from '../domain/application-sync.ts';
+import { INSTANCE_SPEC_ANNOTATION } from '../gitops/instance-spec.ts';
+import { MANAGED_BY_SELECTOR } from '../gitops/labels.ts';
 
 /** The parts of an argoproj.io/v1alpha1 Application this service reads. */
 export interface ArgocdApplication {
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; deletionTimestamp?: string | null };
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; deletionTimestamp?: string | null };
   status?: {
     sync?: { status?: string; revision?: string };
     health?: { status?: string; message?: string };
     reconciledAt?: string;
-    operationState?: { phase?: string; finishedAt?: string; message?: string; syncResult?: { revision?: string } };
+    operationState?: { phase?: string; startedAt?: string; finishedAt?: string; message?: string; syncResult?: { revision?: string } };
   };
 }
 
@@ -120,13 +122,15 @@ export function observationFromApplication(app: ArgocdApplication): ApplicationO
   const sync = status.sync?.status ?? 'Unknown';
   return {
     application: app.metadata.name,
-    instanceId: app.metadata.labels?.[INSTANCE_ID_LABEL],
+    subject: subjectOf(app.metadata.labels),
+    spec: app.metadata.annotations?.[INSTANCE_SPEC_ANNOTATION] ?? null,
     syncStatus: SYNC_STATUSES.has(sync) ? (sync as ApplicationObservation['syncStatus']) : 'Unknown',
     syncRevision: status.sync?.revision ?? null,
     operation:
       operation?.phase && PHASES.has(operation.phase)
         ? {
             phase: operation.phase as NonNullable<ApplicationObservation['operation']>['phase'],
+            startedAt: operation.startedAt ?? null,
             finishedAt: operation.finishedAt ?? null,
             revision: operation.syncResult?.revision ?? null,
             message: operation.message ?? null,

@@ -118,9 +118,10 @@ export async function reconcileApplications(deps: ReconcileDeps & { applications
   const applications = await deps.applications.list();
   const result: ApplicationReconcileResult = { applications: applications.length, transitions: [] };
   const present = new Set<string>();
-  for (const application of applications) {
-    const observation = observationFromApplication(application);
-    if (observation.instanceId) present.add(observation.instanceId);
+  // Parents first: an instance's verdict needs both, and the child's word is judged last.
+  const observations = applications.map(observationFromApplication).sort((a, b) => tierRank(a) - tierRank(b));
+  for (const observation of observations) {
+    if (observation.subject?.tier === 'child') present.add(observation.subject.instanceId);
     const outcome = await deps.sequelize.transaction((tx) =>
       applyApplicationObservation(deps, tx, observation, { cause: 'reconciler.argocd', actor: 'control-plane' }),
     );
@@ -142,6 +143,8 @@ export async function reconcileApplications(deps: ReconcileDeps & { applications
   }
   return result;
 }
+
+const tierRank = (observation: { subject: { tier: string } | undefined }) => (observation.subject?.tier === 'parent' ? 0 : 1);
 
 /** Both reconcilers, on the leader replica only. */
 export async function reconcileOnce(deps: ReconcileDeps) {

@@ -1,7 +1,7 @@
 import type { Sequelize } from 'sequelize';
 import type { ApplicationObservation } from '../domain/application-status.ts';
-import { applyApplicationObservation, prefetchAncestry, type ApplicationSyncDeps, type ObservationOutcome } from '../domain/application-sync.ts';
-import { INSTANCE_ID_LABEL } from '../gitops/labels.ts';
+import { createHash } from 'node:crypto';
+import { applyApplicationObservation, prefetchAncestry, subjectOf, type ApplicationSyncDeps, type ObservationOutcome } from '../domain/application-sync.ts';
 import type { ArgocdNotification } from './argocd-notification.ts';
 import { processDelivery } from './webhook-deliveries.ts';
 
@@ -11,11 +11,12 @@ export function observationFromNotification(notification: ArgocdNotification): A
   const operation = notification.operation;
   return {
     application: notification.app.name,
-    instanceId: notification.app.labels?.[INSTANCE_ID_LABEL],
+    subject: subjectOf(notification.app.labels),
+    spec: notification.app.instanceSpec ?? null,
     syncStatus: notification.sync.status,
     syncRevision: notification.sync.revision,
     operation: operation
-      ? { phase: operation.phase, finishedAt: operation.finishedAt, revision: operation.syncResultRevision, message: operation.message ?? null }
+      ? { phase: operation.phase, startedAt: operation.startedAt ?? null, finishedAt: operation.finishedAt, revision: operation.syncResultRevision, message: operation.message ?? null }
       : null,
     healthStatus: notification.health.status,
     healthMessage: notification.health.message ?? null,
@@ -29,7 +30,8 @@ export function observationFromNotification(notification: ArgocdNotification): A
  * notification is identified by what it reports: application, revision, operation phase and
  * finishedAt; plus health status, when it was assessed, and deletion, because a health change
  * (Degraded after a Succeeded sync) or a fresher assessment of the same sync reports the same
- * operation and must not be mistaken for a retry. A retry resends the same body, same key.
+ * operation and must not be mistaken for a retry; and the spec the instance Application carries.
+ * A retry resends the same body, same key.
  */
 export function notificationKey(notification: ArgocdNotification): string {
   const app = notification.app;
@@ -41,6 +43,8 @@ export function notificationKey(notification: ArgocdNotification): string {
     notification.health.status,
     notification.health.observedAt ?? '',
     app.deletionTimestamp ? 'deleting' : '',
+    // The parent applying a new spec to the child changes the child's annotation, not always its status.
+    app.instanceSpec ? createHash('sha256').update(app.instanceSpec).digest('base64url').slice(0, 22) : '',
   ].join('|');
 }
 

@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { INSTANCE_ID_LABEL } from '../gitops/labels.ts';
+import { INSTANCE_SPEC_ANNOTATION } from '../gitops/instance-spec.ts';
+import { APPLICATION_TIER_LABEL, INSTANCE_ID_LABEL, INSTANCE_NAME_LABEL, ORG_LABEL, PARENT_TIER } from '../gitops/labels.ts';
 
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 const Timestamp = Type.String({ format: 'date-time', description: 'RFC 3339, as Argo CD writes it (e.g. 2026-11-28T03:40:00Z).' });
@@ -15,7 +16,14 @@ export const ArgocdNotificationSchema = Type.Object(
     app: Type.Object({
       name: Type.String({ minLength: 1, maxLength: 253, description: 'metadata.name' }),
       namespace: Type.Optional(Nullable(Type.String({ description: 'metadata.namespace' }))),
-      labels: Nullable(Type.Record(Type.String(), Type.String(), { description: `metadata.labels; ${INSTANCE_ID_LABEL} names the instance.` })),
+      labels: Nullable(
+        Type.Record(Type.String(), Type.String(), {
+          description: `metadata.labels; ${INSTANCE_ID_LABEL} names the instance on its Application; ${ORG_LABEL}, ${INSTANCE_NAME_LABEL} and ${APPLICATION_TIER_LABEL}=${PARENT_TIER} its parent.`,
+        }),
+      ),
+      instanceSpec: Type.Optional(
+        Nullable(Type.String({ maxLength: 65_536, description: `metadata.annotations["${INSTANCE_SPEC_ANNOTATION}"]: the spec the instance Application carries (null on a parent).` })),
+      ),
       deletionTimestamp: Type.Optional(Nullable(Timestamp)),
     }),
     sync: Type.Object({

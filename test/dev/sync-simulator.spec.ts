@@ -25,6 +25,8 @@ metadata:
   labels:
     app.kubernetes.io/managed-by: control-plane
     gsv.io/instance-id: ${instanceId}
+  annotations:
+    gsv.io/spec: '{"offering":"fixture-offering","parameters":{},"version":"1.0.0"}'
 spec:
   project: ${project}
   destination:
@@ -52,7 +54,7 @@ describe('development sync simulator', () => {
     await repository.ensureInitialized([{ path: 'README.md', content: 'gsv-gitops\n' }]);
     const routes = webhookRoutes({ sequelize, repository, baseBranch: 'main', github: undefined, argocd: new ArgocdTokenVerifier(TOKEN) });
     server = await listen(createApp({ logger: createLogger('silent'), metrics: createMetrics({ collectDefaults: false }), bodyLimitBytes: 1_000_000, routes, authenticate: async () => {} }));
-    simulator = createSyncSimulator({ sequelize, repository, serviceUrl: () => server.url, argocdToken: TOKEN, logger: createLogger('silent') });
+    simulator = createSyncSimulator({ sequelize, repository, serviceUrl: () => server.url, argocdToken: TOKEN, logger: createLogger('silent'), random: () => 0.5 });
   });
   after(async () => {
     await server.close();
@@ -76,14 +78,24 @@ describe('development sync simulator', () => {
     return row!;
   }
 
-  it('after a merge, posts sync-succeeded then a fresh Healthy through the webhook: the instance becomes ready', async () => {
+  /** The tenant's base (AppProject, namespaces) on main, as its workspace change puts it there. */
+  const tenantBase = (org: string) => ({ path: `tenants/${org}/base/kustomization.yaml`, content: 'resources: []\n' });
+
+  /** An instance whose create merged: its directory (and, unless `withoutBase`, its tenant's base) on main. */
+  async function mergedInstance(options: { withoutBase?: boolean } = {}) {
     const change = await insertMergedChange(sequelize, { mergeCommitSha: (await repository.getBranch('main'))! });
     const { org, name } = await orgAndName(change.instanceId);
     const merge = await commitOnMain([
+      ...(options.withoutBase ? [] : [tenantBase(org)]),
       { path: `tenants/${org}/apps/${name}/application.yaml`, content: applicationYaml(`${org}-${name}`, change.instanceId) },
       { path: `tenants/${org}/apps/${name}/kustomization.yaml`, content: 'resources:\n  - application.yaml\n' },
     ]);
     await sequelize.query('UPDATE change_requests SET merge_commit_sha = $sha WHERE id = $id', { bind: { id: change.changeId, sha: merge } });
+    return { change, org, name };
+  }
+
+  it('after a merge, posts the parent\'s sync, then the instance Application Progressing and a fresh Healthy: the instance becomes ready', async () => {
+    const { change } = await mergedInstance();
 
     assert.ok((await simulator.runOnce()) >= 1);
     assert.equal(await instanceState(sequelize, change.instanceId), 'ready');
@@ -93,10 +105,29 @@ describe('development sync simulator', () => {
     assert.equal((await instanceEvents(sequelize, change.instanceId)).length, 1, 'a merge is played once');
   });
 
+  it('plays nothing before the tenant\'s base is on main, and the instance once it is', async () => {
+    const { change, org } = await mergedInstance({ withoutBase: true });
+    assert.equal(await simulator.runOnce(), 0);
+    assert.equal(await instanceState(sequelize, change.instanceId), 'syncing', 'the AppProject its Application names does not exist yet');
+    await commitOnMain([tenantBase(org)]);
+    assert.equal(await simulator.runOnce(), 1);
+    assert.equal(await instanceState(sequelize, change.instanceId), 'ready');
+  });
+
+  it('reaches ready by the production rule when notices come twice and late', async () => {
+    const chaotic = createSyncSimulator({ sequelize, repository, serviceUrl: () => server.url, argocdToken: TOKEN, logger: createLogger('silent'), random: () => 0 });
+    const { change } = await mergedInstance();
+    await chaotic.runOnce();
+    assert.equal(await instanceState(sequelize, change.instanceId), 'ready', 'the late Progressing does not replace the fresher Healthy');
+  });
+
   it('reports a failed sync when a rendered manifest is invalid', async () => {
     const change = await insertMergedChange(sequelize, { mergeCommitSha: (await repository.getBranch('main'))! });
     const { org, name } = await orgAndName(change.instanceId);
-    const merge = await commitOnMain([{ path: `tenants/${org}/apps/${name}/application.yaml`, content: applicationYaml(`${org}-${name}`, change.instanceId).replace('  project: tenant-acme\n', '') }]);
+    const merge = await commitOnMain([
+      tenantBase(org),
+      { path: `tenants/${org}/apps/${name}/application.yaml`, content: applicationYaml(`${org}-${name}`, change.instanceId).replace('  project: tenant-acme\n', '') },
+    ]);
     await sequelize.query('UPDATE change_requests SET merge_commit_sha = $sha WHERE id = $id', { bind: { id: change.changeId, sha: merge } });
     await simulator.runOnce();
     assert.equal(await instanceState(sequelize, change.instanceId), 'failed');

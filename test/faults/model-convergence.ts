@@ -10,7 +10,7 @@ import { BranchMovedError, type FileChange } from '../../src/gitops/repository.t
 import { reconcilePullRequests } from '../../src/jobs/reconcilers.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { ArgocdNotification } from '../../src/webhooks/argocd-notification.ts';
-import { freshNotice } from '../support/argocd-notices.ts';
+import { childNotice, freshNotices } from '../support/argocd-notices.ts';
 import { pullRequestPayload, pushPayload } from '../support/webhook-fixtures.ts';
 import { describeAction, generateSequence, SLOTS, type ModelAction } from './model-actions.ts';
 import { seededRandom } from './seeded-random.ts';
@@ -196,18 +196,22 @@ export async function runModelSequence(world: ModelWorld, seed: number, index: n
     await converger.converge();
   };
 
-  const notice = freshNotice;
-  /** What a real Argo CD would say now about `slot`'s latest instance; undefined when it has no Application. */
-  const argocdSays = async (id: string, health: 'Healthy' | 'Degraded'): Promise<ArgocdNotification | undefined> => {
+  /**
+   * What Argo CD sends about an instance: once main holds it, its parent's sync at main's head
+   * and the instance Application's word on main's spec (two notices, lost, duplicated and
+   * reordered apart on the network); once main no longer holds it, the instance Application's
+   * deletion.
+   */
+  const argocdSays = async (id: string, health: 'Healthy' | 'Degraded'): Promise<ArgocdNotification[]> => {
     const sha = await head();
     for (let slot = 0; slot < SLOTS; slot += 1) {
       const seen = await onMain(slot, sha);
-      if (seen?.instanceId === id) return notice(id, sha, (n) => (n.health.status = health));
+      if (seen?.instanceId === id && seen.spec) return freshNotices({ instanceId: id, orgSlug: org, instanceName: names[slot]!, spec: seen.spec }, sha, (n) => (n.health.status = health));
     }
-    if (!everOnMain.has(id)) return undefined;
-    return notice(id, sha, (n) => {
-      n.app.deletionTimestamp = new Date().toISOString();
-    });
+    if (!everOnMain.has(id)) return [];
+    const [row] = await db.query<{ name: string }>('SELECT name FROM instances WHERE id = $id', { type: QueryTypes.SELECT, bind: { id } });
+    const gone = { offering: 'studio', version: '1.0.0', parameters: {} };
+    return [childNotice({ instanceId: id, orgSlug: org, instanceName: row!.name, spec: gone }, (n) => (n.app.deletionTimestamp = new Date().toISOString()))];
   };
 
   const engineer = async (slot: number, what: 'remove' | 'edit' | 'touch', logLevel: string): Promise<string> => {
@@ -297,10 +301,10 @@ export async function runModelSequence(world: ModelWorld, seed: number, index: n
       }
       case 'argocd': {
         const id = latestId(action.slot);
-        const n = id ? await argocdSays(id, action.health) : undefined;
-        if (!n) return 'no Application';
-        network.push({ kind: 'argocd', notification: n });
-        return n.app.deletionTimestamp ? 'queued deletion' : `queued ${action.health}`;
+        const notices = id ? await argocdSays(id, action.health) : [];
+        if (notices.length === 0) return 'no Application';
+        for (const notification of notices) network.push({ kind: 'argocd', notification });
+        return notices[0]!.app.deletionTimestamp ? 'queued deletion' : `queued parent and ${action.health}`;
       }
       case 'reconcile':
         await reconcile();
@@ -369,10 +373,10 @@ export async function runModelSequence(world: ModelWorld, seed: number, index: n
   // Argo CD says what it runs, for everything main holds or no longer holds.
   const instances = await db.query<{ id: string }>('SELECT id FROM instances WHERE organization_id = $orgId ORDER BY created_at', { type: QueryTypes.SELECT, bind: { orgId } });
   for (const { id } of instances) {
-    const n = await argocdSays(id, 'Healthy');
-    if (!n) continue;
-    await send({ kind: 'argocd', notification: n });
-    if (random() < 0.3) await send({ kind: 'argocd', notification: n });
+    for (const notification of await argocdSays(id, 'Healthy')) {
+      await send({ kind: 'argocd', notification });
+      if (random() < 0.3) await send({ kind: 'argocd', notification });
+    }
   }
 
   await checkInvariants(world, { orgId, org, names, onMain, problems, log, concurrent: options.concurrent ?? false });

@@ -11,6 +11,7 @@ import { LocalPullRequests } from '../../src/gitops/local/local-pull-requests.ts
 import { createKubernetesApplicationLister, type ArgocdApplication } from '../../src/jobs/argocd-applications.ts';
 import { reconcileOnce, reconcilePullRequests, RECONCILE_LOCK_KEY, type ReconcileDeps } from '../../src/jobs/reconcilers.ts';
 import { runAsLeader } from '../../src/jobs/leader-lock.ts';
+import { childApplication, parentApplication, type NoticeTarget } from '../support/argocd-notices.ts';
 import { observe } from '../support/instance-facts.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { startFakeKubernetes, type FakeKubernetes } from '../support/fake-kubernetes.ts';
@@ -19,14 +20,10 @@ import { changeRow, insertMergedChange, insertOpenChange, instanceEvents, instan
 const require = createRequire(import.meta.url);
 const RECORDED = require('../fixtures/argocd/application-synced-healthy.json') as ArgocdApplication;
 
-function application(instanceId: string, revision: string, change: (app: ArgocdApplication) => void = () => {}): ArgocdApplication {
-  const app = structuredClone(RECORDED);
-  app.metadata.name = `app-${instanceId.slice(0, 8)}`;
-  app.metadata.labels = { ...app.metadata.labels, 'gsv.io/instance-id': instanceId };
-  app.status!.sync!.revision = revision;
-  app.status!.operationState!.syncResult!.revision = revision;
-  change(app);
-  return app;
+
+/** What the lister sees for an instance: its parent Synced at `revision`, and the instance Application on main's spec. */
+function listed(target: NoticeTarget, revision: string, change: (app: ArgocdApplication) => void = () => {}): ArgocdApplication[] {
+  return [parentApplication(target, revision), childApplication(target, change)];
 }
 
 describe('reconcilers (webhooks switched off)', () => {
@@ -112,15 +109,16 @@ describe('reconcilers (webhooks switched off)', () => {
     // Argo CD synced an older revision first: not ready.
     const older = (await repository.getBranch('main'))!;
     kubernetes.setApplications([
-      application(change.instanceId, merged.mergeCommitSha!, (app) => (app.status!.reconciledAt = '2026-11-28T03:40:02Z')),
-      application(other.instanceId, older),
+      ...listed(change, merged.mergeCommitSha!, (app) => (app.status!.reconciledAt = '2026-11-28T03:40:02Z')),
+      ...listed(other, older),
       structuredClone(RECORDED),
       { ...structuredClone(RECORDED), metadata: { ...RECORDED.metadata, name: 'not-ours', labels: { 'app.kubernetes.io/managed-by': 'someone-else' } } },
     ]);
     await reconcileOnce(deps);
     assert.equal(await instanceState(sequelize, change.instanceId), 'syncing', 'health assessed before the sync finished is not trusted');
 
-    kubernetes.setApplications([application(change.instanceId, merged.mergeCommitSha!), application(other.instanceId, older)]);
+    // Listed children before parents: the lister applies parents first.
+    kubernetes.setApplications([...listed(change, merged.mergeCommitSha!), ...listed(other, older)].reverse());
     await reconcileOnce(deps);
     assert.equal(await instanceState(sequelize, change.instanceId), 'ready');
     assert.equal(await instanceState(sequelize, other.instanceId), 'pending_review');
@@ -140,7 +138,7 @@ describe('reconcilers (webhooks switched off)', () => {
   it('deletes an instance whose delete change merged once its Application is no longer listed', async () => {
     const head = (await repository.getBranch('main'))!;
     const change = await insertMergedChange(sequelize, { mergeCommitSha: head, state: 'deleting', desired: 'absent', kind: 'instance.delete' });
-    kubernetes.setApplications([application(change.instanceId, head)]);
+    kubernetes.setApplications([childApplication(change)]);
     await reconcileOnce(deps);
     assert.equal(await instanceState(sequelize, change.instanceId), 'deleting', 'still listed: not gone');
     kubernetes.setApplications([]);
@@ -188,7 +186,7 @@ describe('reconcilers (webhooks switched off)', () => {
   it('starts the list again when a continue token expires mid-way (410), and reads every Application', async () => {
     const head = (await repository.getBranch('main'))!;
     const changes = await Promise.all([1, 2, 3].map(() => insertMergedChange(sequelize, { mergeCommitSha: head, state: 'syncing' })));
-    kubernetes.setApplications(changes.map((c) => application(c.instanceId, head)));
+    kubernetes.setApplications(changes.map((c) => childApplication(c)));
     kubernetes.expireContinueTokens(1);
     const before = kubernetes.requests.length;
     const run = await reconcileOnce(deps);

@@ -7,7 +7,8 @@ import { LocalPullRequests } from '../../src/gitops/local/local-pull-requests.ts
 import { LocalRepository } from '../../src/gitops/local/local-repository.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { ArgocdNotification } from '../../src/webhooks/argocd-notification.ts';
-import { freshNotice } from '../support/argocd-notices.ts';
+import { freshNotices } from '../support/argocd-notices.ts';
+import { specOnMain } from '../support/spec-on-main.ts';
 import { useSpecDatabase } from '../support/database.ts';
 import { startInProcessService, type InProcessService } from '../support/in-process-service.ts';
 import { prepareInstanceCaller } from '../support/instance-caller.ts';
@@ -141,14 +142,19 @@ describe('Git is the truth: the database agrees with main whatever people do in 
     return row!.metered;
   }
 
+  /** Argo CD's parent and instance Application report main's spec applied and healthy. */
   async function argocd(id: string, revision: string, change: (n: ArgocdNotification) => void = () => {}): Promise<void> {
-    const n = freshNotice(id, revision, change);
-    const response = await fetch(`${app.url}/webhooks/argocd`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${ARGOCD_TOKEN}` },
-      body: JSON.stringify(n),
-    });
-    assert.equal(response.status, 200, await response.text());
+    const [row] = await db.query<{ name: string }>('SELECT name FROM instances WHERE id = $id', { type: QueryTypes.SELECT, bind: { id } });
+    const spec = await specOnMain(app.gitDir, revision, `tenants/${org}/apps/${row!.name}`);
+    assert.ok(spec, `main holds no spec of ${row!.name} at ${revision}`);
+    for (const n of freshNotices({ instanceId: id, orgSlug: org, instanceName: row!.name, spec }, revision, change)) {
+      const response = await fetch(`${app.url}/webhooks/argocd`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${ARGOCD_TOKEN}` },
+        body: JSON.stringify(n),
+      });
+      assert.ok(response.status === 200, `${response.status}: ${await response.text()}`);
+    }
   }
 
   /**

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { QueryTypes, type Sequelize } from 'sequelize';
+import type { InstanceSpec } from '../../src/gitops/instance-spec.ts';
 import { insertChange, insertInstance, insertOrganization } from './change-fixtures.ts';
 
 const require = createRequire(import.meta.url);
@@ -47,7 +48,11 @@ export function pushPayload(ref: string, shas: string[]): Json {
 
 export interface OpenChange {
   orgId: string;
+  orgSlug: string;
   instanceId: string;
+  instanceName: string;
+  /** What main holds for it once merged (the fixture offering, no parameters). */
+  spec: InstanceSpec;
   changeId: string;
   branch: string;
   pullRequestNumber: number;
@@ -62,7 +67,7 @@ export async function insertOpenChange(
   options: { commitSha: string; state?: string; desired?: 'present' | 'absent'; kind?: string; withNumber?: boolean; observedCommitSha?: string },
 ): Promise<OpenChange> {
   const org = await insertOrganization(sequelize);
-  const { instanceId } = await insertInstance(sequelize, org, {
+  const { instanceId, instanceName } = await insertInstance(sequelize, org, {
     state: options.state ?? 'pending_review',
     desired: options.desired,
     ...(options.observedCommitSha ? { observedCommitSha: options.observedCommitSha } : {}),
@@ -75,7 +80,17 @@ export async function insertOpenChange(
     { bind: { id: changeId, branch, number: options.withNumber === false ? null : prNumber, sha: options.commitSha } },
   );
   await sequelize.query('UPDATE instances SET last_change_id = $change WHERE id = $id', { bind: { id: instanceId, change: changeId } });
-  return { orgId: org.orgId, instanceId, changeId, branch, pullRequestNumber: prNumber, commitSha: options.commitSha };
+  return {
+    orgId: org.orgId,
+    orgSlug: org.orgSlug,
+    instanceId,
+    instanceName,
+    spec: { offering: 'fixture-offering', version: '1.0.0', parameters: {} },
+    changeId,
+    branch,
+    pullRequestNumber: prNumber,
+    commitSha: options.commitSha,
+  };
 }
 
 export async function instanceState(sequelize: Sequelize, instanceId: string): Promise<string> {

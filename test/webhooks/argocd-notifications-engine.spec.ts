@@ -5,67 +5,78 @@ import YAML from 'yaml';
 import { createAjv } from '../../src/validation.ts';
 import { ArgocdNotificationSchema } from '../../src/webhooks/argocd-notification.ts';
 import type { ArgocdApplication } from '../../src/jobs/argocd-applications.ts';
+import { observationFromNotification } from '../../src/webhooks/argocd-events.ts';
+import type { ArgocdNotification } from '../../src/webhooks/argocd-notification.ts';
+import { observationFromApplication } from '../../src/jobs/argocd-applications.ts';
+import { git } from '../../src/gitops/local/git.ts';
 import { evaluateNotifications, notificationsConfig, type EngineResult, type NotificationsConfig } from '../support/argocd-engine.ts';
+import { childApplication, parentApplication } from '../support/argocd-notices.ts';
+import { prepareInstanceCaller } from '../support/instance-caller.ts';
+import { createCaller, type Caller } from '../support/scratch-service.ts';
+import { specOnMain } from '../support/spec-on-main.ts';
 import { useSpecDatabase } from '../support/database.ts';
 import { startInProcessService, type InProcessService } from '../support/in-process-service.ts';
 
 const require = createRequire(import.meta.url);
-const RECORDED = require('../fixtures/argocd/application-synced-healthy.json') as ArgocdApplication & Record<string, unknown>;
+const CHILD = require('../fixtures/argocd/application-synced-healthy.json') as ArgocdApplication & Record<string, unknown>;
+const PARENT = require('../fixtures/argocd/application-parent-synced.json') as ArgocdApplication & Record<string, unknown>;
 const CONFIG = new URL('../../templates/platform/argocd-tenants/configmap-argocd-notifications.yaml', import.meta.url);
 const TOKEN = 'argocd-engine-spec-token';
 
 type App = Record<string, unknown> & { metadata: Record<string, unknown>; status?: Record<string, unknown> };
+type Status = Record<string, Record<string, unknown>>;
+
+/** A copy of `of` (an Application as Argo CD stores it) changed by `change`. */
+function variant(of: ArgocdApplication, label: string, change: (app: App, status: Status) => void): { label: string; app: App } {
+  const app = structuredClone(of) as unknown as App;
+  change(app, (app.status ?? {}) as Status);
+  return { label, app };
+}
 
 /**
  * Application objects as Argo CD stores them at the moments a notification is evaluated (field
- * names from argo-cd's pkg/apis/application/v1alpha1/types.go): created with no status yet,
- * freshly compared, synced, health assessed in the sync's own second, failed with and without
- * a syncResult, deleting, degraded, without labels, and a Helm-sourced child (whose revision is
- * the chart version, not a gsv-gitops commit) beside its git-sourced parent.
+ * names from argo-cd's pkg/apis/application/v1alpha1/types.go): the instance Application (a
+ * Helm-sourced child, whose revisions are the chart version, never a gsv-gitops commit) created
+ * with no status yet, freshly compared, synced, health assessed in the sync's own second, failed
+ * with and without a syncResult, running, deleting, degraded, without labels or annotations; and
+ * its git-sourced parent apps-<org>-<name> synced, failed, running and with no status.
  */
 function corpus(): { label: string; app: App }[] {
-  const base = () => structuredClone(RECORDED) as unknown as App;
-  const status = (app: App) => app.status as Record<string, Record<string, unknown>>;
-  const with_ = (label: string, change: (app: App) => void) => {
-    const app = base();
-    change(app);
-    return { label, app };
-  };
   return [
-    with_('no status yet (just created)', (app) => delete app.status),
-    with_('fresh: compared, never synced', (app) => {
+    variant(CHILD, 'no status yet (just created)', (app) => delete app.status),
+    variant(CHILD, 'fresh: compared, never synced', (app) => {
       app.status = { sync: { status: 'OutOfSync', revision: '0.1.1' }, health: { status: 'Missing' }, reconciledAt: '2026-11-28T03:40:00Z', sourceType: 'Helm' };
     }),
-    with_('synced and healthy, assessed after the sync', () => {}),
-    with_('healthy, assessed in the same second the sync finished', (app) => (status(app).reconciledAt = status(app).operationState!.finishedAt as unknown as Record<string, unknown>)),
-    with_('sync failed with a syncResult', (app) => Object.assign(status(app).operationState!, { phase: 'Failed', message: 'one or more objects failed to apply' })),
-    with_('sync errored before any syncResult', (app) => {
-      const operation = status(app).operationState!;
+    variant(CHILD, 'synced and healthy, assessed after the sync', () => {}),
+    variant(CHILD, 'healthy, assessed in the same second the sync finished', (_app, status) => (status.reconciledAt = status.operationState!.finishedAt as Record<string, unknown>)),
+    variant(CHILD, 'sync failed with a syncResult', (_app, status) => Object.assign(status.operationState!, { phase: 'Failed', message: 'one or more objects failed to apply' })),
+    variant(CHILD, 'sync errored before any syncResult', (_app, status) => {
+      const operation = status.operationState!;
       delete operation.syncResult;
       delete operation.finishedAt;
       Object.assign(operation, { phase: 'Error', message: 'ComparisonError: rpc error' });
     }),
-    with_('sync running', (app) => {
-      const operation = status(app).operationState!;
-      delete operation.finishedAt;
-      operation.phase = 'Running';
+    variant(CHILD, 'sync running', (_app, status) => {
+      delete status.operationState!.finishedAt;
+      status.operationState!.phase = 'Running';
     }),
-    with_('being deleted', (app) => (app.metadata.deletionTimestamp = '2026-11-28T04:00:00Z')),
-    with_('degraded', (app) => (status(app).health = { status: 'Degraded', message: 'Deployment exceeded its progress deadline' })),
-    with_('no labels, no health', (app) => {
+    variant(CHILD, 'being deleted', (app) => (app.metadata.deletionTimestamp = '2026-11-28T04:00:00Z')),
+    variant(CHILD, 'degraded', (_app, status) => (status.health = { status: 'Degraded', message: 'Deployment exceeded its progress deadline' })),
+    variant(CHILD, 'no labels, no annotations, no health', (app, status) => {
       delete app.metadata.labels;
-      status(app).health = {};
+      delete app.metadata.annotations;
+      status.health = {};
     }),
-    with_('Helm-sourced child: revisions are the chart version', (app) => {
-      status(app).sync!.revision = '0.1.1';
-      (status(app).operationState!.syncResult as Record<string, unknown>).revision = '0.1.1';
+    variant(PARENT, 'parent: synced at a gsv-gitops commit', () => {}),
+    variant(PARENT, 'parent: sync failed applying the instance Application', (_app, status) => {
+      Object.assign(status.operationState!, { phase: 'Failed', message: 'Application.argoproj.io "acme-main" is invalid' });
+      status.sync!.status = 'OutOfSync';
     }),
-    with_('git-sourced parent apps-<org>-<name>', (app) => {
-      app.metadata.name = 'apps-acme-main';
-      app.metadata.labels = { 'app.kubernetes.io/managed-by': 'control-plane', 'gsv.io/org': 'acme' };
-      app.spec = { project: 'platform-tenants', source: { repoURL: 'https://github.com/gsv/gsv-gitops.git', targetRevision: 'main', path: 'tenants/acme/apps/main' } };
-      status(app).sourceType = 'Directory' as unknown as Record<string, unknown>;
+    variant(PARENT, 'parent: sync running', (_app, status) => {
+      delete status.operationState!.finishedAt;
+      status.operationState!.phase = 'Running';
     }),
+    variant(PARENT, 'parent: no status yet', (app) => delete app.status),
   ];
 }
 
@@ -115,14 +126,157 @@ describe('Argo CD notifications, by Argo CD\'s engines (Go text/template + sprig
   it('fires on-deployed only for health assessed after the sync finished, and on-deleted for a deletion', () => {
     const fired = (trigger: string, label: string) => results.find((r) => r.trigger === trigger && r.app === label)?.fired;
     assert.equal(fired('on-deployed', 'synced and healthy, assessed after the sync'), true);
+    assert.equal(fired('on-deployed', 'no status yet (just created)'), false);
     assert.equal(fired('on-deployed', 'healthy, assessed in the same second the sync finished'), false);
     assert.equal(fired('on-deleted', 'being deleted'), true);
     assert.equal(fired('on-sync-failed', 'sync errored before any syncResult'), true);
   });
 
   it('keys oncePer on the sync operation, so that every new sync (a parameter update keeps the chart version) notifies again', () => {
-    const child = results.filter((r) => r.app === 'Helm-sourced child: revisions are the chart version' && r.fired && r.oncePer !== undefined);
+    const child = results.filter((r) => r.app === 'synced and healthy, assessed after the sync' && r.fired && r.oncePer !== undefined);
     assert.ok(child.length > 0);
     for (const r of child) assert.notEqual(r.oncePer, '0.1.1', `${r.trigger}: oncePer is the chart version, the same for every sync of that version`);
+  });
+
+  it('notifies for the parent\'s sync (succeeded or failed), the other half of the readiness rule', () => {
+    const fired = (trigger: string, label: string) => results.find((r) => r.trigger === trigger && r.app === label)?.fired;
+    assert.equal(fired('on-sync-succeeded', 'parent: synced at a gsv-gitops commit'), true);
+    assert.equal(fired('on-sync-failed', 'parent: sync failed applying the instance Application'), true);
+    assert.equal(fired('on-sync-succeeded', 'parent: sync running'), false);
+  });
+
+  it('renders, for every object, a body that says what the reconciler reads from the same object (the two paths apply one rule)', async () => {
+    // A trigger that always fires renders the template for every object of the corpus.
+    const always = { ...config, triggers: { always: [{ when: 'true', send: ['app-status'] }] } };
+    const rendered = await evaluateNotifications(always, corpus());
+    for (const { label, app } of corpus()) {
+      const sent = rendered.find((r) => r.app === label)?.sent?.[0];
+      assert.ok(sent?.body, `${label}: ${sent?.error ?? 'nothing rendered'}`);
+      const body = JSON.parse(sent.body) as ArgocdNotification;
+      assert.ok(validate(body), `${label}: ${JSON.stringify(validate.errors)}`);
+      const object = app as unknown as ArgocdApplication;
+      if (!object.metadata.labels) continue; // names nobody either way
+      assert.deepEqual(observationFromNotification(body), observationFromApplication(object), label);
+    }
+  });
+});
+
+/**
+ * Issue 12, done when: from Application objects rendered by Argo CD's own template engine, a real
+ * instance (created through the API, committed to main) reaches ready, degraded, failed and
+ * deleted through /webhooks/argocd.
+ */
+describe('an instance\'s lifecycle, told by Argo CD\'s rendered notices', function () {
+  useSpecDatabase();
+  this.timeout(120_000);
+  let config: NotificationsConfig;
+  let app: InProcessService;
+  let caller: Caller;
+  let org: string;
+
+  before(async () => {
+    const configMap = YAML.parse(await fs.readFile(CONFIG, 'utf8')) as { data: Record<string, string> };
+    config = notificationsConfig(configMap.data);
+    app = await startInProcessService('argocd-lifecycle', {
+      ARGOCD_WEBHOOK_TOKEN: TOKEN,
+      SYNC_SIMULATOR: 'false',
+      GITOPS_MERGE_POLICY: 'direct',
+      GITOPS_BATCH_WINDOW_MS: '0',
+      RECONCILE_INTERVAL_MS: '3600000',
+    });
+    caller = await createCaller(app.databaseUrl, 'lifecycle-owner');
+    const admin = await createCaller(app.databaseUrl, 'lifecycle-admin', true);
+    org = (await prepareInstanceCaller(app.url, caller, admin, 1_000_000)).org;
+  });
+  after(async () => {
+    await app?.close();
+  });
+
+  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+    const response = await fetch(`${app.url}${path}`, { method, headers: { ...caller.headers, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
+    const text = await response.text();
+    return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  }
+  async function stateBecomes(id: string, wanted: string): Promise<string> {
+    let state = '';
+    for (let i = 0; i < 150 && state !== wanted; i += 1) {
+      state = String((await api('GET', `/instances/${id}`)).body.state);
+      if (state !== wanted) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return state;
+  }
+  const head = async () => (await git(['rev-parse', 'main'], { gitDir: app.gitDir })).trim();
+  const iso = (offsetSeconds: number) => new Date(Math.floor(Date.now() / 1000) * 1000 + offsetSeconds * 1000).toISOString().replace('.000Z', 'Z');
+
+  /** The parent and the instance Application as Argo CD would store them once main is applied. */
+  async function objects(id: string, name: string) {
+    const revision = await head();
+    const spec = await specOnMain(app.gitDir, revision, `tenants/${org}/apps/${name}`);
+    const target = { instanceId: id, orgSlug: org, instanceName: name, spec: spec! };
+    const parent = parentApplication(target, revision, (a) => {
+      Object.assign(a.status!.operationState!, { startedAt: iso(-6), finishedAt: iso(-5) });
+      a.status!.reconciledAt = iso(-4);
+    });
+    const child = childApplication(target, (a) => {
+      Object.assign(a.status!.operationState!, { startedAt: iso(-3), finishedAt: iso(-2) });
+      a.status!.reconciledAt = iso(0);
+    });
+    return { parent, child };
+  }
+
+  /** Evaluates every trigger on `apps` with the Go engine and posts what fires, as Argo CD would. */
+  async function notify(apps: ArgocdApplication[]): Promise<string[]> {
+    const results = await evaluateNotifications(config, apps.map((a, i) => ({ label: `${i} ${a.metadata.name}`, app: a as unknown as App })));
+    const fired: string[] = [];
+    for (const r of results) {
+      assert.equal(r.error, undefined, `${r.trigger}: ${r.error}`);
+      for (const s of r.sent ?? []) {
+        assert.equal(s.error, undefined);
+        const response = await fetch(`${app.url}${s.path}`, { method: s.method, headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: s.body });
+        assert.ok(response.status < 300, `${r.trigger}: ${response.status} ${await response.text()}`);
+        fired.push(r.trigger);
+      }
+    }
+    return fired;
+  }
+
+  it('reaches ready, then degraded, failed, ready again, and deleted', async () => {
+    const created = await api('POST', '/instances', { org, offering: 'studio', name: 'told-by-argocd' });
+    assert.equal(created.status, 202, JSON.stringify(created.body));
+    const id = String(created.body.id);
+    assert.equal(await stateBecomes(id, 'syncing'), 'syncing');
+    const { parent, child } = await objects(id, 'told-by-argocd');
+
+    // The instance Application alone (its revision is the chart version) is not enough.
+    await notify([child]);
+    assert.equal(await stateBecomes(id, 'syncing'), 'syncing');
+    assert.ok((await notify([parent])).includes('on-sync-succeeded'));
+    assert.equal(await stateBecomes(id, 'ready'), 'ready');
+
+    const degraded = structuredClone(child);
+    degraded.status!.health = { status: 'Degraded', message: 'Back-off restarting failed container' };
+    degraded.status!.reconciledAt = iso(1);
+    assert.ok((await notify([degraded])).includes('on-health-degraded'));
+    assert.equal(await stateBecomes(id, 'degraded'), 'degraded');
+
+    const failed = structuredClone(child);
+    Object.assign(failed.status!.operationState!, { phase: 'Failed', message: 'one or more objects failed to apply', startedAt: iso(1), finishedAt: iso(2) });
+    failed.status!.sync!.status = 'OutOfSync';
+    failed.status!.reconciledAt = iso(2);
+    assert.ok((await notify([failed])).includes('on-sync-failed'));
+    assert.equal(await stateBecomes(id, 'failed'), 'failed');
+
+    const recovered = structuredClone(child);
+    Object.assign(recovered.status!.operationState!, { startedAt: iso(3), finishedAt: iso(4) });
+    recovered.status!.reconciledAt = iso(5);
+    assert.ok((await notify([recovered])).includes('on-deployed'));
+    assert.equal(await stateBecomes(id, 'ready'), 'ready');
+
+    assert.equal((await api('DELETE', `/instances/${id}`)).status, 202);
+    assert.equal(await stateBecomes(id, 'deleting'), 'deleting');
+    const deleting = structuredClone(recovered);
+    deleting.metadata.deletionTimestamp = iso(6);
+    assert.ok((await notify([deleting])).includes('on-deleted'));
+    assert.equal(await stateBecomes(id, 'deleted'), 'deleted');
   });
 });

@@ -7,25 +7,15 @@ import { ArgocdTokenVerifier } from '../../src/webhooks/argocd-token.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import type { ArgocdNotification } from '../../src/webhooks/argocd-notification.ts';
+import { childNotice, parentNotice } from '../support/argocd-notices.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { listen, type Listening } from '../support/http.ts';
 import { createScratchRepository } from '../support/local-commits.ts';
-import { changeRow, insertMergedChange, instanceEvents, instanceState } from '../support/webhook-fixtures.ts';
+import { changeRow, insertMergedChange, instanceEvents, instanceState, type OpenChange } from '../support/webhook-fixtures.ts';
 
 const require = createRequire(import.meta.url);
 const RECORDED = require('../fixtures/argocd/sync-succeeded-healthy.json') as ArgocdNotification;
 const TOKEN = 'argocd-bearer-secret';
-
-/** The recorded notification, pointed at one instance and revision, with overrides. */
-function notification(instanceId: string, revision: string, change: (n: ArgocdNotification) => void = () => {}): ArgocdNotification {
-  const n = structuredClone(RECORDED);
-  n.app.name = `app-${instanceId.slice(0, 8)}`;
-  n.app.labels = { ...n.app.labels, 'gsv.io/instance-id': instanceId };
-  n.sync.revision = revision;
-  n.operation!.syncResultRevision = revision;
-  change(n);
-  return n;
-}
 
 describe('POST /webhooks/argocd', () => {
   useSpecDatabase();
@@ -58,21 +48,66 @@ describe('POST /webhooks/argocd', () => {
     return { status: response.status, body: (await response.json()) as Record<string, unknown> };
   }
 
-  it('Synced + Healthy at a revision containing the merge commit makes the instance ready, naming the change', async () => {
+  const timed = (finishedAt: string, observedAt: string) => (n: ArgocdNotification) => {
+    n.operation = { ...n.operation!, startedAt: '2026-11-28T03:40:03Z', finishedAt };
+    n.health.observedAt = observedAt;
+  };
+  /** The parent applied main at `revision` (finished 03:40:00); then the instance Application speaks. */
+  async function parentAt(change: OpenChange, revision: string, edit: (n: ArgocdNotification) => void = () => {}) {
+    return post(parentNotice(change, revision, (n) => {
+      n.operation = { ...n.operation!, startedAt: '2026-11-28T03:39:58Z', finishedAt: '2026-11-28T03:40:00Z' };
+      n.health.observedAt = '2026-11-28T03:40:01Z';
+      edit(n);
+    }));
+  }
+  const child = (change: OpenChange, edit: (n: ArgocdNotification) => void = () => {}) =>
+    childNotice(change, (n) => {
+      timed('2026-11-28T03:40:05Z', '2026-11-28T03:40:09Z')(n);
+      edit(n);
+    });
+
+  it('the parent Synced at a revision containing the merge, then the instance Application Healthy on main\'s spec: ready, naming the change', async () => {
     const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
-    const response = await post(notification(change.instanceId, newer));
+    const first = await parentAt(change, newer);
+    assert.equal(first.status, 200);
+    assert.equal(await instanceState(sequelize, change.instanceId), 'syncing', 'the parent alone says nothing about the workload');
+    const response = await post(child(change));
     assert.equal(response.status, 200);
     assert.equal(await instanceState(sequelize, change.instanceId), 'ready');
     const [event] = await instanceEvents(sequelize, change.instanceId);
     assert.equal(event!.to_state, 'ready');
     assert.equal(event!.actor, 'argocd');
     assert.equal(event!.change_id, change.changeId);
-    assert.match(event!.delivery_id ?? '', new RegExp(newer));
+    assert.match(event!.delivery_id ?? '', new RegExp(`${change.orgSlug}-${change.instanceName}\\|0\\.1\\.1`), 'the child reports its chart version, not a gsv-gitops commit');
+  });
+
+  it('in any order: the instance Application first, its parent after, is ready too (each Application\'s latest word is kept)', async () => {
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
+    await post(child(change));
+    assert.equal(await instanceState(sequelize, change.instanceId), 'syncing');
+    await parentAt(change, merge);
+    assert.equal(await instanceState(sequelize, change.instanceId), 'ready');
+  });
+
+  it('a late, older notice of an Application does not replace its newer one', async () => {
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
+    await parentAt(change, merge);
+    await post(child(change, (n) => (n.health = { status: 'Degraded', message: 'Back-off', observedAt: '2026-11-28T03:41:00Z' })));
+    assert.equal(await instanceState(sequelize, change.instanceId), 'degraded');
+    // Argo CD retried an older Healthy (03:40:09): the Degraded of 03:41:00 stands.
+    const late = await post(child(change));
+    assert.equal(late.status, 200);
+    assert.equal(await instanceState(sequelize, change.instanceId), 'degraded');
+    // A later parent notice of an older sync does not undo the applied one either.
+    await parentAt(change, older, (n) => (n.health.observedAt = '2026-11-28T03:30:00Z'));
+    await post(child(change, (n) => (n.health.observedAt = '2026-11-28T03:42:00Z')));
+    assert.equal(await instanceState(sequelize, change.instanceId), 'ready');
   });
 
   it('the same payload four times makes one transition', async () => {
     const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
-    const body = notification(change.instanceId, merge);
+    await parentAt(change, merge);
+    const body = child(change);
     const responses = await Promise.all([1, 2, 3, 4].map(() => post(body)));
     assert.deepEqual(responses.map((r) => r.status), [200, 200, 200, 200]);
     assert.equal(responses.filter((r) => r.body.duplicate === false).length, 1);
@@ -80,46 +115,72 @@ describe('POST /webhooks/argocd', () => {
     assert.equal(await instanceState(sequelize, change.instanceId), 'ready');
   });
 
-  it('Synced + Healthy at an older revision does not make the instance ready', async () => {
+  it('the parent at an older revision (main\'s change not applied yet): not ready, whatever the child says', async () => {
     const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
-    const response = await post(notification(change.instanceId, older));
+    await parentAt(change, older);
+    const response = await post(child(change));
     assert.equal(response.status, 200);
     assert.equal(await instanceState(sequelize, change.instanceId), 'syncing');
     assert.match(String((response.body.outcome as { reason: string }).reason), /does not contain/);
   });
 
-  it('Healthy assessed before the sync finished is not trusted; a later assessment is', async () => {
+  it('the instance Application still carrying an older spec: not ready', async () => {
     const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
-    await post(notification(change.instanceId, merge, (n) => (n.health.observedAt = '2026-11-28T03:40:05Z')));
+    await parentAt(change, merge);
+    const response = await post(childNotice({ ...change, spec: { ...change.spec, version: '0.9.0' } }, timed('2026-11-28T03:40:05Z', '2026-11-28T03:40:09Z')));
     assert.equal(await instanceState(sequelize, change.instanceId), 'syncing');
-    await post(notification(change.instanceId, merge, (n) => (n.health.observedAt = '2026-11-28T03:41:00Z')));
+    assert.match(String((response.body.outcome as { reason: string }).reason), /does not carry main's spec/);
+  });
+
+  it('Healthy assessed before the child\'s sync, or before the parent applied it, is not trusted; a later assessment is', async () => {
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
+    await parentAt(change, merge);
+    await post(child(change, (n) => (n.health.observedAt = '2026-11-28T03:40:05Z')));
+    assert.equal(await instanceState(sequelize, change.instanceId), 'syncing');
+    await post(child(change, (n) => {
+      n.operation = null;
+      n.health.observedAt = '2026-11-28T03:39:59Z';
+    }));
+    assert.equal(await instanceState(sequelize, change.instanceId), 'syncing');
+    await post(child(change, (n) => (n.health.observedAt = '2026-11-28T03:41:00Z')));
     assert.equal(await instanceState(sequelize, change.instanceId), 'ready');
   });
 
   it('Degraded health marks the instance degraded, and a later Healthy recovers it', async () => {
     const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
-    await post(notification(change.instanceId, merge, (n) => (n.health = { status: 'Degraded', message: 'Back-off restarting failed container', observedAt: '2026-11-28T03:40:30Z' })));
+    await parentAt(change, merge);
+    await post(child(change, (n) => (n.health = { status: 'Degraded', message: 'Back-off restarting failed container', observedAt: '2026-11-28T03:40:30Z' })));
     assert.equal(await instanceState(sequelize, change.instanceId), 'degraded');
     const [row] = await sequelize.query<{ last_error: string }>('SELECT last_error FROM instances WHERE id = $id', { type: QueryTypes.SELECT, bind: { id: change.instanceId } });
     assert.match(row!.last_error, /Back-off/);
-    await post(notification(change.instanceId, merge, (n) => (n.health.observedAt = '2026-11-28T03:45:00Z')));
+    await post(child(change, (n) => (n.health.observedAt = '2026-11-28T03:45:00Z')));
     assert.equal(await instanceState(sequelize, change.instanceId), 'ready');
   });
 
-  it('a failed sync of the merged revision marks the instance failed; one of an older revision does not', async () => {
+  it('a failed sync of main\'s spec marks the instance failed; a failed parent sync of an older revision does not', async () => {
     const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
-    await post(notification(change.instanceId, older, (n) => (n.operation = { ...n.operation!, phase: 'Failed', message: 'one or more objects failed to apply' })));
+    await parentAt(change, older, (n) => (n.operation = { ...n.operation!, phase: 'Failed', message: 'one or more objects failed to apply' }));
     assert.equal(await instanceState(sequelize, change.instanceId), 'syncing');
-    await post(notification(change.instanceId, merge, (n) => {
+    await parentAt(change, merge, (n) => (n.health.observedAt = '2026-11-28T03:40:02Z'));
+    await post(child(change, (n) => {
       n.sync.status = 'OutOfSync';
       n.operation = { ...n.operation!, phase: 'Failed', message: 'one or more objects failed to apply' };
     }));
     assert.equal(await instanceState(sequelize, change.instanceId), 'failed');
   });
 
-  it('a deleted Application completes a merged delete change', async () => {
+  it('the parent failing to apply main marks the instance failed', async () => {
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
+    await parentAt(change, merge, (n) => {
+      n.sync.status = 'OutOfSync';
+      n.operation = { ...n.operation!, phase: 'Failed', message: 'Application.argoproj.io "x" is invalid' };
+    });
+    assert.equal(await instanceState(sequelize, change.instanceId), 'failed');
+  });
+
+  it('a deleted instance Application completes a merged delete change', async () => {
     const change = await insertMergedChange(sequelize, { mergeCommitSha: merge, state: 'deleting', desired: 'absent', kind: 'instance.delete' });
-    await post(notification(change.instanceId, merge, (n) => (n.app.deletionTimestamp = '2026-11-28T03:50:00Z')));
+    await post(child(change, (n) => (n.app.deletionTimestamp = '2026-11-28T03:50:00Z')));
     assert.equal(await instanceState(sequelize, change.instanceId), 'deleted');
     assert.equal((await changeRow(sequelize, change.changeId)).status, 'merged');
   });
@@ -127,9 +188,16 @@ describe('POST /webhooks/argocd', () => {
   it('does nothing while the change is not merged', async () => {
     const change = await insertMergedChange(sequelize, { mergeCommitSha: merge, state: 'pending_review' });
     await sequelize.query(`UPDATE change_requests SET status = 'open', merge_commit_sha = NULL WHERE id = $id`, { bind: { id: change.changeId } });
-    const response = await post(notification(change.instanceId, newer));
+    await parentAt(change, newer);
+    const response = await post(child(change));
     assert.equal(response.status, 200);
     assert.equal(await instanceState(sequelize, change.instanceId), 'pending_review');
+  });
+
+  it('acknowledges with 202 a parent whose path main holds no instance at', async () => {
+    const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
+    const response = await post(parentNotice({ ...change, instanceName: 'nobody-here' }, merge));
+    assert.equal(response.status, 202);
   });
 
   it('acknowledges with 202 an Application that is not an instance', async () => {
@@ -141,7 +209,7 @@ describe('POST /webhooks/argocd', () => {
 
   it('rejects a missing or wrong bearer secret with 401 and a malformed payload with 400, with no effect', async () => {
     const change = await insertMergedChange(sequelize, { mergeCommitSha: merge });
-    const body = notification(change.instanceId, merge);
+    const body = child(change);
     assert.equal((await post(body, null)).status, 401);
     assert.equal((await post(body, 'argocd-bearer-secreT')).status, 401);
     assert.equal((await post(body, '')).status, 401);
