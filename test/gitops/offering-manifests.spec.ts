@@ -3,13 +3,15 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
 import { loadTemplateCatalog, TEMPLATES_DIR, type OfferingTemplate, type TemplateCatalog } from '../../src/gitops/render/template-catalog.ts';
-import { renderInstance } from '../../src/gitops/render/change-renderer.ts';
+import { renderInstance, renderWorkspace } from '../../src/gitops/render/change-renderer.ts';
 import type { FileChange } from '../../src/gitops/repository.ts';
-import { CHARTS, type ChartFacts } from '../fixtures/charts/chart-facts.ts';
+import { CHARTS, type ChartFacts, type Resources } from '../fixtures/charts/chart-facts.ts';
+import { amount } from '../support/kubernetes-quantity.ts';
 
 /*
  * What the shipped offerings hand to their charts, checked against what the charts read
- * (test/fixtures/charts/chart-facts.ts). Helm does not run here: the facts say which values feed which container.
+ * (test/fixtures/charts/chart-facts.ts) and against the tenant namespace's LimitRange and
+ * ResourceQuota. Helm does not run here: the facts say which values feed which container.
  */
 
 const INSTANCE_ID = '5f0c8a51-8f57-4a57-9c39-2a7f9d7f3b10';
@@ -71,12 +73,26 @@ function fullname(facts: ChartFacts, release: string, values: Values): string {
   return (release.includes(name) ? release : `${release}-${name}`).slice(0, 63).replace(/-+$/, '');
 }
 
+/** Every combination of the preset parameters' values, with numeric parameters at their maximum. */
+function largestCombinations(offering: OfferingTemplate, schema: { properties: Record<string, { type?: string; maximum?: number }> }): Parameters[] {
+  const numeric: Parameters = {};
+  for (const [name, property] of Object.entries(schema.properties)) {
+    if ((property.type === 'integer' || property.type === 'number') && property.maximum !== undefined) numeric[name] = property.maximum;
+  }
+  let combinations: Parameters[] = [numeric];
+  for (const [name, table] of Object.entries(offering.presets)) {
+    const choices = Object.keys(table).map((key) => (key === 'true' ? true : key === 'false' ? false : key));
+    combinations = combinations.flatMap((c) => choices.map((choice) => ({ ...c, [name]: choice })));
+  }
+  return combinations;
+}
+
 interface Held {
   offering: OfferingTemplate;
   schema: { properties: Record<string, { type?: string; maximum?: number }> };
 }
 
-describe('offering manifests against their charts', () => {
+describe('offering manifests against their charts and the tenant limits', () => {
   let catalog: TemplateCatalog;
   const held: Held[] = [];
   const active: string[] = [];
@@ -139,4 +155,42 @@ describe('offering manifests against their charts', () => {
     // and deleting either prunes them from both.
     it(`${facts.chart} ${facts.revision} writes ${facts.fixedNames.join(', ')} with the same name for every release`);
   }
+
+  it('sets requests and limits on every container within the LimitRange max, and a largest instance within the ResourceQuota', () => {
+    const workspace = written(renderWorkspace(catalog, { org: 'acme', orgName: 'Acme', keycloakGroup: '/orgs/acme' }));
+    for (const { offering, schema } of held) {
+      const find = (file: string): unknown => YAML.parse(workspace.find((f) => f.path.endsWith(`/${offering.role}/${file}`))!.content);
+      const limitRange = find('limitrange.yaml') as { spec: { limits: { type: string; max: Record<string, string> }[] } };
+      const quota = (find('resourcequota.yaml') as { spec: { hard: Record<string, string> } }).spec.hard;
+      const max = limitRange.spec.limits.find((l) => l.type === 'Container')!.max;
+      for (const parameters of largestCombinations(offering, schema)) {
+        const where = `${offering.templatePath} ${JSON.stringify(parameters)}`;
+        const app = renderApplication(catalog, offering, parameters);
+        const values = app.spec.source.helm.valuesObject;
+        const facts = chartOf(app, where);
+        const sums: Record<string, number> = {};
+        const add = (key: string, value: number) => (sums[key] = (sums[key] ?? 0) + value);
+        for (const container of facts.containers) {
+          const resources = (valueAt(values, container.resources) ?? container.defaultResources ?? {}) as Resources;
+          const replicas = typeof container.replicas === 'number' ? container.replicas : ((valueAt(values, container.replicas) as number | undefined) ?? 1);
+          for (const resource of ['cpu', 'memory'] as const) {
+            const request = resources.requests?.[resource];
+            const limit = resources.limits?.[resource];
+            assert.ok(request !== undefined && limit !== undefined, `${where}: ${container.name} sets ${resource} requests and limits`);
+            assert.ok(amount(resource, request) <= amount(resource, limit), `${where}: ${container.name} ${resource} request ≤ limit`);
+            assert.ok(amount(resource, limit) <= amount(resource, max[resource]!), `${where}: ${container.name} ${resource} limit ${limit} ≤ LimitRange max ${max[resource]}`);
+            add(`requests.${resource}`, replicas * amount(resource, request));
+            add(`limits.${resource}`, replicas * amount(resource, limit));
+          }
+        }
+        for (const claim of facts.claims) {
+          add('requests.storage', amount('storage', (valueAt(values, claim.storage) as string | undefined) ?? claim.default));
+          add('persistentvolumeclaims', 1);
+        }
+        for (const [key, total] of Object.entries(sums)) {
+          assert.ok(total <= amount(key, quota[key]!), `${where}: ${key} ${total} within the ResourceQuota's ${quota[key]}`);
+        }
+      }
+    }
+  });
 });
