@@ -34,7 +34,7 @@ describe('catalog', () => {
     await fs.writeFile(path.join(dir, name, version, 'parameters.schema.json'), JSON.stringify(parameters));
   }
 
-  it('serves the shipped catalog: studio, runtime and rag 1.0.0 with schemas whose every parameter has a default', async () => {
+  it('serves the shipped catalog: studio, runtime and rag, each with an active version, with schemas whose every parameter has a default', async () => {
     const list = await api.call('GET', '/offerings', { token: user });
     assert.equal(list.status, 200);
     const offerings = list.body.items as { slug: string; role: string; versions: { version: string; status: string; parametersSchema: { properties: Record<string, object>; additionalProperties: boolean }; pricing: { setupFee: number } }[] }[];
@@ -42,12 +42,14 @@ describe('catalog', () => {
       const offering = offerings.find((o) => o.slug === name);
       assert.ok(offering, name);
       assert.equal(offering.role, role);
-      const version = offering.versions.find((v) => v.version === '1.0.0');
-      assert.ok(version && version.status === 'active', `${name}@1.0.0`);
-      assert.equal(version.parametersSchema.additionalProperties, false);
-      assert.ok(Object.keys(version.parametersSchema.properties).length > 0);
-      for (const [parameter, property] of Object.entries(version.parametersSchema.properties)) assert.ok('default' in property, `${name}.${parameter}`);
-      assert.ok(Number.isInteger(version.pricing.setupFee));
+      assert.ok(offering.versions.some((v) => v.version === '1.0.0'), `${name}@1.0.0`);
+      assert.ok(offering.versions.some((v) => v.status === 'active'), `${name} has an active version`);
+      for (const version of offering.versions) {
+        assert.equal(version.parametersSchema.additionalProperties, false);
+        assert.ok(Object.keys(version.parametersSchema.properties).length > 0);
+        for (const [parameter, property] of Object.entries(version.parametersSchema.properties)) assert.ok('default' in property, `${name}@${version.version}.${parameter}`);
+        assert.ok(Number.isInteger(version.pricing.setupFee));
+      }
     }
     const one = await api.call('GET', '/offerings/rag', { token: user });
     assert.equal(one.status, 200);

@@ -4,6 +4,9 @@ import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-har
 import { useSpecDatabase } from '../support/database.ts';
 import { moveByFacts, observe } from '../support/instance-facts.ts';
 
+/** The newest active studio version (templates/offerings/studio): what an instance that names none gets. */
+const STUDIO = '2.0.0';
+
 describe('instances', () => {
   useSpecDatabase();
   let api: ApiHarness;
@@ -41,7 +44,7 @@ describe('instances', () => {
     assert.equal(response.status, 202);
     assert.equal(response.body.state, 'requested');
     assert.equal(response.body.project, 'default');
-    assert.equal(response.body.version, '1.0.0');
+    assert.equal(response.body.version, STUDIO);
     const defaults = await defaultsOf('studio');
     assert.equal(defaults.size, 'small');
     assert.deepEqual(response.body.parameters, defaults);
@@ -58,8 +61,8 @@ describe('instances', () => {
       instanceName: 'ide',
       offering: 'studio',
       role: 'studio',
-      version: '1.0.0',
-      templatePath: 'templates/offerings/studio/1.0.0',
+      version: STUDIO,
+      templatePath: `templates/offerings/studio/${STUDIO}`,
       parameters: defaults,
     });
     assert.equal(response.body.lastChangeId, change!.id);
@@ -213,7 +216,7 @@ describe('instances', () => {
     assert.equal(updated.body.state, 'updating');
     const expected = { ...(await defaultsOf('studio')), size: 'large' };
     assert.equal((updated.body.parameters as { size: string }).size, 'medium', 'the version and parameters are what main holds');
-    assert.deepEqual(updated.body.desired, { version: '1.0.0', parameters: expected });
+    assert.deepEqual(updated.body.desired, { version: STUDIO, parameters: expected });
     assert.deepEqual(updated.body.observed, { present: true, commitSha: 'a'.repeat(40) });
     const badUpdate = await api.call('PATCH', `/instances/${id}`, { token, body: { parameters: { size: 'huge' } } });
     assert.equal(badUpdate.status, 422);
@@ -251,9 +254,9 @@ describe('instances', () => {
       instanceName: 'lifecycle',
       offering: 'studio',
       role: 'studio',
-      version: '1.0.0',
-      templatePath: 'templates/offerings/studio/1.0.0',
-      previousTemplatePath: 'templates/offerings/studio/1.0.0',
+      version: STUDIO,
+      templatePath: `templates/offerings/studio/${STUDIO}`,
+      previousTemplatePath: `templates/offerings/studio/${STUDIO}`,
       parameters: expected,
     });
     assert.deepEqual(payloads!.delete, { org, project: 'default', instanceName: 'lifecycle', offering: 'studio', role: 'studio' });

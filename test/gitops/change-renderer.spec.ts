@@ -118,13 +118,15 @@ describe('change renderer', () => {
     }
   });
 
-  it('lets the tenants\' parent project deploy exactly the namespaced kinds a workspace and an instance directory hold', () => {
+  it('lets the tenants\' parent project deploy exactly the namespaced kinds a workspace and every offering version\'s instance directory hold', () => {
     type Obj = { apiVersion: string; kind: string; metadata: { name: string }; spec?: Record<string, unknown> };
     const objects = (files: FileChange[]) => written(files).filter((f) => !f.path.endsWith('kustomization.yaml')).map((f) => YAML.parse(f.content) as Obj);
     const groupOf = (o: Obj) => (o.apiVersion.includes('/') ? o.apiVersion.split('/')[0]! : '');
     const rendered = [
       ...objects(renderWorkspace(catalog, { org: 'acme', orgName: 'Acme', keycloakGroup: '/orgs/acme' })),
-      ...objects(renderInstance(catalog, instancePayload('studio', 'studio'), INSTANCE_ID)),
+      ...[...catalog.offerings.values()].flatMap((offering) =>
+        objects(renderInstance(catalog, { ...instancePayload(offering.slug, offering.role), version: offering.version, templatePath: offering.templatePath }, INSTANCE_ID)),
+      ),
     ];
     const needed = new Set(rendered.filter((o) => o.kind !== 'Namespace').map((o) => `${groupOf(o)}/${o.kind}`));
     const platform = objects(renderPlatform(catalog, PLATFORM));

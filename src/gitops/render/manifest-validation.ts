@@ -4,7 +4,7 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { Application, ApplicationSet, AppProject } from '@kubernetes-models/argo-cd/argoproj.io/v1alpha1';
-import { createAjv } from '../../validation.ts';
+import { createAjv, type ValidateFunction } from '../../validation.ts';
 
 /** A rendered object that Kubernetes or Argo CD would reject; terminal for the change. */
 export class InvalidManifestError extends Error {
@@ -40,23 +40,61 @@ const MODELS: Record<string, ModelConstructor> = {
 };
 
 // No maintained model of External Secrets matches the kubernetes-models version in use, so the
-// fields the platform relies on are checked here.
+// fields the platform relies on are checked here: an ExternalSecret reads either a store (`data`)
+// or ESO generators (`dataFrom` with generatorRef, as an offering's generated credentials do).
 const name = Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$' });
+const metadata = Type.Object({ name, namespace: Type.Optional(name) });
+const target = Type.Object({ name, creationPolicy: Type.Optional(Type.String()) });
+const GENERATORS_API = 'generators.external-secrets.io/v1alpha1';
 const externalSecretSchema = Type.Object({
   apiVersion: Type.Literal('external-secrets.io/v1'),
   kind: Type.Literal('ExternalSecret'),
-  metadata: Type.Object({ name, namespace: Type.Optional(name) }),
-  spec: Type.Object({
-    refreshInterval: Type.Optional(Type.String()),
-    secretStoreRef: Type.Object({ name, kind: Type.Union([Type.Literal('SecretStore'), Type.Literal('ClusterSecretStore')]) }),
-    target: Type.Object({ name, creationPolicy: Type.Optional(Type.String()) }),
-    data: Type.Array(
-      Type.Object({ secretKey: Type.String({ minLength: 1 }), remoteRef: Type.Object({ key: Type.String({ minLength: 1 }), property: Type.Optional(Type.String()) }) }),
-      { minItems: 1 },
-    ),
-  }),
+  metadata,
+  spec: Type.Union([
+    Type.Object({
+      refreshInterval: Type.Optional(Type.String()),
+      secretStoreRef: Type.Object({ name, kind: Type.Union([Type.Literal('SecretStore'), Type.Literal('ClusterSecretStore')]) }),
+      target,
+      data: Type.Array(
+        Type.Object({ secretKey: Type.String({ minLength: 1 }), remoteRef: Type.Object({ key: Type.String({ minLength: 1 }), property: Type.Optional(Type.String()) }) }),
+        { minItems: 1 },
+      ),
+    }),
+    Type.Object({
+      refreshInterval: Type.Optional(Type.String()),
+      target,
+      dataFrom: Type.Array(
+        Type.Object({
+          sourceRef: Type.Object({ generatorRef: Type.Object({ apiVersion: Type.Literal(GENERATORS_API), kind: Type.Literal('Password'), name }) }),
+          rewrite: Type.Optional(Type.Array(Type.Object({ regexp: Type.Object({ source: Type.String({ minLength: 1 }), target: Type.String({ minLength: 1 }) }) }))),
+        }),
+        { minItems: 1 },
+      ),
+    }),
+  ]),
 });
-const validateExternalSecret = createAjv({ useDefaults: false }).compile(externalSecretSchema);
+// ESO's Password generator (docs: api/generator/password): lengths below 16 are refused here.
+const passwordSchema = Type.Object({
+  apiVersion: Type.Literal(GENERATORS_API),
+  kind: Type.Literal('Password'),
+  metadata,
+  spec: Type.Object(
+    {
+      length: Type.Integer({ minimum: 16 }),
+      digits: Type.Optional(Type.Integer({ minimum: 0 })),
+      symbols: Type.Optional(Type.Integer({ minimum: 0 })),
+      symbolCharacters: Type.Optional(Type.String()),
+      noUpper: Type.Optional(Type.Boolean()),
+      allowRepeat: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  ),
+});
+const ajv = createAjv({ useDefaults: false });
+const CUSTOM: Record<string, ValidateFunction> = {
+  'external-secrets.io/v1/ExternalSecret': ajv.compile(externalSecretSchema),
+  [`${GENERATORS_API}/Password`]: ajv.compile(passwordSchema),
+};
 
 /**
  * Validates one rendered object against the Kubernetes or Argo CD schema of its kind.
@@ -66,10 +104,9 @@ export function validateManifest(object: unknown, file: string): void {
   if (object === null || typeof object !== 'object' || Array.isArray(object)) throw new InvalidManifestError(`${file}: not an object`);
   const { apiVersion, kind } = object as { apiVersion?: unknown; kind?: unknown };
   const key = `${String(apiVersion)}/${String(kind)}`;
-  if (key === 'external-secrets.io/v1/ExternalSecret') {
-    if (!validateExternalSecret(object)) {
-      throw new InvalidManifestError(`${file}: ExternalSecret ${validateExternalSecret.errors!.map((e) => `${e.instancePath} ${e.message}`).join('; ')}`);
-    }
+  const custom = CUSTOM[key];
+  if (custom) {
+    if (!custom(object)) throw new InvalidManifestError(`${file}: ${String(kind)} ${custom.errors!.map((e) => `${e.instancePath} ${e.message}`).join('; ')}`);
     return;
   }
   const Model = MODELS[key];
