@@ -5,7 +5,7 @@ import type { LocalRepository } from '../gitops/local/local-repository.ts';
 import { parseManifest } from '../gitops/render/manifest-serialization.ts';
 import { validateManifest } from '../gitops/render/manifest-validation.ts';
 import { INSTANCE_ID_LABEL, MANAGED_BY_LABELS } from '../gitops/labels.ts';
-import { instanceDir } from '../gitops/tenant-paths.ts';
+import { instanceApplicationName, instanceDir } from '../gitops/tenant-paths.ts';
 import type { BackgroundTask } from '../jobs/background-task.ts';
 import { createPeriodicTask } from '../jobs/periodic-task.ts';
 import type { ArgocdNotification } from '../webhooks/argocd-notification.ts';
@@ -75,7 +75,7 @@ export function createSyncSimulator(options: SyncSimulatorOptions): BackgroundTa
       return [
         {
           trigger: 'simulator.deleted',
-          app: { ...base, name: `${candidate.org}-${candidate.name}`, deletionTimestamp: at(0) },
+          app: { ...base, name: instanceApplicationName(candidate.org, candidate.name), deletionTimestamp: at(0) },
           sync: { status: 'Synced', revision: head },
           operation: null,
           health: { status: 'Missing', message: null, observedAt: at(0) },
@@ -83,7 +83,7 @@ export function createSyncSimulator(options: SyncSimulatorOptions): BackgroundTa
       ];
     }
 
-    let name = `${candidate.org}-${candidate.name}`;
+    let name = instanceApplicationName(candidate.org, candidate.name);
     let invalid: string | undefined;
     if (files.length === 0) invalid = `${dir}/ does not exist at ${head}`;
     for (const file of files) {

@@ -1,9 +1,18 @@
 import { Type } from '@sinclair/typebox';
 
 /**
- * Where things live in gsv-gitops, as pure functions of validated slugs. Every path a tenant
- * change may touch is under `tenants/<org>/`; `assertInside` is the last check before a file
- * is committed.
+ * Where things live in gsv-gitops, and what generated Kubernetes and Argo CD objects are
+ * called, as pure functions of validated slugs. Every path a tenant change may touch is under
+ * `tenants/<org>/`; `assertInside` is the last check before a file is committed.
+ *
+ * Names (README "Generated names"): segments joined by `--`, which no slug contains, so a name
+ * splits back into its segments one way only. Every name built for a tenant starts with a fixed
+ * kind word (`app`, `apps`, `tenant`), so the kind and the segment count fix what each segment
+ * is: `app--bob--x-y` (org bob, instance x-y) cannot be `app--bob-x--y` (org bob-x, instance y).
+ * Namespaces need no kind word: they are the only generated namespaces, `<org>--<role>`, and no
+ * platform namespace contains `--`. No platform object's name contains `--` either (a spec
+ * checks templates/platform), so no tenant name can equal one. No hashes: readable, and unique
+ * by construction rather than with high probability.
  */
 
 /**
@@ -16,6 +25,9 @@ const SLUG = new RegExp(SLUG_PATTERN);
 
 /** Kubernetes label values and DNS-1123 labels (namespaces) are at most 63 characters. */
 export const NAME_MAX = 63;
+
+/** What joins the segments of a generated name. */
+export const NAME_SEPARATOR = '--';
 
 /**
  * Longest slug of each kind. The budget is the longest generated name: `apps--<org>--<name>`
@@ -87,13 +99,37 @@ export function instanceDir(org: string, instanceName: string): string {
   return `${tenantDir(org)}/apps/${slug(instanceName, 'instanceName')}`;
 }
 
-/** The namespace of an org's role: `<org>-<role>`. */
-export function tenantNamespace(org: string, role: string): string {
-  return `${slug(org, 'org')}-${slug(role, 'role')}`;
+function generatedName(...segments: string[]): string {
+  return segments.join(NAME_SEPARATOR);
 }
 
+/** The namespace of an org's role: `<org>--<role>`. */
+export function tenantNamespace(org: string, role: string): string {
+  return generatedName(slug(org, 'org'), slug(role, 'role'));
+}
+
+/** The org's AppProject: `tenant--<org>` (AppProjects and Applications are different objects). */
 export function tenantProject(org: string): string {
-  return `tenant-${slug(org, 'org')}`;
+  return generatedName('tenant', slug(org, 'org'));
+}
+
+/** The instance's own Application, the file `application.yaml` in its directory: `app--<org>--<name>`. */
+export function instanceApplicationName(org: string, instanceName: string): string {
+  return generatedName('app', slug(org, 'org'), slug(instanceName, 'instanceName'));
+}
+
+/**
+ * The Application the tenant-apps ApplicationSet makes for the instance's directory (it syncs
+ * the instance's Application): `apps--<org>--<name>`. The ApplicationSet's template builds the
+ * same name from the directory's path segments; a spec holds the two together.
+ */
+export function parentApplicationName(org: string, instanceName: string): string {
+  return generatedName('apps', slug(org, 'org'), slug(instanceName, 'instanceName'));
+}
+
+/** The Application the tenant-base ApplicationSet makes for `tenants/<org>/base`: `tenant--<org>`. */
+export function tenantBaseApplicationName(org: string): string {
+  return generatedName('tenant', slug(org, 'org'));
 }
 
 export const PLATFORM_DIR = 'platform';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { judgeApplication, type ApplicationObservation, type RevisionFacts } from '../../src/domain/application-status.ts';
 
 const healthy: ApplicationObservation = {
-  application: 'acme-studio-main',
+  application: 'app--acme--main',
   instanceId: 'i',
   syncStatus: 'Synced',
   syncRevision: 'r2',

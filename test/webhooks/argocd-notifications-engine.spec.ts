@@ -60,8 +60,8 @@ function corpus(): { label: string; app: App }[] {
       status(app).sync!.revision = '0.1.1';
       (status(app).operationState!.syncResult as Record<string, unknown>).revision = '0.1.1';
     }),
-    with_('git-sourced parent apps-<org>-<name>', (app) => {
-      app.metadata.name = 'apps-acme-main';
+    with_('git-sourced parent apps--<org>--<name>', (app) => {
+      app.metadata.name = 'apps--acme--main';
       app.metadata.labels = { 'app.kubernetes.io/managed-by': 'control-plane', 'gsv.io/org': 'acme' };
       app.spec = { project: 'platform-tenants', source: { repoURL: 'https://github.com/gsv/gsv-gitops.git', targetRevision: 'main', path: 'tenants/acme/apps/main' } };
       status(app).sourceType = 'Directory' as unknown as Record<string, unknown>;
