@@ -6,7 +6,7 @@ import { parseManifest } from '../gitops/render/manifest-serialization.ts';
 import { validateManifest } from '../gitops/render/manifest-validation.ts';
 import { INSTANCE_SPEC_ANNOTATION } from '../gitops/instance-spec.ts';
 import { APPLICATION_TIER_LABEL, INSTANCE_ID_LABEL, INSTANCE_NAME_LABEL, MANAGED_BY_LABELS, ORG_LABEL, PARENT_TIER } from '../gitops/labels.ts';
-import { instanceDir } from '../gitops/tenant-paths.ts';
+import { instanceApplicationName, instanceDir, parentApplicationName } from '../gitops/tenant-paths.ts';
 import type { BackgroundTask } from '../jobs/background-task.ts';
 import { createPeriodicTask } from '../jobs/periodic-task.ts';
 import type { ArgocdNotification } from '../webhooks/argocd-notification.ts';
@@ -80,7 +80,7 @@ export function createSyncSimulator(options: SyncSimulatorOptions): BackgroundTa
     // The parent as the tenant-apps ApplicationSet labels it (templates/platform/argocd-tenants/).
     const parent = {
       namespace: 'argocd',
-      name: `apps-${candidate.org}-${candidate.name}`,
+      name: parentApplicationName(candidate.org, candidate.name),
       labels: { ...MANAGED_BY_LABELS, [ORG_LABEL]: candidate.org, [INSTANCE_NAME_LABEL]: candidate.name, [APPLICATION_TIER_LABEL]: PARENT_TIER },
     };
     const now = new Date(Math.floor(Date.now() / 1000) * 1000);
@@ -92,7 +92,7 @@ export function createSyncSimulator(options: SyncSimulatorOptions): BackgroundTa
       return [
         {
           trigger: 'simulator.deleted',
-          app: { ...child, name: `${candidate.org}-${candidate.name}`, deletionTimestamp: at(0) },
+          app: { ...child, name: instanceApplicationName(candidate.org, candidate.name), deletionTimestamp: at(0) },
           sync: { status: 'Synced', revision: null },
           operation: null,
           health: { status: 'Missing', message: null, observedAt: at(0) },
@@ -104,7 +104,7 @@ export function createSyncSimulator(options: SyncSimulatorOptions): BackgroundTa
     const base = (await readGit(['ls-tree', '--name-only', head, '--', `tenants/${candidate.org}/base/`])).trim();
     if (!base) return undefined;
 
-    let name = `${candidate.org}-${candidate.name}`;
+    let name = instanceApplicationName(candidate.org, candidate.name);
     let chartVersion: string | null = null;
     let instanceSpec: string | null = null;
     let invalid: string | undefined;

@@ -3,6 +3,7 @@ import type { InstanceSpec } from '../gitops/instance-spec.ts';
 import { applyInstanceEvent } from './instance-events.ts';
 import type { InstanceState } from './instance-state.ts';
 import { judgeApplications, reportedAt, type ApplicationObservation, type ApplicationPair } from './application-status.ts';
+import { isSlug } from '../gitops/tenant-paths.ts';
 import { APPLICATION_TIER_LABEL, INSTANCE_ID_LABEL, INSTANCE_NAME_LABEL, ORG_LABEL, PARENT_TIER } from '../gitops/labels.ts';
 
 export interface ApplicationSyncDeps {
@@ -29,7 +30,6 @@ export interface ObservationOutcome {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const SLUG = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /**
  * Whom an Application speaks for, from its labels: the instance id on an instance Application;
@@ -41,7 +41,7 @@ export function subjectOf(labels: Record<string, string> | null | undefined): Ap
   if (instanceId !== undefined) return UUID.test(instanceId) ? { tier: 'child', instanceId } : undefined;
   const org = labels?.[ORG_LABEL];
   const instanceName = labels?.[INSTANCE_NAME_LABEL];
-  if (labels?.[APPLICATION_TIER_LABEL] === PARENT_TIER && org && instanceName && SLUG.test(org) && SLUG.test(instanceName)) return { tier: 'parent', org, instanceName };
+  if (labels?.[APPLICATION_TIER_LABEL] === PARENT_TIER && org && instanceName && isSlug(org, 'org') && isSlug(instanceName, 'instanceName')) return { tier: 'parent', org, instanceName };
   return undefined;
 }
 

@@ -6,13 +6,13 @@ import { parse as parseYaml } from 'yaml';
 import { ValidationError } from '../errors.ts';
 import { createAjv } from '../validation.ts';
 import { checkNewVersion, insertVersion } from './catalog.ts';
+import { slugSchema } from '../gitops/tenant-paths.ts';
 
 /** Where the shipped catalog lives: templates/offerings/<slug>/{offering.yaml,<version>/...}. */
 export const OFFERINGS_DIR = path.resolve(import.meta.dirname, '../../templates/offerings');
 
-const Slug = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?$' });
 const OfferingFile = Type.Object(
-  { slug: Slug, role: Slug, name: Type.String({ minLength: 1 }), description: Type.String({ minLength: 1 }) },
+  { slug: slugSchema('offering'), role: slugSchema('role'), name: Type.String({ minLength: 1 }), description: Type.String({ minLength: 1 }) },
   { additionalProperties: false },
 );
 const VersionFile = Type.Object(

@@ -8,6 +8,7 @@ import type { Principal } from './principal.ts';
 import { grantTrialCredit } from './billing/credits.ts';
 import type { BillingSettings } from './billing/instance-billing.ts';
 import { listOrganizationWallets } from './billing/wallets.ts';
+import { SLUG_MAX } from '../gitops/tenant-paths.ts';
 
 export interface WorkspaceDeps {
   sequelize: Sequelize;
@@ -28,13 +29,16 @@ export interface Workspace {
   createdAt: string;
 }
 
-/**
- * Longest org slug this service derives. Namespaces are `<org>-<role>` (role ≤ 16) and must stay
- * within 63 characters; the database allows 40; 36 leaves room for a `-NNN` uniqueness suffix.
- */
-const SLUG_BASE_MAX = 36;
+/** The uniqueness suffix: `-2` … `-99`, then `-` and 6 hex digits. */
+const SLUG_SUFFIX_MAX = 7;
+/** Longest base this service derives: with any suffix the slug stays within SLUG_MAX.org. */
+const SLUG_BASE_MAX = SLUG_MAX.org - SLUG_SUFFIX_MAX;
 
-/** A DNS-1123 label derived from the caller's preferred username, else email local part. */
+/**
+ * A slug (tenant-paths.ts SLUG_PATTERN) derived from the caller's preferred username, else
+ * email local part. Every run of other characters becomes one `-`, so the result never holds
+ * `--`, which generated names use as their separator.
+ */
 export function orgSlugBase(principal: Pick<Principal, 'subject' | 'username' | 'email'>): string {
   const source = principal.username ?? principal.email?.split('@')[0] ?? '';
   const slug = source
@@ -48,7 +52,8 @@ export function orgSlugBase(principal: Pick<Principal, 'subject' | 'username' | 
   return slug === '' ? 'org' : slug;
 }
 
-function* slugCandidates(base: string): Generator<string> {
+/** The slugs tried in turn for a base, each a valid org slug. */
+export function* orgSlugCandidates(base: string): Generator<string> {
   yield base;
   for (let n = 2; n < 100; n++) yield `${base}-${n}`;
   for (;;) yield `${base}-${randomBytes(3).toString('hex')}`;
@@ -78,7 +83,7 @@ export async function ensureAutoWorkspace(deps: WorkspaceDeps, tx: Transaction, 
   const name = principal.username ?? principal.email ?? principal.subject;
   let organizationId: string | undefined;
   let slug = '';
-  for (const candidate of slugCandidates(orgSlugBase(principal))) {
+  for (const candidate of orgSlugCandidates(orgSlugBase(principal))) {
     // DO NOTHING on a taken slug: no exception, so the transaction stays usable for the next try.
     const [row] = await sequelize.query<{ id: string }>(
       `INSERT INTO organizations (slug, name, auto_owner_subject, keycloak_group)

@@ -1,11 +1,71 @@
+import { Type } from '@sinclair/typebox';
+
 /**
- * Where things live in gsv-gitops, as pure functions of validated slugs. Every path a tenant
- * change may touch is under `tenants/<org>/`; `assertTenantPath` is the last check before a
- * file is committed.
+ * Where things live in gsv-gitops, and what generated Kubernetes and Argo CD objects are
+ * called, as pure functions of validated slugs. Every path a tenant change may touch is under
+ * `tenants/<org>/`; `assertInside` is the last check before a file is committed.
+ *
+ * Names (README "Generated names"): segments joined by `--`, which no slug contains, so a name
+ * splits back into its segments one way only. Every name built for a tenant starts with a fixed
+ * kind word (`app`, `apps`, `tenant`), so the kind and the segment count fix what each segment
+ * is: `app--bob--x-y` (org bob, instance x-y) cannot be `app--bob-x--y` (org bob-x, instance y).
+ * Namespaces need no kind word: they are the only generated namespaces, `<org>--<role>`, and no
+ * platform namespace contains `--`. No platform object's name contains `--` either (a spec
+ * checks templates/platform), so no tenant name can equal one. No hashes: readable, and unique
+ * by construction rather than with high probability.
  */
-export const SLUG = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
-/** Offering slugs and roles are shorter (they end up inside namespace names). */
-export const SHORT_SLUG = /^[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?$/;
+
+/**
+ * A slug: lowercase alphanumeric runs joined by single dashes (a DNS-1123 label with no `--`,
+ * and never starting or ending with `-`), so that `--` can join slugs into names that split
+ * back one way only. The same text serves JSON Schema and PostgreSQL.
+ */
+export const SLUG_PATTERN = '^[a-z0-9]+(-[a-z0-9]+)*$';
+const SLUG = new RegExp(SLUG_PATTERN);
+
+/** Kubernetes label values and DNS-1123 labels (namespaces) are at most 63 characters. */
+export const NAME_MAX = 63;
+
+/** What joins the segments of a generated name. */
+export const NAME_SEPARATOR = '--';
+
+/**
+ * Longest slug of each kind. The budget is the longest generated name: `apps--<org>--<name>`
+ * (6 + 30 + 2 + 25 = 63). Namespaces `<org>--<role>` take 30 + 2 + 16 = 48. Projects and teams
+ * appear in no generated name (a project is only a label value), so they keep 40.
+ */
+export const SLUG_MAX = {
+  org: 30,
+  instanceName: 25,
+  /** Roles end up in namespaces; offerings share the limit (an offering usually names its role). */
+  role: 16,
+  offering: 16,
+  project: 40,
+  team: 40,
+} as const;
+
+export type SlugKind = keyof typeof SLUG_MAX;
+
+const SLUG_WHAT: Record<SlugKind, string> = {
+  org: 'organization',
+  instanceName: 'instance name',
+  role: 'role',
+  offering: 'offering',
+  project: 'project',
+  team: 'team',
+};
+
+/**
+ * The JSON Schema of a slug of one kind (API requests, change payloads, the catalog): the
+ * pattern, and the length that keeps every name built from it within 63 characters.
+ */
+export function slugSchema(kind: SlugKind) {
+  return Type.String({
+    maxLength: SLUG_MAX[kind],
+    pattern: SLUG_PATTERN,
+    description: `Lowercase letters and digits, with single "-" between them (no "--", none first or last), at most ${SLUG_MAX[kind]} characters.`,
+  });
+}
 
 export class UnsafePathError extends Error {
   constructor(detail: string) {
@@ -14,13 +74,19 @@ export class UnsafePathError extends Error {
   }
 }
 
-function slug(value: string, what: string, pattern = SLUG): string {
-  if (!pattern.test(value)) throw new UnsafePathError(`${what} ${JSON.stringify(value)} is not a valid slug`);
+export function isSlug(value: string, kind: SlugKind): boolean {
+  return value.length <= SLUG_MAX[kind] && SLUG.test(value);
+}
+
+function slug(value: string, kind: SlugKind): string {
+  if (!isSlug(value, kind)) {
+    throw new UnsafePathError(`${SLUG_WHAT[kind]} ${JSON.stringify(value)} is not a valid slug (at most ${SLUG_MAX[kind]} of a-z, 0-9 and single "-" between them)`);
+  }
   return value;
 }
 
 export function tenantDir(org: string): string {
-  return `tenants/${slug(org, 'organization')}`;
+  return `tenants/${slug(org, 'org')}`;
 }
 
 /** The tenant's infrastructure: namespaces, quotas, policies, role bindings, AppProject. */
@@ -30,16 +96,40 @@ export function tenantBaseDir(org: string): string {
 
 /** One directory per instance, holding its Argo CD Application and anything beside it. */
 export function instanceDir(org: string, instanceName: string): string {
-  return `${tenantDir(org)}/apps/${slug(instanceName, 'instance name')}`;
+  return `${tenantDir(org)}/apps/${slug(instanceName, 'instanceName')}`;
 }
 
-/** The namespace of an org's role: `<org>-<role>` (at most 40 + 1 + 16 = 57 characters). */
+function generatedName(...segments: string[]): string {
+  return segments.join(NAME_SEPARATOR);
+}
+
+/** The namespace of an org's role: `<org>--<role>`. */
 export function tenantNamespace(org: string, role: string): string {
-  return `${slug(org, 'organization')}-${slug(role, 'role', SHORT_SLUG)}`;
+  return generatedName(slug(org, 'org'), slug(role, 'role'));
 }
 
+/** The org's AppProject: `tenant--<org>` (AppProjects and Applications are different objects). */
 export function tenantProject(org: string): string {
-  return `tenant-${slug(org, 'organization')}`;
+  return generatedName('tenant', slug(org, 'org'));
+}
+
+/** The instance's own Application, the file `application.yaml` in its directory: `app--<org>--<name>`. */
+export function instanceApplicationName(org: string, instanceName: string): string {
+  return generatedName('app', slug(org, 'org'), slug(instanceName, 'instanceName'));
+}
+
+/**
+ * The Application the tenant-apps ApplicationSet makes for the instance's directory (it syncs
+ * the instance's Application): `apps--<org>--<name>`. The ApplicationSet's template builds the
+ * same name from the directory's path segments; a spec holds the two together.
+ */
+export function parentApplicationName(org: string, instanceName: string): string {
+  return generatedName('apps', slug(org, 'org'), slug(instanceName, 'instanceName'));
+}
+
+/** The Application the tenant-base ApplicationSet makes for `tenants/<org>/base`: `tenant--<org>`. */
+export function tenantBaseApplicationName(org: string): string {
+  return generatedName('tenant', slug(org, 'org'));
 }
 
 export const PLATFORM_DIR = 'platform';

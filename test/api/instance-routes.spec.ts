@@ -3,6 +3,7 @@ import { QueryTypes } from 'sequelize';
 import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
 import { useSpecDatabase } from '../support/database.ts';
 import { moveByFacts, observe } from '../support/instance-facts.ts';
+import { SLUG_MAX } from '../../src/gitops/tenant-paths.ts';
 
 /** The newest active studio version (templates/offerings/studio): what an instance that names none gets. */
 const STUDIO = '2.0.0';
@@ -73,7 +74,8 @@ describe('instances', () => {
     assert.deepEqual((detail.body.changes as { id: string }[]).map((c) => c.id), [change!.id]);
   });
 
-  for (const name of ['../x', 'a/b', 'Foo', 'a'.repeat(64), '-a']) {
+  // `x--y`: generated names join slugs with `--` (tenant-paths.ts); 26 characters would push apps--<org>--<name> past 63.
+  for (const name of ['../x', 'a/b', 'Foo', 'a'.repeat(64), '-a', 'x--y', 'a'.repeat(SLUG_MAX.instanceName + 1)]) {
     it(`refuses the name ${JSON.stringify(name.length > 20 ? `${name.slice(0, 5)}…(${name.length})` : name)} with 400 naming the field, writing nothing`, async () => {
       const before = [await count('instances'), await count('change_requests')];
       const response = await api.call('POST', '/instances', { token, body: { org, offering: 'studio', name } });
@@ -83,6 +85,28 @@ describe('instances', () => {
       assert.deepEqual([await count('instances'), await count('change_requests')], before);
     });
   }
+
+  it('refuses `--` in every slug of a request with 400 problem+json naming the field, and takes a name of the longest length', async () => {
+    const before = [await count('instances'), await count('change_requests')];
+    const cases: [string, string, { body?: Record<string, unknown> }, { in: string; pointer: string }][] = [
+      ['POST', '/instances', { body: { org: 'bob--x', offering: 'studio', name: 'y' } }, { in: 'body', pointer: '/org' }],
+      ['POST', '/instances', { body: { org, project: 'de--fault', offering: 'studio', name: 'y' } }, { in: 'body', pointer: '/project' }],
+      ['POST', '/instances', { body: { org, offering: 'stu--dio', name: 'y' } }, { in: 'body', pointer: '/offering' }],
+      ['GET', '/orgs/bob--x', {}, { in: 'path', pointer: '/org' }],
+      ['GET', '/instances?org=bob--x', {}, { in: 'query', pointer: '/org' }],
+      ['POST', `/orgs/${org}/projects`, { body: { slug: 'a--b' } }, { in: 'body', pointer: '/slug' }],
+      ['POST', `/orgs/${org}/teams`, { body: { slug: 'a--b' } }, { in: 'body', pointer: '/slug' }],
+    ];
+    for (const [method, path, options, where] of cases) {
+      const response = await api.call(method, path, { token, ...options });
+      assert.equal(response.status, 400, `${method} ${path}`);
+      assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
+      assert.deepEqual((response.body.errors as { in: string; pointer: string }[]).map((e) => ({ in: e.in, pointer: e.pointer })), [where], `${method} ${path}`);
+    }
+    assert.deepEqual([await count('instances'), await count('change_requests')], before);
+    const longest = await api.call('POST', '/instances', { token, body: { org, offering: 'studio', name: 'n'.repeat(SLUG_MAX.instanceName) } });
+    assert.equal(longest.status, 202);
+  });
 
   const badParameters: [string, Record<string, unknown>, string][] = [
     ['a wrong type', { storageSize: 'lots' }, '/storageSize'],

@@ -8,6 +8,7 @@ import { webhookRoutes } from '../../src/api/routes/webhook-routes.ts';
 import { ArgocdTokenVerifier } from '../../src/webhooks/argocd-token.ts';
 import { createSyncSimulator } from '../../src/dev/sync-simulator.ts';
 import { LocalRepository } from '../../src/gitops/local/local-repository.ts';
+import { instanceApplicationName, tenantNamespace, tenantProject } from '../../src/gitops/tenant-paths.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
@@ -16,7 +17,7 @@ import { insertMergedChange, instanceEvents, instanceState } from '../support/we
 
 const TOKEN = 'simulator-test-token-0123456789';
 
-function applicationYaml(name: string, instanceId: string, project = 'tenant-acme'): string {
+function applicationYaml(name: string, instanceId: string, project = tenantProject('acme')): string {
   return `apiVersion: argoproj.io/v1alpha1
 kind: Application
 metadata:
@@ -31,7 +32,7 @@ spec:
   project: ${project}
   destination:
     server: https://kubernetes.default.svc
-    namespace: acme-studio
+    namespace: ${tenantNamespace('acme', 'studio')}
   source:
     repoURL: https://langflow-ai.github.io/langflow-helm-charts
     chart: langflow-ide
@@ -87,7 +88,7 @@ describe('development sync simulator', () => {
     const { org, name } = await orgAndName(change.instanceId);
     const merge = await commitOnMain([
       ...(options.withoutBase ? [] : [tenantBase(org)]),
-      { path: `tenants/${org}/apps/${name}/application.yaml`, content: applicationYaml(`${org}-${name}`, change.instanceId) },
+      { path: `tenants/${org}/apps/${name}/application.yaml`, content: applicationYaml(instanceApplicationName(org, name), change.instanceId) },
       { path: `tenants/${org}/apps/${name}/kustomization.yaml`, content: 'resources:\n  - application.yaml\n' },
     ]);
     await sequelize.query('UPDATE change_requests SET merge_commit_sha = $sha WHERE id = $id', { bind: { id: change.changeId, sha: merge } });
@@ -126,7 +127,7 @@ describe('development sync simulator', () => {
     const { org, name } = await orgAndName(change.instanceId);
     const merge = await commitOnMain([
       tenantBase(org),
-      { path: `tenants/${org}/apps/${name}/application.yaml`, content: applicationYaml(`${org}-${name}`, change.instanceId).replace('  project: tenant-acme\n', '') },
+      { path: `tenants/${org}/apps/${name}/application.yaml`, content: applicationYaml(instanceApplicationName(org, name), change.instanceId).replace(`  project: ${tenantProject('acme')}\n`, '') },
     ]);
     await sequelize.query('UPDATE change_requests SET merge_commit_sha = $sha WHERE id = $id', { bind: { id: change.changeId, sha: merge } });
     await simulator.runOnce();

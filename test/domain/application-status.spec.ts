@@ -5,7 +5,7 @@ import { specAnnotation, type InstanceSpec } from '../../src/gitops/instance-spe
 const spec: InstanceSpec = { offering: 'studio', version: '1.0.0', parameters: { size: 'small' } };
 // The parent (source gsv-gitops) applied main at 03:40:02; its revisions are gsv-gitops commits.
 const parent: ApplicationObservation = {
-  application: 'apps-acme-main',
+  application: 'apps--acme--main',
   subject: { tier: 'parent', org: 'acme', instanceName: 'main' },
   spec: null,
   syncStatus: 'Synced',
@@ -18,7 +18,7 @@ const parent: ApplicationObservation = {
 };
 // The child (source a Helm chart): its revision is the chart version, never a gsv-gitops commit.
 const child: ApplicationObservation = {
-  application: 'acme-main',
+  application: 'app--acme--main',
   subject: { tier: 'child', instanceId: 'i' },
   spec: specAnnotation(spec),
   syncStatus: 'Synced',

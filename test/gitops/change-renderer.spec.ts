@@ -5,19 +5,12 @@ import { loadTemplateCatalog, type TemplateCatalog } from '../../src/gitops/rend
 import { renderInstance, renderInstanceRemoval, renderPlatform, renderWorkspace } from '../../src/gitops/render/change-renderer.ts';
 import { instanceDir, tenantBaseDir, UnsafePathError } from '../../src/gitops/tenant-paths.ts';
 import type { FileChange } from '../../src/gitops/repository.ts';
-import type { InstanceWrite, PlatformBootstrap } from '../../src/gitops/render/change-payloads.ts';
+import type { InstanceWrite } from '../../src/gitops/render/change-payloads.ts';
+import { PLATFORM_BOOTSTRAP } from '../support/change-fixtures.ts';
 import { TemplateError } from '../../src/gitops/render/template-substitution.ts';
 import { kustomizeAll } from '../support/kustomize.ts';
 
 const INSTANCE_ID = '5f0c8a51-8f57-4a57-9c39-2a7f9d7f3b10';
-const PLATFORM: PlatformBootstrap = {
-  image: 'ghcr.io/gsv/control-plane:0.1.0',
-  host: 'cmp.example.org',
-  gitopsRepoURL: 'https://github.com/gsv/gsv-gitops.git',
-  baseBranch: 'main',
-  notificationsUrl: 'http://cmp-control-plane.cmp.svc',
-  secretStore: 'vault',
-};
 
 function instancePayload(offering: string, role: string, parameters: Record<string, unknown> = {}): InstanceWrite {
   return { org: 'acme', project: 'default', instanceName: `my-${offering}`, offering, role, version: '1.0.0', templatePath: `templates/offerings/${offering}/1.0.0`, parameters };
@@ -46,8 +39,13 @@ describe('change renderer', () => {
       assert.equal(labels['app.kubernetes.io/managed-by'], 'control-plane');
       assert.equal(labels['gsv.io/org'], 'acme');
     }
-    const kinds = files.map((f) => (YAML.parse(f.content) as { kind: string }).kind);
+    const objects = files.map((f) => YAML.parse(f.content) as { kind: string; metadata?: { name: string; namespace?: string } });
+    const kinds = objects.map((o) => o.kind);
     for (const kind of ['Namespace', 'ResourceQuota', 'LimitRange', 'NetworkPolicy', 'RoleBinding', 'AppProject']) assert.ok(kinds.includes(kind), kind);
+    const namespaces = objects.filter((o) => o.kind === 'Namespace').map((o) => o.metadata!.name);
+    assert.deepEqual(namespaces.sort(), catalog.roles.map((role) => `acme--${role}`).sort());
+    for (const o of objects.filter((o) => o.metadata?.namespace && o.kind !== 'AppProject')) assert.ok(namespaces.includes(o.metadata!.namespace!), o.metadata!.namespace);
+    assert.deepEqual(objects.filter((o) => o.kind === 'AppProject').map((o) => o.metadata!.name), ['tenant--acme']);
   });
 
   it('renders the same bytes for the same input (deterministic), whatever the parameter key order', () => {
@@ -62,7 +60,7 @@ describe('change renderer', () => {
     for (const offering of catalog.offerings.values()) {
       files.push(...renderInstance(catalog, instancePayload(offering.slug, offering.role), INSTANCE_ID));
     }
-    files.push(...renderPlatform(catalog, PLATFORM));
+    files.push(...renderPlatform(catalog, PLATFORM_BOOTSTRAP));
     const built = await kustomizeAll(written(files));
     assert.equal(built, 1 + catalog.offerings.size + catalog.platform.size);
   });
@@ -75,8 +73,9 @@ describe('change renderer', () => {
     };
     assert.equal(application!.path, `${instanceDir('acme', 'my-runtime')}/application.yaml`);
     assert.equal(app.metadata.labels['gsv.io/instance-id'], INSTANCE_ID);
-    assert.equal(app.spec.project, 'tenant-acme');
-    assert.equal(app.spec.destination.namespace, 'acme-runtime');
+    assert.equal(app.metadata.name, 'app--acme--my-runtime');
+    assert.equal(app.spec.project, 'tenant--acme');
+    assert.equal(app.spec.destination.namespace, 'acme--runtime');
     assert.equal(app.spec.source.chart, 'langflow-runtime');
     assert.equal(app.spec.source.helm.valuesObject.replicaCount, 3);
     assert.equal(app.spec.source.helm.valuesObject.resources.limits.cpu, '2');
@@ -129,7 +128,7 @@ describe('change renderer', () => {
       ),
     ];
     const needed = new Set(rendered.filter((o) => o.kind !== 'Namespace').map((o) => `${groupOf(o)}/${o.kind}`));
-    const platform = objects(renderPlatform(catalog, PLATFORM));
+    const platform = objects(renderPlatform(catalog, PLATFORM_BOOTSTRAP));
     const project = platform.find((o) => o.kind === 'AppProject' && o.metadata.name === 'platform-tenants')!;
     const whitelist = new Set((project.spec!.namespaceResourceWhitelist as { group: string; kind: string }[]).map((k) => `${k.group}/${k.kind}`));
     assert.deepEqual([...whitelist].sort(), [...needed].sort());

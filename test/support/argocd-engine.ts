@@ -49,7 +49,7 @@ export function notificationsConfig(data: Record<string, string>): Notifications
   return config;
 }
 
-let built: Promise<string> | undefined;
+const built = new Map<string, Promise<string>>();
 
 /**
  * Builds test/support/argocd-engine/main.go once per source version (GOPATH mode against
@@ -57,36 +57,53 @@ let built: Promise<string> | undefined;
  * install when Go or the packages are missing: the proof must not be skipped silently.
  */
 export function argocdEngine(): Promise<string> {
-  built ??= (async () => {
-    const source = await fs.readFile(SOURCE);
-    const binary = path.join(os.tmpdir(), `cp-argocd-engine-${crypto.createHash('sha256').update(source).digest('hex').slice(0, 16)}`);
-    try {
-      await fs.access(binary);
-      return binary;
-    } catch {
-      // not built yet
-    }
-    const staging = `${binary}.${process.pid}`;
-    try {
-      await run('go', ['build', '-o', staging, SOURCE], {
-        cwd: os.tmpdir(),
-        env: { ...process.env, GO111MODULE: 'off', GOPATH: DEBIAN_GOPATH, GOCACHE: path.join(os.tmpdir(), 'cp-go-cache'), GOFLAGS: '' },
-      });
-    } catch (error) {
-      throw new Error(
-        `Cannot build the Argo CD engine harness (${SOURCE}): install Go, sprig and expr (apt-get install golang-go golang-github-masterminds-sprig-dev golang-github-antonmedv-expr-dev; .ci/run does). ${(error as Error).message}`,
-        { cause: error },
-      );
-    }
-    await fs.rename(staging, binary);
+  return goHarness(SOURCE);
+}
+
+/** Builds one of the Go harnesses under test/support/ (a single main.go), as argocdEngine does. */
+export function goHarness(source: string): Promise<string> {
+  let binary = built.get(source);
+  if (!binary) {
+    binary = buildGoHarness(source);
+    built.set(source, binary);
+  }
+  return binary;
+}
+
+async function buildGoHarness(sourcePath: string): Promise<string> {
+  const source = await fs.readFile(sourcePath);
+  const name = path.basename(path.dirname(sourcePath));
+  const binary = path.join(os.tmpdir(), `cp-${name}-${crypto.createHash('sha256').update(source).digest('hex').slice(0, 16)}`);
+  try {
+    await fs.access(binary);
     return binary;
-  })();
-  return built;
+  } catch {
+    // not built yet
+  }
+  const staging = `${binary}.${process.pid}`;
+  try {
+    await run('go', ['build', '-o', staging, sourcePath], {
+      cwd: os.tmpdir(),
+      env: { ...process.env, GO111MODULE: 'off', GOPATH: DEBIAN_GOPATH, GOCACHE: path.join(os.tmpdir(), 'cp-go-cache'), GOFLAGS: '' },
+    });
+  } catch (error) {
+    throw new Error(
+      `Cannot build the Go harness ${sourcePath}: install Go, sprig and expr (apt-get install golang-go golang-github-masterminds-sprig-dev golang-github-antonmedv-expr-dev; .ci/run does). ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  await fs.rename(staging, binary);
+  return binary;
 }
 
 /** Evaluates every trigger on every Application and renders what fired, with Argo CD's engines. */
 export async function evaluateNotifications(config: NotificationsConfig, apps: { label: string; app: object }[]): Promise<EngineResult[]> {
-  const binary = await argocdEngine();
+  return JSON.parse(await runGoHarness(SOURCE, { ...config, apps })) as EngineResult[];
+}
+
+/** Runs a Go harness with `input` as JSON on stdin; resolves to its stdout. */
+export async function runGoHarness(source: string, input: object): Promise<string> {
+  const binary = await goHarness(source);
   const child = execFile(binary, [], { maxBuffer: 64 * 1024 * 1024 });
   const output = new Promise<string>((resolve, reject) => {
     let stdout = '';
@@ -94,8 +111,8 @@ export async function evaluateNotifications(config: NotificationsConfig, apps: {
     child.stdout!.on('data', (chunk: string) => (stdout += chunk));
     child.stderr!.on('data', (chunk: string) => (stderr += chunk));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`argocd-engine exited ${code}: ${stderr}`))));
+    child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`${path.basename(path.dirname(source))} exited ${code}: ${stderr}`))));
   });
-  child.stdin!.end(JSON.stringify({ ...config, apps }));
-  return JSON.parse(await output) as EngineResult[];
+  child.stdin!.end(JSON.stringify(input));
+  return output;
 }

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { ArgocdApplication } from '../../src/jobs/argocd-applications.ts';
+import { instanceApplicationName, parentApplicationName } from '../../src/gitops/tenant-paths.ts';
 import { specAnnotation, type InstanceSpec } from '../../src/gitops/instance-spec.ts';
 import type { ArgocdNotification } from '../../src/webhooks/argocd-notification.ts';
 
@@ -26,7 +27,7 @@ const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
 /** The parent apps-… Synced at `revision` (a gsv-gitops commit), its operation finished four seconds ago. */
 export function parentNotice(target: NoticeTarget, revision: string, change: (n: ArgocdNotification) => void = () => {}): ArgocdNotification {
   const n = structuredClone(PARENT_NOTICE);
-  n.app.name = `apps-${target.orgSlug}-${target.instanceName}`;
+  n.app.name = parentApplicationName(target.orgSlug, target.instanceName);
   n.app.labels = { ...n.app.labels, 'gsv.io/org': target.orgSlug, 'gsv.io/instance-name': target.instanceName };
   n.sync.revision = revision;
   n.operation = { ...n.operation!, syncResultRevision: revision, startedAt: ago(6000), finishedAt: ago(4000) };
@@ -38,7 +39,7 @@ export function parentNotice(target: NoticeTarget, revision: string, change: (n:
 /** The instance Application carrying `target.spec`, its sync finished two seconds ago and Healthy assessed now. */
 export function childNotice(target: NoticeTarget, change: (n: ArgocdNotification) => void = () => {}): ArgocdNotification {
   const n = structuredClone(CHILD_NOTICE);
-  n.app.name = `${target.orgSlug}-${target.instanceName}`;
+  n.app.name = instanceApplicationName(target.orgSlug, target.instanceName);
   n.app.labels = { ...n.app.labels, 'gsv.io/org': target.orgSlug, 'gsv.io/instance-id': target.instanceId };
   n.app.instanceSpec = specAnnotation(target.spec);
   n.operation = { ...n.operation!, startedAt: ago(3000), finishedAt: ago(2000) };
@@ -58,7 +59,7 @@ export function freshNotices(target: NoticeTarget, revision: string, change: (n:
 /** The parent Application object as the reconciler lists it, Synced at `revision`. */
 export function parentApplication(target: NoticeTarget, revision: string, change: (app: ArgocdApplication) => void = () => {}): ArgocdApplication {
   const app = structuredClone(PARENT_APPLICATION);
-  app.metadata.name = `apps-${target.orgSlug}-${target.instanceName}`;
+  app.metadata.name = parentApplicationName(target.orgSlug, target.instanceName);
   app.metadata.labels = { ...app.metadata.labels, 'gsv.io/org': target.orgSlug, 'gsv.io/instance-name': target.instanceName };
   app.status!.sync!.revision = revision;
   app.status!.operationState!.syncResult!.revision = revision;
@@ -69,7 +70,7 @@ export function parentApplication(target: NoticeTarget, revision: string, change
 /** The instance Application object as the reconciler lists it, carrying `target.spec`. */
 export function childApplication(target: NoticeTarget, change: (app: ArgocdApplication) => void = () => {}): ArgocdApplication {
   const app = structuredClone(CHILD_APPLICATION);
-  app.metadata.name = `${target.orgSlug}-${target.instanceName}`;
+  app.metadata.name = instanceApplicationName(target.orgSlug, target.instanceName);
   app.metadata.labels = { ...app.metadata.labels, 'gsv.io/org': target.orgSlug, 'gsv.io/instance-id': target.instanceId };
   app.metadata.annotations = { ...app.metadata.annotations, 'gsv.io/spec': specAnnotation(target.spec) };
   change(app);

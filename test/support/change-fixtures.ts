@@ -1,6 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { QueryTypes, type Sequelize } from 'sequelize';
-import type { InstanceWrite } from '../../src/gitops/render/change-payloads.ts';
+import type { InstanceWrite, PlatformBootstrap } from '../../src/gitops/render/change-payloads.ts';
+
+/** A platform.bootstrap payload as `npm run bootstrap` writes it. */
+export const PLATFORM_BOOTSTRAP: PlatformBootstrap = {
+  image: 'ghcr.io/gsv/control-plane:0.1.0',
+  host: 'cmp.example.org',
+  gitopsRepoURL: 'https://github.com/gsv/gsv-gitops.git',
+  baseBranch: 'main',
+  notificationsUrl: 'http://cmp-control-plane.cmp.svc',
+  secretStore: 'vault',
+};
 
 /**
  * An instance.create / instance.update payload as the API writes it: a shipped offering (its

@@ -69,7 +69,7 @@ function corpus(): { label: string; app: App }[] {
     }),
     variant(PARENT, 'parent: synced at a gsv-gitops commit', () => {}),
     variant(PARENT, 'parent: sync failed applying the instance Application', (_app, status) => {
-      Object.assign(status.operationState!, { phase: 'Failed', message: 'Application.argoproj.io "acme-main" is invalid' });
+      Object.assign(status.operationState!, { phase: 'Failed', message: 'Application.argoproj.io "app--acme--main" is invalid' });
       status.sync!.status = 'OutOfSync';
     }),
     variant(PARENT, 'parent: sync running', (_app, status) => {

@@ -7,6 +7,7 @@ import { ArgocdTokenVerifier } from '../../src/webhooks/argocd-token.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import type { ArgocdNotification } from '../../src/webhooks/argocd-notification.ts';
+import { instanceApplicationName } from '../../src/gitops/tenant-paths.ts';
 import { childNotice, parentNotice } from '../support/argocd-notices.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { listen, type Listening } from '../support/http.ts';
@@ -78,7 +79,7 @@ describe('POST /webhooks/argocd', () => {
     assert.equal(event!.to_state, 'ready');
     assert.equal(event!.actor, 'argocd');
     assert.equal(event!.change_id, change.changeId);
-    assert.match(event!.delivery_id ?? '', new RegExp(`${change.orgSlug}-${change.instanceName}\\|0\\.1\\.1`), 'the child reports its chart version, not a gsv-gitops commit');
+    assert.match(event!.delivery_id ?? '', new RegExp(`${instanceApplicationName(change.orgSlug, change.instanceName)}\\|0\\.1\\.1`), 'the child reports its chart version, not a gsv-gitops commit');
   });
 
   it('in any order: the instance Application first, its parent after, is ready too (each Application\'s latest word is kept)', async () => {

@@ -1,16 +1,14 @@
 import { Type, type TSchema } from '@sinclair/typebox';
+import { slugSchema } from '../../gitops/tenant-paths.ts';
 
-/** A DNS-1123 label of at most 40 characters: org, project, team and instance names. */
-export const NameSchema = Type.String({
-  pattern: '^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$',
-  description: 'A DNS-1123 label: lowercase letters, digits and "-", starting and ending alphanumeric, at most 40 characters.',
-});
-
-/** An offering or role slug (at most 16 characters, so `<org>-<role>` stays a DNS label). */
-export const OfferingSlugSchema = Type.String({
-  pattern: '^[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?$',
-  description: 'A DNS-1123 label of at most 16 characters.',
-});
+// Slugs: tenant-paths.ts owns their rules (no `--`, the separator of generated names; lengths
+// that keep every generated name within 63 characters).
+export const OrgSlugSchema = slugSchema('org');
+export const ProjectSlugSchema = slugSchema('project');
+export const TeamSlugSchema = slugSchema('team');
+export const InstanceNameSchema = slugSchema('instanceName');
+export const OfferingSlugSchema = slugSchema('offering');
+export const RoleSlugSchema = slugSchema('role');
 
 export const Timestamp = Type.String({ format: 'date-time' });
 export const Uuid = Type.String({ format: 'uuid' });

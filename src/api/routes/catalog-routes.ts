@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { Sequelize } from 'sequelize';
 import { defineRoute, type RouteSpec } from '../route.ts';
 import { addOfferingVersion, createOffering, getOffering, listOfferings, setOfferingVersionStatus } from '../../domain/catalog.ts';
-import { OfferingSlugSchema, Timestamp } from './api-schemas.ts';
+import { OfferingSlugSchema, RoleSlugSchema, Timestamp } from './api-schemas.ts';
 
 const Status = Type.Union([Type.Literal('active'), Type.Literal('deprecated'), Type.Literal('retired')], {
   description: 'active: orderable and the default; deprecated: orderable by version only; retired: refused for new instances and updates.',
@@ -30,7 +30,7 @@ const VersionSchema = Type.Object(
 const OfferingSchema = Type.Object(
   {
     slug: OfferingSlugSchema,
-    role: OfferingSlugSchema,
+    role: RoleSlugSchema,
     name: Type.String(),
     description: Type.String(),
     versions: Type.Array(VersionSchema, { description: 'Newest first.' }),
@@ -78,7 +78,7 @@ export function catalogRoutes(deps: { sequelize: Sequelize }): RouteSpec[] {
       body: Type.Object(
         {
           slug: OfferingSlugSchema,
-          role: OfferingSlugSchema,
+          role: RoleSlugSchema,
           name: Type.String({ minLength: 1, maxLength: 200 }),
           description: Type.String({ minLength: 1, maxLength: 2000 }),
         },

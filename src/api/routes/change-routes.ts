@@ -7,7 +7,7 @@ import { mergeChange } from '../../domain/changes/change-merge.ts';
 import { tenantAudit } from '../../domain/tenant-audit.ts';
 import { requireOrgAccess } from '../../domain/organization-access.ts';
 import type { GitopsRepository } from '../../gitops/repository.ts';
-import { NameSchema, Nullable, Timestamp, Uuid } from './api-schemas.ts';
+import { Nullable, OrgSlugSchema, Timestamp, Uuid } from './api-schemas.ts';
 import { PlatformBootstrapPayload } from '../../gitops/render/change-payloads.ts';
 import { CHANGE_KINDS, type MergePolicies } from '../../domain/changes/change-kinds.ts';
 import { CHANGE_STATUSES } from '../../domain/changes/change-status.ts';
@@ -78,7 +78,7 @@ export function changeRoutes(deps: ChangeRouteDeps): RouteSpec[] {
       summary: 'List change requests, newest first',
       tags: ['changes'],
       access: 'platform-admin',
-      query: Type.Object({ org: Type.Optional(NameSchema), status: Type.Optional(Status), kind: Type.Optional(Kind), limit: Type.Optional(Limit), cursor: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
+      query: Type.Object({ org: Type.Optional(OrgSlugSchema), status: Type.Optional(Status), kind: Type.Optional(Kind), limit: Type.Optional(Limit), cursor: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
       responses: {
         200: { description: 'A page of changes.', schema: Type.Object({ items: Type.Array(ChangeSchema), nextCursor: Nullable(Type.String()) }, { additionalProperties: false }) },
         400: problem,
@@ -149,7 +149,7 @@ export function changeRoutes(deps: ChangeRouteDeps): RouteSpec[] {
       description: 'Commits on the base branch that touched tenants/<org>/, newest first, with their trailers and pull requests. Members of the org and platform admins.',
       tags: ['changes'],
       access: 'authenticated',
-      params: Type.Object({ org: NameSchema }),
+      params: Type.Object({ org: OrgSlugSchema }),
       query: Type.Object({ limit: Type.Optional(Limit), cursor: Type.Optional(Sha) }, { additionalProperties: false }),
       responses: {
         200: {

@@ -3,7 +3,7 @@ import { principalOfRequest } from '../auth/authenticate.ts';
 import { defineRoute, type RouteSpec } from '../route.ts';
 import { createInstance, deleteInstance, getInstance, listInstances, updateInstance, type InstanceDeps } from '../../domain/instances.ts';
 import { INSTANCE_STATES } from '../../domain/instance-state.ts';
-import { NameSchema, Nullable, OfferingSlugSchema, Timestamp, Uuid } from './api-schemas.ts';
+import { InstanceNameSchema, Nullable, OfferingSlugSchema, OrgSlugSchema, ProjectSlugSchema, Timestamp, Uuid } from './api-schemas.ts';
 
 const State = Type.Union(INSTANCE_STATES.map((s) => Type.Literal(s)));
 const Parameters = Type.Record(Type.String(), Type.Unknown(), { description: "Checked against the offering version's parameters schema; defaults are filled in." });
@@ -11,11 +11,11 @@ const VersionString = Type.String({ minLength: 5, maxLength: 64, description: 'S
 
 const InstanceFields = {
   id: Uuid,
-  org: NameSchema,
-  project: NameSchema,
+  org: OrgSlugSchema,
+  project: ProjectSlugSchema,
   offering: OfferingSlugSchema,
   version: VersionString,
-  name: NameSchema,
+  name: InstanceNameSchema,
   parameters: Parameters,
   state: State,
   desiredState: Type.Union([Type.Literal('present'), Type.Literal('absent')]),
@@ -84,8 +84,8 @@ export function instanceRoutes(deps: InstanceDeps): RouteSpec[] {
       access: 'authenticated',
       query: Type.Object(
         {
-          org: Type.Optional(NameSchema),
-          project: Type.Optional(NameSchema),
+          org: Type.Optional(OrgSlugSchema),
+          project: Type.Optional(ProjectSlugSchema),
           state: Type.Optional(State),
           limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
           cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 500, description: 'The nextCursor of the previous page.' })),
@@ -125,11 +125,11 @@ export function instanceRoutes(deps: InstanceDeps): RouteSpec[] {
       idempotent: true,
       body: Type.Object(
         {
-          org: NameSchema,
-          project: Type.Optional(NameSchema),
+          org: OrgSlugSchema,
+          project: Type.Optional(ProjectSlugSchema),
           offering: OfferingSlugSchema,
           version: Type.Optional(VersionString),
-          name: NameSchema,
+          name: InstanceNameSchema,
           parameters: Type.Optional(Parameters),
         },
         { additionalProperties: false },

@@ -5,20 +5,20 @@ import { ensureAutoWorkspace, getWorkspace, type WorkspaceDeps } from '../../dom
 import { createProject, createTeam, listProjects, listTeams } from '../../domain/org-resources.ts';
 import { listMembers, putMember, removeMember } from '../../domain/members.ts';
 import { MEMBERSHIP_ROLES } from '../../domain/organization-access.ts';
-import { NameSchema, Nullable, Timestamp, Uuid } from './api-schemas.ts';
+import { Nullable, OrgSlugSchema, ProjectSlugSchema, TeamSlugSchema, Timestamp, Uuid } from './api-schemas.ts';
 
 const Role = Type.Union(MEMBERSHIP_ROLES.map((r) => Type.Literal(r)));
-const OrgParams = Type.Object({ org: NameSchema });
+const OrgParams = Type.Object({ org: OrgSlugSchema });
 
-const ProjectSchema = Type.Object({ id: Uuid, slug: NameSchema, name: Type.String(), createdAt: Timestamp }, { additionalProperties: false });
-const TeamSchema = Type.Object({ id: Uuid, slug: NameSchema, name: Type.String(), createdAt: Timestamp }, { additionalProperties: false });
+const ProjectSchema = Type.Object({ id: Uuid, slug: ProjectSlugSchema, name: Type.String(), createdAt: Timestamp }, { additionalProperties: false });
+const TeamSchema = Type.Object({ id: Uuid, slug: TeamSlugSchema, name: Type.String(), createdAt: Timestamp }, { additionalProperties: false });
 const MemberSchema = Type.Object(
   {
     subject: Type.String(),
     username: Nullable(Type.String()),
     email: Nullable(Type.String()),
     role: Role,
-    team: Nullable(NameSchema),
+    team: Nullable(TeamSlugSchema),
     createdAt: Timestamp,
   },
   { additionalProperties: false },
@@ -26,11 +26,11 @@ const MemberSchema = Type.Object(
 const WorkspaceSchema = Type.Object(
   {
     id: Uuid,
-    slug: NameSchema,
+    slug: OrgSlugSchema,
     name: Type.String(),
     keycloakGroup: Type.String({ description: 'Keycloak group whose members get access to the tenant namespaces.' }),
     role: Type.Union([Role, Type.Null()], { description: "The caller's role in this organization." }),
-    projects: Type.Array(Type.Object({ id: Uuid, slug: NameSchema, name: Type.String() }, { additionalProperties: false })),
+    projects: Type.Array(Type.Object({ id: Uuid, slug: ProjectSlugSchema, name: Type.String() }, { additionalProperties: false })),
     wallets: Type.Array(Type.Object({ id: Uuid, currency: Type.String({ pattern: '^[A-Z]{3}$' }) }, { additionalProperties: false }), {
       description: 'The org’s billing wallets, one per currency (GET /billing/wallets/{id}).',
     }),
@@ -38,7 +38,7 @@ const WorkspaceSchema = Type.Object(
   },
   { additionalProperties: false },
 );
-const NewSlugged = Type.Object({ slug: NameSchema, name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
+const newSlugged = (slug: typeof ProjectSlugSchema) => Type.Object({ slug, name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
 
 export function workspaceRoutes(deps: WorkspaceDeps): RouteSpec[] {
   const { sequelize } = deps;
@@ -94,7 +94,7 @@ export function workspaceRoutes(deps: WorkspaceDeps): RouteSpec[] {
       access: 'authenticated',
       idempotent: true,
       params: OrgParams,
-      body: NewSlugged,
+      body: newSlugged(ProjectSlugSchema),
       responses: { 201: { description: 'The new project.', schema: ProjectSchema } },
       handler: async ({ ctx, params, body, transaction }) => {
         ctx.status = 201;
@@ -123,7 +123,7 @@ export function workspaceRoutes(deps: WorkspaceDeps): RouteSpec[] {
       access: 'authenticated',
       idempotent: true,
       params: OrgParams,
-      body: NewSlugged,
+      body: newSlugged(TeamSlugSchema),
       responses: { 201: { description: 'The new team.', schema: TeamSchema } },
       handler: async ({ ctx, params, body, transaction }) => {
         ctx.status = 201;
@@ -153,7 +153,7 @@ export function workspaceRoutes(deps: WorkspaceDeps): RouteSpec[] {
       idempotent: true,
       params: OrgParams,
       body: Type.Object(
-        { subject: Type.String({ minLength: 1, maxLength: 255 }), role: Role, team: Type.Optional(NameSchema) },
+        { subject: Type.String({ minLength: 1, maxLength: 255 }), role: Role, team: Type.Optional(TeamSlugSchema) },
         { additionalProperties: false },
       ),
       responses: { 200: { description: 'The member, changed.', schema: MemberSchema }, 201: { description: 'The new member.', schema: MemberSchema } },
@@ -171,7 +171,7 @@ export function workspaceRoutes(deps: WorkspaceDeps): RouteSpec[] {
       tags: ['workspaces'],
       access: 'authenticated',
       idempotent: true,
-      params: Type.Object({ org: NameSchema, subject: Type.String({ minLength: 1, maxLength: 255 }) }),
+      params: Type.Object({ org: OrgSlugSchema, subject: Type.String({ minLength: 1, maxLength: 255 }) }),
       responses: { 204: { description: 'Removed.' } },
       handler: async ({ ctx, params, transaction }) => {
         await transaction((tx) => removeMember(sequelize, tx, principalOfRequest(ctx), params.org, params.subject));

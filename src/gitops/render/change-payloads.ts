@@ -1,27 +1,31 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { createAjv, toFieldErrors } from '../../validation.ts';
+import { slugSchema } from '../tenant-paths.ts';
 
 /**
  * The payloads of change_requests, as the API writes them. The worker validates them again at
  * its edge: a payload that does not match is a terminal error on that change.
  */
-const slug = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$' });
-const shortSlug = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?$' });
+const org = slugSchema('org');
+const project = slugSchema('project');
+const instanceName = slugSchema('instanceName');
+const offering = slugSchema('offering');
+const role = slugSchema('role');
 const version = Type.String({ pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9A-Za-z.-]+)?$' });
 const templatePath = Type.String({ pattern: '^templates/offerings/[a-z0-9-]+/[0-9A-Za-z.+-]+$' });
 
 export const WorkspaceCreatePayload = Type.Object({
-  org: slug,
+  org,
   orgName: Type.String({ minLength: 1, maxLength: 200 }),
   keycloakGroup: Type.String({ minLength: 1, maxLength: 255 }),
 });
 
 export const InstanceWritePayload = Type.Object({
-  org: slug,
-  project: slug,
-  instanceName: slug,
-  offering: shortSlug,
-  role: shortSlug,
+  org,
+  project,
+  instanceName,
+  offering,
+  role,
   version,
   templatePath,
   parameters: Type.Record(Type.String(), Type.Unknown()),
@@ -38,11 +42,11 @@ export const InstanceUpdatePayload = Type.Object({
 });
 
 export const InstanceDeletePayload = Type.Object({
-  org: slug,
-  project: slug,
-  instanceName: slug,
-  offering: shortSlug,
-  role: shortSlug,
+  org,
+  project,
+  instanceName,
+  offering,
+  role,
 });
 
 /** What `npm run bootstrap` proposes: the service's own deployment and the tenant pickup. */
@@ -54,7 +58,7 @@ export const PlatformBootstrapPayload = Type.Object({
   /** The service's URL as Argo CD Notifications reaches it (in-cluster). */
   notificationsUrl: Type.String({ pattern: '^https?://' }),
   /** Name of the ClusterSecretStore the ExternalSecrets read from. */
-  secretStore: slug,
+  secretStore: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$' }),
 });
 
 export type WorkspaceCreate = Static<typeof WorkspaceCreatePayload>;

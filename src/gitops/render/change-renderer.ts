@@ -1,5 +1,5 @@
 import type { FileChange } from '../repository.ts';
-import { instanceDir, joinInside, assertInside, tenantBaseDir, tenantDir, tenantNamespace, tenantProject, PLATFORM_DIR } from '../tenant-paths.ts';
+import { instanceApplicationName, instanceDir, joinInside, assertInside, tenantBaseDir, tenantDir, tenantNamespace, tenantProject, PLATFORM_DIR } from '../tenant-paths.ts';
 import { INSTANCE_SPEC_ANNOTATION, specAnnotation } from '../instance-spec.ts';
 import { INSTANCE_ID_LABEL, MANAGED_BY_LABELS, OFFERING_LABEL, OFFERING_VERSION_LABEL, ORG_LABEL, PROJECT_LABEL } from '../labels.ts';
 import { serializeManifest } from './manifest-serialization.ts';
@@ -75,8 +75,8 @@ export function renderInstance(catalog: TemplateCatalog, payload: InstanceWrite,
     version: payload.version,
     namespace: tenantNamespace(payload.org, payload.role),
     appProject: tenantProject(payload.org),
-    // Argo CD Application names are cluster-wide within argocd: prefix with the org.
-    applicationName: `${payload.org}-${payload.instanceName}`,
+    // Application names share the argocd namespace with every tenant's and the platform's.
+    applicationName: instanceApplicationName(payload.org, payload.instanceName),
     parameters,
     preset,
   };
