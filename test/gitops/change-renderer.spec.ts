@@ -139,6 +139,18 @@ describe('change renderer', () => {
     }
   });
 
+  it("ships the notification keys as a partial of Argo CD's own argocd-notifications-cm, merged by server-side apply, never pruned or deleted", () => {
+    const file = written(renderPlatform(catalog, PLATFORM_BOOTSTRAP)).find((f) => f.path.endsWith('/configmap-argocd-notifications.yaml'))!;
+    const configMap = YAML.parse(file.content) as { kind: string; metadata: { name: string; annotations?: Record<string, string> }; data: Record<string, string> };
+    assert.equal(configMap.metadata.name, 'argocd-notifications-cm');
+    const options = (configMap.metadata.annotations?.['argocd.argoproj.io/sync-options'] ?? '').split(',').map((o) => o.trim());
+    for (const option of ['ServerSideApply=true', 'Prune=false', 'Delete=false']) assert.ok(options.includes(option), `${option} in ${options.join(',')}`);
+    // Only keys of ours: a key Argo CD or a site also writes would be taken over by this apply.
+    for (const key of Object.keys(configMap.data)) {
+      assert.match(key, /^(service\.webhook\.control-plane|template\.control-plane-[a-z-]+|trigger\.control-plane-[a-z-]+)$/, `${key} is not a key this service owns (Argo CD's catalog and a site's own keys must stay theirs)`);
+    }
+  });
+
   it('refuses parameters the offering version does not accept', () => {
     assert.throws(() => renderInstance(catalog, instancePayload('studio', 'studio', { size: 'huge' }), INSTANCE_ID), TemplateError);
     assert.throws(() => renderInstance(catalog, instancePayload('studio', 'studio', { extra: 1 }), INSTANCE_ID), TemplateError);

@@ -21,7 +21,7 @@ describe('Argo CD notifications configuration (triggers, templates, subscription
     const triggers = Object.keys(configMap.data).filter((key) => key.startsWith('trigger.'));
     for (const trigger of triggers) {
       const conditions = YAML.parse(configMap.data[trigger]!) as Array<{ send: string[] }>;
-      assert.ok(conditions.every((c) => c.send.includes('app-status')), `${trigger} sends app-status`);
+      assert.ok(conditions.every((c) => c.send.includes('control-plane-app-status')), `${trigger} sends control-plane-app-status`);
     }
     const offerings = new URL('../../templates/offerings/', import.meta.url);
     let subscriptions = 0;
@@ -38,7 +38,7 @@ describe('Argo CD notifications configuration (triggers, templates, subscription
     assert.ok(subscriptions > 0, 'the offerings subscribe to notifications');
     const parent = YAML.parse(await fs.readFile(PARENTS, 'utf8')) as { spec: { template: { metadata: { annotations?: Record<string, string> } } } };
     const parentTriggers = subscribedTriggers(parent.spec.template.metadata.annotations);
-    assert.deepEqual(parentTriggers.sort(), ['on-sync-failed', 'on-sync-succeeded'], 'the parent notifies its sync, succeeded or failed');
+    assert.deepEqual(parentTriggers.sort(), ['control-plane-sync-failed', 'control-plane-sync-succeeded'], 'the parent notifies its sync, succeeded or failed');
     for (const trigger of parentTriggers) assert.ok(triggers.includes(`trigger.${trigger}`));
   });
 });

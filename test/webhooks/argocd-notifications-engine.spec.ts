@@ -123,13 +123,13 @@ describe('Argo CD notifications, by Argo CD\'s engines (Go text/template + sprig
     }
   });
 
-  it('fires on-deployed only for health assessed after the sync finished, and on-deleted for a deletion', () => {
+  it('fires control-plane-deployed only for health assessed after the sync finished, and control-plane-deleted for a deletion', () => {
     const fired = (trigger: string, label: string) => results.find((r) => r.trigger === trigger && r.app === label)?.fired;
-    assert.equal(fired('on-deployed', 'synced and healthy, assessed after the sync'), true);
-    assert.equal(fired('on-deployed', 'no status yet (just created)'), false);
-    assert.equal(fired('on-deployed', 'healthy, assessed in the same second the sync finished'), false);
-    assert.equal(fired('on-deleted', 'being deleted'), true);
-    assert.equal(fired('on-sync-failed', 'sync errored before any syncResult'), true);
+    assert.equal(fired('control-plane-deployed', 'synced and healthy, assessed after the sync'), true);
+    assert.equal(fired('control-plane-deployed', 'no status yet (just created)'), false);
+    assert.equal(fired('control-plane-deployed', 'healthy, assessed in the same second the sync finished'), false);
+    assert.equal(fired('control-plane-deleted', 'being deleted'), true);
+    assert.equal(fired('control-plane-sync-failed', 'sync errored before any syncResult'), true);
   });
 
   it('keys oncePer on the sync operation, so that every new sync (a parameter update keeps the chart version) notifies again', () => {
@@ -140,14 +140,14 @@ describe('Argo CD notifications, by Argo CD\'s engines (Go text/template + sprig
 
   it('notifies for the parent\'s sync (succeeded or failed), the other half of the readiness rule', () => {
     const fired = (trigger: string, label: string) => results.find((r) => r.trigger === trigger && r.app === label)?.fired;
-    assert.equal(fired('on-sync-succeeded', 'parent: synced at a gsv-gitops commit'), true);
-    assert.equal(fired('on-sync-failed', 'parent: sync failed applying the instance Application'), true);
-    assert.equal(fired('on-sync-succeeded', 'parent: sync running'), false);
+    assert.equal(fired('control-plane-sync-succeeded', 'parent: synced at a gsv-gitops commit'), true);
+    assert.equal(fired('control-plane-sync-failed', 'parent: sync failed applying the instance Application'), true);
+    assert.equal(fired('control-plane-sync-succeeded', 'parent: sync running'), false);
   });
 
   it('renders, for every object, a body that says what the reconciler reads from the same object (the two paths apply one rule)', async () => {
     // A trigger that always fires renders the template for every object of the corpus.
-    const always = { ...config, triggers: { always: [{ when: 'true', send: ['app-status'] }] } };
+    const always = { ...config, triggers: { always: [{ when: 'true', send: ['control-plane-app-status'] }] } };
     const rendered = await evaluateNotifications(always, corpus());
     for (const { label, app } of corpus()) {
       const sent = rendered.find((r) => r.app === label)?.sent?.[0];
@@ -250,33 +250,33 @@ describe('an instance\'s lifecycle, told by Argo CD\'s rendered notices', functi
     // The instance Application alone (its revision is the chart version) is not enough.
     await notify([child]);
     assert.equal(await stateBecomes(id, 'syncing'), 'syncing');
-    assert.ok((await notify([parent])).includes('on-sync-succeeded'));
+    assert.ok((await notify([parent])).includes('control-plane-sync-succeeded'));
     assert.equal(await stateBecomes(id, 'ready'), 'ready');
 
     const degraded = structuredClone(child);
     degraded.status!.health = { status: 'Degraded', message: 'Back-off restarting failed container' };
     degraded.status!.reconciledAt = iso(1);
-    assert.ok((await notify([degraded])).includes('on-health-degraded'));
+    assert.ok((await notify([degraded])).includes('control-plane-health-degraded'));
     assert.equal(await stateBecomes(id, 'degraded'), 'degraded');
 
     const failed = structuredClone(child);
     Object.assign(failed.status!.operationState!, { phase: 'Failed', message: 'one or more objects failed to apply', startedAt: iso(1), finishedAt: iso(2) });
     failed.status!.sync!.status = 'OutOfSync';
     failed.status!.reconciledAt = iso(2);
-    assert.ok((await notify([failed])).includes('on-sync-failed'));
+    assert.ok((await notify([failed])).includes('control-plane-sync-failed'));
     assert.equal(await stateBecomes(id, 'failed'), 'failed');
 
     const recovered = structuredClone(child);
     Object.assign(recovered.status!.operationState!, { startedAt: iso(3), finishedAt: iso(4) });
     recovered.status!.reconciledAt = iso(5);
-    assert.ok((await notify([recovered])).includes('on-deployed'));
+    assert.ok((await notify([recovered])).includes('control-plane-deployed'));
     assert.equal(await stateBecomes(id, 'ready'), 'ready');
 
     assert.equal((await api('DELETE', `/instances/${id}`)).status, 202);
     assert.equal(await stateBecomes(id, 'deleting'), 'deleting');
     const deleting = structuredClone(recovered);
     deleting.metadata.deletionTimestamp = iso(6);
-    assert.ok((await notify([deleting])).includes('on-deleted'));
+    assert.ok((await notify([deleting])).includes('control-plane-deleted'));
     assert.equal(await stateBecomes(id, 'deleted'), 'deleted');
   });
 });
