@@ -9,6 +9,7 @@ import type { InstanceWrite } from '../../src/gitops/render/change-payloads.ts';
 import { PLATFORM_BOOTSTRAP } from '../support/change-fixtures.ts';
 import { TemplateError } from '../../src/gitops/render/template-substitution.ts';
 import { kustomizeAll } from '../support/kustomize.ts';
+import { loadConfig } from '../../src/config.ts';
 
 const INSTANCE_ID = '5f0c8a51-8f57-4a57-9c39-2a7f9d7f3b10';
 
@@ -149,6 +150,20 @@ describe('change renderer', () => {
     for (const key of Object.keys(configMap.data)) {
       assert.match(key, /^(service\.webhook\.control-plane|template\.control-plane-[a-z-]+|trigger\.control-plane-[a-z-]+)$/, `${key} is not a key this service owns (Argo CD's catalog and a site's own keys must stay theirs)`);
     }
+  });
+
+  it("grants the control plane's ServiceAccount exactly what the Application reconciler calls: list applications.argoproj.io in Argo CD's namespace", () => {
+    type Obj = { kind: string; metadata: { name: string; namespace?: string }; spec?: { template?: { spec?: { serviceAccountName?: string } } }; rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[]; roleRef?: { kind: string; name: string }; subjects?: { kind: string; name: string; namespace: string }[] };
+    const objects = written(renderPlatform(catalog, PLATFORM_BOOTSTRAP)).filter((f) => f.path.includes('/cmp-control-plane/') && !f.path.endsWith('kustomization.yaml')).map((f) => YAML.parse(f.content) as Obj);
+    const deployment = objects.find((o) => o.kind === 'Deployment')!;
+    const account = { name: deployment.spec!.template!.spec!.serviceAccountName!, namespace: deployment.metadata.namespace! };
+    const binding = objects.find((o) => o.kind === 'RoleBinding' && o.subjects?.some((s) => s.kind === 'ServiceAccount' && s.name === account.name && s.namespace === account.namespace));
+    assert.ok(binding, 'a RoleBinding names the Deployment\'s ServiceAccount');
+    // ARGOCD_NAMESPACE's default (src/config.ts) is where the lister asks.
+    assert.equal(binding.metadata.namespace, loadConfig({}).reconcile.argocdNamespace);
+    const role = objects.find((o) => o.kind === binding.roleRef!.kind && o.metadata.name === binding.roleRef!.name && o.metadata.namespace === binding.metadata.namespace);
+    assert.ok(role, 'the Role it binds is rendered beside it');
+    assert.deepEqual(role.rules, [{ apiGroups: ['argoproj.io'], resources: ['applications'], verbs: ['get', 'list', 'watch'] }], 'read-only, Applications only');
   });
 
   it('refuses parameters the offering version does not accept', () => {
