@@ -32,6 +32,7 @@ export function compileRoute(spec: RouteSpec, runtime: RouteRuntime): Middleware
   const validateParams = compile(coercing, spec.params);
   const validateQuery = compile(coercing, spec.query);
   const validateBody = compile(strict, spec.body);
+  const queryNames = new Set(Object.keys((spec.query as { properties?: Record<string, unknown> } | undefined)?.properties ?? {}));
 
   return async (ctx: Context) => {
     if (spec.access !== 'public') await authenticate!(ctx, spec.access);
@@ -41,6 +42,15 @@ export function compileRoute(spec: RouteSpec, runtime: RouteRuntime): Middleware
     const errors: FieldError[] = [];
     if (validateParams && !validateParams(params)) errors.push(...toFieldErrors('path', validateParams.errors));
     if (validateQuery && !validateQuery(query)) errors.push(...toFieldErrors('query', validateQuery.errors));
+    // A parameter the route does not know is refused, as unknown body fields are: ignored, a
+    // `?dryRun=true` would propose (and bill) what the caller meant only to try.
+    for (const name of Object.keys(ctx.query)) {
+      const pointer = `/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+      // A schema with additionalProperties: false has said so already.
+      if (!queryNames.has(name) && !errors.some((e) => e.in === 'query' && e.pointer === pointer)) {
+        errors.push({ in: 'query', pointer, message: `${name} is not a query parameter of this route` });
+      }
+    }
 
     let body: unknown = undefined;
     if (validateBody) {

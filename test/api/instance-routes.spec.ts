@@ -86,6 +86,19 @@ describe('instances', () => {
     });
   }
 
+  it('refuses a query parameter the route does not know (`?dryRun=true`) with 400 naming it, writing nothing (no instance, change or hold)', async () => {
+    const before = [await count('instances'), await count('change_requests')];
+    const response = await api.call('POST', '/instances?dryRun=true', { token, body: { org, offering: 'studio', name: 'only-trying' } });
+    assert.equal(response.status, 400);
+    assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
+    assert.deepEqual(response.body.errors, [{ in: 'query', pointer: '/dryRun', message: 'dryRun is not a query parameter of this route' }]);
+    assert.deepEqual([await count('instances'), await count('change_requests')], before);
+    assert.equal((await api.call('GET', `/instances?org=${org}`, { token })).status, 200);
+    const listed = await api.call('GET', `/instances?org=${org}&colour=blue`, { token });
+    assert.equal(listed.status, 400, 'also where the route has query parameters of its own');
+    assert.deepEqual((listed.body.errors as { pointer: string }[]).map((e) => e.pointer), ['/colour']);
+  });
+
   it('refuses `--` in every slug of a request with 400 problem+json naming the field, and takes a name of the longest length', async () => {
     const before = [await count('instances'), await count('change_requests')];
     const cases: [string, string, { body?: Record<string, unknown> }, { in: string; pointer: string }][] = [
