@@ -1,4 +1,5 @@
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { retryOnConflict } from '../db/transaction-retry.ts';
 
 export type WebhookSource = 'github' | 'argocd';
 
@@ -25,6 +26,7 @@ interface DeliveryRow {
  * the row marked processed in ONE transaction: a crash or an error rolls all three back, so
  * GitHub's redelivery (same id) is processed again, while a redelivery after success finds the
  * row processed and does nothing. Two copies arriving together serialise on the row's lock.
+ * A transaction PostgreSQL aborts to break a deadlock (or a serialization failure) is run again.
  */
 export async function processDelivery<T>(
   sequelize: Sequelize,
@@ -32,7 +34,10 @@ export async function processDelivery<T>(
   effect: (transaction: Transaction) => Promise<T>,
 ): Promise<DeliveryResult<T>> {
   try {
-    return await sequelize.transaction(async (transaction): Promise<DeliveryResult<T>> => {
+    // A deadlock with another transaction (the worker, convergence, a second copy of the
+    // delivery) rolls this one back whole: run it again rather than answer 500, which GitHub
+    // does not redeliver by itself.
+    return await retryOnConflict(() => sequelize.transaction(async (transaction): Promise<DeliveryResult<T>> => {
       const [row] = await sequelize.query<DeliveryRow>(
         `INSERT INTO webhook_deliveries (source, delivery_key, event) VALUES ($source, $key, $event)
          ON CONFLICT (source, delivery_key)
@@ -48,7 +53,7 @@ export async function processDelivery<T>(
         { bind: { source: delivery.source, key: delivery.key, outcome: JSON.stringify(outcome ?? null) }, transaction },
       );
       return { duplicate: false, outcome };
-    });
+    }));
   } catch (error) {
     await recordFailure(sequelize, delivery, error).catch(() => undefined);
     throw error;

@@ -1,6 +1,7 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
 import type { FileChange, GitopsRepository } from '../../gitops/repository.ts';
 import { BranchMovedError } from '../../gitops/repository.ts';
+import { lockInstances } from '../instance-events.ts';
 import { recordPullRequestFate } from './pull-request-fate.ts';
 
 export interface WithdrawalDeps {
@@ -41,6 +42,13 @@ export async function withdrawSuperseded(deps: WithdrawalDeps, limit = 10): Prom
   );
   for (const { n } of numbers) {
     await sequelize.transaction(async (tx) => {
+      // Instances before changes, as everywhere (recordPullRequestFate below locks them too):
+      // locking the changes first deadlocked with a pull_request delivery of the same PR.
+      const instances = await sequelize.query<{ id: string }>(
+        'SELECT DISTINCT instance_id AS id FROM change_requests WHERE pull_request_number = $n AND instance_id IS NOT NULL',
+        { type: QueryTypes.SELECT, bind: { n }, transaction: tx },
+      );
+      await lockInstances(sequelize, tx, instances.map((i) => i.id));
       const [row] = await sequelize.query<PendingRow>(
         `SELECT pull_request_number, min(branch) AS branch,
                 jsonb_agg(jsonb_build_object('id', id, 'status', status, 'superseded_by', superseded_by, 'instance_id', instance_id, 'files', files)) AS changes
