@@ -7,6 +7,7 @@ import type { NewChangeRequest } from './changes/change-requests.ts';
 import { OFFERING_VERSIONS_JSON, pickOrderableVersion, resolveOrderableVersion, versionRowsFromJson, type ResolvedVersion } from './catalog.ts';
 import { applyInstanceEvent } from './instance-events.ts';
 import type { InstanceState } from './instance-state.ts';
+import { instanceConditions, type InstanceCondition } from './instance-conditions.ts';
 import { checkOrgAccess, requireOrgAccess, type MembershipRole } from './organization-access.ts';
 import { decodePageCursor, encodePageCursor } from './page-cursor.ts';
 import type { ParametersValidator } from './parameters-schema.ts';
@@ -39,6 +40,8 @@ export interface Instance {
   drift: string | null;
   lastChangeId: string | null;
   lastError: string | null;
+  /** Synced (main holds what was last asked) and Ready (Argo CD healthy at that spec), with why. */
+  conditions: InstanceCondition[];
   createdBy: string;
   createdAt: string;
   updatedAt: string;
@@ -175,6 +178,10 @@ export async function createInstance(deps: InstanceDeps, tx: Transaction, princi
     drift: null,
     last_change_id: changeId,
     last_error: null,
+    latest_pr_url: null,
+    latest_error: null,
+    latest_updated_at: row.created_at,
+    state_changed_at: row.created_at,
     created_by: principal.subject,
     created_at: row.created_at,
     updated_at: row.updated_at,
@@ -412,6 +419,10 @@ interface InstanceRow {
   drift: string | null;
   last_change_id: string | null;
   last_error: string | null;
+  latest_pr_url: string | null;
+  latest_error: string | null;
+  latest_updated_at: Date | null;
+  state_changed_at: Date | null;
   created_by: string;
   created_at: Date;
   updated_at: Date;
@@ -436,7 +447,9 @@ interface ChangeRow {
 const SELECT_INSTANCES = `SELECT i.id, i.organization_id, o.slug AS org, p.slug AS project, f.slug AS offering, f.role, v.version, i.name,
   i.parameters, i.state, i.desired_state, i.last_change_id, i.last_error, i.created_by, i.created_at, i.updated_at,
   i.observed_state, i.observed_commit_sha, i.drift,
-  CASE WHEN lc.kind IN ('instance.create', 'instance.update') THEN lc.payload END AS desired_payload, lc.status AS latest_status
+  CASE WHEN lc.kind IN ('instance.create', 'instance.update') THEN lc.payload END AS desired_payload, lc.status AS latest_status,
+  lc.pull_request_url AS latest_pr_url, lc.last_error AS latest_error, lc.updated_at AS latest_updated_at,
+  (SELECT max(e.created_at) FROM instance_events e WHERE e.instance_id = i.id AND e.from_state IS DISTINCT FROM e.to_state) AS state_changed_at
   FROM instances i JOIN organizations o ON o.id = i.organization_id JOIN projects p ON p.id = i.project_id
   JOIN offering_versions v ON v.id = i.offering_version_id JOIN offerings f ON f.id = v.offering_id
   LEFT JOIN change_requests lc ON lc.id = i.last_change_id`;
@@ -477,6 +490,15 @@ function presentInstance(row: InstanceRow): Instance {
     drift: row.drift,
     lastChangeId: row.last_change_id,
     lastError: row.last_error,
+    conditions: instanceConditions({
+      state: row.state,
+      desiredState: row.desired_state,
+      observedPresent: row.observed_state === 'present',
+      drift: row.drift,
+      lastError: row.last_error,
+      latest: row.latest_status ? { status: row.latest_status, pullRequestUrl: row.latest_pr_url, lastError: row.latest_error, updatedAt: row.latest_updated_at ?? row.updated_at } : null,
+      stateChangedAt: row.state_changed_at ?? row.created_at,
+    }),
     createdBy: row.created_by,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),

@@ -72,6 +72,13 @@ describe('instances', () => {
     assert.equal(detail.status, 200);
     assert.deepEqual((detail.body.events as { fromState: unknown; toState: string; changeId: string }[]).map((e) => [e.fromState, e.toState, e.changeId]), [[null, 'requested', change!.id]]);
     assert.deepEqual((detail.body.changes as { id: string }[]).map((c) => c.id), [change!.id]);
+    // Why it is `requested`, as Kubernetes conditions: the same on the 202, the detail and the list.
+    const why = (body: Record<string, unknown>) => (body.conditions as { type: string; status: string; reason: string }[]).map((c) => [c.type, c.status, c.reason]);
+    const expected = [['Synced', 'False', 'ChangePending'], ['Ready', 'False', 'NotOnMain']];
+    assert.deepEqual(why(response.body), expected);
+    assert.deepEqual(why(detail.body), expected);
+    const listed = await api.call('GET', `/instances?org=${org}`, { token });
+    assert.deepEqual(why((listed.body.items as Record<string, unknown>[]).find((i) => i.id === response.body.id)!), expected);
   });
 
   // `x--y`: generated names join slugs with `--` (tenant-paths.ts); 26 characters would push apps--<org>--<name> past 63.

@@ -206,6 +206,11 @@ describe('an instance\'s lifecycle, told by Argo CD\'s rendered notices', functi
     return state;
   }
   const head = async () => (await git(['rev-parse', 'main'], { gitDir: app.gitDir })).trim();
+  /** GET /instances/:id's conditions, by type. */
+  async function conditions(id: string): Promise<Record<string, { status: string; reason: string; message: string } | undefined>> {
+    const list = (await api('GET', `/instances/${id}`)).body.conditions as { type: string; status: string; reason: string; message: string }[];
+    return Object.fromEntries(list.map((c) => [c.type, c]));
+  }
   const iso = (offsetSeconds: number) => new Date(Math.floor(Date.now() / 1000) * 1000 + offsetSeconds * 1000).toISOString().replace('.000Z', 'Z');
 
   /** The parent and the instance Application as Argo CD would store them once main is applied. */
@@ -250,14 +255,21 @@ describe('an instance\'s lifecycle, told by Argo CD\'s rendered notices', functi
     // The instance Application alone (its revision is the chart version) is not enough.
     await notify([child]);
     assert.equal(await stateBecomes(id, 'syncing'), 'syncing');
+    const waiting = await conditions(id);
+    assert.deepEqual([waiting.Synced?.status, waiting.Synced?.reason], ['True', 'MainHoldsRequest']);
+    assert.deepEqual([waiting.Ready?.status, waiting.Ready?.reason], ['Unknown', 'AwaitingArgoCD']);
     assert.ok((await notify([parent])).includes('control-plane-sync-succeeded'));
     assert.equal(await stateBecomes(id, 'ready'), 'ready');
+    assert.deepEqual([(await conditions(id)).Ready?.status, (await conditions(id)).Ready?.reason], ['True', 'Healthy']);
 
     const degraded = structuredClone(child);
     degraded.status!.health = { status: 'Degraded', message: 'Back-off restarting failed container' };
     degraded.status!.reconciledAt = iso(1);
     assert.ok((await notify([degraded])).includes('control-plane-health-degraded'));
     assert.equal(await stateBecomes(id, 'degraded'), 'degraded');
+    const sick = (await conditions(id)).Ready!;
+    assert.deepEqual([sick.status, sick.reason], ['False', 'Degraded']);
+    assert.match(sick.message, /Back-off restarting failed container/, "Argo CD's health message, passed through");
 
     const failed = structuredClone(child);
     Object.assign(failed.status!.operationState!, { phase: 'Failed', message: 'one or more objects failed to apply', startedAt: iso(1), finishedAt: iso(2) });

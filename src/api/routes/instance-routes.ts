@@ -3,6 +3,7 @@ import { principalOfRequest } from '../auth/authenticate.ts';
 import { defineRoute, type RouteSpec } from '../route.ts';
 import { createInstance, deleteInstance, getInstance, listInstances, updateInstance, type InstanceDeps } from '../../domain/instances.ts';
 import { INSTANCE_STATES } from '../../domain/instance-state.ts';
+import { READY_REASONS, SYNCED_REASONS } from '../../domain/instance-conditions.ts';
 import { InstanceNameSchema, Nullable, OfferingSlugSchema, OrgSlugSchema, ProjectSlugSchema, Timestamp, Uuid } from './api-schemas.ts';
 
 const State = Type.Union(INSTANCE_STATES.map((s) => Type.Literal(s)));
@@ -30,6 +31,19 @@ const InstanceFields = {
   drift: Nullable(Type.String({ description: 'Why the base branch disagrees with the latest request after a merge; null when they agree.' })),
   lastChangeId: Nullable(Uuid),
   lastError: Nullable(Type.String()),
+  conditions: Type.Array(
+    Type.Object(
+      {
+        type: Type.Union([Type.Literal('Synced'), Type.Literal('Ready')], { description: 'Synced: main holds what was last asked for. Ready: Argo CD reports it healthy at that spec.' }),
+        status: Type.Union([Type.Literal('True'), Type.Literal('False'), Type.Literal('Unknown')]),
+        reason: Type.Union([...SYNCED_REASONS, ...READY_REASONS].map((r) => Type.Literal(r)), { description: 'A stable CamelCase code (README, API: conditions).' }),
+        message: Type.String(),
+        lastTransitionTime: Timestamp,
+      },
+      { additionalProperties: false },
+    ),
+    { description: "Why the instance is in its state, as Kubernetes' metav1.Condition." },
+  ),
   createdBy: Type.String(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
