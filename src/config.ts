@@ -62,6 +62,7 @@ export const CONFIG_VARIABLES = [
   { name: 'GITHUB_WEBHOOK_ADDITIONAL_SECRETS', description: 'Comma-separated further secrets also accepted, for rotating GITHUB_WEBHOOK_SECRET without downtime.', schema: Type.String({ pattern: '^[^,]+(,[^,]+)*$' }) },
   { name: 'ARGOCD_WEBHOOK_TOKEN', description: 'Bearer secret Argo CD Notifications sends (from argocd-notifications-secret). Unset: POST /webhooks/argocd answers 404, except that the sync simulator makes one up.', schema: Type.String({ minLength: 16 }) },
   { name: 'RECONCILE_INTERVAL_MS', description: 'How often the reconciler leader polls open pull requests and Argo CD Applications (the fallback for lost webhooks).', default: '60000', schema: positiveInt },
+  { name: 'INSTANCE_PROGRESS_DEADLINE_SECONDS', description: 'How long a merged change may take to become ready before the instance reports Ready=False, reason ProgressDeadlineExceeded (an offering version may set its own progressDeadlineSeconds). Checked by the reconciler; the instance may still turn ready later.', default: '900', schema: positiveInt },
   { name: 'ARGOCD_NAMESPACE', description: `Namespace of the Argo CD Applications the reconciler lists (label ${MANAGED_BY_SELECTOR}).`, default: 'argocd', schema: Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }) },
   { name: 'KUBECONFIG', description: 'Kubeconfig for listing Argo CD Applications. Unset: in-cluster config when running in a pod, otherwise no Application reconciler.', schema: Type.String({ minLength: 1 }) },
   { name: 'SYNC_SIMULATOR', description: 'Development only: play Argo CD after merges (validate the rendered Application, post notifications to the webhook). Default: on in embedded mode (no DATABASE_URL), off otherwise.', schema: Type.Union([Type.Literal('true'), Type.Literal('false')]) },
@@ -102,7 +103,7 @@ export interface Config {
     githubSecrets: string[];
     argocdToken: string | undefined;
   };
-  reconcile: { intervalMs: number; argocdNamespace: string; kubeconfig: string | undefined };
+  reconcile: { intervalMs: number; argocdNamespace: string; kubeconfig: string | undefined; progressDeadlineSeconds: number };
   syncSimulator: boolean;
 }
 
@@ -192,6 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
     },
     reconcile: {
       intervalMs: get('RECONCILE_INTERVAL_MS'),
+      progressDeadlineSeconds: get('INSTANCE_PROGRESS_DEADLINE_SECONDS'),
       argocdNamespace: get('ARGOCD_NAMESPACE'),
       kubeconfig: values.has('KUBECONFIG') ? path.resolve(cwd, get<string>('KUBECONFIG')) : undefined,
     },

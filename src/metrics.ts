@@ -104,6 +104,8 @@ export interface StateCounts {
   instances: { state: string; count: number }[];
   /** Instances whose desired and observed specs disagree (instances.drift is set). */
   drifted: number;
+  /** Instances still syncing or updating past their progress deadline after their change merged. */
+  pastProgressDeadline: number;
   /** Directories on the base branch that no instance owns, not resolved since. */
   unknownTenantPaths: number;
   /** Age of the oldest pending change when the counts were read; 0 when none is pending. */
@@ -196,6 +198,9 @@ export function registerStateGauges(registry: Registry, options: StateGaugeOptio
   });
   gauge({ name: 'instances_drifted', help: 'Instances whose spec on the base branch differs from the latest request (desired is not observed).' }, (metric, counts) => {
     metric.set(counts.drifted);
+  });
+  gauge({ name: 'instances_past_progress_deadline', help: 'Instances not ready within their progress deadline after their latest change merged (Ready=False, ProgressDeadlineExceeded).' }, (metric, counts) => {
+    metric.set(counts.pastProgressDeadline);
   });
   gauge({ name: 'unknown_tenant_paths', help: 'Directories under tenants/<org>/apps/ on the base branch that no instance owns (unresolved).' }, (metric, counts) => {
     metric.set(counts.unknownTenantPaths);

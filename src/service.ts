@@ -177,6 +177,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       logger: logger.child({ task: 'reconciler' }),
       converge,
       intervalMs: config.reconcile.intervalMs,
+      progressDeadlineSeconds: config.reconcile.progressDeadlineSeconds,
     }),
   );
   let serviceUrl = '';

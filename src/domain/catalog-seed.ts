@@ -27,6 +27,8 @@ const VersionFile = Type.Object(
       },
       { additionalProperties: false },
     ),
+    /** The version's own progress deadline (seconds); INSTANCE_PROGRESS_DEADLINE_SECONDS otherwise. */
+    progressDeadlineSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 604_800 })),
   },
   { additionalProperties: false },
 );
@@ -73,7 +75,7 @@ export async function seedCatalog(sequelize: Sequelize, dir = OFFERINGS_DIR): Pr
         if (!checkVersion(file)) throw new Error(`${versionDir}/version.yaml: ${ajv.errorsText(checkVersion.errors)}`);
         if (file.version !== version) throw new Error(`${versionDir}/version.yaml: version ${file.version} does not match its folder ${version}`);
         const parametersSchema = JSON.parse(await fs.readFile(path.join(versionDir, 'parameters.schema.json'), 'utf8')) as Record<string, unknown>;
-        const input = { version, status: file.status, pricing: file.pricing, parametersSchema };
+        const input = { version, status: file.status, pricing: file.pricing, parametersSchema, ...(file.progressDeadlineSeconds ? { progressDeadlineSeconds: file.progressDeadlineSeconds } : {}) };
         try {
           checkNewVersion(input);
         } catch (error) {

@@ -44,6 +44,8 @@ export interface NewOfferingVersion {
   pricing: Pricing;
   /** Defaults to templates/offerings/<slug>/<version>. */
   templatePath?: string;
+  /** How long a merged change may take to become ready; INSTANCE_PROGRESS_DEADLINE_SECONDS when unset. */
+  progressDeadlineSeconds?: number;
 }
 
 interface VersionRow {
@@ -121,8 +123,8 @@ export async function addOfferingVersion(sequelize: Sequelize, tx: Transaction, 
 /** Inserts unless the version exists; returns whether it did. Shared with the catalog seed. */
 export async function insertVersion(sequelize: Sequelize, tx: Transaction, offeringId: string, slug: string, input: NewOfferingVersion): Promise<boolean> {
   const rows = await sequelize.query(
-    `INSERT INTO offering_versions (offering_id, version, template_path, parameters_schema, currency, setup_fee_minor, hourly_rate_minor, status)
-     VALUES (:offeringId, :version, :templatePath, :schema, :currency, :setupFee, :hourlyRate, :status)
+    `INSERT INTO offering_versions (offering_id, version, template_path, parameters_schema, currency, setup_fee_minor, hourly_rate_minor, status, progress_deadline_seconds)
+     VALUES (:offeringId, :version, :templatePath, :schema, :currency, :setupFee, :hourlyRate, :status, :deadline)
      ON CONFLICT (offering_id, version) DO NOTHING RETURNING id`,
     {
       type: QueryTypes.SELECT,
@@ -136,6 +138,7 @@ export async function insertVersion(sequelize: Sequelize, tx: Transaction, offer
         setupFee: input.pricing.setupFee,
         hourlyRate: input.pricing.hourlyRate,
         status: input.status ?? 'active',
+        deadline: input.progressDeadlineSeconds ?? null,
       },
     },
   );

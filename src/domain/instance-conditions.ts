@@ -23,10 +23,12 @@ export interface ConditionFacts {
   latest: { status: string; pullRequestUrl: string | null; lastError: string | null; updatedAt: Date } | null;
   /** When the instance's state last changed (its latest event that moved it). */
   stateChangedAt: Date;
+  /** When the reconciler found its latest merged change past the progress deadline (null: not past it). */
+  pastDeadlineAt: Date | null;
 }
 
 export const SYNCED_REASONS = ['MainHoldsRequest', 'RemovedFromMain', 'ChangePending', 'PullRequestOpen', 'ChangeFailed', 'ChangeClosed', 'ChangeSuperseded', 'Drift', 'AwaitingMainReadBack'] as const;
-export const READY_REASONS = ['Healthy', 'AwaitingArgoCD', 'Degraded', 'SyncFailed', 'Suspended', 'NotOnMain', 'Deleting', 'Deleted', 'Rejected'] as const;
+export const READY_REASONS = ['Healthy', 'AwaitingArgoCD', 'ProgressDeadlineExceeded', 'Degraded', 'SyncFailed', 'Suspended', 'NotOnMain', 'Deleting', 'Deleted', 'Rejected'] as const;
 
 /** Synced: main holds what was last asked for (the instance's directory, or its absence). */
 export function syncedCondition(facts: ConditionFacts): InstanceCondition {
@@ -81,6 +83,16 @@ export function readyCondition(facts: ConditionFacts): InstanceCondition {
       return condition('False', 'NotOnMain', 'The base branch does not hold the instance yet.');
     case 'syncing':
     case 'updating':
+      if (facts.pastDeadlineAt) {
+        return {
+          ...condition(
+            'False',
+            'ProgressDeadlineExceeded',
+            "Not ready within the progress deadline after its change merged: Argo CD has not reported the instance Application Healthy on main's spec. Look at the Application in Argo CD (image pulls, volumes, quota); it may still turn ready.",
+          ),
+          lastTransitionTime: facts.pastDeadlineAt.toISOString(),
+        };
+      }
       return condition(
         'Unknown',
         'AwaitingArgoCD',

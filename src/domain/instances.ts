@@ -182,6 +182,7 @@ export async function createInstance(deps: InstanceDeps, tx: Transaction, princi
     latest_error: null,
     latest_updated_at: row.created_at,
     state_changed_at: row.created_at,
+    past_deadline_at: null,
     created_by: principal.subject,
     created_at: row.created_at,
     updated_at: row.updated_at,
@@ -423,6 +424,7 @@ interface InstanceRow {
   latest_error: string | null;
   latest_updated_at: Date | null;
   state_changed_at: Date | null;
+  past_deadline_at: Date | null;
   created_by: string;
   created_at: Date;
   updated_at: Date;
@@ -449,7 +451,8 @@ const SELECT_INSTANCES = `SELECT i.id, i.organization_id, o.slug AS org, p.slug 
   i.observed_state, i.observed_commit_sha, i.drift,
   CASE WHEN lc.kind IN ('instance.create', 'instance.update') THEN lc.payload END AS desired_payload, lc.status AS latest_status,
   lc.pull_request_url AS latest_pr_url, lc.last_error AS latest_error, lc.updated_at AS latest_updated_at,
-  (SELECT max(e.created_at) FROM instance_events e WHERE e.instance_id = i.id AND e.from_state IS DISTINCT FROM e.to_state) AS state_changed_at
+  (SELECT max(e.created_at) FROM instance_events e WHERE e.instance_id = i.id AND e.from_state IS DISTINCT FROM e.to_state) AS state_changed_at,
+  CASE WHEN i.progress_deadline_exceeded_at >= lc.updated_at THEN i.progress_deadline_exceeded_at END AS past_deadline_at
   FROM instances i JOIN organizations o ON o.id = i.organization_id JOIN projects p ON p.id = i.project_id
   JOIN offering_versions v ON v.id = i.offering_version_id JOIN offerings f ON f.id = v.offering_id
   LEFT JOIN change_requests lc ON lc.id = i.last_change_id`;
@@ -498,6 +501,7 @@ function presentInstance(row: InstanceRow): Instance {
       lastError: row.last_error,
       latest: row.latest_status ? { status: row.latest_status, pullRequestUrl: row.latest_pr_url, lastError: row.latest_error, updatedAt: row.latest_updated_at ?? row.updated_at } : null,
       stateChangedAt: row.state_changed_at ?? row.created_at,
+      pastDeadlineAt: row.past_deadline_at,
     }),
     createdBy: row.created_by,
     createdAt: row.created_at.toISOString(),

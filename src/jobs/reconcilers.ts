@@ -2,6 +2,7 @@ import { QueryTypes, type Sequelize } from 'sequelize';
 import type { Logger } from '../logger.ts';
 import { mergeFailureOutcome, type GitopsRepository, type MergeAttemptOutcome, type PullRequest } from '../gitops/repository.ts';
 import { applyApplicationObservation } from '../domain/application-sync.ts';
+import { markPastProgressDeadline } from '../domain/progress-deadline.ts';
 import { applyInstanceEvent } from '../domain/instance-events.ts';
 import { findChangesOfPullRequest, openPullRequests, recordAutoMergeWaiting } from '../domain/changes/change-requests.ts';
 import { recordPullRequestFate, type ChangeOutcome } from '../domain/changes/pull-request-fate.ts';
@@ -26,6 +27,8 @@ export interface ReconcileDeps {
   converge?: () => Promise<unknown>;
   /** Where the PR reconciler's round stands (the last pull request number it read); one per task. */
   pullRequestCursor?: { after: number };
+  /** INSTANCE_PROGRESS_DEADLINE_SECONDS; undefined: no deadline is checked. */
+  progressDeadlineSeconds?: number;
 }
 
 export interface PullRequestReconcileResult {
@@ -152,6 +155,8 @@ export async function reconcileOnce(deps: ReconcileDeps) {
     pullRequests: await reconcilePullRequests(deps),
     baseBranch: await deps.converge?.(),
     applications: deps.applications ? await reconcileApplicationsOrSay(deps, deps.applications) : undefined,
+    // After the Application pass: an instance it just made ready is not past its deadline.
+    pastDeadline: deps.progressDeadlineSeconds ? await markPastProgressDeadline(deps.sequelize, deps.progressDeadlineSeconds) : [],
   }));
 }
 
@@ -180,7 +185,8 @@ export function createReconcilerTask(input: ReconcileDeps & { intervalMs: number
     run: async () => {
       const run = await reconcileOnce(deps);
       if (!run.leader) return;
-      const { pullRequests, applications } = run.result;
+      const { pullRequests, applications, pastDeadline } = run.result;
+      if (pastDeadline.length > 0) deps.logger.warn({ instances: pastDeadline }, 'instances not ready within their progress deadline after their change merged');
       const transitions = applications && 'transitions' in applications ? applications.transitions : [];
       if (pullRequests.changes.length > 0 || transitions.length > 0) {
         deps.logger.info({ pullRequests: pullRequests.changes, applications: transitions }, 'reconciled what webhooks did not report');

@@ -12,6 +12,7 @@ const base: ConditionFacts = {
   lastError: null,
   latest: { status: 'merged', pullRequestUrl: 'https://github.com/gsv/gsv-gitops/pull/7', lastError: null, updatedAt: at },
   stateChangedAt: at,
+  pastDeadlineAt: null,
 };
 const pick = (facts: Partial<ConditionFacts>) => Object.fromEntries(instanceConditions({ ...base, ...facts }).map((c) => [c.type, [c.status, c.reason, c.message]]));
 
@@ -41,6 +42,8 @@ describe('instance conditions (Synced, Ready) say why an instance is in its stat
     assert.match(String(degraded[2]), /Back-off/);
     assert.equal(pick({ state: 'failed', lastError: 'sync failed: x' }).Ready![1], 'SyncFailed');
     assert.deepEqual(pick({ state: 'syncing' }).Ready!.slice(0, 2), ['Unknown', 'AwaitingArgoCD']);
+    assert.deepEqual(pick({ state: 'syncing', pastDeadlineAt: at }).Ready!.slice(0, 2), ['False', 'ProgressDeadlineExceeded']);
+    assert.equal(pick({ state: 'ready', pastDeadlineAt: at }).Ready![1], 'Healthy', 'it may still turn ready');
   });
 
   it('is total: every state and every latest change status gives both conditions, with a reason of the published lists', () => {

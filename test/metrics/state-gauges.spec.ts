@@ -10,6 +10,7 @@ const counts = (overrides: Partial<StateCounts> = {}): StateCounts => ({
   changes: [{ kind: 'instance.create', status: 'pending', count: 2 }],
   instances: [{ state: 'ready', count: 3 }],
   drifted: 1,
+  pastProgressDeadline: 2,
   unknownTenantPaths: 4,
   oldestPendingAgeSeconds: 10,
   ...overrides,
@@ -33,6 +34,7 @@ describe('state gauges (read at scrape time)', () => {
     assert.equal(value(text, 'change_requests{kind="instance.create",status="pending"}'), 2);
     assert.equal(value(text, 'instances{state="ready"}'), 3);
     assert.equal(value(text, 'instances_drifted'), 1);
+    assert.equal(value(text, 'instances_past_progress_deadline'), 2);
     assert.equal(value(text, 'unknown_tenant_paths'), 4);
     assert.equal(value(text, 'change_requests_oldest_pending_age_seconds'), 10);
     assert.equal(value(text, 'state_gauges_last_read_timestamp_seconds'), clock / 1000);

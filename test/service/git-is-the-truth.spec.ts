@@ -10,9 +10,8 @@ import type { ArgocdNotification } from '../../src/webhooks/argocd-notification.
 import { freshNotices } from '../support/argocd-notices.ts';
 import { specOnMain } from '../support/spec-on-main.ts';
 import { useSpecDatabase } from '../support/database.ts';
-import { startInProcessService, type InProcessService } from '../support/in-process-service.ts';
-import { prepareInstanceCaller } from '../support/instance-caller.ts';
-import { createCaller, type Caller } from '../support/scratch-service.ts';
+import { startServiceWithWorkspace, type InProcessService } from '../support/in-process-service.ts';
+import type { Caller } from '../support/scratch-service.ts';
 import { pullRequestPayload } from '../support/webhook-fixtures.ts';
 
 const GITHUB_SECRET = 'git-is-the-truth-webhook-secret';
@@ -43,17 +42,7 @@ describe('Git is the truth: the database agrees with main whatever people do in 
   const signer = new Webhooks({ secret: GITHUB_SECRET });
 
   before(async () => {
-    app = await startInProcessService('truth', {
-      GITHUB_WEBHOOK_SECRET: GITHUB_SECRET,
-      ARGOCD_WEBHOOK_TOKEN: ARGOCD_TOKEN,
-      SYNC_SIMULATOR: 'false',
-      RECONCILE_INTERVAL_MS: '3600000',
-      GITOPS_BATCH_WINDOW_MS: '0',
-      GITOPS_MERGE_POLICY: 'pull-request',
-    });
-    caller = await createCaller(app.databaseUrl, 'truth-owner');
-    const admin = await createCaller(app.databaseUrl, 'truth-admin', true);
-    org = (await prepareInstanceCaller(app.url, caller, admin, 1_000_000)).org;
+    ({ app, caller, org } = await startServiceWithWorkspace('truth', { GITHUB_WEBHOOK_SECRET: GITHUB_SECRET, ARGOCD_WEBHOOK_TOKEN: ARGOCD_TOKEN, GITOPS_MERGE_POLICY: 'pull-request' }));
     db = createSequelize({ url: app.databaseUrl, poolMax: 2, logger: createLogger('silent') });
     person = new LocalRepository({ gitDir: app.gitDir, baseBranch: 'main', pullRequests: new LocalPullRequests({ sequelize: db, repository: app.gitDir }) });
     // The workspace's change in a pull request of its own, so each instance's create is alone in its batch.

@@ -5,6 +5,8 @@ import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startService, type RunningService } from '../../src/service.ts';
 import { createScratchDatabase } from './database.ts';
+import { prepareInstanceCaller } from './instance-caller.ts';
+import { createCaller, type Caller } from './scratch-service.ts';
 
 export interface InProcessService {
   service: RunningService;
@@ -34,4 +36,17 @@ export async function startInProcessService(label: string, env: Record<string, s
       await fs.rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The whole service in this process, without a cluster or GitHub (Argo CD only through its
+ * webhook, the reconciler as slow as `env` says), and a workspace of its own: an owner, credit
+ * on its wallets (added by a platform admin), and the workspace's slug.
+ */
+export async function startServiceWithWorkspace(label: string, env: Record<string, string>): Promise<{ app: InProcessService; caller: Caller; org: string }> {
+  const app = await startInProcessService(label, { SYNC_SIMULATOR: 'false', GITOPS_BATCH_WINDOW_MS: '0', RECONCILE_INTERVAL_MS: '3600000', ...env });
+  const caller = await createCaller(app.databaseUrl, `${label}-owner`);
+  const admin = await createCaller(app.databaseUrl, `${label}-admin`, true);
+  const { org } = await prepareInstanceCaller(app.url, caller, admin, 1_000_000);
+  return { app, caller, org };
 }

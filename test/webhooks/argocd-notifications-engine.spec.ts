@@ -11,11 +11,10 @@ import { observationFromApplication } from '../../src/jobs/argocd-applications.t
 import { git } from '../../src/gitops/local/git.ts';
 import { evaluateNotifications, notificationsConfig, type EngineResult, type NotificationsConfig } from '../support/argocd-engine.ts';
 import { childApplication, parentApplication } from '../support/argocd-notices.ts';
-import { prepareInstanceCaller } from '../support/instance-caller.ts';
-import { createCaller, type Caller } from '../support/scratch-service.ts';
+import type { Caller } from '../support/scratch-service.ts';
 import { specOnMain } from '../support/spec-on-main.ts';
 import { useSpecDatabase } from '../support/database.ts';
-import { startInProcessService, type InProcessService } from '../support/in-process-service.ts';
+import { startInProcessService, startServiceWithWorkspace, type InProcessService } from '../support/in-process-service.ts';
 
 const require = createRequire(import.meta.url);
 const CHILD = require('../fixtures/argocd/application-synced-healthy.json') as ArgocdApplication & Record<string, unknown>;
@@ -177,16 +176,7 @@ describe('an instance\'s lifecycle, told by Argo CD\'s rendered notices', functi
   before(async () => {
     const configMap = YAML.parse(await fs.readFile(CONFIG, 'utf8')) as { data: Record<string, string> };
     config = notificationsConfig(configMap.data);
-    app = await startInProcessService('argocd-lifecycle', {
-      ARGOCD_WEBHOOK_TOKEN: TOKEN,
-      SYNC_SIMULATOR: 'false',
-      GITOPS_MERGE_POLICY: 'direct',
-      GITOPS_BATCH_WINDOW_MS: '0',
-      RECONCILE_INTERVAL_MS: '3600000',
-    });
-    caller = await createCaller(app.databaseUrl, 'lifecycle-owner');
-    const admin = await createCaller(app.databaseUrl, 'lifecycle-admin', true);
-    org = (await prepareInstanceCaller(app.url, caller, admin, 1_000_000)).org;
+    ({ app, caller, org } = await startServiceWithWorkspace('argocd-lifecycle', { ARGOCD_WEBHOOK_TOKEN: TOKEN, GITOPS_MERGE_POLICY: 'direct' }));
   });
   after(async () => {
     await app?.close();
