@@ -1,3 +1,4 @@
+import { QueryTypes } from 'sequelize';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -68,6 +69,23 @@ describe('catalog', () => {
     const offering = await api.call('GET', `/offerings/${name}`, { token: user });
     assert.deepEqual((offering.body.versions as { version: string; status: string }[]).map((v) => [v.version, v.status]), [['1.1.0', 'active'], ['1.0.0', 'retired']]);
     assert.deepEqual((offering.body.versions as { pricing: object }[])[1]!.pricing, { currency: 'EUR', setupFee: 250, hourlyRate: 4 });
+  });
+
+  it("seeds a version's own progress deadline from version.yaml (the shipped rag 1.1.0 sets 1800 s)", async () => {
+    const name = slug();
+    await writeOffering(name, '1.0.0');
+    await fs.appendFile(path.join(dir, name, '1.0.0', 'version.yaml'), 'progressDeadlineSeconds: 120\n');
+    await seedCatalog(api.sequelize, dir);
+    const deadline = async (offering: string, version: string) =>
+      (
+        await api.sequelize.query<{ seconds: number | null }>(
+          'SELECT v.progress_deadline_seconds AS seconds FROM offering_versions v JOIN offerings f ON f.id = v.offering_id WHERE f.slug = :offering AND v.version = :version',
+          { type: QueryTypes.SELECT, replacements: { offering, version } },
+        )
+      )[0]?.seconds;
+    assert.equal(await deadline(name, '1.0.0'), 120);
+    assert.equal(await deadline('rag', '1.1.0'), 1800);
+    assert.equal(await deadline('studio', '2.0.0'), null, 'no deadline of its own: the default applies');
   });
 
   it('refuses to seed a version whose parameters lack a default, naming the folder', async () => {
