@@ -6,7 +6,7 @@ import { parseManifest } from '../gitops/render/manifest-serialization.ts';
 import { validateManifest } from '../gitops/render/manifest-validation.ts';
 import { INSTANCE_SPEC_ANNOTATION } from '../gitops/instance-spec.ts';
 import { APPLICATION_TIER_LABEL, INSTANCE_ID_LABEL, INSTANCE_NAME_LABEL, MANAGED_BY_LABELS, ORG_LABEL, PARENT_TIER } from '../gitops/labels.ts';
-import { instanceApplicationName, instanceDir, parentApplicationName } from '../gitops/tenant-paths.ts';
+import { instanceApplicationName, instanceDir, parentApplicationName, tenantBaseDir } from '../gitops/tenant-paths.ts';
 import type { BackgroundTask } from '../jobs/background-task.ts';
 import { createPeriodicTask } from '../jobs/periodic-task.ts';
 import type { ArgocdNotification } from '../webhooks/argocd-notification.ts';
@@ -101,7 +101,7 @@ export function createSyncSimulator(options: SyncSimulatorOptions): BackgroundTa
     }
     // Nothing of a tenant syncs before its base (AppProject, namespaces) is on main: the
     // instance Application's project would not exist. Not played yet; tried again next pass.
-    const base = (await readGit(['ls-tree', '--name-only', head, '--', `tenants/${candidate.org}/base/`])).trim();
+    const base = (await readGit(['ls-tree', '--name-only', head, '--', `${tenantBaseDir(candidate.org)}/`])).trim();
     if (!base) return undefined;
 
     let name = instanceApplicationName(candidate.org, candidate.name);
