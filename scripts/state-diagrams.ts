@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CHANGE_EVENTS, CHANGE_STATUSES, CHANGE_TRANSITIONS, type ChangeEvent, type ChangeStatus } from '../src/domain/changes/change-status.ts';
 import type { InstanceChangeKind } from '../src/domain/changes/change-kinds.ts';
-import { applyEventToFacts, deriveInstanceState, INSTANCE_STATES, type InstanceEventType, type InstanceFacts, type InstanceState } from '../src/domain/instance-state.ts';
+import { applyEventToFacts, deriveInstanceState, INSTANCE_STATES, REQUESTED_FACTS, type InstanceEventType, type InstanceFacts, type InstanceState } from '../src/domain/instance-state.ts';
 
 interface Edge {
   from: string;
@@ -48,6 +48,7 @@ const CHANGE_CAUSE: Record<ChangeEvent, string> = {
   reopened: 'change.reopened',
   failed: 'change.failed',
   superseded: 'change.superseded',
+  cancelled: 'change.cancelled',
 };
 
 const EXTERNAL_EVENTS: InstanceEventType[] = ['sync.healthy', 'sync.degraded', 'sync.failed', 'app.gone', 'wallet.exhausted'];
@@ -70,14 +71,25 @@ function factMoves(facts: InstanceFacts): { cause: string; facts: InstanceFacts 
       // A latest change is superseded only by a newer one, which is a request below.
       if (event === 'superseded') continue;
       const status = CHANGE_TRANSITIONS[event][latest.status];
-      if (status) moves.push({ cause: CHANGE_CAUSE[event], facts: { ...facts, latest: { kind: latest.kind, status }, readBack: status !== 'merged' } });
+      // Cancelling a delete wants the instance again (cancelChange puts desired_state back).
+      const wanted = event === 'cancelled' && latest.kind === 'instance.delete' ? 'present' : facts.wanted;
+      if (status) moves.push({ cause: CHANGE_CAUSE[event], facts: { ...facts, latest: { kind: latest.kind, status }, readBack: status !== 'merged', wanted } });
     }
   }
   const state = deriveInstanceState(facts);
-  const request = (kind: InstanceChangeKind, cause: string) => moves.push({ cause, facts: { ...facts, latest: { kind, status: 'pending' }, readBack: true } });
+  const request = (kind: InstanceChangeKind, cause: string) =>
+    moves.push({ cause, facts: { ...facts, latest: { kind, status: 'pending' }, readBack: true, wanted: kind === 'instance.delete' ? 'absent' : 'present' } });
   // updateInstance refuses deleted, rejected and instances being deleted; deleteInstance refuses deleted.
-  if (state !== 'deleted' && state !== 'rejected' && latest?.kind !== 'instance.delete') request('instance.update', 'update.requested');
-  if (state !== 'deleted') request('instance.delete', 'delete.requested');
+  if (state !== 'deleted' && state !== 'rejected' && facts.wanted === 'present') request('instance.update', 'update.requested');
+  if (state !== 'deleted') {
+    if (facts.observed === 'absent' && !facts.everPresent && latest?.status !== 'merged') {
+      // Main never held it: deleted without a Git change, its changes on the way cancelled.
+      const cancelled = latest && CHANGE_TRANSITIONS.cancelled[latest.status];
+      moves.push({ cause: 'delete.requested', facts: { ...facts, latest: latest && cancelled ? { kind: latest.kind, status: cancelled } : latest, wanted: 'absent' } });
+    } else {
+      request('instance.delete', 'delete.requested');
+    }
+  }
   if (latest?.status === 'merged' && !facts.readBack) {
     // A changed directory resets Argo CD's word, except that a gone Application stays gone while absent.
     const observed: InstanceFacts =
@@ -94,8 +106,8 @@ function factMoves(facts: InstanceFacts): { cause: string; facts: InstanceFacts 
 
 /** The instance state machine: every state change reachable from a new instance's facts. */
 export function instanceStateDiagram(): string {
-  const initial: InstanceFacts = { observed: 'absent', everPresent: false, latest: { kind: 'instance.create', status: 'pending' }, health: 'unknown', suspended: false, displaced: false, readBack: true };
-  const key = (f: InstanceFacts) => JSON.stringify([f.observed, f.everPresent, f.latest?.kind, f.latest?.status, f.health, f.suspended, f.displaced, f.readBack]);
+  const initial: InstanceFacts = REQUESTED_FACTS;
+  const key = (f: InstanceFacts) => JSON.stringify([f.observed, f.everPresent, f.latest?.kind, f.latest?.status, f.health, f.suspended, f.displaced, f.readBack, f.wanted]);
   const seen = new Set([key(initial)]);
   const queue = [initial];
   const edges: Edge[] = [];

@@ -129,7 +129,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const converge = (move?: Parameters<typeof converger.converge>[0]) => converger.converge(move);
 
   // The GitOps change engine: the outbox worker and the change/audit API.
-  routes.push(...changeRoutes({ sequelize, repository, mergePolicy: mergePolicies, afterMerge: converge }));
+  routes.push(...changeRoutes({ sequelize, repository, mergePolicy: mergePolicies, billing: config.billing, afterMerge: converge }));
   tasks.push(
     createChangeWorker({
       sequelize,

@@ -20,14 +20,14 @@ export interface ConditionFacts {
   observedPresent: boolean;
   drift: string | null;
   lastError: string | null;
-  latest: { status: string; pullRequestUrl: string | null; lastError: string | null; updatedAt: Date } | null;
+  latest: { status: string; pullRequestUrl: string | null; lastError: string | null; updatedAt: Date; cancelledBy?: string | null } | null;
   /** When the instance's state last changed (its latest event that moved it). */
   stateChangedAt: Date;
   /** When the reconciler found its latest merged change past the progress deadline (null: not past it). */
   pastDeadlineAt: Date | null;
 }
 
-export const SYNCED_REASONS = ['MainHoldsRequest', 'RemovedFromMain', 'ChangePending', 'PullRequestOpen', 'ChangeFailed', 'ChangeClosed', 'ChangeSuperseded', 'Drift', 'AwaitingMainReadBack'] as const;
+export const SYNCED_REASONS = ['MainHoldsRequest', 'RemovedFromMain', 'ChangePending', 'PullRequestOpen', 'ChangeFailed', 'ChangeClosed', 'ChangeSuperseded', 'ChangeCancelled', 'Drift', 'AwaitingMainReadBack'] as const;
 export const READY_REASONS = ['Healthy', 'AwaitingArgoCD', 'ProgressDeadlineExceeded', 'Degraded', 'SyncFailed', 'Suspended', 'NotOnMain', 'Deleting', 'Deleted', 'Rejected'] as const;
 
 /** Synced: main holds what was last asked for (the instance's directory, or its absence). */
@@ -46,6 +46,13 @@ export function syncedCondition(facts: ConditionFacts): InstanceCondition {
       return condition('False', 'ChangeClosed', `The pull request of the latest request was closed without merging; main holds ${facts.observedPresent ? 'the earlier spec' : 'nothing of the instance'}.`);
     case 'superseded':
       return condition('False', 'ChangeSuperseded', 'The latest request was superseded.');
+    case 'cancelled':
+      // What is asked is what main holds again: synced when main holds the instance.
+      return condition(
+        facts.observedPresent ? 'True' : 'False',
+        'ChangeCancelled',
+        `The latest request was cancelled${latest.cancelledBy ? ` by ${latest.cancelledBy}` : ''}; main holds ${facts.observedPresent ? 'the spec that runs' : 'nothing of the instance'}.`,
+      );
     default:
       break;
   }

@@ -41,6 +41,7 @@ interface FactsRow {
   latest_status: ChangeStatus | null;
   displaced: boolean;
   read_back: boolean;
+  desired_state: 'present' | 'absent';
 }
 
 /** Locks instance rows in id order (so two callers cannot deadlock); lock instances before their change rows. */
@@ -95,7 +96,7 @@ export async function applyInstanceEvents(sequelize: Sequelize, tx: Transaction,
   );
   const ids = [...new Set(events.map((e) => e.instanceId))].sort();
   const rows = await sequelize.query<FactsRow>(
-    `SELECT i.id, i.state, i.observed_state, i.ever_present, i.health, i.suspended, c.kind AS latest_kind, c.status AS latest_status,
+    `SELECT i.id, i.state, i.observed_state, i.ever_present, i.desired_state, i.health, i.suspended, c.kind AS latest_kind, c.status AS latest_status,
             i.observed_state = 'absent' AND EXISTS (
               SELECT 1 FROM instances o
                WHERE o.organization_id = i.organization_id AND o.name = i.name AND o.id <> i.id
@@ -201,5 +202,6 @@ function factsOf(row: FactsRow): InstanceFacts {
     suspended: row.suspended,
     displaced: row.displaced,
     readBack: row.read_back === true,
+    wanted: row.desired_state,
   };
 }

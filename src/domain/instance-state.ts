@@ -51,7 +51,25 @@ export interface InstanceFacts {
    * not the delete, is what runs.
    */
   readBack: boolean;
+  /**
+   * What the latest request wants: `absent` once a delete was asked for. An instance main never
+   * held is deleted without a Git change (its changes on the way are cancelled), so a change
+   * alone cannot tell a deleted one from a rejected one.
+   */
+  wanted: 'present' | 'absent';
 }
+
+/** The facts of an instance just requested (POST /instances): its create pending, nothing on main. */
+export const REQUESTED_FACTS: Readonly<InstanceFacts> = {
+  observed: 'absent',
+  everPresent: false,
+  latest: { kind: 'instance.create', status: 'pending' },
+  health: 'unknown',
+  suspended: false,
+  displaced: false,
+  readBack: true,
+  wanted: 'present',
+};
 
 /** The state these facts put the instance in. Pure and total. */
 export function deriveInstanceState(facts: InstanceFacts): InstanceState {
@@ -85,7 +103,7 @@ export function deriveInstanceState(facts: InstanceFacts): InstanceState {
   }
   const latest = facts.latest;
   if (latest === undefined) return 'requested';
-  if (latest.kind === 'instance.delete') return 'deleted';
+  if (latest.kind === 'instance.delete' || facts.wanted === 'absent') return 'deleted';
   switch (latest.status) {
     case 'failed':
       return 'failed';
@@ -113,6 +131,7 @@ export type InstanceEventType =
   | 'change.reopened'
   | 'change.failed'
   | 'change.superseded'
+  | 'change.cancelled'
   | 'main.observed'
   | 'git.external'
   | 'sync.healthy'

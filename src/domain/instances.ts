@@ -173,7 +173,9 @@ export async function createInstance(deps: InstanceDeps, tx: Transaction, princi
     desired_state: row.desired_state,
     desired_payload: { version: version.version, parameters },
     latest_status: 'pending',
+    latest_cancelled_by: null,
     observed_state: 'absent',
+    ever_present: false,
     observed_commit_sha: null,
     drift: null,
     last_change_id: changeId,
@@ -227,9 +229,12 @@ export async function updateInstance(
 }
 
 /**
- * DELETE /instances/:id: desired state absent and an instance.delete change, in any state but
- * deleted; it supersedes a pending or open change of the instance. A second DELETE while one
- * is on its way answers with the instance as it is.
+ * DELETE /instances/:id: desired state absent, in any state but deleted; it supersedes a pending
+ * or open change of the instance. An instance main holds, or held, or whose change has merged,
+ * leaves through an instance.delete change; one that never reached the base branch needs no
+ * Git change at all: its changes on the way are cancelled (the outbox closes their pull
+ * requests) and it is deleted at once, its setup-fee hold voided. A second DELETE while one is
+ * on its way answers with the instance as it is.
  */
 export async function deleteInstance(deps: InstanceDeps, tx: Transaction, principal: Principal, id: string): Promise<Instance> {
   const { sequelize } = deps;
@@ -237,12 +242,38 @@ export async function deleteInstance(deps: InstanceDeps, tx: Transaction, princi
   await requireOrgAccess(sequelize, tx, principal, current.org, 'write');
   if (current.state === 'deleted') throw new ConflictError('instance-busy', 'The instance is deleted already.');
   if (current.desired_state === 'absent' && (current.latest_status === 'pending' || current.latest_status === 'open')) return findInstance(sequelize, tx, id);
+  if (await neverOnMain(sequelize, tx, current)) {
+    const cancelled = await moveChanges(sequelize, tx, await supersedableChangesOf(sequelize, tx, id), 'cancelled', { cancelledBy: principal.subject });
+    await sequelize.query("UPDATE instances SET desired_state = 'absent' WHERE id = :id", { type: QueryTypes.UPDATE, transaction: tx, replacements: { id } });
+    await applyInstanceEvent(sequelize, tx, id, 'change.cancelled', {
+      cause: 'delete.requested',
+      actor: principal.subject,
+      recordUnchanged: true,
+      detail: { withoutGitChange: true, cancelled: cancelled.map((m) => m.changeId) },
+    });
+    return findInstance(sequelize, tx, id);
+  }
   await requestChange(deps, tx, principal, current, {
     kind: 'instance.delete',
     payload: { org: current.org, project: current.project, instanceName: current.name, offering: current.offering, role: current.role },
   });
   await sequelize.query("UPDATE instances SET desired_state = 'absent' WHERE id = :id", { type: QueryTypes.UPDATE, transaction: tx, replacements: { id } });
   return findInstance(sequelize, tx, id);
+}
+
+/**
+ * Whether nothing of the instance can be on the base branch: main does not hold it, never did
+ * (as far as the service has read), and none of its changes merged (a merge main has not been
+ * read back after yet would be on it). Its changes' rows are locked by the caller's next step.
+ */
+async function neverOnMain(sequelize: Sequelize, tx: Transaction, current: InstanceRow): Promise<boolean> {
+  if (current.observed_state === 'present' || current.ever_present) return false;
+  const [merged] = await sequelize.query<{ id: string }>("SELECT id FROM change_requests WHERE instance_id = :id AND status = 'merged' LIMIT 1", {
+    type: QueryTypes.SELECT,
+    transaction: tx,
+    replacements: { id: current.id },
+  });
+  return merged === undefined;
 }
 
 /**
@@ -415,7 +446,9 @@ interface InstanceRow {
   desired_state: 'present' | 'absent';
   desired_payload: { version?: unknown; parameters?: Record<string, unknown> } | null;
   latest_status: string | null;
+  latest_cancelled_by: string | null;
   observed_state: 'present' | 'absent';
+  ever_present: boolean;
   observed_commit_sha: string | null;
   drift: string | null;
   last_change_id: string | null;
@@ -448,8 +481,8 @@ interface ChangeRow {
 
 const SELECT_INSTANCES = `SELECT i.id, i.organization_id, o.slug AS org, p.slug AS project, f.slug AS offering, f.role, v.version, i.name,
   i.parameters, i.state, i.desired_state, i.last_change_id, i.last_error, i.created_by, i.created_at, i.updated_at,
-  i.observed_state, i.observed_commit_sha, i.drift,
-  CASE WHEN lc.kind IN ('instance.create', 'instance.update') THEN lc.payload END AS desired_payload, lc.status AS latest_status,
+  i.observed_state, i.ever_present, i.observed_commit_sha, i.drift,
+  CASE WHEN lc.kind IN ('instance.create', 'instance.update') AND lc.status <> 'cancelled' THEN lc.payload END AS desired_payload, lc.status AS latest_status, lc.cancelled_by AS latest_cancelled_by,
   lc.pull_request_url AS latest_pr_url, lc.last_error AS latest_error, lc.updated_at AS latest_updated_at,
   (SELECT max(e.created_at) FROM instance_events e WHERE e.instance_id = i.id AND e.from_state IS DISTINCT FROM e.to_state) AS state_changed_at,
   CASE WHEN i.progress_deadline_exceeded_at >= lc.updated_at THEN i.progress_deadline_exceeded_at END AS past_deadline_at
@@ -499,7 +532,9 @@ function presentInstance(row: InstanceRow): Instance {
       observedPresent: row.observed_state === 'present',
       drift: row.drift,
       lastError: row.last_error,
-      latest: row.latest_status ? { status: row.latest_status, pullRequestUrl: row.latest_pr_url, lastError: row.latest_error, updatedAt: row.latest_updated_at ?? row.updated_at } : null,
+      latest: row.latest_status
+        ? { status: row.latest_status, pullRequestUrl: row.latest_pr_url, lastError: row.latest_error, updatedAt: row.latest_updated_at ?? row.updated_at, cancelledBy: row.latest_cancelled_by }
+        : null,
       stateChangedAt: row.state_changed_at ?? row.created_at,
       pastDeadlineAt: row.past_deadline_at,
     }),

@@ -39,7 +39,7 @@ describe('change and audit routes', () => {
       logger: createLogger('silent'),
       metrics: createMetrics({ collectDefaults: false }),
       bodyLimitBytes: 1 << 20,
-      routes: changeRoutes({ sequelize, repository: gitops.repository, mergePolicy: 'pull-request' }),
+      routes: changeRoutes({ sequelize, repository: gitops.repository, mergePolicy: 'pull-request', billing: { holdTtlSeconds: 3600 } }),
       authenticate: createAuthenticate({ sequelize }),
       sequelize,
     });
@@ -82,7 +82,14 @@ describe('change and audit routes', () => {
     assert.equal(shown.status, 200);
     assert.equal(shown.body.status, 'open');
     assert.ok((shown.body.files as { path: string }[]).some((f) => f.path === `tenants/${org.orgSlug}/apps/${instanceName}/application.yaml`));
-    assert.equal((await call('GET', `/changes/${create}`, member)).status, 403);
+    // Members read their org's changes (issue 20); anyone else is told nothing, not even that it exists.
+    const asMember = await call('GET', `/changes/${create}`, member);
+    assert.equal(asMember.status, 200);
+    assert.deepEqual(asMember.body, shown.body);
+    assert.equal((await call('GET', `/changes/${create}`, outsider)).status, 404);
+    assert.deepEqual((await call('GET', `/changes?org=${org.orgSlug}&status=open&kind=instance.create`, member)).body.items!.map((c) => c.id), [create]);
+    assert.deepEqual((await call('GET', `/changes?org=${org.orgSlug}`, outsider)).body.items, []);
+    assert.ok((await call('GET', '/changes?limit=100', member)).body.items!.every((c) => c.org === org.orgSlug), "a member's list holds its orgs' changes only");
 
     for (const id of [workspace, create]) {
       const merged = await call('POST', `/changes/${id}/merge`, admin);

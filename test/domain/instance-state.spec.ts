@@ -1,19 +1,10 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { applyEventToFacts, deriveInstanceState, HEALTHS, INSTANCE_STATES, type InstanceFacts } from '../../src/domain/instance-state.ts';
+import { applyEventToFacts, deriveInstanceState, HEALTHS, INSTANCE_STATES, REQUESTED_FACTS, type InstanceFacts } from '../../src/domain/instance-state.ts';
 import { CHANGE_STATUSES } from '../../src/domain/changes/change-status.ts';
 import { INSTANCE_CHANGE_KINDS } from '../../src/domain/changes/change-kinds.ts';
 
-const facts = (over: Partial<InstanceFacts> = {}): InstanceFacts => ({
-  observed: 'absent',
-  everPresent: false,
-  latest: { kind: 'instance.create', status: 'pending' },
-  health: 'unknown',
-  suspended: false,
-  displaced: false,
-  readBack: true,
-  ...over,
-});
+const facts = (over: Partial<InstanceFacts> = {}): InstanceFacts => ({ ...REQUESTED_FACTS, ...over });
 
 describe('instance state, derived from facts', () => {
   it('walks the happy path: requested → pending_review → syncing → ready', () => {
@@ -81,6 +72,7 @@ describe('instance state, derived from facts', () => {
       suspended: fc.boolean(),
       displaced: fc.boolean(),
       readBack: fc.boolean(),
+      wanted: fc.constantFrom('present' as const, 'absent' as const),
     });
     fc.assert(
       fc.property(arbitraryFacts, (f) => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { deleteInstance, type InstanceDeps } from '../../src/domain/instances.ts';
+import { lockChanges, moveChanges } from '../../src/domain/changes/change-requests.ts';
 import { ParametersValidator } from '../../src/domain/parameters-schema.ts';
 import type { Principal } from '../../src/domain/principal.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
@@ -47,7 +48,10 @@ describe('withdrawing superseded changes', () => {
     const open = await changeOf(changeId);
     assert.equal(open.status, 'open');
 
-    await sequelize.transaction((tx) => deleteInstance(deps, tx, principal(org), instanceId));
+    // A later request of the instance supersedes it, as PATCH does (requestChange in instances.ts).
+    const later = await insertChange(sequelize, { kind: 'instance.delete', orgId: org.orgId, instanceId, payload: { org: org.orgSlug, project: 'default', instanceName: 'x', offering: 'studio', role: 'studio' } });
+    await sequelize.transaction(async (tx) => moveChanges(sequelize, tx, await lockChanges(sequelize, tx, [changeId]), 'superseded', { supersededBy: later }));
+    await sequelize.query("UPDATE change_requests SET status = 'failed' WHERE id = $later", { bind: { later } }); // not published in this spec
     const superseded = await changeOf(changeId);
     assert.equal(superseded.status, 'superseded');
     assert.equal(superseded.supersede_pending, true);
@@ -63,7 +67,21 @@ describe('withdrawing superseded changes', () => {
     assert.equal((await changeOf(changeId)).status, 'superseded', 'our own close does not reject anything');
   });
 
-  it("removes a superseded change's files from a batch branch that still carries other changes", async () => {
+  it('closes the pull request of a create cancelled by deleting an instance main never held, naming who cancelled it', async () => {
+    const org = await insertOrganization(sequelize);
+    const { instanceId, changeId } = await requested(org);
+    await gitops.worker().runOnce();
+    const open = await changeOf(changeId);
+    await sequelize.transaction((tx) => deleteInstance(deps, tx, principal(org), instanceId));
+    assert.equal((await changeOf(changeId)).status, 'cancelled');
+    assert.deepEqual((await gitops.worker().withdrawOnce()).closed, [open.pull_request_number]);
+    const [local] = await sequelize.query<{ body: string }>('SELECT body FROM local_pull_requests WHERE number = $n', { type: QueryTypes.SELECT, bind: { n: open.pull_request_number } });
+    assert.match(local!.body, new RegExp(`its change was cancelled by \`${org.owner}\``));
+    const [row] = await sequelize.query<{ state: string }>('SELECT state FROM instances WHERE id = $id', { type: QueryTypes.SELECT, bind: { id: instanceId } });
+    assert.equal(row!.state, 'deleted');
+  });
+
+  it("removes a withdrawn change's files from a batch branch that still carries other changes", async () => {
     const org = await insertOrganization(sequelize);
     const kept = await requested(org);
     const dropped = await requested(org);

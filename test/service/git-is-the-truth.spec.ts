@@ -11,7 +11,7 @@ import { freshNotices } from '../support/argocd-notices.ts';
 import { specOnMain } from '../support/spec-on-main.ts';
 import { useSpecDatabase } from '../support/database.ts';
 import { startServiceWithWorkspace, type InProcessService } from '../support/in-process-service.ts';
-import type { Caller } from '../support/scratch-service.ts';
+import { createCaller, type Caller } from '../support/scratch-service.ts';
 import { pullRequestPayload } from '../support/webhook-fixtures.ts';
 
 const GITHUB_SECRET = 'git-is-the-truth-webhook-secret';
@@ -161,41 +161,46 @@ describe('Git is the truth: the database agrees with main whatever people do in 
 
   const head = async () => (await git(['rev-parse', 'main'], { gitDir: app.gitDir })).trim();
 
-  it('1. DELETE while the create PR is open, then the delete PR closed: nothing runs, nothing is charged, the hold is released', async () => {
+  it('1. DELETE while the create PR is open: deleted without a Git change, the create PR closed, nothing runs, nothing is charged, the hold is released', async () => {
+    // Issue 11 saw this end `ready` with desired state absent; issue 20: an instance main never
+    // held needs no delete change at all.
     const id = await create('seq-one');
-    await opened(id, 'instance.create');
-    assert.equal((await api('DELETE', `/instances/${id}`)).status, 202);
-    const removal = await opened(id, 'instance.delete');
-    await personSets(removal, 'closed');
-    const creation = (await instance(id)).changes.find((c) => c.kind === 'instance.create')!;
-    assert.equal(creation.status, 'superseded');
-    await withdrawn(creation.pullRequestNumber!, 'seq-one');
-    const view = await eventually('the instance settles', () => instance(id), (v) => v.state !== 'deleting');
+    const creation = await opened(id, 'instance.create');
+    const deleted = await api('DELETE', `/instances/${id}`);
+    assert.equal(deleted.status, 202);
+    assert.equal(deleted.body.state, 'deleted', JSON.stringify(deleted.body));
+    const view = await instance(id);
+    assert.deepEqual(view.changes.map((c) => [c.kind, c.status]), [['instance.create', 'cancelled']], 'no delete change: nothing of it is on main');
+    await withdrawn(creation.number, 'seq-one');
+    const [closed] = await db.query<{ body: string }>('SELECT body FROM local_pull_requests WHERE number = $n', { type: QueryTypes.SELECT, bind: { n: creation.number } });
+    assert.match(closed!.body, /cancelled by `truth-owner`/);
     assert.equal(await onMain('seq-one'), false);
-    assert.ok(['deleted', 'rejected'].includes(view.state), `nothing of it is on main, yet it is ${view.state}`);
     assert.equal(await metered(id), false);
     assert.equal(await hold(id), 'voided');
+    const reborn = await create('seq-one'); // the name is free again
+    await opened(reborn, 'instance.create'); // in a pull request of its own, before the next sequence's create
   });
 
-  it('2. DELETE while the create PR is open, delete merged first and the create after: main holds it, so the instance is not deleted and its removal is proposed', async () => {
+  it('2. DELETE while the create PR is open, then a person reopens and merges the create: main holds it, so the instance is not deleted and its removal is proposed', async () => {
     const id = await create('seq-two');
     const creation = await opened(id, 'instance.create');
     assert.equal((await api('DELETE', `/instances/${id}`)).status, 202);
-    const removal = await opened(id, 'instance.delete');
-    // The service withdraws the superseded create; a person reopens it anyway, after merging the delete.
+    // The service withdraws the cancelled create; a person reopens and merges it anyway.
     await withdrawn(creation.number, 'seq-two');
-    await personMerges(removal);
     await personSets(creation, 'open');
     await personMerges(creation);
     assert.equal(await onMain('seq-two'), true);
-    const view = await eventually('the instance follows main', () => instance(id), (v) => v.state !== 'deleted' && v.changes.length > 2);
+    const view = await eventually('the instance follows main', () => instance(id), (v) => v.state !== 'deleted' && v.changes.length > 1);
     assert.notEqual(view.state, 'deleted', 'its directory is on main');
     const again = await api('POST', '/instances', { org, offering: 'studio', name: 'seq-two' });
     assert.equal(again.status, 409, 'the name is taken while its directory is on main');
     const proposal = view.changes.at(-1)!;
     assert.equal(proposal.kind, 'instance.delete', 'the service proposes the removal the user asked for');
     assert.ok(['pending', 'open'].includes(proposal.status));
-    assert.match(String((await api('GET', `/instances/${id}`)).body.drift), /deletion was merged/);
+    assert.match(String((await api('GET', `/instances/${id}`)).body.drift), /deleted before its create reached main/);
+    // The removal merged: main holds nothing, the instance is gone for good.
+    await personMerges(await opened(id, 'instance.delete'));
+    assert.equal(await onMain('seq-two'), false);
   });
 
   it('3. a create PR closed (rejected), reopened and merged: main holds it, the instance is deployed and can be deleted', async () => {
@@ -257,16 +262,14 @@ describe('Git is the truth: the database agrees with main whatever people do in 
     const old = await create('seq-six');
     const creation = await opened(old, 'instance.create');
     assert.equal((await api('DELETE', `/instances/${old}`)).status, 202);
-    const removal = await opened(old, 'instance.delete');
     await withdrawn(creation.number, 'seq-six');
-    await personMerges(removal);
     await eventually('the old instance deleted', () => instance(old), (v) => v.state === 'deleted');
     const fresh = await create('seq-six');
     const freshCreation = await opened(fresh, 'instance.create');
     await personSets(creation, 'open');
     await personMerges(creation);
     assert.equal(await onMain('seq-six'), true);
-    const view = await eventually('the old instance follows main', () => instance(old), (v) => v.state !== 'deleted' && v.changes.length > 2);
+    const view = await eventually('the old instance follows main', () => instance(old), (v) => v.state !== 'deleted' && v.changes.length > 1);
     assert.notEqual(view.state, 'deleted', 'main holds its directory');
     assert.equal(view.changes.at(-1)!.kind, 'instance.delete', 'as in sequence 2, the removal its user asked for is proposed again');
     const yielded = await eventually('the new instance yields the name', () => instance(fresh), (v) => v.state === 'deleted');
@@ -282,5 +285,94 @@ describe('Git is the truth: the database agrees with main whatever people do in 
     const other = await create('seq-six-after');
     await personMerges(await opened(other, 'instance.create'));
     assert.equal((await eventually('a later create observed', () => instance(other), (v) => v.state === 'syncing')).state, 'syncing');
+  });
+
+  describe('cancel (issue 20): the requester withdraws a change, and the instance goes back to what main holds', () => {
+    const cancel = (changeId: string, as: Caller = caller) =>
+      fetch(`${app.url}/changes/${changeId}/cancel`, { method: 'POST', headers: as.headers }).then(async (r) => ({ status: r.status, type: r.headers.get('content-type'), body: (await r.json()) as Record<string, unknown> }));
+
+    async function closedWith(number: number): Promise<string> {
+      await eventually(`pull request #${number} closed`, async () => (await person.getPullRequest(number))?.state, (state) => state === 'closed');
+      const [row] = await db.query<{ body: string }>('SELECT body FROM local_pull_requests WHERE number = $n', { type: QueryTypes.SELECT, bind: { n: number } });
+      return row!.body;
+    }
+
+    async function readyInstance(name: string): Promise<string> {
+      const id = await create(name);
+      await personMerges(await opened(id, 'instance.create'));
+      await eventually('main read back', () => instance(id), (v) => v.state === 'syncing');
+      await argocd(id, await head());
+      assert.equal((await instance(id)).state, 'ready');
+      return id;
+    }
+
+    it('an open create: the change is cancelled, its pull request closed naming who cancelled it, the instance rejected and its hold voided; again: the same answer', async () => {
+      const id = await create('cancel-create');
+      const creation = await opened(id, 'instance.create');
+      const cancelled = await cancel(creation.id);
+      assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
+      assert.equal(cancelled.body.status, 'cancelled');
+      assert.equal(cancelled.body.cancelledBy, caller.subject);
+      const view = await instance(id);
+      assert.equal(view.state, 'rejected');
+      assert.equal(await hold(id), 'voided');
+      const events = (await api('GET', `/instances/${id}`)).body.events as { cause: string; actor: string; changeId: string }[];
+      assert.ok(events.some((e) => e.cause === 'change.cancelled' && e.actor === caller.subject && e.changeId === creation.id), JSON.stringify(events));
+      assert.match(await closedWith(creation.number), new RegExp(`cancelled by \`${caller.subject}\``));
+      assert.equal(await onMain('cancel-create'), false);
+      const again = await cancel(creation.id);
+      assert.equal(again.status, 200);
+      assert.deepEqual(again.body, { ...cancelled.body, updatedAt: again.body.updatedAt }, 'idempotent');
+    });
+
+    it('an open update of a ready instance: back to ready on the spec main holds; a merged change is a 409 that says what to do instead', async () => {
+      const id = await readyInstance('cancel-update');
+      const before = await instance(id);
+      assert.equal((await api('PATCH', `/instances/${id}`, { parameters: { size: 'large' } })).status, 202);
+      const update = await opened(id, 'instance.update');
+      assert.equal((await instance(id)).state, 'updating');
+      assert.equal((await cancel(update.id)).status, 200);
+      const view = (await api('GET', `/instances/${id}`)).body as { state: string; parameters: Record<string, unknown>; desired: { parameters: Record<string, unknown> }; conditions: { type: string; status: string; reason: string }[] };
+      assert.equal(view.state, 'ready');
+      assert.deepEqual(view.desired.parameters, before.parameters, 'what is asked is what main holds again');
+      assert.deepEqual(view.conditions.find((c) => c.type === 'Synced'), { ...view.conditions.find((c) => c.type === 'Synced')!, status: 'True', reason: 'ChangeCancelled' });
+      await closedWith(update.number);
+      assert.equal(await metered(id), true, 'it runs on, and is billed');
+      const creation = before.changes.find((c) => c.kind === 'instance.create')!;
+      const refused = await cancel(creation.id);
+      assert.equal(refused.status, 409);
+      assert.match(String(refused.type), /application\/problem\+json/);
+      assert.equal(refused.body.code, 'change-merged');
+      assert.match(String(refused.body.detail), /PATCH the instance .* or DELETE it/);
+    });
+
+    it('an open delete of a ready instance: the instance is wanted again and stays ready; a PATCH is accepted afterwards', async () => {
+      const id = await readyInstance('cancel-delete');
+      assert.equal((await api('DELETE', `/instances/${id}`)).status, 202);
+      const removal = await opened(id, 'instance.delete');
+      assert.equal((await instance(id)).state, 'deleting');
+      assert.equal((await cancel(removal.id)).status, 200);
+      const view = (await api('GET', `/instances/${id}`)).body as { state: string; desiredState: string };
+      assert.deepEqual([view.state, view.desiredState], ['ready', 'present']);
+      await closedWith(removal.number);
+      assert.equal(await onMain('cancel-delete'), true);
+      assert.equal((await api('PATCH', `/instances/${id}`, { parameters: { size: 'large' } })).status, 202);
+    });
+
+    it('only the requester or an owner may cancel; another org learns nothing (404)', async () => {
+      const id = await create('cancel-who');
+      const creation = await opened(id, 'instance.create');
+      const colleague = await createCaller(app.databaseUrl, `truth-colleague-${crypto.randomUUID().slice(0, 8)}`);
+      const [orgRow] = await db.query<{ id: string }>('SELECT id FROM organizations WHERE slug = $org', { type: QueryTypes.SELECT, bind: { org } });
+      await db.query("INSERT INTO users (subject) VALUES ($s) ON CONFLICT DO NOTHING", { bind: { s: colleague.subject } });
+      await db.query("INSERT INTO memberships (organization_id, subject, role) VALUES ($org, $s, 'member')", { bind: { org: orgRow!.id, s: colleague.subject } });
+      const stranger = await createCaller(app.databaseUrl, `truth-stranger-${crypto.randomUUID().slice(0, 8)}`);
+      assert.equal((await api('GET', `/changes/${creation.id}`)).status, 200, 'the requester reads its change');
+      const refused = await cancel(creation.id, colleague);
+      assert.equal(refused.status, 403, JSON.stringify(refused.body));
+      assert.equal((await cancel(creation.id, stranger)).status, 404);
+      assert.equal((await fetch(`${app.url}/changes/${creation.id}`, { headers: stranger.headers })).status, 404);
+      assert.equal((await instance(id)).state, 'pending_review', 'nothing was cancelled');
+    });
   });
 });

@@ -53,7 +53,7 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-export async function startApiHarness(): Promise<ApiHarness> {
+export async function startApiHarness(options: { moreRoutes?: (sequelize: Sequelize) => Promise<RouteSpec[]> | RouteSpec[] } = {}): Promise<ApiHarness> {
   const sequelize = createTestSequelize(30);
   await seedCatalog(sequelize);
   const issuer = await startTestIssuer();
@@ -69,6 +69,7 @@ export async function startApiHarness(): Promise<ApiHarness> {
     ...catalogRoutes(domain),
     ...instanceRoutes(domain),
     ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: domain.billing.holdTtlSeconds }),
+    ...((await options.moreRoutes?.(sequelize)) ?? []),
   ];
   const authenticate = createAuthenticate({
     sequelize,

@@ -2,7 +2,9 @@ import { Type } from '@sinclair/typebox';
 import type { Sequelize } from 'sequelize';
 import { principalOfRequest } from '../auth/authenticate.ts';
 import { defineRoute, type RouteSpec } from '../route.ts';
-import { getChange, listChanges } from '../../domain/changes/change-views.ts';
+import { getVisibleChange, listChanges } from '../../domain/changes/change-views.ts';
+import { cancelChange, retryChange } from '../../domain/changes/change-steering.ts';
+import type { BillingSettings } from '../../domain/billing/instance-billing.ts';
 import { mergeChange } from '../../domain/changes/change-merge.ts';
 import { tenantAudit } from '../../domain/tenant-audit.ts';
 import { requireOrgAccess } from '../../domain/organization-access.ts';
@@ -16,8 +18,10 @@ import { proposePlatformBootstrap } from '../../domain/platform-bootstrap.ts';
 export interface ChangeRouteDeps {
   sequelize: Sequelize;
   repository: GitopsRepository;
-  /** Merge policy of platform.bootstrap changes. */
+  /** Merge policy of platform.bootstrap changes, and of retries. */
   mergePolicy: MergePolicies;
+  /** How long a retried create's setup-fee hold lasts. */
+  billing: Pick<BillingSettings, 'holdTtlSeconds'>;
   /** Reads the base branch back after a merge (convergence). */
   afterMerge?: () => Promise<unknown>;
 }
@@ -45,6 +49,9 @@ const ChangeSchema = Type.Object(
     files: Type.Array(Type.Object({ path: Type.String(), action: Type.Union([Type.Literal('write'), Type.Literal('delete')]) }, { additionalProperties: false })),
     attempts: Type.Integer(),
     lastError: Nullable(Type.String()),
+    supersededBy: Nullable(Type.String({ format: 'uuid', description: 'The later request that replaced it.' })),
+    cancelledBy: Nullable(Type.String({ description: 'Who cancelled it (POST /changes/:id/cancel).' })),
+    retryOf: Nullable(Type.String({ format: 'uuid', description: 'The failed change this one proposes again (POST /changes/:id/retry).' })),
     createdAt: Timestamp,
     updatedAt: Timestamp,
   },
@@ -76,8 +83,9 @@ export function changeRoutes(deps: ChangeRouteDeps): RouteSpec[] {
       path: '/changes',
       operationId: 'listChanges',
       summary: 'List change requests, newest first',
+      description: "Platform admins see every change; anyone else the changes of the orgs they are a member of.",
       tags: ['changes'],
-      access: 'platform-admin',
+      access: 'authenticated',
       query: Type.Object({ org: Type.Optional(OrgSlugSchema), status: Type.Optional(Status), kind: Type.Optional(Kind), limit: Type.Optional(Limit), cursor: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
       responses: {
         200: { description: 'A page of changes.', schema: Type.Object({ items: Type.Array(ChangeSchema), nextCursor: Nullable(Type.String()) }, { additionalProperties: false }) },
@@ -86,7 +94,8 @@ export function changeRoutes(deps: ChangeRouteDeps): RouteSpec[] {
         403: problem,
       },
       handler: async ({ ctx, query }) => {
-        ctx.body = await listChanges(deps.sequelize, { ...query, limit: query.limit ?? 20 });
+        const principal = principalOfRequest(ctx);
+        ctx.body = await listChanges(deps.sequelize, { ...query, limit: query.limit ?? 20, ...(principal.platformAdmin ? {} : { member: principal.subject }) });
       },
     }),
     defineRoute({
@@ -94,12 +103,60 @@ export function changeRoutes(deps: ChangeRouteDeps): RouteSpec[] {
       path: '/changes/:id',
       operationId: 'getChange',
       summary: 'One change request: what it touched, its branch, pull request, commits and status',
+      description: "Members of the change's org and platform admins; every field is the change's own (a batch shares only its id, branch and pull request).",
       tags: ['changes'],
-      access: 'platform-admin',
+      access: 'authenticated',
       params: IdParams,
-      responses: { 200: { description: 'The change.', schema: ChangeSchema }, 401: problem, 403: problem, 404: problem },
+      responses: { 200: { description: 'The change.', schema: ChangeSchema }, 401: problem, 404: problem },
       handler: async ({ ctx, params }) => {
-        ctx.body = await getChange(deps.sequelize, params.id);
+        ctx.body = await getVisibleChange(deps.sequelize, principalOfRequest(ctx), params.id);
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/changes/:id/cancel',
+      operationId: 'cancelChange',
+      summary: 'Withdraw a pending or open change',
+      description:
+        "The requester (with write access) or an owner of the change's org, or a platform admin. A pending change leaves its batch; an open pull request is closed with a comment, or the change's files are taken out of a shared batch branch (asynchronously, by the withdrawal outbox). The instance goes back to what main holds: a create that never merged ends `rejected`, its setup-fee hold voided; a cancelled delete wants the instance again. Cancelling a cancelled change answers it again. A merged, closed, failed or superseded change is a 409 that says what to do instead.",
+      tags: ['changes'],
+      access: 'authenticated',
+      params: IdParams,
+      responses: { 200: { description: 'The change, cancelled.', schema: ChangeSchema }, 401: problem, 403: problem, 404: problem, 409: problem },
+      handler: async ({ ctx, params, transaction }) => {
+        const principal = principalOfRequest(ctx);
+        ctx.body = await transaction(async (tx) => {
+          await cancelChange(deps, tx, principal, params.id);
+          return getVisibleChange(deps.sequelize, principal, params.id, tx);
+        });
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/changes/:id/retry',
+      operationId: 'retryChange',
+      summary: 'Propose a failed change again, as a new change with the same payload',
+      description:
+        "Who may cancel a change may retry it. Only a failed change, and for an instance only its latest request (a later one has replaced anything older: 409 change-outdated). The new change names the failed one in retryOf; retrying the same failed change again answers that retry (200). A failed create holds its setup fee again (402 when the wallet cannot cover it; nothing is written).",
+      tags: ['changes'],
+      access: 'authenticated',
+      params: IdParams,
+      responses: {
+        200: { description: 'Retried already: the retry.', schema: ChangeSchema },
+        202: { description: 'Accepted: the new change, pending.', schema: ChangeSchema },
+        401: problem,
+        402: problem,
+        403: problem,
+        404: problem,
+        409: problem,
+      },
+      handler: async ({ ctx, params, transaction }) => {
+        const principal = principalOfRequest(ctx);
+        ctx.body = await transaction(async (tx) => {
+          const { changeId, created } = await retryChange(deps, tx, principal, params.id);
+          ctx.status = created ? 202 : 200;
+          return getVisibleChange(deps.sequelize, principal, changeId, tx);
+        });
       },
     }),
     defineRoute({

@@ -86,8 +86,8 @@ const ACTOR = SERVICE_ACTOR;
 
 /**
  * Records a publish: the batch's changes opened (or merged), their instances derived again,
- * rejected changes failed. A change superseded while it was being published keeps its status
- * and gets its pull request recorded, so the superseder can close or trim it. Instances are
+ * rejected changes failed. A change superseded or cancelled while it was being published keeps
+ * its status and gets its pull request recorded, so the withdrawal can close or trim it. Instances are
  * locked before changes; a fixed number of statements for the whole batch.
  */
 export async function recordPublished(sequelize: Sequelize, batch: ClaimedBatch, result: PublishResult): Promise<void> {
@@ -98,9 +98,9 @@ export async function recordPublished(sequelize: Sequelize, batch: ClaimedBatch,
     const recorded = await sequelize.query<{ id: string }>(
       `UPDATE change_requests c SET commit_sha = :commit, pull_request_number = :number, pull_request_url = :url, files = r.files,
          lease_owner = NULL, lease_expires_at = NULL, last_error = :lastError, updated_at = now(),
-         supersede_pending = (c.status = 'superseded' AND :number::int IS NOT NULL)
+         supersede_pending = (c.status IN ('superseded', 'cancelled') AND :number::int IS NOT NULL)
        FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id uuid, files jsonb)
-       WHERE c.id = r.id AND c.status IN ('pending', 'superseded') AND c.commit_sha IS DISTINCT FROM :commit RETURNING c.id`,
+       WHERE c.id = r.id AND c.status IN ('pending', 'superseded', 'cancelled') AND c.commit_sha IS DISTINCT FROM :commit RETURNING c.id`,
       {
         type: QueryTypes.SELECT,
         transaction: tx,

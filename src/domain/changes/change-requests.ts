@@ -15,13 +15,15 @@ export type NewChangeRequest = ParsedChange & {
   requestedBy: string;
   mergePolicy: MergePolicies;
   reason?: string;
+  /** The failed change this one proposes again (POST /changes/:id/retry). */
+  retryOf?: string;
 };
 
 /** Adds a pending change to the outbox in the caller's transaction; returns its id. */
 export async function insertChangeRequest(sequelize: Sequelize, tx: Transaction, change: NewChangeRequest): Promise<string> {
   const [row] = await sequelize.query<{ id: string }>(
-    `INSERT INTO change_requests (kind, organization_id, instance_id, payload, requested_by, merge_policy, reason)
-     VALUES (:kind, :organizationId, :instanceId, :payload, :requestedBy, :mergePolicy, :reason) RETURNING id`,
+    `INSERT INTO change_requests (kind, organization_id, instance_id, payload, requested_by, merge_policy, reason, retry_of)
+     VALUES (:kind, :organizationId, :instanceId, :payload, :requestedBy, :mergePolicy, :reason, :retryOf) RETURNING id`,
     {
       type: QueryTypes.SELECT,
       transaction: tx,
@@ -33,6 +35,7 @@ export async function insertChangeRequest(sequelize: Sequelize, tx: Transaction,
         requestedBy: change.requestedBy,
         mergePolicy: mergePolicyFor(change.mergePolicy, change.kind),
         reason: change.reason ?? null,
+        retryOf: change.retryOf ?? null,
       },
     },
   );
@@ -102,7 +105,7 @@ export async function moveChanges(
   tx: Transaction,
   changes: ChangeRow[],
   event: ChangeEvent,
-  extra: { mergeCommitSha?: string; authoritative?: boolean; lastError?: string | null; supersededBy?: string } = {},
+  extra: { mergeCommitSha?: string; authoritative?: boolean; lastError?: string | null; supersededBy?: string; cancelledBy?: string } = {},
 ): Promise<ChangeMove[]> {
   const moves = changes.flatMap((change) => {
     const to = nextChangeStatus(change.status, event);
@@ -115,8 +118,9 @@ export async function moveChanges(
                                WHEN $authoritative OR c.merge_commit_sha IS NULL THEN $sha ELSE c.merge_commit_sha END,
        last_error = CASE WHEN $setError THEN $lastError ELSE c.last_error END,
        superseded_by = coalesce($supersededBy::uuid, c.superseded_by),
-       -- A superseded change with a pull request (or one being published) still has one to close.
-       supersede_pending = CASE WHEN m.to_status = 'superseded' THEN m.open OR c.lease_expires_at IS NOT NULL
+       cancelled_by = CASE WHEN m.to_status = 'cancelled' THEN $cancelledBy ELSE c.cancelled_by END,
+       -- A withdrawn change with a pull request (or one being published) still has one to close.
+       supersede_pending = CASE WHEN m.to_status IN ('superseded', 'cancelled') THEN m.open OR c.lease_expires_at IS NOT NULL
                                 WHEN m.to_status IN ('merged', 'open') THEN false ELSE c.supersede_pending END
      FROM jsonb_to_recordset($moves::jsonb) AS m(id uuid, to_status text, open boolean)
      WHERE c.id = m.id`,
@@ -130,6 +134,7 @@ export async function moveChanges(
         setError: extra.lastError !== undefined,
         lastError: extra.lastError ?? null,
         supersededBy: extra.supersededBy ?? null,
+        cancelledBy: extra.cancelledBy ?? null,
       },
     },
   );

@@ -1,4 +1,5 @@
-import { QueryTypes, type Sequelize } from 'sequelize';
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import type { Principal } from '../principal.ts';
 import { NotFoundError } from '../../errors.ts';
 import { decodePageCursor, encodePageCursor } from '../page-cursor.ts';
 
@@ -20,6 +21,10 @@ export interface ChangeView {
   files: { path: string; action: 'write' | 'delete' }[];
   attempts: number;
   lastError: string | null;
+  /** The later request that replaced it, who cancelled it, and the failed change it retries. */
+  supersededBy: string | null;
+  cancelledBy: string | null;
+  retryOf: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -42,6 +47,9 @@ interface Row {
   files: ChangeView['files'] | null;
   attempts: number;
   last_error: string | null;
+  superseded_by: string | null;
+  cancelled_by: string | null;
+  retry_of: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -67,18 +75,42 @@ function present(row: Row): ChangeView {
     files: row.files ?? [],
     attempts: row.attempts,
     lastError: row.last_error,
+    supersededBy: row.superseded_by,
+    cancelledBy: row.cancelled_by,
+    retryOf: row.retry_of,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
   };
 }
 
+/** One change, whoever's it is (the service's own view; the API scopes with getVisibleChange). */
 export async function getChange(sequelize: Sequelize, id: string): Promise<ChangeView> {
-  const [row] = await sequelize.query<Row>(`${SELECT} WHERE c.id = :id`, { type: QueryTypes.SELECT, replacements: { id } });
+  return selectChange(sequelize, id, undefined);
+}
+
+/**
+ * One change as `principal` may see it: platform admins any change; members of an org that
+ * org's changes (404 for any other, whether or not it exists). A change belongs to one org, and
+ * each field is that change's own (its files, its payload); what it shares with other orgs'
+ * changes in a batch is only the batch's id, branch and pull request.
+ */
+export async function getVisibleChange(sequelize: Sequelize, principal: Principal, id: string, tx?: Transaction): Promise<ChangeView> {
+  return selectChange(sequelize, id, principal.platformAdmin ? undefined : principal.subject, tx);
+}
+
+/** The change; with `member`, only when that subject is a member of the change's org. */
+async function selectChange(sequelize: Sequelize, id: string, member: string | undefined, tx?: Transaction): Promise<ChangeView> {
+  const [row] = await sequelize.query<Row>(
+    `${SELECT} WHERE c.id = :id ${member === undefined ? '' : 'AND EXISTS (SELECT 1 FROM memberships m WHERE m.organization_id = c.organization_id AND m.subject = :member)'}`,
+    { type: QueryTypes.SELECT, transaction: tx ?? null, replacements: { id, member: member ?? null } },
+  );
   if (!row) throw new NotFoundError(`Change ${id} does not exist.`);
   return present(row);
 }
 
 export interface ChangeFilter {
+  /** Only changes of the orgs this subject is a member of (absent: every change, for platform admins). */
+  member?: string;
   org?: string;
   status?: string;
   kind?: string;
@@ -90,6 +122,10 @@ export interface ChangeFilter {
 export async function listChanges(sequelize: Sequelize, filter: ChangeFilter): Promise<{ items: ChangeView[]; nextCursor: string | null }> {
   const where: string[] = [];
   const replacements: Record<string, unknown> = { limit: filter.limit + 1 };
+  if (filter.member !== undefined) {
+    where.push('c.organization_id IN (SELECT organization_id FROM memberships WHERE subject = :member)');
+    replacements.member = filter.member;
+  }
   if (filter.org !== undefined) {
     where.push('o.slug = :org');
     replacements.org = filter.org;

@@ -327,8 +327,8 @@ async function restoreDesired(
   writers: Set<string> | undefined,
 ): Promise<string | undefined> {
   const { sequelize } = deps;
-  const [latest] = await sequelize.query<{ kind: string; status: string; payload: InstanceAtPath['latest_payload'] }>(
-    'SELECT c.kind, c.status, c.payload FROM instances i JOIN change_requests c ON c.id = i.last_change_id WHERE i.id = $id',
+  const [latest] = await sequelize.query<{ kind: string; status: string; payload: InstanceAtPath['latest_payload']; desired_state: 'present' | 'absent' }>(
+    'SELECT c.kind, c.status, c.payload, i.desired_state FROM instances i JOIN change_requests c ON c.id = i.last_change_id WHERE i.id = $id',
     { type: QueryTypes.SELECT, bind: { id: instance.id }, transaction: tx },
   );
   let drift: string | null = null;
@@ -336,7 +336,22 @@ async function restoreDesired(
   // Only a stale change of ours is undone: when main holds what the latest change wrote, or what
   // an engineer wrote, there is nothing to restore.
   const lastWasOurs = writers !== undefined && instance.last_change_id !== null && !writers.has(instance.last_change_id);
-  if (latest && latest.status === 'merged' && lastWasOurs) {
+  // Deleted before main held it (its create cancelled, no Git change), and then a person merged
+  // that create anyway: main holds what the cancelled change wrote, and its removal is proposed.
+  const deletedBeforeMain =
+    latest?.desired_state === 'absent' && latest.kind !== 'instance.delete' && latest.status === 'merged' && present && instance.last_change_id !== null && writers?.has(instance.last_change_id) === true;
+  if (deletedBeforeMain) {
+    drift = 'main holds the instance although it was deleted before its create reached main';
+    proposal = await insertChangeRequest(sequelize, tx, {
+      kind: 'instance.delete',
+      payload: { org: instance.org, project: instance.project, instanceName: instance.name, offering: instance.offering, role: instance.role },
+      organizationId: instance.organization_id,
+      instanceId: instance.id,
+      requestedBy: SERVICE_ACTOR,
+      mergePolicy: deps.mergePolicy,
+      reason: `The instance's cancelled create was merged after the instance was deleted: ${drift}.`,
+    });
+  } else if (latest && latest.status === 'merged' && lastWasOurs) {
     const base = { org: instance.org, project: instance.project, instanceName: instance.name, offering: instance.offering, role: instance.role };
     if (latest.kind === 'instance.delete' && present) {
       drift = 'main holds the instance although its deletion was merged';
