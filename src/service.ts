@@ -108,10 +108,11 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const authenticate = createAuthenticate({ sequelize, ...(config.oidc ? { verifyJwt: createOidcVerifier(config.oidc) } : {}) });
   const parameters = new ParametersValidator();
   const mergePolicies = { default: config.gitops.mergePolicy, ...config.gitops.mergePolicyByKind };
+  const catalog = await loadTemplateCatalog();
   routes.push(
     ...workspaceRoutes({ sequelize, mergePolicy: mergePolicies, billing: config.billing }),
     ...catalogRoutes({ sequelize }),
-    ...instanceRoutes({ sequelize, mergePolicy: mergePolicies, parameters, billing: config.billing }),
+    ...instanceRoutes({ sequelize, mergePolicy: mergePolicies, parameters, billing: config.billing, preview: { repository, catalog } }),
     ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: config.billing.holdTtlSeconds }),
   );
 
@@ -134,7 +135,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     createChangeWorker({
       sequelize,
       repository,
-      catalog: await loadTemplateCatalog(),
+      catalog,
       logger,
       windowMs: config.gitops.batchWindowMs,
       maxBatch: config.gitops.batchMax,

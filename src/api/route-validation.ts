@@ -60,7 +60,8 @@ export function compileRoute(spec: RouteSpec, runtime: RouteRuntime): Middleware
       body = ctx.request.body;
       if (!validateBody(body)) errors.push(...toFieldErrors('body', validateBody.errors));
     }
-    const key = spec.idempotent ? idempotencyKeyOf(ctx) : undefined;
+    // A dry run writes nothing, so there is nothing to replay: its answer is never stored under a key.
+    const key = spec.idempotent && query.dryRun !== true ? idempotencyKeyOf(ctx) : undefined;
     if (errors.length > 0) throw new ValidationError(errors);
 
     const principal = ctx.state.principal as Principal | undefined;

@@ -4,7 +4,7 @@ import { changeRoutes } from '../../src/api/routes/change-routes.ts';
 import { RepositoryRejectedError, type GitopsRepository } from '../../src/gitops/repository.ts';
 import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
 import { useSpecDatabase } from '../support/database.ts';
-import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
+import type { LocalGitops } from '../support/gitops-harness.ts';
 
 /**
  * POST /changes/:id/retry (issue 20) through the HTTP API, on real PostgreSQL and real git: a
@@ -25,8 +25,8 @@ describe('retrying a failed change', () => {
 
   before(async () => {
     api = await startApiHarness({
-      moreRoutes: async (sequelize) => {
-        gitops = await createLocalGitops(sequelize);
+      moreRoutes: (sequelize, harnessGitops) => {
+        gitops = harnessGitops;
         return changeRoutes({ sequelize, repository: gitops.repository, mergePolicy: 'pull-request', billing: { holdTtlSeconds: 3600 } });
       },
     });
@@ -34,10 +34,7 @@ describe('retrying a failed change', () => {
     org = (await api.call('POST', '/orgs/auto', { token })).body.slug as string;
     while (await gitops.worker().runOnce()); // the workspace's change
   });
-  after(async () => {
-    await api.close();
-    await gitops.cleanup();
-  });
+  after(() => api.close());
 
   /** One worker pass whose repository refuses `refuse` pull requests first (GitHub's 422). */
   async function publish(refuse = 0): Promise<void> {

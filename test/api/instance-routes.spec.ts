@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { QueryTypes } from 'sequelize';
-import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
+import { startApiHarness, uniqueUser, userWithWorkspace, type ApiHarness } from '../support/api-harness.ts';
 import { useSpecDatabase } from '../support/database.ts';
 import { moveByFacts, observe } from '../support/instance-facts.ts';
 import { SLUG_MAX } from '../../src/gitops/tenant-paths.ts';
@@ -17,10 +17,7 @@ describe('instances', () => {
 
   before(async () => {
     api = await startApiHarness();
-    token = await api.tokenFor(uniqueUser('builder'));
-    const workspace = await api.call('POST', '/orgs/auto', { token });
-    org = workspace.body.slug as string;
-    orgId = workspace.body.id as string;
+    ({ token, org, orgId } = await userWithWorkspace(api, 'builder'));
   });
   after(() => api.close());
 
@@ -93,12 +90,12 @@ describe('instances', () => {
     });
   }
 
-  it('refuses a query parameter the route does not know (`?dryRun=true`) with 400 naming it, writing nothing (no instance, change or hold)', async () => {
+  it('refuses a query parameter the route does not know (`?dry_run=true`) with 400 naming it, writing nothing (no instance, change or hold)', async () => {
     const before = [await count('instances'), await count('change_requests')];
-    const response = await api.call('POST', '/instances?dryRun=true', { token, body: { org, offering: 'studio', name: 'only-trying' } });
+    const response = await api.call('POST', '/instances?dry_run=true', { token, body: { org, offering: 'studio', name: 'only-trying' } });
     assert.equal(response.status, 400);
     assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
-    assert.deepEqual(response.body.errors, [{ in: 'query', pointer: '/dryRun', message: 'dryRun is not a query parameter of this route' }]);
+    assert.deepEqual(response.body.errors, [{ in: 'query', pointer: '/dry_run', message: 'is not an allowed field' }]);
     assert.deepEqual([await count('instances'), await count('change_requests')], before);
     assert.equal((await api.call('GET', `/instances?org=${org}`, { token })).status, 200);
     const listed = await api.call('GET', `/instances?org=${org}&colour=blue`, { token });

@@ -19,6 +19,7 @@ import { createMetrics } from '../../src/metrics.ts';
 import { createAjv, type ValidateFunction } from '../../src/validation.ts';
 import { createTestSequelize } from './database.ts';
 import { listen } from './http.ts';
+import { createLocalGitops, type LocalGitops } from './gitops-harness.ts';
 import { startTestIssuer, type TestIssuer } from './oidc-issuer.ts';
 
 export interface ApiResponse {
@@ -44,6 +45,8 @@ export interface TestUser {
 export interface ApiHarness {
   url: string;
   sequelize: Sequelize;
+  /** The bare repository dry runs compare with (and workers a spec starts publish to). */
+  gitops: LocalGitops;
   issuer: TestIssuer;
   routes: RouteSpec[];
   exercised: Set<string>;
@@ -53,8 +56,10 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-export async function startApiHarness(options: { moreRoutes?: (sequelize: Sequelize) => Promise<RouteSpec[]> | RouteSpec[] } = {}): Promise<ApiHarness> {
+export async function startApiHarness(options: { moreRoutes?: (sequelize: Sequelize, gitops: LocalGitops) => RouteSpec[] } = {}): Promise<ApiHarness> {
   const sequelize = createTestSequelize(30);
+  // A real bare repository: dry runs render against its base branch.
+  const gitops = await createLocalGitops(sequelize);
   await seedCatalog(sequelize);
   const issuer = await startTestIssuer();
   const domain = {
@@ -63,13 +68,14 @@ export async function startApiHarness(options: { moreRoutes?: (sequelize: Sequel
     parameters: new ParametersValidator(),
     // Enough trial credit that specs about workspaces and instances never meet a 402.
     billing: { trialCurrency: 'EUR', trialCreditMinor: 1_000_000, holdTtlSeconds: 3600 },
+    preview: { repository: gitops.repository, catalog: gitops.catalog },
   };
   const routes = [
     ...workspaceRoutes(domain),
     ...catalogRoutes(domain),
     ...instanceRoutes(domain),
     ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: domain.billing.holdTtlSeconds }),
-    ...((await options.moreRoutes?.(sequelize)) ?? []),
+    ...(options.moreRoutes?.(sequelize, gitops) ?? []),
   ];
   const authenticate = createAuthenticate({
     sequelize,
@@ -114,6 +120,7 @@ export async function startApiHarness(options: { moreRoutes?: (sequelize: Sequel
   return {
     url: server.url,
     sequelize,
+    gitops,
     issuer,
     routes,
     exercised,
@@ -136,11 +143,19 @@ export async function startApiHarness(options: { moreRoutes?: (sequelize: Sequel
       await server.close();
       await issuer.close();
       await sequelize.close();
+      await gitops.cleanup();
     },
   };
 }
 
 /** A unique user, so the tests of one spec, which share its database, never meet. */
+/** A new user and its workspace (POST /orgs/auto), through the API. */
+export async function userWithWorkspace(api: ApiHarness, prefix: string): Promise<{ token: string; org: string; orgId: string }> {
+  const token = await api.tokenFor(uniqueUser(prefix));
+  const workspace = await api.call('POST', '/orgs/auto', { token });
+  return { token, org: workspace.body.slug as string, orgId: workspace.body.id as string };
+}
+
 export function uniqueUser(prefix = 'user', extra: Partial<TestUser> = {}): TestUser {
   const id = randomUUID().slice(0, 8);
   return { subject: `${prefix}-${id}`, username: `${prefix}-${id}`, email: `${prefix}-${id}@example.test`, ...extra };

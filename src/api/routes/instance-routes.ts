@@ -1,7 +1,11 @@
 import { Type } from '@sinclair/typebox';
 import { principalOfRequest } from '../auth/authenticate.ts';
 import { defineRoute, type RouteSpec } from '../route.ts';
-import { createInstance, deleteInstance, getInstance, listInstances, updateInstance, type InstanceDeps } from '../../domain/instances.ts';
+import { createInstance, deleteInstance, getInstance, listInstances, updateInstance, type Instance, type InstanceDeps } from '../../domain/instances.ts';
+import { previewRequest, type PreviewDeps } from '../../domain/changes/change-preview.ts';
+import type { Principal } from '../../domain/principal.ts';
+import type { Transaction } from 'sequelize';
+import type { Context } from 'koa';
 import { INSTANCE_STATES } from '../../domain/instance-state.ts';
 import { READY_REASONS, SYNCED_REASONS } from '../../domain/instance-conditions.ts';
 import { InstanceNameSchema, Nullable, OfferingSlugSchema, OrgSlugSchema, ProjectSlugSchema, Timestamp, Uuid } from './api-schemas.ts';
@@ -86,8 +90,56 @@ const InstanceDetailSchema = Type.Object(
 );
 const IdParams = Type.Object({ id: Uuid });
 
-export function instanceRoutes(deps: InstanceDeps): RouteSpec[] {
+const DryRunQuery = Type.Object(
+  {
+    dryRun: Type.Optional(
+      Type.Boolean({ description: 'Validate exactly as the real request, write nothing, and answer 200 with what the change would do: each file under tenants/<org>/ with a unified diff against main, the merge policy and the price.' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const PreviewSchema = Type.Object(
+  {
+    dryRun: Type.Literal(true),
+    result: InstanceSchema,
+    change: Nullable(
+      Type.Object(
+        {
+          kind: Type.String(),
+          mergePolicy: Type.String(),
+          baseCommit: Nullable(Type.String({ description: 'The commit of the base branch the diffs are against.' })),
+          files: Type.Array(
+            Type.Object({ path: Type.String(), action: Type.Union([Type.Literal('write'), Type.Literal('delete')]), diff: Type.String({ description: 'Unified diff against the base branch.' }) }, { additionalProperties: false }),
+          ),
+        },
+        { additionalProperties: false, description: 'The change the request would queue; null when it needs none.' },
+      ),
+    ),
+    replaces: Type.Array(Type.Object({ changeId: Uuid, as: Type.Union([Type.Literal('superseded'), Type.Literal('cancelled')]) }, { additionalProperties: false })),
+    price: Nullable(Type.Object({ currency: Type.String(), setupFeeHold: Type.Integer(), hourlyRate: Type.Integer() }, { additionalProperties: false })),
+    note: Nullable(Type.String()),
+  },
+  { additionalProperties: false, description: 'A dry run: nothing was written.' },
+);
+
+export interface InstanceRouteDeps extends InstanceDeps {
+  /** What a dry run renders with and compares against. */
+  preview: Omit<PreviewDeps, 'sequelize'>;
+}
+
+export function instanceRoutes(deps: InstanceRouteDeps): RouteSpec[] {
   const { sequelize } = deps;
+  /** The request as it would run (dry run: rolled back, answered 200 with its preview), or for real (202). */
+  const answer = async (ctx: Context, dryRun: boolean | undefined, transaction: <T>(work: (tx: Transaction) => Promise<T>) => Promise<T>, work: (tx: Transaction, principal: Principal) => Promise<Instance>) => {
+    const principal = principalOfRequest(ctx);
+    if (dryRun) {
+      ctx.status = 200;
+      ctx.body = await previewRequest({ sequelize, ...deps.preview }, (tx) => work(tx, principal), (instance) => instance.id);
+      return;
+    }
+    ctx.status = 202;
+    ctx.body = await transaction((tx) => work(tx, principal));
+  };
   return [
     defineRoute({
       method: 'get',
@@ -148,13 +200,14 @@ export function instanceRoutes(deps: InstanceDeps): RouteSpec[] {
         },
         { additionalProperties: false },
       ),
+      query: DryRunQuery,
       responses: {
+        200: { description: 'Dry run: what the request would do; nothing was written.', schema: PreviewSchema },
         202: { description: 'Accepted: the instance, in state requested.', schema: InstanceSchema },
         402: { description: "The org's wallet cannot cover the version's setup fee (held until the instance is ready); nothing was created." },
       },
-      handler: async ({ ctx, body, transaction }) => {
-        ctx.status = 202;
-        ctx.body = await transaction((tx) => createInstance(deps, tx, principalOfRequest(ctx), body));
+      handler: async ({ ctx, body, query, transaction }) => {
+        await answer(ctx, query.dryRun, transaction, (tx, principal) => createInstance(deps, tx, principal, body));
       },
     }),
     defineRoute({
@@ -167,10 +220,13 @@ export function instanceRoutes(deps: InstanceDeps): RouteSpec[] {
       idempotent: true,
       params: IdParams,
       body: Type.Object({ version: Type.Optional(VersionString), parameters: Type.Optional(Parameters) }, { additionalProperties: false, minProperties: 1 }),
-      responses: { 202: { description: 'Accepted: the instance, in state updating.', schema: InstanceSchema } },
-      handler: async ({ ctx, params, body, transaction }) => {
-        ctx.status = 202;
-        ctx.body = await transaction((tx) => updateInstance(deps, tx, principalOfRequest(ctx), params.id, body));
+      query: DryRunQuery,
+      responses: {
+        200: { description: 'Dry run: what the request would do; nothing was written.', schema: PreviewSchema },
+        202: { description: 'Accepted: the instance, in state updating.', schema: InstanceSchema },
+      },
+      handler: async ({ ctx, params, body, query, transaction }) => {
+        await answer(ctx, query.dryRun, transaction, (tx, principal) => updateInstance(deps, tx, principal, params.id, body));
       },
     }),
     defineRoute({
@@ -182,10 +238,13 @@ export function instanceRoutes(deps: InstanceDeps): RouteSpec[] {
       access: 'authenticated',
       idempotent: true,
       params: IdParams,
-      responses: { 202: { description: 'Accepted: the instance, in state deleting.', schema: InstanceSchema } },
-      handler: async ({ ctx, params, transaction }) => {
-        ctx.status = 202;
-        ctx.body = await transaction((tx) => deleteInstance(deps, tx, principalOfRequest(ctx), params.id));
+      query: DryRunQuery,
+      responses: {
+        200: { description: 'Dry run: what the request would do; nothing was written.', schema: PreviewSchema },
+        202: { description: 'Accepted: the instance, deleting (or deleted at once when main never held it).', schema: InstanceSchema },
+      },
+      handler: async ({ ctx, params, query, transaction }) => {
+        await answer(ctx, query.dryRun, transaction, (tx, principal) => deleteInstance(deps, tx, principal, params.id));
       },
     }),
   ];
