@@ -9,6 +9,8 @@ export type ModelAction =
   | { t: 'create'; slot: number }
   | { t: 'update'; slot: number; size: 'small' | 'medium' | 'large'; storageSize: number }
   | { t: 'delete'; slot: number }
+  /** The requester cancels, or retries, the latest change of a slot's instance (POST /changes/:id/cancel|retry). */
+  | { t: 'cancel' | 'retry'; slot: number }
   /** A person merges, closes or reopens one of the workspace's pull requests in GitHub's UI. */
   | { t: 'merge' | 'close' | 'reopen'; pick: number }
   /** The network: deliver one queued webhook (any order), keep a copy for a duplicate, or lose it. */
@@ -34,6 +36,8 @@ export function generateSequence(seed: number, index: number, options: { kills: 
     [14, () => ({ t: 'create', slot: int(SLOTS) })],
     [8, () => ({ t: 'update', slot: int(SLOTS), size: pick(['small', 'medium', 'large'] as const), storageSize: 1 + int(20) })],
     [8, () => ({ t: 'delete', slot: int(SLOTS) })],
+    [5, () => ({ t: 'cancel', slot: int(SLOTS) })],
+    [2, () => ({ t: 'retry', slot: int(SLOTS) })],
     [14, () => ({ t: 'merge', pick: int(8) })],
     [6, () => ({ t: 'close', pick: int(8) })],
     [4, () => ({ t: 'reopen', pick: int(8) })],

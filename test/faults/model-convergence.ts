@@ -85,6 +85,8 @@ export async function runModelSequence(world: ModelWorld, seed: number, index: n
       body: body ? JSON.stringify(body) : undefined,
     });
     const text = await response.text();
+    // Whatever the order of requests, the API answers them: a 5xx is a fault, never an answer.
+    if (response.status >= 500) problems.push(`${method} ${path.split('?')[0]} answered ${response.status}: ${text.slice(0, 300)}`);
     return { status: response.status, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
   };
   const workspace = await api('POST', '/orgs/auto', {});
@@ -277,6 +279,15 @@ export async function runModelSequence(world: ModelWorld, seed: number, index: n
         const id = latestId(action.slot);
         if (!id) return 'no instance';
         return String((await api('DELETE', `/instances/${id}`)).status);
+      }
+      case 'cancel':
+      case 'retry': {
+        const id = latestId(action.slot);
+        if (!id) return 'no instance';
+        const change = (await api('GET', `/instances/${id}`)).body.lastChangeId;
+        if (typeof change !== 'string') return 'no change';
+        const response = await api('POST', `/changes/${change}/${action.t}`);
+        return `${response.status}${response.status >= 400 ? ` ${String(response.body.code)}` : ''}`;
       }
       case 'merge':
       case 'close':
