@@ -158,9 +158,8 @@ export async function applyInstanceEvents(sequelize: Sequelize, tx: Transaction,
   }
   // The caller asked about its own events; the displaced ones it did not name are not its answer.
   results.length = requested;
-  if (transitions.length === 0) return results;
   // WITH ORDINALITY keeps the events' order in their ids.
-  await sequelize.query(
+  if (transitions.length > 0) await sequelize.query(
     `INSERT INTO instance_events (instance_id, from_state, to_state, cause, actor, change_id, delivery_id, detail)
      SELECT e.instance_id, e.from_state::instance_state, e.to_state::instance_state, e.cause, e.actor, e.change_id, e.delivery_id, e.detail
      FROM ROWS FROM (jsonb_to_recordset(CAST(:transitions AS jsonb))
@@ -171,9 +170,20 @@ export async function applyInstanceEvents(sequelize: Sequelize, tx: Transaction,
   );
   // The setup fee follows the state in this same transaction: captured at ready, released
   // when the instance ends before it ever ran.
+  const settled = new Set<string>();
   for (const t of transitions) {
     if (t.from_state === t.to_state) continue;
-    await applySetupFeeOutcome({ sequelize, now: () => new Date() }, tx, t.instance_id, t.to_state, { everPresent: current.get(t.instance_id)!.facts.everPresent });
+    const { facts } = current.get(t.instance_id)!;
+    await applySetupFeeOutcome({ sequelize, now: () => new Date() }, tx, t.instance_id, t.to_state, { everPresent: facts.everPresent, observed: facts.observed });
+    settled.add(t.instance_id);
+  }
+  // A delete that reached main moves nothing (deleting → deleting until Argo CD removes the
+  // Application), yet from then on the instance can no longer become ready: its hold is released.
+  for (const { instanceId, event } of events) {
+    const row = current.get(instanceId)!;
+    if (event !== 'main.observed' || settled.has(instanceId) || row.state !== 'deleting' || row.facts.observed !== 'absent') continue;
+    await applySetupFeeOutcome({ sequelize, now: () => new Date() }, tx, instanceId, 'deleting', { everPresent: row.facts.everPresent, observed: 'absent' });
+    settled.add(instanceId);
   }
   return results;
 }

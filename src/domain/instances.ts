@@ -207,8 +207,18 @@ export async function updateInstance(
   const { sequelize } = deps;
   const current = await lockVisibleInstance(sequelize, tx, principal, id);
   await requireOrgAccess(sequelize, tx, principal, current.org, 'write');
-  if (current.state === 'deleted' || current.state === 'rejected' || current.desired_state === 'absent') {
-    throw new ConflictError('instance-busy', `The instance is ${current.state === 'deleted' || current.state === 'rejected' ? current.state : 'being deleted'}; it cannot be changed.`);
+  if (current.state === 'deleted' || current.state === 'rejected') {
+    throw new ConflictError('instance-busy', `The instance is ${current.state}; it cannot be changed. Create a new instance (POST /instances) instead.`, { extensions: { state: current.state } });
+  }
+  if (current.desired_state === 'absent') {
+    const inFlight = current.latest_status === 'pending' || current.latest_status === 'open';
+    throw new ConflictError(
+      'instance-busy',
+      inFlight
+        ? `The instance is being deleted; it cannot be changed. To keep it, cancel the delete (POST /changes/${current.last_change_id}/cancel), then PATCH it.`
+        : 'The instance is being deleted; it cannot be changed. Create a new instance (POST /instances) instead.',
+      { extensions: { state: current.state, ...(inFlight ? { deleteChangeId: current.last_change_id } : {}) } },
+    );
   }
   const wanted = desiredOf(current);
   const version = await resolveOrderableVersion(sequelize, tx, current.offering, input.version ?? wanted.version ?? current.version);

@@ -287,6 +287,58 @@ describe('Git is the truth: the database agrees with main whatever people do in 
     assert.equal((await eventually('a later create observed', () => instance(other), (v) => v.state === 'syncing')).state, 'syncing');
   });
 
+  it('7. with no Argo CD answering, a merged instance in syncing takes a DELETE: its files leave main after review, metering stops, its hold is voided, not settled', async () => {
+    // Issue 20: this was 409 instance-busy ("The instance is syncing; it cannot be deleted now.").
+    const id = await create('seq-seven');
+    await personMerges(await opened(id, 'instance.create'));
+    await eventually('main read back', () => instance(id), (v) => v.state === 'syncing');
+    const deleted = await api('DELETE', `/instances/${id}`);
+    assert.equal(deleted.status, 202, JSON.stringify(deleted.body));
+    assert.equal(deleted.body.state, 'deleting');
+    await personMerges(await opened(id, 'instance.delete'));
+    assert.equal(await onMain('seq-seven'), false);
+    await eventually('main read back without it', () => instance(id), (v) => !(v as unknown as { observed: { present: boolean } }).observed.present);
+    assert.equal(await metered(id), false, 'metering stops once the delete is on main');
+    assert.equal(await hold(id), 'voided', 'never ready, and its directory left main: the setup fee is released');
+  });
+
+  it('7b. a ready instance deleted: metering stops once the delete is on main, before Argo CD removes anything, and its settled fee stays settled', async () => {
+    const id = await create('seq-seven-b');
+    await personMerges(await opened(id, 'instance.create'));
+    await eventually('main read back', () => instance(id), (v) => v.state === 'syncing');
+    await argocd(id, await head());
+    assert.equal(await metered(id), true);
+    assert.equal(await hold(id), 'settled');
+    assert.equal((await api('DELETE', `/instances/${id}`)).status, 202);
+    assert.equal(await metered(id), true, 'asked, not merged: it still runs');
+    await personMerges(await opened(id, 'instance.delete'));
+    await eventually('main read back without it', () => instance(id), (v) => !(v as unknown as { observed: { present: boolean } }).observed.present);
+    assert.equal((await instance(id)).state, 'deleting', 'Argo CD has not removed it yet');
+    assert.equal(await metered(id), false);
+    assert.equal(await hold(id), 'settled');
+  });
+
+  it('8. with no Argo CD answering, a merged instance in syncing takes two PATCHes in a row: main and the API end with the second, the first is withdrawn', async () => {
+    const id = await create('seq-eight');
+    await personMerges(await opened(id, 'instance.create'));
+    await eventually('main read back', () => instance(id), (v) => v.state === 'syncing');
+    const first = await api('PATCH', `/instances/${id}`, { parameters: { size: 'medium' } });
+    assert.equal(first.status, 202, JSON.stringify(first.body));
+    const firstChange = await opened(id, 'instance.update');
+    const second = await api('PATCH', `/instances/${id}`, { parameters: { size: 'large' } });
+    assert.equal(second.status, 202, JSON.stringify(second.body));
+    assert.equal((second.body.desired as { parameters: { size: string } }).parameters.size, 'large');
+    await withdrawn(firstChange.number, 'seq-eight');
+    const secondChange = await eventually('the second update opened', () => instance(id), (v) => v.changes.some((c) => c.kind === 'instance.update' && c.id !== firstChange.id && c.pullRequestNumber !== null));
+    const pr = secondChange.changes.find((c) => c.kind === 'instance.update' && c.id !== firstChange.id)!;
+    await personMerges({ number: pr.pullRequestNumber!, branch: pr.branch! });
+    const view = await eventually('the row follows main', () => instance(id), (v) => v.parameters.size === 'large');
+    assert.equal(view.parameters.size, 'large');
+    assert.equal(view.changes.find((c) => c.id === firstChange.id)!.status, 'superseded');
+    const spec = await specOnMain(app.gitDir, await head(), `tenants/${org}/apps/seq-eight`);
+    assert.equal(spec?.parameters.size, 'large', 'main holds the second');
+  });
+
   describe('cancel (issue 20): the requester withdraws a change, and the instance goes back to what main holds', () => {
     const cancel = (changeId: string, as: Caller = caller) =>
       fetch(`${app.url}/changes/${changeId}/cancel`, { method: 'POST', headers: as.headers }).then(async (r) => ({ status: r.status, type: r.headers.get('content-type'), body: (await r.json()) as Record<string, unknown> }));
@@ -351,6 +403,9 @@ describe('Git is the truth: the database agrees with main whatever people do in 
       assert.equal((await api('DELETE', `/instances/${id}`)).status, 202);
       const removal = await opened(id, 'instance.delete');
       assert.equal((await instance(id)).state, 'deleting');
+      const busy = await api('PATCH', `/instances/${id}`, { parameters: { size: 'large' } });
+      assert.equal(busy.status, 409, 'a PATCH of an instance being deleted cannot mean anything');
+      assert.ok(String(busy.body.detail).includes(`POST /changes/${removal.id}/cancel`), 'and says what to do instead');
       assert.equal((await cancel(removal.id)).status, 200);
       const view = (await api('GET', `/instances/${id}`)).body as { state: string; desiredState: string };
       assert.deepEqual([view.state, view.desiredState], ['ready', 'present']);

@@ -49,9 +49,10 @@ const RELEASING: ReadonlySet<InstanceState> = new Set(['rejected', 'failed', 'de
  * captures the pending setup-fee hold; ending before that (rejected, failed, deleted) releases
  * it. A hold already resolved or expired is left as it is (there is nothing left to do).
  */
-export async function applySetupFeeOutcome(deps: LedgerDeps, tx: Transaction, instanceId: string, to: InstanceState, facts: { everPresent: boolean }): Promise<void> {
-  // Deleting before main ever held it: nothing ran, nothing will (its create is superseded).
-  const releasing = RELEASING.has(to) || (to === 'deleting' && !facts.everPresent);
+export async function applySetupFeeOutcome(deps: LedgerDeps, tx: Transaction, instanceId: string, to: InstanceState, facts: { everPresent: boolean; observed: 'present' | 'absent' }): Promise<void> {
+  // Deleting while main does not hold it (never did, or its directory has left): it never ran
+  // and never will, whatever Argo CD still has to remove. Settling needs `ready` first.
+  const releasing = RELEASING.has(to) || (to === 'deleting' && (!facts.everPresent || facts.observed === 'absent'));
   if (to !== 'ready' && !releasing) return;
   for (const hold of await pendingAuthorizationsFor(deps, tx, instanceId)) {
     if (hold.createdBy !== SERVICE_ACTOR) continue;
