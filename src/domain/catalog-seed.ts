@@ -12,7 +12,14 @@ import { slugSchema } from '../gitops/tenant-paths.ts';
 export const OFFERINGS_DIR = path.resolve(import.meta.dirname, '../../templates/offerings');
 
 const OfferingFile = Type.Object(
-  { slug: slugSchema('offering'), role: slugSchema('role'), name: Type.String({ minLength: 1 }), description: Type.String({ minLength: 1 }) },
+  {
+    slug: slugSchema('offering'),
+    role: slugSchema('role'),
+    name: Type.String({ minLength: 1 }),
+    description: Type.String({ minLength: 1 }),
+    /** At most `max` live instances per workspace, and why (shown in the 409 that refuses one more). */
+    instancesPerWorkspace: Type.Optional(Type.Object({ max: Type.Integer({ minimum: 1 }), why: Type.String({ minLength: 1, maxLength: 1000 }) }, { additionalProperties: false })),
+  },
   { additionalProperties: false },
 );
 const VersionFile = Type.Object(
@@ -59,12 +66,25 @@ export async function seedCatalog(sequelize: Sequelize, dir = OFFERINGS_DIR): Pr
       if (!checkOffering(offering)) throw new Error(`${offeringPath}: ${ajv.errorsText(checkOffering.errors)}`);
       if (offering.slug !== slug) throw new Error(`${offeringPath}: slug ${offering.slug} does not match its folder ${slug}`);
       const [row] = await sequelize.query<{ id: string }>(
-        `INSERT INTO offerings (slug, role, name, description) VALUES (:slug, :role, :name, :description)
+        `INSERT INTO offerings (slug, role, name, description, instances_per_workspace, instances_per_workspace_reason) VALUES (:slug, :role, :name, :description, :max, :why)
          ON CONFLICT (slug) DO UPDATE SET role = EXCLUDED.role, name = EXCLUDED.name, description = EXCLUDED.description,
-           updated_at = CASE WHEN (offerings.role, offerings.name, offerings.description) IS DISTINCT FROM (EXCLUDED.role, EXCLUDED.name, EXCLUDED.description)
+           instances_per_workspace = EXCLUDED.instances_per_workspace, instances_per_workspace_reason = EXCLUDED.instances_per_workspace_reason,
+           updated_at = CASE WHEN (offerings.role, offerings.name, offerings.description, offerings.instances_per_workspace, offerings.instances_per_workspace_reason)
+                                  IS DISTINCT FROM (EXCLUDED.role, EXCLUDED.name, EXCLUDED.description, EXCLUDED.instances_per_workspace, EXCLUDED.instances_per_workspace_reason)
              THEN now() ELSE offerings.updated_at END
          RETURNING id`,
-        { type: QueryTypes.SELECT, transaction: tx, replacements: { ...offering } },
+        {
+          type: QueryTypes.SELECT,
+          transaction: tx,
+          replacements: {
+            slug: offering.slug,
+            role: offering.role,
+            name: offering.name,
+            description: offering.description,
+            max: offering.instancesPerWorkspace?.max ?? null,
+            why: offering.instancesPerWorkspace?.why ?? null,
+          },
+        },
       );
       result.offerings.push(slug);
 

@@ -26,6 +26,8 @@ export interface Offering {
   role: string;
   name: string;
   description: string;
+  /** At most this many live instances per workspace, and why; null: no limit. */
+  instancesPerWorkspace: { max: number; why: string } | null;
   /** Newest first (semver order). */
   versions: OfferingVersion[];
 }
@@ -68,14 +70,17 @@ export function templatePathOf(slug: string, version: string): string {
   return `templates/offerings/${slug}/${version}`;
 }
 
+const SELECT_OFFERINGS = 'SELECT slug, role, name, description, instances_per_workspace AS max, instances_per_workspace_reason AS why FROM offerings';
+type OfferingRow = NewOffering & { max: number | null; why: string | null };
+
 export async function listOfferings(sequelize: Sequelize): Promise<Offering[]> {
-  const offerings = await sequelize.query<NewOffering>('SELECT slug, role, name, description FROM offerings ORDER BY slug', { type: QueryTypes.SELECT });
+  const offerings = await sequelize.query<OfferingRow>(`${SELECT_OFFERINGS} ORDER BY slug`, { type: QueryTypes.SELECT });
   const versions = await sequelize.query<VersionRow>(SELECT_VERSIONS, { type: QueryTypes.SELECT });
   return offerings.map((o) => withVersions(o, versions.filter((v) => v.slug === o.slug)));
 }
 
 export async function getOffering(sequelize: Sequelize, tx: Transaction | undefined, slug: string): Promise<Offering> {
-  const [offering] = await sequelize.query<NewOffering>('SELECT slug, role, name, description FROM offerings WHERE slug = :slug', {
+  const [offering] = await sequelize.query<OfferingRow>(`${SELECT_OFFERINGS} WHERE slug = :slug`, {
     type: QueryTypes.SELECT,
     transaction: tx ?? null,
     replacements: { slug },
@@ -226,12 +231,13 @@ async function findVersion(sequelize: Sequelize, tx: Transaction, slug: string, 
   return presentVersion(row!);
 }
 
-function withVersions(offering: NewOffering, rows: VersionRow[]): Offering {
+function withVersions(offering: OfferingRow, rows: VersionRow[]): Offering {
   return {
     slug: offering.slug,
     role: offering.role,
     name: offering.name,
     description: offering.description,
+    instancesPerWorkspace: offering.max === null ? null : { max: offering.max, why: offering.why ?? '' },
     versions: rows.sort((a, b) => semver.rcompare(a.version, b.version)).map(presentVersion),
   };
 }

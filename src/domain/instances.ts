@@ -98,9 +98,18 @@ export async function createInstance(deps: InstanceDeps, tx: Transaction, princi
   const { sequelize } = deps;
   const projectSlug = input.project ?? 'default';
   // One round trip: the caller's membership, the project and the offering's versions.
-  const [context] = await sequelize.query<{ id: string; slug: string; role: MembershipRole; project_id: string | null; versions: Parameters<typeof versionRowsFromJson>[0] }>(
-    `SELECT o.id, o.slug, m.role, p.id AS project_id, ${OFFERING_VERSIONS_JSON} AS versions
-     FROM organizations o JOIN memberships m ON m.organization_id = o.id AND m.subject = :subject
+  const [context] = await sequelize.query<{
+    id: string;
+    slug: string;
+    role: MembershipRole;
+    project_id: string | null;
+    versions: Parameters<typeof versionRowsFromJson>[0];
+    limit_max: number | null;
+    limit_why: string | null;
+  }>(
+    `SELECT o.id, o.slug, m.role, p.id AS project_id, ${OFFERING_VERSIONS_JSON} AS versions,
+            f.instances_per_workspace AS limit_max, f.instances_per_workspace_reason AS limit_why
+     FROM organizations o LEFT JOIN offerings f ON f.slug = :offering JOIN memberships m ON m.organization_id = o.id AND m.subject = :subject
      LEFT JOIN projects p ON p.organization_id = o.id AND p.slug = :project
      WHERE o.slug = :org`,
     { type: QueryTypes.SELECT, transaction: tx, replacements: { subject: principal.subject, org: input.org, project: projectSlug, offering: input.offering } },
@@ -110,6 +119,7 @@ export async function createInstance(deps: InstanceDeps, tx: Transaction, princi
   if (!projectId) throw new ValidationError([{ in: 'body', pointer: '/project', message: `${input.org} has no project ${projectSlug}` }], 'Unknown project.', 422);
   const version = pickOrderableVersion(input.offering, input.version, versionRowsFromJson(context!.versions));
   const parameters = deps.parameters.validate(version, input.parameters);
+  if (context!.limit_max !== null) await requireRoomFor(sequelize, tx, access.organizationId, input.offering, context!.limit_max, context!.limit_why ?? '');
 
   // The instance, its instance.create change and its first event (∅ → requested) in one
   // statement (the one INSERT into change_requests outside changes/change-requests.ts: fusing it
@@ -189,6 +199,32 @@ export async function createInstance(deps: InstanceDeps, tx: Transaction, princi
     created_at: row.created_at,
     updated_at: row.updated_at,
   });
+}
+
+/**
+ * An offering that runs at most `max` instances per workspace: the org's live ones (anything but
+ * deleted or rejected: a failed or deleting instance may still have objects in the namespace)
+ * are counted under a transaction-scoped advisory lock on (org, offering), so two concurrent
+ * creates cannot both see room for one.
+ */
+async function requireRoomFor(sequelize: Sequelize, tx: Transaction, organizationId: string, offering: string, max: number, why: string): Promise<void> {
+  // Two statements: under READ COMMITTED the count's snapshot must be taken after the lock is held.
+  await sequelize.query('SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))', {
+    type: QueryTypes.SELECT,
+    transaction: tx,
+    replacements: { key: `instances-per-workspace/${organizationId}/${offering}` },
+  });
+  const [row] = await sequelize.query<{ names: string[] }>(
+    `SELECT coalesce(array_agg(i.name ORDER BY i.name), '{}') AS names
+       FROM instances i JOIN offering_versions v ON v.id = i.offering_version_id JOIN offerings f ON f.id = v.offering_id
+      WHERE i.organization_id = :organizationId AND f.slug = :offering AND i.state NOT IN ('deleted', 'rejected')`,
+    { type: QueryTypes.SELECT, transaction: tx, replacements: { organizationId, offering } },
+  );
+  if (row!.names.length >= max) {
+    throw new ConflictError('offering-limit-reached', `A workspace runs at most ${max} ${offering} instance${max === 1 ? '' : 's'} (this one has ${row!.names.join(', ')}): ${why} Delete one first.`, {
+      extensions: { offering, max, instances: row!.names },
+    });
+  }
 }
 
 /**

@@ -145,10 +145,30 @@ describe('instances', () => {
     assert.equal((await api.call('POST', '/instances', { token, body: { org, offering: 'nosuch', name: 'x1' } })).status, 422);
     assert.equal((await api.call('POST', '/instances', { token, body: { org, project: 'nosuch', offering: 'rag', name: 'x1' } })).status, 422);
     assert.equal((await api.call('POST', '/instances', { token, body: { org, offering: 'rag', version: '9.9.9', name: 'x1' } })).status, 422);
-    assert.equal((await api.call('POST', '/instances', { token, body: { org, offering: 'rag', name: 'taken' } })).status, 202);
-    const again = await api.call('POST', '/instances', { token, body: { org, offering: 'rag', name: 'taken' } });
+    assert.equal((await api.call('POST', '/instances', { token, body: { org, offering: 'runtime', name: 'taken' } })).status, 202);
+    const again = await api.call('POST', '/instances', { token, body: { org, offering: 'runtime', name: 'taken' } });
     assert.equal(again.status, 409);
     assert.equal(again.body.code, 'instance-name-taken');
+  });
+
+  it("holds an offering to its instances per workspace (rag: one, its chart's object names are fixed), also for concurrent requests", async () => {
+    const own = await userWithWorkspace(api, 'ragger');
+    const post = (name: string) => api.call('POST', '/instances', { token: own.token, body: { org: own.org, offering: 'rag', name } });
+    const [a, b] = await Promise.all([post('rag-a'), post('rag-b')]);
+    assert.deepEqual([a.status, b.status].sort(), [202, 409], 'one of two concurrent creates');
+    const refused = a.status === 409 ? a : b;
+    const kept = a.status === 202 ? a : b;
+    assert.equal(refused.body.code, 'offering-limit-reached');
+    assert.match(String(refused.body.detail), /at most 1 rag instance .*nginx-config.* Delete one first\./);
+    assert.deepEqual(refused.body.instances, [kept.body.name]);
+    assert.equal((await post('rag-c')).status, 409);
+    assert.equal((await api.call('POST', '/instances', { token: own.token, body: { org: own.org, offering: 'studio', name: 'not-rag' } })).status, 202, 'other offerings are not held to it');
+    assert.equal((await api.call('DELETE', `/instances/${String(kept.body.id)}`, { token: own.token })).status, 202);
+    assert.equal((await post('rag-d')).status, 202, 'a deleted instance leaves room');
+    const offering = await api.call('GET', '/offerings/rag', { token: own.token });
+    const limit = offering.body.instancesPerWorkspace as { max: number; why: string };
+    assert.equal(limit.max, 1, 'GET /offerings/rag says so');
+    assert.match(limit.why, /nginx-config/);
   });
 
   it('defaults to the newest active version and refuses retired ones', async () => {

@@ -151,9 +151,18 @@ describe('offering manifests against their charts and the tenant limits', () => 
   });
 
   for (const facts of CHARTS.filter((c) => c.fixedNames.length > 0)) {
-    // No values key renames these: a second instance in one namespace shares them with the first,
-    // and deleting either prunes them from both.
-    it(`${facts.chart} ${facts.revision} writes ${facts.fixedNames.join(', ')} with the same name for every release`);
+    // No values key renames these: a second instance in one namespace would share them with the
+    // first, and deleting either would prune them from both. The offering runs one per workspace
+    // (offering.yaml instancesPerWorkspace, enforced by POST /instances: instance-routes.spec.ts).
+    it(`runs one instance per workspace of an offering whose chart (${facts.chart} ${facts.revision}) writes ${facts.fixedNames.join(', ')} with the same name for every release`, async () => {
+      const users = held.filter(({ offering }) => chartOf(renderApplication(catalog, offering, {}), offering.templatePath) === facts);
+      assert.ok(users.length > 0, `no shipped offering uses ${facts.chart} ${facts.revision}`);
+      for (const { offering } of users) {
+        const file = YAML.parse(await fs.readFile(path.join(TEMPLATES_DIR, 'offerings', offering.slug, 'offering.yaml'), 'utf8')) as { instancesPerWorkspace?: { max: number; why: string } };
+        assert.equal(file.instancesPerWorkspace?.max, 1, `${offering.slug}: two instances in one namespace would share ${facts.fixedNames.join(', ')}`);
+        for (const fixed of facts.fixedNames) assert.ok(file.instancesPerWorkspace.why.includes(fixed.split('/')[1]!), `${offering.slug}: the reason names ${fixed}`);
+      }
+    });
   }
 
   it('sets requests and limits on every container within the LimitRange max, and a largest instance within the ResourceQuota', () => {

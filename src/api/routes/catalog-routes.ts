@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { Sequelize } from 'sequelize';
 import { defineRoute, type RouteSpec } from '../route.ts';
 import { addOfferingVersion, createOffering, getOffering, listOfferings, setOfferingVersionStatus } from '../../domain/catalog.ts';
-import { OfferingSlugSchema, RoleSlugSchema, Timestamp } from './api-schemas.ts';
+import { Nullable, OfferingSlugSchema, RoleSlugSchema, Timestamp } from './api-schemas.ts';
 
 const Status = Type.Union([Type.Literal('active'), Type.Literal('deprecated'), Type.Literal('retired')], {
   description: 'active: orderable and the default; deprecated: orderable by version only; retired: refused for new instances and updates.',
@@ -33,6 +33,9 @@ const OfferingSchema = Type.Object(
     role: RoleSlugSchema,
     name: Type.String(),
     description: Type.String(),
+    instancesPerWorkspace: Nullable(
+      Type.Object({ max: Type.Integer({ minimum: 1 }), why: Type.String() }, { additionalProperties: false, description: 'At most max live instances per workspace (offering.yaml), and why; null: no limit.' }),
+    ),
     versions: Type.Array(VersionSchema, { description: 'Newest first.' }),
   },
   { additionalProperties: false },
