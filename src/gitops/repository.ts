@@ -79,8 +79,12 @@ export interface RepositoryFile {
   content: string;
 }
 
-/** One path a change writes (full content) or removes (a file or a whole directory). */
-export type FileChange = { path: string; content: string } | { path: string; delete: true };
+/**
+ * One path a change writes (full content) or removes (a file or a whole directory). A delete
+ * says `directory` when it names one: GitHub deletes files only, so the github driver lists a
+ * directory's files first (and only then: a file delete costs no read).
+ */
+export type FileChange = { path: string; content: string } | { path: string; delete: true; directory?: true };
 
 /** Neutral view of a pull request (or, for the local driver, a reviewed branch). */
 export interface PullRequest {

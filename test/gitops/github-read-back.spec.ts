@@ -52,7 +52,7 @@ describe('github driver: reading the base branch back (compare, directories)', (
   it('a deleted directory reads empty at the commit that deleted it, and its paths show in compareCommits', async () => {
     const dir = app('bob', 'x');
     const added = await commitOnMain([{ path: `${dir}/application.yaml`, content: 'a: 1\n' }, { path: `${dir}/deep/values.yaml`, content: 'v: 2\n' }], 'Add x');
-    const deleted = await commitOnMain([{ path: dir, delete: true }], 'Remove x\n\nChange-Id: c2');
+    const deleted = await commitOnMain([{ path: dir, delete: true, directory: true }], 'Remove x\n\nChange-Id: c2');
     assert.equal((await repository.readDirectories(deleted, [dir])).get(dir)!.size, 0);
     assert.equal((await repository.readDirectories(added, [dir])).get(dir)!.size, 2);
     double.resetCalls();

@@ -76,9 +76,8 @@ describe('createCommit: delete, then write below, is a replace; deleting an abse
       assert.deepEqual(
         double.calls.map((c) => `${c.route} ${c.status}`),
         [
-          // a/d, then its subdirectory a/d/sub
-          'GET /repos/{owner}/{repo}/contents/{path} 200',
-          'GET /repos/{owner}/{repo}/contents/{path} 200',
+          // a/d and everything below it, in one query
+          'POST /graphql 200',
           'POST /repos/{owner}/{repo}/git/trees 422',
           // whether the one delete not found by listing exists: a/gone.yaml does not
           'GET /repos/{owner}/{repo}/contents/{path} 404',
@@ -93,16 +92,50 @@ describe('createCommit: delete, then write below, is a replace; deleting an abse
   });
 });
 
+describe('github driver: deleting a directory, which GitHub cannot do in one tree entry', () => {
+  it('deletes a directory the change names as one file by file, after one GraphQL listing; one it does not name is found by the 422 and listed then', async () => {
+    const double = await startGithubDouble({ initialFiles: SEED });
+    try {
+      const repository = await connectGithubDriver(double);
+      const main = (await repository.getBranch('main'))!;
+      double.resetCalls();
+      const flagged = await repository.createCommit({ parent: main, changes: [{ path: 'a/d', delete: true, directory: true }], message: 'remove a/d' });
+      assert.deepEqual([...double.files(flagged)], [['a/other.yaml', 'other\n']]);
+      assert.deepEqual(double.calls.map((c) => `${c.route} ${c.status}`), ['POST /graphql 200', 'POST /repos/{owner}/{repo}/git/trees 201', 'POST /repos/{owner}/{repo}/git/commits 201']);
+      assert.deepEqual(double.violations, []);
+
+      double.resetCalls();
+      const unflagged = await repository.createCommit({ parent: main, changes: [{ path: 'a/d', delete: true }], message: 'remove a/d' });
+      assert.deepEqual([...double.files(unflagged)], [['a/other.yaml', 'other\n']], 'the change still lands');
+      assert.deepEqual(double.calls.map((c) => `${c.route} ${c.status}`), [
+        'POST /repos/{owner}/{repo}/git/trees 422',
+        'GET /repos/{owner}/{repo}/contents/{path} 200',
+        'POST /graphql 200',
+        'POST /repos/{owner}/{repo}/git/trees 201',
+        'POST /repos/{owner}/{repo}/git/commits 201',
+      ]);
+      // The first attempt asked GitHub for what it refuses: the double says so.
+      assert.equal(double.violations.length, 1);
+      double.violations.splice(0);
+    } finally {
+      await double.close();
+    }
+  });
+});
+
 describe('the GitHub double: tree semantics as GitHub documents them', () => {
-  it('answers 422 for deleting a path that does not exist, deletes whole directories, lists directories from contents, and refuses to guess what deleting a directory and writing below it in one call does', async () => {
+  it('answers 422 for deleting a path that does not exist and for sha null on a directory, lists directories from contents, and refuses to guess what deleting a directory and writing below it in one call does', async () => {
     const double = await startGithubDouble({ initialFiles: SEED });
     try {
       const base = double.commit(double.branch('main')!)!.tree;
       const createTree = (tree: unknown[]) =>
         fetch(`${double.url}/repos/gsv/gsv-gitops/git/trees`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ base_tree: base, tree }) });
       assert.equal((await createTree([{ path: 'a/nope.yaml', mode: '100644', type: 'blob', sha: null }])).status, 422);
-      assert.equal((await createTree([{ path: 'a/d', mode: '100644', type: 'blob', sha: null }])).status, 201, 'a whole directory');
-      assert.deepEqual(double.violations, []);
+      // GitHub deletes files only (google/go-github#2418): a directory is deleted file by file.
+      assert.equal((await createTree([{ path: 'a/d', mode: '100644', type: 'blob', sha: null }])).status, 422, 'a whole directory');
+      assert.equal(double.violations.length, 1, double.violations.join('\n'));
+      double.violations.splice(0);
+      assert.equal((await createTree([{ path: 'a/d/old.yaml', mode: '100644', type: 'blob', sha: null }])).status, 201, 'a file');
       const replace = await createTree([
         { path: 'a/d', mode: '100644', type: 'blob', sha: null },
         { path: 'a/d/keep.yaml', mode: '100644', type: 'blob', content: 'x' },

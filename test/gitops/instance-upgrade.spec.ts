@@ -61,13 +61,13 @@ describe('instance upgrade: files of the old version that the new one lacks are 
     ] as const) {
       it(`replaces the whole directory with ${label}: the directory delete first, then the writes`, () => {
         const files = renderInstanceUpdate(catalog, demoPayload('acme', 'demo', '2.0.0', previous), INSTANCE_ID);
-        assert.deepEqual(files[0], { path: dir, delete: true });
+        assert.deepEqual(files[0], { path: dir, delete: true, directory: true });
         assert.deepEqual(paths(files.slice(1)), under(dir, V2_FILES));
       });
     }
 
     it('still removes the whole directory on instance.delete', () => {
-      assert.deepEqual(renderInstanceRemoval({ org: 'acme', project: 'default', instanceName: 'demo', offering: 'upgrade-demo', role: 'studio' }), [{ path: dir, delete: true }]);
+      assert.deepEqual(renderInstanceRemoval({ org: 'acme', project: 'default', instanceName: 'demo', offering: 'upgrade-demo', role: 'studio' }), [{ path: dir, delete: true, directory: true }]);
     });
   });
 
@@ -194,12 +194,12 @@ describe('instance upgrade: files of the old version that the new one lacks are 
         assert.deepEqual(filesIn('main', instance.dir), under(instance.dir, V2_FILES));
       });
 
-      it('without the previous version, lists the directory (one contents call) and deletes its old files one by one; never deletes a directory and writes below it in one call', async () => {
+      it('without the previous version, lists the directory (one GraphQL query) and deletes its old files one by one; never deletes a directory and writes below it in one call', async () => {
         const instance = await createdAtV1(repository, runWorker);
         const row = await publish(await instance.queueUpdate(undefined));
         assert.deepEqual(
-          routes().filter((r) => r.includes('/contents/')),
-          ['GET /repos/{owner}/{repo}/contents/{path} 200'],
+          routes().filter((r) => r.includes('/contents/') || r.includes('/graphql')),
+          ['POST /graphql 200'],
         );
         assert.equal(double.calls.length, 6, routes().join(', '));
         assert.deepEqual(filesIn(row.branch, instance.dir), under(instance.dir, V2_FILES));
@@ -220,14 +220,15 @@ describe('instance upgrade: files of the old version that the new one lacks are 
         assert.deepEqual(filesIn(row.branch, instance.dir), under(instance.dir, V2_FILES));
       });
 
-      it('a delete after the upgrade still removes the whole directory, in at most 5 REST calls', async () => {
+      it('a delete after the upgrade still removes the whole directory, file by file (GitHub deletes no directory), in 5 REST calls and one GraphQL query', async () => {
         const instance = await createdAtV1(repository, runWorker);
         const update = await instance.queueUpdate(V1);
         await runWorker();
         await mergeChange({ sequelize, repository }, update, 'admin');
         assert.deepEqual(filesIn('main', instance.dir), under(instance.dir, V2_FILES));
         const row = await publish(await instance.queueDelete());
-        assert.ok(double.calls.length <= 5, routes().join(', '));
+        assert.ok(double.calls.filter((c) => c.route !== 'POST /graphql').length <= 5, routes().join(', '));
+        assert.deepEqual(routes().filter((r) => r.includes('/graphql')), ['POST /graphql 200'], 'the directory listed once');
         assert.deepEqual(filesIn(row.branch, instance.dir), []);
       });
     });

@@ -324,11 +324,19 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
           return error(422, 'The double refuses an undocumented combination');
         }
       }
-      if (deleted.some((path) => !filesBelow(base, path).length)) return error(422, 'GitRPC::BadObjectState');
+      // "If the value is null then the file will be deleted" (create-a-tree, `sha`): files only.
+      // A directory path with `sha: null` is answered 422 GitRPC::BadObjectState on GitHub
+      // (google/go-github#2418), as is a path that does not exist.
+      for (const path of deleted) {
+        if (!base.has(path)) {
+          if (filesBelow(base, path).length > 0) violations.push(`POST /repos/{owner}/{repo}/git/trees: sha null on the directory ${path} (GitHub deletes files only)`);
+          return error(422, 'GitRPC::BadObjectState');
+        }
+      }
       const tree = new Map(base);
       for (const entry of entries) {
         if (entry.content !== undefined) tree.set(entry.path, entry.content);
-        else if (entry.sha === null) for (const key of filesBelow(tree, entry.path)) tree.delete(key);
+        else if (entry.sha === null) tree.delete(entry.path);
       }
       return { status: 201, body: { sha: putTree(tree), tree: [] } };
     },

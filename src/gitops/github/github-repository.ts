@@ -85,8 +85,8 @@ function says(error: HttpError, text: string): boolean {
  * The github backend: the Git Data API with inline file content on a base tree (no blob per
  * file), one commit, one ref, one pull request. A fresh change costs five REST calls: read the
  * base branch, create tree, create commit, create ref, create pull request. Deletes go in the
- * same create-tree call; a directory that is deleted and written again (a replace) costs one
- * contents call per directory level, to delete its old files one by one. Retried creates
+ * same create-tree call, file by file (GitHub deletes no directory); what a delete or a replace
+ * names is listed first by one GraphQL query. Retried creates
  * that GitHub answers with 422 "already exists" adopt the existing ref or pull request.
  * 4xx answers that retrying cannot fix become RepositoryRejectedError (terminal); the rest
  * (5xx, network) stay transient.
@@ -132,20 +132,30 @@ export class GithubRepository implements GitopsRepository {
         baseTree = data.tree.sha;
       }
       const plan = planTreeChanges(input.changes);
-      // The old files of a replaced directory, as listed at the parent: they exist.
+      // GitHub deletes files only ("If the value is null then the file will be deleted"; a
+      // directory path answers 422 GitRPC::BadObjectState, google/go-github#2418): what a delete
+      // of a directory or a replace names is listed at the parent, in one GraphQL query, and
+      // deleted file by file. Other deletes name files (or nothing: see the fallback below).
+      const targets = [...plan.directories, ...plan.replaced];
+      const below = targets.length > 0 ? await readDirectoriesAt({ octokit: this.#octokit, owner: this.owner, repo: this.repo }, input.parent, targets) : new Map<string, Map<string, string>>();
       const cleared: string[] = [];
-      for (const dir of plan.replaced) {
-        for (const path of await this.filesBelow(input.parent, dir)) if (!plan.writes.has(path)) cleared.push(path);
+      const requested: string[] = [];
+      for (const path of plan.deletes) {
+        const files = [...(below.get(path)?.keys() ?? [])];
+        if (files.length > 0) cleared.push(...files);
+        else requested.push(path);
       }
-      const requested = [...plan.deletes];
+      for (const dir of plan.replaced) for (const path of below.get(dir)?.keys() ?? []) if (!plan.writes.has(path)) cleared.push(path);
       const tree = await this.createTree(baseTree, plan.writes, [...requested, ...cleared]).catch(async (error: unknown) => {
-        // GitHub refuses to delete a path that does not exist (422), which happens when the base
-        // already lacks it (a retry on a newer base, a version that never reached Git). Drop
-        // the absent deletes and try once more; if none was absent, the 422 was about something else.
+        // GitHub refuses (422) to delete a path that does not exist, which happens when the base
+        // already lacks it (a retry on a newer base, a version that never reached Git), and a
+        // directory a change did not say was one. Drop the absent deletes, list such
+        // directories, and try once more; if neither was the case, the 422 was about something else.
         if (httpError(error)?.status !== 422 || requested.length === 0) throw error;
-        const present = await this.existing(input.parent, requested);
-        if (present.length === requested.length) throw error;
-        return this.createTree(baseTree, plan.writes, [...present, ...cleared]);
+        const { files, directories } = await this.existing(input.parent, requested);
+        if (files.length === requested.length) throw error;
+        const listed = directories.length > 0 ? await readDirectoriesAt({ octokit: this.#octokit, owner: this.owner, repo: this.repo }, input.parent, directories) : new Map<string, Map<string, string>>();
+        return this.createTree(baseTree, plan.writes, [...files, ...[...listed.values()].flatMap((m) => [...m.keys()]), ...cleared]);
       });
       const { data: commit } = await this.#octokit.rest.git.createCommit({ owner: this.owner, repo: this.repo, message: input.message, tree, parents: [input.parent] });
       this.remember(commit.sha, tree);
@@ -166,22 +176,14 @@ export class GithubRepository implements GitopsRepository {
     return data.sha;
   }
 
-  /** Every file below `dir` at commit `ref` (the contents API, one call per directory level); none when it does not exist. */
-  private async filesBelow(ref: string, dir: string): Promise<string[]> {
-    const entries = await this.contents(ref, dir);
-    if (entries === undefined) return [];
-    if (!Array.isArray(entries)) return [dir];
-    // The contents API lists at most 1,000 entries of a directory.
-    if (entries.length >= 1000) throw new RepositoryRejectedError(`${dir} has 1,000 entries or more; the driver cannot list it to replace it`);
-    const files: string[] = [];
-    for (const entry of entries as { type: string; path: string }[]) files.push(...(entry.type === 'dir' ? await this.filesBelow(ref, entry.path) : [entry.path]));
-    return files;
-  }
-
-  /** The paths of `paths` that exist at commit `ref` (one call each, one after another, as GitHub asks of integrations). */
-  private async existing(ref: string, paths: string[]): Promise<string[]> {
-    const found: string[] = [];
-    for (const path of paths) if ((await this.contents(ref, path)) !== undefined) found.push(path);
+  /** Which of `paths` are files and which directories at commit `ref`; the rest do not exist (one call each, one after another, as GitHub asks of integrations). */
+  private async existing(ref: string, paths: string[]): Promise<{ files: string[]; directories: string[] }> {
+    const found = { files: [] as string[], directories: [] as string[] };
+    for (const path of paths) {
+      const entry = await this.contents(ref, path);
+      if (Array.isArray(entry)) found.directories.push(path);
+      else if (entry !== undefined) found.files.push(path);
+    }
     return found;
   }
 

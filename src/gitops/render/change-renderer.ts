@@ -112,14 +112,14 @@ export function renderInstanceUpdate(catalog: TemplateCatalog, payload: Instance
     ? placedPaths(dir, previous.files.map((file) => file.path), tenantDir(payload.org))
         .filter((path) => !written.has(path))
         .map((path) => ({ path, delete: true }))
-    : [{ path: dir, delete: true }];
+    : [{ path: dir, delete: true, directory: true }];
   // A directory sorts before everything under it, so a whole-directory delete comes first.
   return sortByPath([...removals, ...files]);
 }
 
 /** Deprovisioning removes the instance's directory; Argo CD prunes what it deployed. */
 export function renderInstanceRemoval(payload: InstanceDelete): FileChange[] {
-  return [{ path: instanceDir(payload.org, payload.instanceName), delete: true }];
+  return [{ path: instanceDir(payload.org, payload.instanceName), delete: true, directory: true }];
 }
 
 export function renderPlatform(catalog: TemplateCatalog, payload: PlatformBootstrap): FileChange[] {
