@@ -75,6 +75,23 @@ describe('github driver against the GitHub API double (OpenAPI-validated)', () =
     assert.equal([...double.files(rows[0]!.branch).keys()].filter((f) => f.endsWith('/application.yaml')).length, 50);
   });
 
+  it('opens a batch of 50 workspace changes as one pull request whose body stays within GitHub\'s 65,536 characters, naming what it leaves out', async () => {
+    // 30 workspace changes made a 63,354-character body and 50 a 105,614-character one: GitHub
+    // refuses bodies over 65,536 characters (422), and the batch failed for good.
+    const ids: string[] = [];
+    for (let i = 0; i < 50; i += 1) {
+      const org = await insertOrganization(sequelize);
+      ids.push(await insertChange(sequelize, { kind: 'workspace.create', orgId: org.orgId, payload: { org: org.orgSlug, orgName: `Org ${i}`, keycloakGroup: `/orgs/${org.orgSlug}` } }));
+    }
+    await worker().runOnce();
+    const rows = await Promise.all(ids.map(row));
+    assert.ok(rows.every((r) => r.status === 'open'), JSON.stringify(rows.map((r) => r.status)));
+    const body = double.pulls.at(-1)!.body;
+    assert.ok(body.length <= 65_536, String(body.length));
+    assert.match(body, /and \d+ more files? not listed here/);
+    assert.equal((body.match(/\| workspace\.create \|/g) ?? []).length, 50, 'every change keeps its row');
+  });
+
   it('a worker killed between "ref created" and "PR created" is taken over, and exactly one pull request exists', async () => {
     const org = await insertOrganization(sequelize);
     const { instanceId, instanceName } = await insertInstance(sequelize, org);

@@ -295,6 +295,16 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
 
   type Body = Record<string, unknown>;
   type Answer = { status: number; body: unknown; headers?: Record<string, string> };
+  /**
+   * Pull request and comment bodies: GitHub refuses more than 65,536 characters with 422
+   * "body is too long (maximum is 65536 characters)" (renovatebot/renovate#2032,
+   * sorenlouv/backport#521). Counted in UTF-16 units, which is never fewer than GitHub's count.
+   */
+  const BODY_MAX = 65_536;
+  const tooLong = (text: unknown): Answer | undefined =>
+    typeof text === 'string' && text.length > BODY_MAX
+      ? error(422, 'Validation Failed', [{ message: `body is too long (maximum is ${BODY_MAX} characters)` }])
+      : undefined;
   const handlers: Record<string, (params: string[], query: URLSearchParams, body: Body) => Answer> = {
     'GET /repos/{owner}/{repo}/branches/{branch}': ([, , branch]) => {
       const sha = refs.get(`heads/${branch}`);
@@ -449,6 +459,8 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
       return { status: 200, body: { sha, node_id: `B_${sha!.slice(0, 12)}`, size: Buffer.byteLength(content), url, content: Buffer.from(content).toString('base64'), encoding: 'base64' } };
     },
     'POST /repos/{owner}/{repo}/pulls': (_, __, body) => {
+      const refused = tooLong(body.body);
+      if (refused) return refused;
       const head = String(body.head);
       if (!refs.has(`heads/${head}`)) return error(422, 'Validation Failed', [{ message: `No commits between ${String(body.base)} and ${head}` }]);
       if (pulls.some((p) => p.head === head && p.state === 'open')) return error(422, 'Validation Failed', [{ message: `A pull request already exists for ${owner}:${head}.` }]);
@@ -491,6 +503,8 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
     'PATCH /repos/{owner}/{repo}/pulls/{pull_number}': ([, , number], __, body) => {
       const pull = pulls[Number(number) - 1];
       if (!pull) return error(404, 'Not Found');
+      const refused = tooLong(body.body);
+      if (refused) return refused;
       const refuse = (reason: string) =>
         error(422, 'Validation Failed', [{ message: `state cannot be changed. ${reason}` }]);
       if (body.state === 'closed' && pull.mergedAt) return refuse('The pull request is merged.');
@@ -516,6 +530,8 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
     'POST /repos/{owner}/{repo}/issues/{issue_number}/comments': ([, , number], __, body) => {
       const pull = pulls[Number(number) - 1];
       if (!pull) return error(404, 'Not Found');
+      const refused = tooLong(body.body);
+      if (refused) return refused;
       commentIds += 1;
       const createdAt = new Date(Date.UTC(2026, 0, 2, 0, 0, commentIds)).toISOString();
       const comment = { id: commentIds, body: String(body.body), createdAt };

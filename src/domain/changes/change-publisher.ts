@@ -196,16 +196,35 @@ function pullRequestBody(input: PublishInput, parsed: { change: ChangeToPublish;
     return `| ${change.kind} | ${cell(orgOf(p) ?? '')} | ${cell(instance)} | ${cell(offering)} | ${cell(change.requestedBy)} | \`${change.id}\` |`;
   });
   const files = published.flatMap((p) => p.files).map((f) => `| \`${f.path}\` | ${'delete' in f ? 'removed' : 'written'} |`);
+  const head = [`Opened by the control plane (batch \`${input.batchId}\`, merge policy \`${input.mergePolicy}\`).`, ''];
+  // GitHub refuses a body over 65,536 characters (422 "body is too long"): rows are listed
+  // while they fit in PR_BODY_BUDGET, changes first (each is someone's request), then files;
+  // what is left out is counted, and the commit holds all of it (files, Change-Id trailers).
+  let budget = PR_BODY_BUDGET - head.join('\n').length - 400;
+  const fit = (lines: string[], noun: string, where: string): string[] => {
+    const kept: string[] = [];
+    for (const line of lines) {
+      if (line.length + 1 > budget) break;
+      kept.push(line);
+      budget -= line.length + 1;
+    }
+    const left = lines.length - kept.length;
+    return left === 0 ? kept : [...kept, '', `… and ${left} more ${noun}${left === 1 ? '' : 's'} not listed here (${where}).`];
+  };
+  const changeRows = fit(rows, 'change', 'their Change-Id trailers are in the commit message');
+  const fileRows = fit(files, 'file', 'the commit holds every file');
   return [
-    `Opened by the control plane (batch \`${input.batchId}\`, merge policy \`${input.mergePolicy}\`).`,
-    '',
+    ...head,
     '| Change | Tenant | Instance | Offering | Requested by | Change id |',
     '| --- | --- | --- | --- | --- | --- |',
-    ...rows,
+    ...changeRows,
     '',
     '| File | |',
     '| --- | --- |',
-    ...files,
+    ...fileRows,
     '',
   ].join('\n');
 }
+
+/** What a pull request body may hold: GitHub's 65,536 characters, less a margin for GitHub's own counting. */
+export const PR_BODY_BUDGET = 60_000;
