@@ -14,6 +14,8 @@ export interface Metrics {
   meteringInstancesSuspended: Counter;
   /** Merges tried for auto-merge pull requests (when published, then by the PR reconciler), by outcome. */
   autoMergeAttempts: Counter<'outcome'>;
+  /** Change batches the backend's rate limit sent back to wait (none is failed for it). */
+  gitopsRateLimited: Counter;
   /** Pushes of the local repository to GITOPS_LOCAL_PUSH_URL, by outcome. */
   gitopsPushes: Counter<'outcome'>;
   /** 1 while ref moves wait to be pushed (a push is due or failing), 0 when the remote has everything. */
@@ -59,6 +61,11 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}): Metr
     meteringInstancesSuspended: new Counter({
       name: 'metering_instances_suspended_total',
       help: 'Instances suspended because their wallet could not pay an hour.',
+      registers: [registry],
+    }),
+    gitopsRateLimited: new Counter({
+      name: 'gitops_rate_limited_total',
+      help: "Change batches that waited for the Git backend's rate limit (primary or secondary) instead of failing.",
       registers: [registry],
     }),
     autoMergeAttempts: new Counter({

@@ -132,6 +132,19 @@ export class RepositoryRejectedError extends Error {
 }
 
 /**
+ * The backend refused the call for its rate limit: nothing is wrong with the change, which waits
+ * until `retryAt` (the backend's reset or retry-after) and is not failed however long it waits.
+ */
+export class BackendRateLimitedError extends Error {
+  readonly retryAt: Date;
+  constructor(detail: string, retryAt: Date, options: { cause?: unknown } = {}) {
+    super(detail, options);
+    this.name = 'BackendRateLimitedError';
+    this.retryAt = retryAt;
+  }
+}
+
+/**
  * The backend will not merge the pull request now. `waiting`: retrying later can help
  * (mergeability still being computed, required checks or reviews pending, the head moved
  * under the merge). `conflict`: it conflicts with the base branch, and only a person

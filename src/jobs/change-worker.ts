@@ -5,7 +5,7 @@ import { claimBatch, recordFailed, recordPublished, recordRetry, type ClaimedBat
 import { publishChanges } from '../domain/changes/change-publisher.ts';
 import { withdrawSuperseded, type WithdrawalResult } from '../domain/changes/superseded-withdrawal.ts';
 import type { TemplateCatalog } from '../gitops/render/template-catalog.ts';
-import { RepositoryRejectedError, type GitopsRepository } from '../gitops/repository.ts';
+import { BackendRateLimitedError, RepositoryRejectedError, type GitopsRepository } from '../gitops/repository.ts';
 import type { BackgroundTask } from './background-task.ts';
 import type { Metrics } from '../metrics.ts';
 
@@ -23,7 +23,7 @@ export interface ChangeWorkerOptions {
   /** After this many attempts a transient error becomes terminal. */
   maxAttempts: number;
   workerId?: string;
-  metrics?: Pick<Metrics, 'autoMergeAttempts'>;
+  metrics?: Pick<Metrics, 'autoMergeAttempts' | 'gitopsRateLimited'>;
   /** Called after a batch reached the base branch (direct, or auto-merged): read main back. */
   afterLanding?: () => Promise<unknown>;
 }
@@ -68,7 +68,13 @@ export function createChangeWorker(options: ChangeWorkerOptions): BackgroundTask
     } catch (error) {
       const reason = (error as Error).message;
       const attempts = Math.max(...batch.changes.map((c) => c.attempts));
-      if (error instanceof RepositoryRejectedError || attempts >= options.maxAttempts) {
+      if (error instanceof BackendRateLimitedError) {
+        // Not the change's fault: it waits out the limit, and no wait counts towards failing it.
+        const delay = Math.max(1_000, error.retryAt.getTime() - Date.now());
+        log.warn({ batchId: batch.batchId, retryInMs: delay }, 'change batch waits for the backend rate limit');
+        options.metrics?.gitopsRateLimited.inc();
+        await recordRetry(options.sequelize, batch, reason, delay, { refundAttempt: true });
+      } else if (error instanceof RepositoryRejectedError || attempts >= options.maxAttempts) {
         log.warn({ batchId: batch.batchId, err: error, attempts }, 'change batch failed');
         await recordFailed(options.sequelize, batch, batch.changes.map((c) => c.id), reason);
       } else {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { QueryTypes, type Sequelize } from 'sequelize';
-import type { GithubRepository } from '../../src/gitops/github/github-repository.ts';
+import { createGithubClient, GithubRepository } from '../../src/gitops/github/github-repository.ts';
 import { loadTemplateCatalog, type TemplateCatalog } from '../../src/gitops/render/template-catalog.ts';
 import { createChangeWorker } from '../../src/jobs/change-worker.ts';
 import { claimBatch } from '../../src/domain/changes/change-queue.ts';
@@ -90,6 +90,53 @@ describe('github driver against the GitHub API double (OpenAPI-validated)', () =
     assert.ok(body.length <= 65_536, String(body.length));
     assert.match(body, /and \d+ more files? not listed here/);
     assert.equal((body.match(/\| workspace\.create \|/g) ?? []).length, 50, 'every change keeps its row');
+  });
+
+  for (const kind of ['secondary', 'primary'] as const) {
+    it(`a ${kind} rate limit is waited out until GitHub says so: the change stays pending, its attempt refunded, then its pull request opens`, async () => {
+      // After the throttling plugin gave up, a 403 was a rejection and the user's changes failed.
+      const org = await insertOrganization(sequelize);
+      const { instanceId, instanceName } = await insertInstance(sequelize, org);
+      const id = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: payload(org.orgSlug, instanceName) });
+      double.rateLimitNext('POST', '/repos/{owner}/{repo}/pulls', kind, 600);
+      await worker().runOnce();
+      const [waiting] = await sequelize.query<{ status: string; attempts: number; last_error: string; wait: number }>(
+        'SELECT status, attempts, last_error, extract(epoch FROM next_attempt_at - now())::int AS wait FROM change_requests WHERE id = :id',
+        { type: QueryTypes.SELECT, replacements: { id } },
+      );
+      assert.equal(waiting!.status, 'pending', waiting!.last_error);
+      assert.equal(waiting!.attempts, 0, 'a rate limit does not count towards failing the change');
+      assert.match(waiting!.last_error, /rate limit/);
+      assert.ok(waiting!.wait >= 590 && waiting!.wait <= 601, `waits until GitHub's reset or retry-after, not a guess: ${waiting!.wait} s`);
+      await sequelize.query('UPDATE change_requests SET next_attempt_at = now() WHERE id = :id', { replacements: { id } }); // the ten minutes pass
+      await worker().runOnce();
+      assert.equal((await row(id)).status, 'open');
+      assert.equal(double.pulls.length, 1);
+    });
+  }
+
+  it('a transient 422 "Reference update failed" is retried, not a rejection; a 405 from the merge is not retried in place', async () => {
+    const main = (await repository.getBranch('main'))!;
+    const commit = await repository.createCommit({ parent: main, changes: [{ path: 'x/a.yaml', content: 'a: 1\n' }], message: 'x' });
+    await repository.createBranch('work', main);
+    double.failNext('PATCH', '/repos/{owner}/{repo}/git/refs/{ref}', 422, 1, 'Reference update failed');
+    const error = await repository.updateBranch('work', commit, { expected: main }).catch((e: unknown) => e as Error);
+    assert.ok(error instanceof Error && error.name !== 'RepositoryRejectedError', `transient, so the worker tries again: ${String(error)}`);
+    await repository.updateBranch('work', commit, { expected: main });
+    assert.equal(double.branch('work'), commit);
+
+    // With the retry plugin on (as in production), 405 and 409 are left to the PR reconciler.
+    const retrying = new (repository.constructor as typeof GithubRepository)({
+      octokit: await createGithubClient({ auth: { token: 't' }, baseUrl: double.url, retries: 3, throttle: false }),
+      owner: double.owner,
+      repo: double.repo,
+      baseBranch: 'main',
+    });
+    const pr = await retrying.openPullRequest({ branch: 'work', title: 't', body: 'b' });
+    double.failNext('PUT', '/repos/{owner}/{repo}/pulls/{pull_number}/merge', 405, 3, 'Base branch was modified. Review and try the merge again.');
+    double.resetCalls();
+    await assert.rejects(retrying.mergePullRequest(pr.number), /405/);
+    assert.equal(double.calls.filter((c) => c.route === 'PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge').length, 1, 'one merge call, not four');
   });
 
   it('a worker killed between "ref created" and "PR created" is taken over, and exactly one pull request exists', async () => {

@@ -129,7 +129,14 @@ export interface GithubDouble {
   /** Commits `tree` on top of `parents` as `author` (an engineer's push or a merge made outside the driver). */
   addCommit(input: { parents: string[]; files: Map<string, string>; message: string; author?: { name: string; email: string } }): string;
   /** Answers the next `times` calls of `method route` with `status` (a GitHub error body). */
-  failNext(method: string, route: string, status: number, times?: number): void;
+  failNext(method: string, route: string, status: number, times?: number, message?: string): void;
+  /**
+   * Answers the next `times` calls of `method route` as GitHub answers a request past a rate
+   * limit (docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api): primary,
+   * 403 with x-ratelimit-remaining 0 and x-ratelimit-reset (epoch seconds) `seconds` from now;
+   * secondary, 403 with retry-after `seconds` and "You have exceeded a secondary rate limit".
+   */
+  rateLimitNext(method: string, route: string, kind: 'primary' | 'secondary', seconds: number, times?: number): void;
   /**
    * Pull requests opened from now on answer `mergeable: null, mergeable_state: "unknown"` to
    * their first `polls` reads (GET of the pull), and pulls.merge refuses them with 405 until then.
@@ -156,7 +163,7 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
   let commentIds = 0;
   const calls: RecordedCall[] = [];
   const violations: string[] = [];
-  const failures: { method: string; route: string; status: number; times: number }[] = [];
+  const failures: { method: string; route: string; status: number; times: number; headers?: Record<string, string>; message?: string }[] = [];
   let order = 0;
   let pendingPollsOfNewPulls = 0;
 
@@ -661,7 +668,7 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
       const failure = failures.find((f) => f.method === method && f.route === operation.template && f.times > 0);
       if (failure) {
         failure.times -= 1;
-        return answer(failure.status, { message: 'Injected failure' }, route);
+        return answer(failure.status, { message: failure.message ?? 'Injected failure', documentation_url: 'https://docs.github.com/rest' }, route, failure.headers);
       }
       const handler = handlers[`${method} ${operation.template}`];
       if (!handler) {
@@ -690,7 +697,27 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
     files: (ref) => new Map(treeOf(resolve(ref) ?? refs.get(`heads/${ref}`)!)),
     commit: (sha) => commits.get(sha),
     addCommit: (input) => putCommit(putTree(new Map(input.files)), input.parents, input.message, input.author),
-    failNext: (method, route, status, times = 1) => failures.push({ method, route, status, times }),
+    failNext: (method, route, status, times = 1, message) => failures.push({ method, route, status, times, ...(message ? { message } : {}) }),
+    rateLimitNext: (method, route, kind, seconds, times = 1) =>
+      failures.push(
+        kind === 'primary'
+          ? {
+              method,
+              route,
+              status: 403,
+              times,
+              message: 'API rate limit exceeded for installation ID 1.',
+              headers: { 'x-ratelimit-limit': '5000', 'x-ratelimit-remaining': '0', 'x-ratelimit-used': '5000', 'x-ratelimit-reset': String(Math.ceil(Date.now() / 1000) + seconds) },
+            }
+          : {
+              method,
+              route,
+              status: 403,
+              times,
+              message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.',
+              headers: { 'retry-after': String(seconds) },
+            },
+      ),
     mergeableAfterPolls: (polls) => (pendingPollsOfNewPulls = polls),
     resetCalls: () => calls.splice(0),
     close: listening.close,

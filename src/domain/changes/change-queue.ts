@@ -129,12 +129,14 @@ export async function recordFailed(sequelize: Sequelize, batch: ClaimedBatch, id
 }
 
 /** A transient failure: the batch goes back to the queue after an exponential backoff. */
-export async function recordRetry(sequelize: Sequelize, batch: ClaimedBatch, reason: string, backoffMs: number): Promise<void> {
+export async function recordRetry(sequelize: Sequelize, batch: ClaimedBatch, reason: string, backoffMs: number, options: { refundAttempt?: boolean } = {}): Promise<void> {
+  // A refunded attempt (the backend's rate limit, not the change) does not count towards failing it.
   await sequelize.query(
     `UPDATE change_requests SET lease_owner = NULL, lease_expires_at = NULL, last_error = :reason,
-       next_attempt_at = now() + make_interval(secs => :backoffMs / 1000.0), updated_at = now()
+       next_attempt_at = now() + make_interval(secs => :backoffMs / 1000.0), updated_at = now(),
+       attempts = CASE WHEN :refund THEN greatest(attempts - 1, 0) ELSE attempts END
      WHERE id IN (:ids) AND status = 'pending'`,
-    { type: QueryTypes.UPDATE, replacements: { reason, backoffMs, ids: batch.changes.map((c) => c.id) } },
+    { type: QueryTypes.UPDATE, replacements: { reason, backoffMs, refund: options.refundAttempt ?? false, ids: batch.changes.map((c) => c.id) } },
   );
 }
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { App, Octokit } from 'octokit';
 import {
+  BackendRateLimitedError,
   BranchMovedError,
   parseTrailers,
   PullRequestNotMergeableError,
@@ -40,11 +41,15 @@ export async function createGithubClient(options: GithubClientOptions): Promise<
   const common = {
     baseUrl: options.baseUrl,
     request: options.fetch ? { fetch: options.fetch } : {},
-    retry: { retries: options.retries ?? 3 },
+    // plugin-retry's defaults retry 405 and 409 (three times, ~21 s a merge attempt): a merge
+    // GitHub will not do yet is the PR reconciler's to try again on its next pass.
+    retry: { retries: options.retries ?? 3, doNotRetry: [400, 401, 403, 404, 405, 409, 410, 422, 429, 451] },
     throttle: {
       enabled: options.throttle ?? true,
-      onRateLimit: (_after: number, _request: unknown, _octokit: unknown, retryCount: number) => retryCount < 2,
-      onSecondaryRateLimit: (_after: number, _request: unknown, _octokit: unknown, retryCount: number) => retryCount < 1,
+      // Waited out in place only when short: a longer wait would outlast the worker's lease
+      // (60 s), so the call fails with BackendRateLimitedError and the batch waits in the queue.
+      onRateLimit: (after: number, _request: unknown, _octokit: unknown, retryCount: number) => retryCount < 2 && after <= 30,
+      onSecondaryRateLimit: (after: number, _request: unknown, _octokit: unknown, retryCount: number) => retryCount < 1 && after <= 30,
     },
   };
   if ('token' in options.auth) return new Octokit({ ...common, auth: options.auth.token });
@@ -67,7 +72,27 @@ const NOT_READY_STATES = new Set(['blocked', 'behind', 'draft', 'unknown']);
 interface HttpError {
   status: number;
   message: string;
-  response?: { data?: { message?: string; errors?: { message?: string }[] } };
+  response?: { data?: { message?: string; errors?: { message?: string }[] }; headers?: Record<string, string | number | undefined> };
+}
+
+/**
+ * When GitHub says a request may be sent again, if it refused it for a rate limit
+ * (docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api): a 403 or 429
+ * with `retry-after` (seconds; secondary limits), or with x-ratelimit-remaining 0 and
+ * x-ratelimit-reset (epoch seconds; primary); a secondary limit without headers waits a
+ * minute, as those docs advise. Undefined for any other answer.
+ */
+function rateLimitRetryAt(error: HttpError, now = Date.now()): Date | undefined {
+  if (error.status !== 403 && error.status !== 429) return undefined;
+  const headers = error.response?.headers ?? {};
+  const retryAfter = Number(headers['retry-after']);
+  if (Number.isFinite(retryAfter) && retryAfter >= 0 && headers['retry-after'] !== undefined) return new Date(now + retryAfter * 1000);
+  if (String(headers['x-ratelimit-remaining']) === '0') {
+    const reset = Number(headers['x-ratelimit-reset']);
+    return new Date(Number.isFinite(reset) && reset * 1000 > now ? reset * 1000 : now + 60_000);
+  }
+  if (says(error, 'secondary rate limit') || error.status === 429) return new Date(now + 60_000);
+  return undefined;
 }
 
 function httpError(error: unknown): HttpError | undefined {
@@ -405,6 +430,12 @@ export class GithubRepository implements GitopsRepository {
       return new RepositoryRejectedError(`GitHub GraphQL refused a read of ${this.owner}/${this.repo}: ${graphqlErrors.map((e) => e.message).join('; ')}`, { cause: error });
     }
     const http = httpError(error);
+    const limited = http ? rateLimitRetryAt(http) : undefined;
+    if (limited) {
+      return new BackendRateLimitedError(`GitHub's rate limit for ${this.owner}/${this.repo}: ${http!.response?.data?.message ?? http!.message}; waiting until ${limited.toISOString()}`, limited, { cause: error });
+    }
+    // GitHub's transient ref race ("Reference update failed", also on a 422): another try helps.
+    if (http?.status === 422 && says(http, 'Reference update failed')) return error instanceof Error ? error : new Error(String(error));
     if (http && http.status >= 400 && http.status < 500 && http.status !== 429 && http.status !== 409) {
       return new RepositoryRejectedError(`GitHub answered ${http.status} for ${this.owner}/${this.repo}: ${http.response?.data?.message ?? http.message}`, { cause: error });
     }
