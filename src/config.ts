@@ -31,7 +31,7 @@ export const CONFIG_VARIABLES = [
   { name: 'DATABASE_URL', description: 'PostgreSQL connection string. Unset: start an embedded PostgreSQL under DATA_DIR.', schema: Type.String({ pattern: '^postgres(ql)?://' }) },
   { name: 'DATABASE_POOL_MAX', description: 'Maximum connections in the pool per replica.', default: '10', schema: positiveInt },
   { name: 'EMBEDDED_POSTGRES_PORT', description: 'Port of the embedded PostgreSQL (only without DATABASE_URL).', default: '54329', schema: port },
-  { name: 'BODY_LIMIT_BYTES', description: 'Largest accepted request body; larger bodies get 413.', default: '1048576', schema: positiveInt },
+  { name: 'BODY_LIMIT_BYTES', description: 'Largest accepted request body; larger bodies get 413. POST /webhooks/github takes up to GitHub\'s own cap on webhook payloads (25 MB) whatever this says.', default: '1048576', schema: positiveInt },
   { name: 'SHUTDOWN_TIMEOUT_MS', description: 'How long SIGTERM waits for in-flight requests and jobs before exiting.', default: '25000', schema: positiveInt },
   { name: 'GITOPS_DRIVER', description: 'Repository backend: `local` (bare repository on disk) or `github`.', default: 'local', schema: Type.Union([Type.Literal('local'), Type.Literal('github')]) },
   { name: 'GITOPS_LOCAL_PATH', description: 'Bare repository of the local driver. Default: DATA_DIR/gsv-gitops.git, created with the initial layout.', schema: Type.String({ minLength: 1 }) },

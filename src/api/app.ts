@@ -71,14 +71,16 @@ export function createApp(deps: AppDeps): Koa {
     }
   });
 
-  app.use(
-    bodyParser({
-      enableTypes: ['json'],
-      jsonLimit: deps.bodyLimitBytes,
-      encoding: 'utf-8',
-      extendTypes: { json: ['application/json', 'application/*+json'] },
-    }),
-  );
+  const parser = (limit: number) => bodyParser({ enableTypes: ['json'], jsonLimit: limit, encoding: 'utf-8', extendTypes: { json: ['application/json', 'application/*+json'] } });
+  const defaultParser = parser(deps.bodyLimitBytes);
+  // Routes with a limit of their own (GitHub sends webhook payloads up to 25 MB) get their parser by path.
+  const parsers = new Map<string, ReturnType<typeof parser>>();
+  for (const spec of deps.routes) {
+    if (spec.bodyLimitBytes === undefined) continue;
+    if (spec.path.includes(':')) throw new Error(`route ${spec.method.toUpperCase()} ${spec.path}: a body limit of its own needs a static path`);
+    parsers.set(spec.path, parser(Math.max(spec.bodyLimitBytes, deps.bodyLimitBytes)));
+  }
+  app.use((ctx, next) => (parsers.get(ctx.path) ?? defaultParser)(ctx, next));
   app.use(router.routes());
   return app;
 }

@@ -56,6 +56,8 @@ export interface RouteSpec<
   body?: BSchema;
   /** Whether the route honours an Idempotency-Key header (documented in OpenAPI). */
   idempotent?: boolean;
+  /** A body limit of its own, above BODY_LIMIT_BYTES (a static path only): what a sender documents it may send. */
+  bodyLimitBytes?: number;
   responses: Record<number, ResponseSpec>;
   handler: (
     input: RouteInput<StaticOr<PSchema, Record<string, string>>, StaticOr<QSchema, Record<string, unknown>>, StaticOr<BSchema, undefined>>,

@@ -33,6 +33,9 @@ export interface WebhookRoutesDeps {
   metrics?: Pick<Metrics, 'webhookDeliveries'>;
 }
 
+/** GitHub's cap on a webhook payload: 25 MB. */
+export const GITHUB_WEBHOOK_PAYLOAD_MAX = 25 * 1024 * 1024;
+
 const Acknowledgement = Type.Object({
   status: Type.Union([Type.Literal('processed'), Type.Literal('ignored')]),
   duplicate: Type.Optional(Type.Boolean({ description: 'Already processed before: nothing was done again.' })),
@@ -53,6 +56,9 @@ export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
       method: 'post',
       path: '/webhooks/github',
       operationId: 'receiveGithubWebhook',
+      // "Payloads are capped at 25 MB" (docs.github.com, webhook events and payloads): a larger
+      // push is never sent, and a 413 for a smaller one is a delivery GitHub does not redeliver.
+      bodyLimitBytes: GITHUB_WEBHOOK_PAYLOAD_MAX,
       summary: 'GitHub webhook receiver (pull_request, push).',
       description:
         'Verifies X-Hub-Signature-256 over the raw body (current and additional secrets), then applies the event once per X-GitHub-Delivery. ' +
