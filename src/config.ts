@@ -47,6 +47,12 @@ export const CONFIG_VARIABLES = [
   { name: 'GITHUB_TOKEN', description: 'Token with contents and pull-request write access (GITOPS_DRIVER=github, unless a GitHub App is configured).', schema: Type.String({ minLength: 1 }) },
   { name: 'GITHUB_APP_ID', description: 'GitHub App id; with GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID the driver authenticates as the installation.', schema: Type.String({ pattern: '^[0-9]+$' }) },
   { name: 'GITHUB_APP_PRIVATE_KEY', description: 'PEM private key of the GitHub App (literal newlines or `\\n`).', schema: Type.String({ minLength: 1 }) },
+  {
+    name: 'GITHUB_MERGE_METHODS',
+    description: 'Merge methods the github driver may use, in order of preference (merge, squash, rebase): one the repository does not allow is skipped, and the one that worked is used first from then on.',
+    default: 'merge,squash,rebase',
+    schema: Type.String({ pattern: '^(merge|squash|rebase)(,(merge|squash|rebase))*$' }),
+  },
   { name: 'GITHUB_APP_INSTALLATION_ID', description: 'Installation id of the GitHub App on the GitOps repository owner.', schema: Type.Integer({ minimum: 1 }) },
   { name: 'OIDC_ISSUER', description: 'Issuer (`iss`) of accepted JWTs, e.g. the Keycloak realm URL. Unset: OIDC is off and only API tokens authenticate.', schema: Type.String({ pattern: '^https?://' }) },
   { name: 'OIDC_AUDIENCE', description: 'Audience (`aud`) that accepted JWTs must carry. Required with OIDC_ISSUER.', schema: Type.String({ minLength: 1 }) },
@@ -92,7 +98,9 @@ export interface Config {
     batchMax: number;
     workerLeaseMs: number;
     /** Set when GITOPS_DRIVER=github. */
-    github: { owner: string; repo: string; apiUrl: string; auth: { token: string } | { appId: string; privateKey: string; installationId: number } } | undefined;
+    github:
+      | { owner: string; repo: string; apiUrl: string; auth: { token: string } | { appId: string; privateKey: string; installationId: number }; mergeMethods: ('merge' | 'squash' | 'rebase')[] }
+      | undefined;
   };
   /** Undefined when OIDC_ISSUER is unset: only API tokens authenticate. */
   oidc: { issuer: string; audience: string; jwksUrl: string; algorithms: string[]; adminRole: string } | undefined;
@@ -221,6 +229,7 @@ function githubSettings(driver: 'local' | 'github', values: Map<VariableName, un
     owner,
     repo,
     apiUrl: values.get('GITHUB_API_URL') as string,
+    mergeMethods: [...new Set((values.get('GITHUB_MERGE_METHODS') as string).split(',') as ('merge' | 'squash' | 'rebase')[])],
     auth: app ? { appId: appId!, privateKey: privateKey!.replace(/\\n/g, '\n'), installationId: installationId! } : { token: token! },
   };
 }

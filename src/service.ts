@@ -226,8 +226,8 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
 
 async function createRepository(config: Config, logger: Logger, sequelize: Sequelize, wiring: { metrics: Metrics; tasks: BackgroundTask[] }): Promise<GitopsRepository> {
   if (config.gitops.github) {
-    const { owner, repo, apiUrl, auth } = config.gitops.github;
-    const repository = new GithubRepository({ octokit: await createGithubClient({ auth, baseUrl: apiUrl }), owner, repo, baseBranch: config.gitops.baseBranch });
+    const { owner, repo, apiUrl, auth, mergeMethods } = config.gitops.github;
+    const repository = new GithubRepository({ octokit: await createGithubClient({ auth, baseUrl: apiUrl }), owner, repo, baseBranch: config.gitops.baseBranch, mergeMethods });
     logger.info({ repository: `${owner}/${repo}`, branch: repository.baseBranch }, 'GitHub GitOps repository configured');
     return repository;
   }

@@ -139,6 +139,44 @@ describe('github driver against the GitHub API double (OpenAPI-validated)', () =
     assert.equal(double.calls.filter((c) => c.route === 'PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge').length, 1, 'one merge call, not four');
   });
 
+  it('merges with a method the repository allows: a refused method (405 "… are not allowed on this repository.") is skipped, and the one that worked goes first from then on', async () => {
+    // Merge method was always 'merge': on a squash-only repository the 405 read as "not
+    // mergeable yet", and auto-merge retried for ever without saying why.
+    const squashOnly = await startGithubDouble({ mergeMethods: ['squash'] });
+    try {
+      const driver = await connectGithubDriver(squashOnly);
+      const open = async (branch: string) => {
+        const main = (await driver.getBranch('main'))!;
+        const commit = await driver.createCommit({ parent: main, changes: [{ path: `${branch}/a.yaml`, content: 'a: 1\n' }], message: `Add ${branch}\n\nChange-Id: ${crypto.randomUUID()}\n` });
+        await driver.createBranch(branch, commit);
+        return driver.openPullRequest({ branch, title: `Add ${branch}`, body: 'b' });
+      };
+      const merges = () => squashOnly.calls.filter((c) => c.route === 'PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge').map((c) => c.status);
+      const first = await open('one');
+      squashOnly.resetCalls();
+      const merged = await driver.mergePullRequest(first.number);
+      assert.equal(merged.state, 'merged');
+      assert.deepEqual(merges(), [405, 200]);
+      assert.equal(squashOnly.commit(merged.mergeCommitSha!)!.parents.length, 1, 'a squash commit');
+      const second = await open('two');
+      squashOnly.resetCalls();
+      await driver.mergePullRequest(second.number);
+      assert.deepEqual(merges(), [200], 'squash first now');
+      assert.deepEqual(squashOnly.violations, []);
+
+      const rebaseOnly = new GithubRepository({ octokit: await createGithubClient({ auth: { token: 't' }, baseUrl: squashOnly.url, retries: 0, throttle: false }), owner: squashOnly.owner, repo: squashOnly.repo, baseBranch: 'main', mergeMethods: ['merge', 'rebase'] });
+      const third = await open('three');
+      const refused = (await rebaseOnly.mergePullRequest(third.number).then(
+        () => assert.fail('merged with a method the repository does not allow'),
+        (e: unknown) => e,
+      )) as Error & { reason?: string };
+      assert.equal(refused.reason, 'conflict', 'a person must change a setting: not "waiting"');
+      assert.match(refused.message, /allows none of the merge methods .*Merge commits are not allowed.*Rebase merges are not allowed.*GITHUB_MERGE_METHODS/);
+    } finally {
+      await squashOnly.close();
+    }
+  });
+
   it('a worker killed between "ref created" and "PR created" is taken over, and exactly one pull request exists', async () => {
     const org = await insertOrganization(sequelize);
     const { instanceId, instanceName } = await insertInstance(sequelize, org);

@@ -151,7 +151,16 @@ const hash = (value: unknown) => createHash('sha1').update(JSON.stringify(value)
 /** Who commits when a request names nobody: the token's user, as GitHub does. */
 const TOKEN_USER = { name: 'control-plane', email: 'control-plane@users.noreply.github.com' };
 
-export async function startGithubDouble(options: { owner?: string; repo?: string; initialFiles?: Record<string, string>; graphqlTextLimit?: number } = {}): Promise<GithubDouble> {
+export async function startGithubDouble(
+  options: {
+    owner?: string;
+    repo?: string;
+    initialFiles?: Record<string, string>;
+    graphqlTextLimit?: number;
+    /** The repository's allowed merge methods (Settings → Pull Requests; allow_merge_commit, allow_squash_merge, allow_rebase_merge). */
+    mergeMethods?: ('merge' | 'squash' | 'rebase')[];
+  } = {},
+): Promise<GithubDouble> {
   const owner = options.owner ?? 'gsv';
   const repo = options.repo ?? 'gsv-gitops';
   const operations = loadOperations();
@@ -574,9 +583,26 @@ export async function startGithubDouble(options: { owner?: string; repo?: string
       const base = refs.get(`heads/${pull.base}`)!;
       const head = refs.get(`heads/${pull.head}`)!;
       if (body.sha !== undefined && body.sha !== head) return error(409, 'Head branch was modified. Review and try the merge again.');
+      // A method the repository does not allow is 405 with GitHub's own wording (e.g.
+      // "Merge commits are not allowed on this repository.", cli/cli#1290 and peter-evans/
+      // enable-pull-request-automerge reports); merge_method defaults to "merge".
+      const method = (body.merge_method as 'merge' | 'squash' | 'rebase' | undefined) ?? 'merge';
+      const allowed = options.mergeMethods ?? ['merge', 'squash', 'rebase'];
+      if (!allowed.includes(method)) {
+        return error(405, `${{ merge: 'Merge commits', squash: 'Squash merges', rebase: 'Rebase merges' }[method]} are not allowed on this repository.`);
+      }
       const merged = mergeTree(pull);
       if (!merged) return error(405, 'Pull Request is not mergeable');
-      const sha = putCommit(putTree(merged), [base, head], `Merge pull request #${pull.number} from ${owner}/${pull.head}`);
+      const own = [...ancestors(head)].filter((c) => !ancestors(base).has(c)).sort((a, b) => commits.get(a)!.order - commits.get(b)!.order);
+      let sha: string;
+      if (method === 'merge') sha = putCommit(putTree(merged), [base, head], `Merge pull request #${pull.number} from ${owner}/${pull.head}`);
+      // A squash is one commit on the base: the title and number, then the commits' messages.
+      else if (method === 'squash') sha = putCommit(putTree(merged), [base], `${pull.title} (#${pull.number})\n\n${own.map((c) => commits.get(c)!.message).join('\n\n')}`);
+      else {
+        // A rebase replays each commit of the branch on the base (the double gives each the final tree: only the last is read).
+        sha = base;
+        for (const c of own) sha = putCommit(putTree(merged), [sha], commits.get(c)!.message);
+      }
       refs.set(`heads/${pull.base}`, sha);
       closePull(pull);
       pull.mergedAt = new Date().toISOString();

@@ -64,7 +64,16 @@ export interface GithubRepositoryOptions {
   baseBranch: string;
   /** compareCommits refuses longer ranges (each commit costs a call) with ComparisonTooLargeError. */
   maxCompareCommits?: number;
+  /**
+   * Merge methods to use, in order of preference (default merge, squash, rebase). A method the
+   * repository does not allow (405 "… are not allowed on this repository.") is skipped, and the
+   * one that worked is used first from then on.
+   */
+  mergeMethods?: MergeMethod[];
 }
+
+export type MergeMethod = 'merge' | 'squash' | 'rebase';
+export const MERGE_METHODS: readonly MergeMethod[] = ['merge', 'squash', 'rebase'];
 
 /** mergeable_state values for which pulls.merge refuses: reviews or checks outstanding, branch out of date, draft. */
 const NOT_READY_STATES = new Set(['blocked', 'behind', 'draft', 'unknown']);
@@ -125,9 +134,12 @@ export class GithubRepository implements GitopsRepository {
   /** Commit → tree, learned from branch reads, so a commit on it needs no extra call. */
   readonly #trees = new Map<string, string>();
   readonly #maxCompareCommits: number;
+  /** Preference order; the method the repository took last goes first. */
+  #mergeMethods: MergeMethod[];
 
   constructor(options: GithubRepositoryOptions) {
     this.#octokit = options.octokit;
+    this.#mergeMethods = [...(options.mergeMethods ?? MERGE_METHODS)];
     this.#maxCompareCommits = options.maxCompareCommits ?? 1000;
     this.owner = options.owner;
     this.repo = options.repo;
@@ -306,16 +318,30 @@ export class GithubRepository implements GitopsRepository {
     if (options.onlyWhenReady && (pr.mergeable !== true || NOT_READY_STATES.has(pr.mergeable_state))) {
       throw new PullRequestNotMergeableError(number, 'waiting', `GitHub reports mergeable ${String(pr.mergeable)}, mergeable_state ${pr.mergeable_state}`);
     }
-    try {
-      const { data } = await this.#octokit.rest.pulls.merge({ owner: this.owner, repo: this.repo, pull_number: number, merge_method: 'merge', sha: pr.head.sha });
-      return { ...this.toPullRequest(pr), state: 'merged', mergeCommitSha: data.sha };
-    } catch (error) {
-      const http = httpError(error);
-      if (http?.status === 405 || http?.status === 409) {
-        throw new PullRequestNotMergeableError(number, 'waiting', `GitHub answered ${http.status} (${http.response?.data?.message ?? http.message}; mergeable_state ${pr.mergeable_state})`, { cause: error });
+    const refused: string[] = [];
+    for (const method of [...this.#mergeMethods]) {
+      try {
+        const { data } = await this.#octokit.rest.pulls.merge({ owner: this.owner, repo: this.repo, pull_number: number, merge_method: method, sha: pr.head.sha });
+        this.#mergeMethods = [method, ...this.#mergeMethods.filter((m) => m !== method)];
+        return { ...this.toPullRequest(pr), state: 'merged', mergeCommitSha: data.sha };
+      } catch (error) {
+        const http = httpError(error);
+        // A method the repository's settings do not allow: not "not mergeable yet", the next method.
+        if (http?.status === 405 && says(http, 'are not allowed on this repository')) {
+          refused.push(`${method} (${http.response?.data?.message ?? http.message})`);
+          continue;
+        }
+        if (http?.status === 405 || http?.status === 409) {
+          throw new PullRequestNotMergeableError(number, 'waiting', `GitHub answered ${http.status} (${http.response?.data?.message ?? http.message}; mergeable_state ${pr.mergeable_state})`, { cause: error });
+        }
+        throw this.classify(error);
       }
-      throw this.classify(error);
     }
+    throw new PullRequestNotMergeableError(
+      number,
+      'conflict',
+      `${this.owner}/${this.repo} allows none of the merge methods the service may use: ${refused.join('; ')}. Allow one in the repository's settings (Pull Requests), or set GITHUB_MERGE_METHODS`,
+    );
   }
 
   /**
