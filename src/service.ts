@@ -94,7 +94,9 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       isDraining: () => draining,
       readiness: [
         { name: 'database', check: () => pingDatabase(sequelize) },
-        { name: 'gitops', check: () => repository.ping() },
+        // GitHub is read at most once a minute for this (GithubRepository.ping caches), and its
+        // outage degrades readiness rather than failing it: webhooks keep being received.
+        { name: 'gitops', check: () => repository.ping(), critical: repository.driver !== 'github' },
       ],
       info: {
         title: 'control-plane',

@@ -10,6 +10,7 @@ import { listen, type Listening } from '../support/http.ts';
 describe('HTTP foundation', () => {
   let server: Listening;
   let dependencyDown = false;
+  let gitHostDown = false;
 
   before(async () => {
     const metrics = createMetrics({ collectDefaults: false });
@@ -18,7 +19,10 @@ describe('HTTP foundation', () => {
       ...systemRoutes({
         metrics,
         isDraining: () => false,
-        readiness: [{ name: 'database', check: async () => { if (dependencyDown) throw new Error('connection refused'); } }],
+        readiness: [
+          { name: 'database', check: async () => { if (dependencyDown) throw new Error('connection refused'); } },
+          { name: 'gitops', critical: false, check: async () => { if (gitHostDown) throw new Error('GitHub answered 503'); } },
+        ],
         info: { title: 'test', version: '0', description: 'test' },
         allRoutes: () => routes,
       }),
@@ -106,10 +110,19 @@ describe('HTTP foundation', () => {
     dependencyDown = true;
     try {
       const problem = await expectProblem(await fetch(`${server.url}/readyz`), 503, 'service-unavailable');
-      assert.deepEqual(problem.checks, { database: 'failed' });
+      assert.deepEqual(problem.checks, { database: 'failed', gitops: 'ok' });
       assert.equal(problem.retryable, true);
     } finally {
       dependencyDown = false;
+    }
+    // A remote Git host down: still ready (webhooks keep arriving), and said so.
+    gitHostDown = true;
+    try {
+      const degraded = await fetch(`${server.url}/readyz`);
+      assert.equal(degraded.status, 200);
+      assert.deepEqual(await degraded.json(), { status: 'ok', checks: { database: 'ok', gitops: 'degraded' } });
+    } finally {
+      gitHostDown = false;
     }
   });
 

@@ -8,6 +8,12 @@ import { defineRoute, type RouteSpec } from '../route.ts';
 export interface ReadinessCheck {
   name: string;
   check(): Promise<void>;
+  /**
+   * false: a failure is reported (`degraded`) but does not make the replica unready. For a
+   * remote Git host: an outage of GitHub must not take every replica out of the load balancer,
+   * or the webhooks GitHub and Argo CD send meanwhile are lost; the outbox waits it out.
+   */
+  critical?: boolean;
 }
 
 export interface SystemRouteDeps {
@@ -22,7 +28,7 @@ export interface SystemRouteDeps {
 
 const ReadyBody = Type.Object({
   status: Type.Literal('ok'),
-  checks: Type.Record(Type.String(), Type.Literal('ok')),
+  checks: Type.Record(Type.String(), Type.Union([Type.Literal('ok'), Type.Literal('degraded')])),
 });
 
 export function systemRoutes(deps: SystemRouteDeps): RouteSpec[] {
@@ -47,7 +53,7 @@ export function systemRoutes(deps: SystemRouteDeps): RouteSpec[] {
       method: 'get',
       path: '/readyz',
       operationId: 'getReadiness',
-      summary: 'Readiness: the database and the GitOps repository answer.',
+      summary: 'Readiness: the database answers (and a local GitOps repository); a remote Git host that does not is reported degraded, not unready.',
       tags: ['system'],
       access: 'public',
       responses: { 200: { description: 'Ready to serve.', schema: ReadyBody }, 503: { description: 'A dependency is down, or the service is shutting down.' } },
@@ -55,14 +61,19 @@ export function systemRoutes(deps: SystemRouteDeps): RouteSpec[] {
         if (deps.isDraining()) throw new ServiceUnavailableError('The service is shutting down.');
         const results = await Promise.allSettled(deps.readiness.map((r) => r.check()));
         const failed = results.flatMap((result, i) =>
-          result.status === 'rejected' ? [{ name: deps.readiness[i]!.name, reason: String((result.reason as Error)?.message ?? result.reason) }] : [],
+          result.status === 'rejected' ? [{ name: deps.readiness[i]!.name, critical: deps.readiness[i]!.critical !== false, reason: String((result.reason as Error)?.message ?? result.reason) }] : [],
         );
-        if (failed.length > 0) {
-          throw new ServiceUnavailableError(`Not ready: ${failed.map((f) => `${f.name} (${f.reason})`).join('; ')}.`, {
-            extensions: { checks: Object.fromEntries(deps.readiness.map((r) => [r.name, failed.some((f) => f.name === r.name) ? 'failed' : 'ok'])) },
+        const state = (name: string) => {
+          const failure = failed.find((f) => f.name === name);
+          return failure === undefined ? 'ok' : failure.critical ? 'failed' : 'degraded';
+        };
+        if (failed.some((f) => f.critical)) {
+          throw new ServiceUnavailableError(`Not ready: ${failed.filter((f) => f.critical).map((f) => `${f.name} (${f.reason})`).join('; ')}.`, {
+            extensions: { checks: Object.fromEntries(deps.readiness.map((r) => [r.name, state(r.name)])) },
           });
         }
-        ctx.body = { status: 'ok', checks: Object.fromEntries(deps.readiness.map((r) => [r.name, 'ok'])) };
+        for (const f of failed) ctx.state.log?.warn({ check: f.name, reason: f.reason }, 'readiness check degraded');
+        ctx.body = { status: 'ok', checks: Object.fromEntries(deps.readiness.map((r) => [r.name, state(r.name)])) };
       },
     }),
     defineRoute({
