@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { createGithubClient, GithubRepository } from '../../src/gitops/github/github-repository.ts';
 import { loadTemplateCatalog, type TemplateCatalog } from '../../src/gitops/render/template-catalog.ts';
@@ -174,6 +175,24 @@ describe('github driver against the GitHub API double (OpenAPI-validated)', () =
       assert.match(refused.message, /allows none of the merge methods .*Merge commits are not allowed.*Rebase merges are not allowed.*GITHUB_MERGE_METHODS/);
     } finally {
       await squashOnly.close();
+    }
+  });
+
+  it('gives up on a request GitHub never answers after its timeout, as a transient error', async () => {
+    // No request had a timeout: a hung connection held the worker (and its batch's lease) for ever.
+    const sockets = new Set<import('node:net').Socket>();
+    const silent = http.createServer(() => {}).on('connection', (socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = silent.address() as import('node:net').AddressInfo;
+      const hung = new GithubRepository({ octokit: await createGithubClient({ auth: { token: 't' }, baseUrl: `http://127.0.0.1:${port}`, retries: 0, throttle: false, timeoutMs: 300 }), owner: 'o', repo: 'r', baseBranch: 'main' });
+      // Without a timeout this never settles, and the spec fails on mocha's own timeout.
+      const error = await hung.getBranch('main').then(() => undefined, (e: unknown) => e as Error);
+      assert.ok(error, 'it must not answer');
+      assert.notEqual(error.name, 'RepositoryRejectedError', 'a timeout is worth another try');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
     }
   });
 

@@ -26,6 +26,8 @@ export interface GithubClientOptions {
   retries?: number;
   /** Test seam: the HTTP layer. */
   fetch?: typeof fetch;
+  /** Each request is aborted after this long (default 30 s): a hung connection must not hold a worker's lease. */
+  timeoutMs?: number;
   /**
    * Throttling spaces content-creating requests about a second apart, as GitHub asks of
    * integrations. Only tests against the double turn it off, to run in milliseconds.
@@ -38,9 +40,16 @@ export interface GithubClientOptions {
  * rate limits, a few times) and retry (5xx, network) as octokit bundles them.
  */
 export async function createGithubClient(options: GithubClientOptions): Promise<Octokit> {
+  const send = options.fetch ?? fetch;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  // Octokit sets no timeout of its own; an aborted request is a network error (transient).
+  const timed: typeof fetch = (input, init) => {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    return send(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout });
+  };
   const common = {
     baseUrl: options.baseUrl,
-    request: options.fetch ? { fetch: options.fetch } : {},
+    request: { fetch: timed },
     // plugin-retry's defaults retry 405 and 409 (three times, ~21 s a merge attempt): a merge
     // GitHub will not do yet is the PR reconciler's to try again on its next pass.
     retry: { retries: options.retries ?? 3, doNotRetry: [400, 401, 403, 404, 405, 409, 410, 422, 429, 451] },
