@@ -196,6 +196,29 @@ describe('github driver against the GitHub API double (OpenAPI-validated)', () =
     }
   });
 
+  it('a pull request behind a base that must be up to date is brought up to date, then merged on the next pass', async () => {
+    // A PR 'behind' a protected base (up to date required) waited for ever.
+    const strict = await startGithubDouble({ requireUpToDate: true });
+    try {
+      const driver = await connectGithubDriver(strict);
+      const main = (await driver.getBranch('main'))!;
+      const commit = await driver.createCommit({ parent: main, changes: [{ path: 'p/a.yaml', content: 'a: 1\n' }], message: 'Add p' });
+      await driver.createBranch('p', commit);
+      const pr = await driver.openPullRequest({ branch: 'p', title: 'Add p', body: 'b' });
+      // Someone else's change lands on main first.
+      const other = await driver.createCommit({ parent: main, changes: [{ path: 'q/b.yaml', content: 'b: 1\n' }], message: 'Add q' });
+      await driver.updateBranch('main', other, { expected: main });
+      await assert.rejects(driver.mergePullRequest(pr.number, { onlyWhenReady: true }), (e: Error & { reason?: string }) => e.reason === 'waiting' && /brought it up to date/.test(e.message));
+      assert.ok(strict.calls.some((c) => c.route === 'PUT /repos/{owner}/{repo}/pulls/{pull_number}/update-branch' && c.status === 202));
+      const merged = await driver.mergePullRequest(pr.number, { onlyWhenReady: true });
+      assert.equal(merged.state, 'merged');
+      assert.deepEqual([...strict.files(strict.branch('main')!).keys()].filter((p) => p.startsWith('p/') || p.startsWith('q/')).sort(), ['p/a.yaml', 'q/b.yaml']);
+      assert.deepEqual(strict.violations, []);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('ping (readiness) reads GitHub at most once a minute', async () => {
     // Two replicas probing /readyz every 5 s spent 1,440 of the 5,000 requests an hour.
     double.resetCalls();

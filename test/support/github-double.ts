@@ -159,6 +159,8 @@ export async function startGithubDouble(
     graphqlTextLimit?: number;
     /** The repository's allowed merge methods (Settings → Pull Requests; allow_merge_commit, allow_squash_merge, allow_rebase_merge). */
     mergeMethods?: ('merge' | 'squash' | 'rebase')[];
+    /** Branch protection "Require branches to be up to date before merging" on the base branch. */
+    requireUpToDate?: boolean;
   } = {},
 ): Promise<GithubDouble> {
   const owner = options.owner ?? 'gsv';
@@ -271,7 +273,10 @@ export async function startGithubDouble(
   const mergeability = (pull: Pull) => {
     if (pull.state !== 'open') return { mergeable: null, mergeable_state: 'unknown' };
     if (pull.pendingPolls > 0) return { mergeable: null, mergeable_state: 'unknown' };
-    return mergeTree(pull) ? { mergeable: true, mergeable_state: 'clean' } : { mergeable: false, mergeable_state: 'dirty' };
+    if (!mergeTree(pull)) return { mergeable: false, mergeable_state: 'dirty' };
+    // "behind": "the merge is blocked due to the head branch being out of date" (GitHub's
+    // mergeable_state values): only where the base requires branches to be up to date.
+    return { mergeable: true, mergeable_state: options.requireUpToDate && behind(pull) ? 'behind' : 'clean' };
   };
   const pullJson = (pull: Pull) => ({
     ...mergeability(pull),
@@ -288,6 +293,7 @@ export async function startGithubDouble(
     merged_at: pull.mergedAt,
     merge_commit_sha: pull.mergeCommitSha,
   });
+  const behind = (pull: Pull) => !ancestors(refs.get(`heads/${pull.head}`)!).has(refs.get(`heads/${pull.base}`)!);
   const closePull = (pull: Pull) => {
     pull.state = 'closed';
     pull.closedHeadSha = refs.get(`heads/${pull.head}`) ?? pull.closedHeadSha;
@@ -593,6 +599,7 @@ export async function startGithubDouble(
       }
       const merged = mergeTree(pull);
       if (!merged) return error(405, 'Pull Request is not mergeable');
+      if (options.requireUpToDate && behind(pull)) return error(405, 'Head branch is not up to date with the base branch');
       const own = [...ancestors(head)].filter((c) => !ancestors(base).has(c)).sort((a, b) => commits.get(a)!.order - commits.get(b)!.order);
       let sha: string;
       if (method === 'merge') sha = putCommit(putTree(merged), [base, head], `Merge pull request #${pull.number} from ${owner}/${pull.head}`);
@@ -608,6 +615,20 @@ export async function startGithubDouble(
       pull.mergedAt = new Date().toISOString();
       pull.mergeCommitSha = sha;
       return { status: 200, body: { sha, merged: true, message: 'Pull Request successfully merged' } };
+    },
+    /**
+     * update-a-pull-request-branch: merges the base into the head branch (202 "Updating pull
+     * request branch."); 422 when expected_head_sha is not the head any more or the two conflict.
+     */
+    'PUT /repos/{owner}/{repo}/pulls/{pull_number}/update-branch': ([, , number], __, body) => {
+      const pull = pulls[Number(number) - 1];
+      if (!pull || pull.state !== 'open') return error(422, 'Validation Failed', [{ message: 'Pull request is not open' }]);
+      const head = refs.get(`heads/${pull.head}`)!;
+      if (body.expected_head_sha !== undefined && body.expected_head_sha !== head) return error(422, "expected head sha didn't match current head ref.");
+      const merged = mergeTree(pull);
+      if (!merged) return error(422, 'merge conflict between base and head');
+      if (behind(pull)) refs.set(`heads/${pull.head}`, putCommit(putTree(merged), [head, refs.get(`heads/${pull.base}`)!], `Merge branch '${pull.base}' into ${pull.head}`));
+      return { status: 202, body: { message: 'Updating pull request branch.', url: `https://github.com/${owner}/${repo}/pull/${pull.number}` } };
     },
     'GET /repos/{owner}/{repo}/commits': (_, query) => {
       const start = resolve(query.get('sha') ?? 'heads/main') ?? resolve(`heads/${query.get('sha')}`);

@@ -334,6 +334,15 @@ export class GithubRepository implements GitopsRepository {
     if (pr.mergeable === false && pr.mergeable_state === 'dirty') {
       throw new PullRequestNotMergeableError(number, 'conflict', `GitHub reports merge conflicts of ${pr.head.ref} with ${this.baseBranch} (mergeable_state dirty)`);
     }
+    if (pr.mergeable === true && pr.mergeable_state === 'behind') {
+      // A protected base that requires branches to be up to date refuses it until then, for ever
+      // if nobody acts: bring the branch up to date (GitHub merges the base into it) and wait for
+      // its checks; a later pass merges it. A head that moved meanwhile is left for that pass.
+      await this.#octokit.rest.pulls.updateBranch({ owner: this.owner, repo: this.repo, pull_number: number, expected_head_sha: pr.head.sha }).catch((error: unknown) => {
+        if (httpError(error)?.status !== 422) throw this.classify(error);
+      });
+      throw new PullRequestNotMergeableError(number, 'waiting', `GitHub reports ${pr.head.ref} behind ${this.baseBranch} (mergeable_state behind); the service brought it up to date, and merges it once its checks pass`);
+    }
     if (options.onlyWhenReady && (pr.mergeable !== true || NOT_READY_STATES.has(pr.mergeable_state))) {
       throw new PullRequestNotMergeableError(number, 'waiting', `GitHub reports mergeable ${String(pr.mergeable)}, mergeable_state ${pr.mergeable_state}`);
     }
