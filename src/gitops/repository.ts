@@ -26,6 +26,8 @@ export interface GitopsRepository {
    * `force`). Throws BranchMovedError when the branch is no longer at `expected`.
    */
   updateBranch(branch: string, sha: string, options: { expected: string; force?: boolean }): Promise<void>;
+  /** Removes a branch; one that does not exist is not an error. */
+  deleteBranch(branch: string): Promise<void>;
   /** Whether `ancestor` is reachable from `descendant` (or equal to it). */
   isAncestor(ancestor: string, descendant: string): Promise<boolean>;
   /** Opens a pull request from `branch` into the base branch, or returns the one already open for it. */

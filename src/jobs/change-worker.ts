@@ -4,6 +4,7 @@ import type { Logger } from '../logger.ts';
 import { claimBatch, recordFailed, recordPublished, recordRetry, type ClaimedBatch } from '../domain/changes/change-queue.ts';
 import { publishChanges } from '../domain/changes/change-publisher.ts';
 import { withdrawSuperseded, type WithdrawalResult } from '../domain/changes/superseded-withdrawal.ts';
+import { deleteMergedBranches } from '../domain/changes/merged-branches.ts';
 import type { TemplateCatalog } from '../gitops/render/template-catalog.ts';
 import { BackendRateLimitedError, RepositoryRejectedError, type GitopsRepository } from '../gitops/repository.ts';
 import type { BackgroundTask } from './background-task.ts';
@@ -97,8 +98,13 @@ export function createChangeWorker(options: ChangeWorkerOptions): BackgroundTask
       let worked = false;
       try {
         worked = await runOnce();
-        // Idle: withdraw what later requests superseded (an outbox of its own).
-        if (!worked) await withdrawOnce();
+        // Idle: withdraw what later requests superseded (an outbox of its own), then delete
+        // the branches of merged changes.
+        if (!worked) {
+          await withdrawOnce();
+          const deleted = await deleteMergedBranches({ sequelize: options.sequelize, repository: options.repository });
+          if (deleted.length > 0) log.info({ branches: deleted }, 'deleted the branches of merged changes');
+        }
       } catch (error) {
         log.error({ err: error }, 'change worker could not claim work');
       }

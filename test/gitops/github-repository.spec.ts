@@ -7,6 +7,7 @@ import { createChangeWorker } from '../../src/jobs/change-worker.ts';
 import { claimBatch } from '../../src/domain/changes/change-queue.ts';
 import { publishChanges } from '../../src/domain/changes/change-publisher.ts';
 import { mergeChange } from '../../src/domain/changes/change-merge.ts';
+import { deleteMergedBranches } from '../../src/domain/changes/merged-branches.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
@@ -217,6 +218,26 @@ describe('github driver against the GitHub API double (OpenAPI-validated)', () =
     } finally {
       await strict.close();
     }
+  });
+
+  it('deletes the branch of a merged change once, and keeps a closed one a person may reopen', async () => {
+    // Merged and closed branches were never deleted (GitHub advises at most about 5,000).
+    const org = await insertOrganization(sequelize);
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i += 1) {
+      const { instanceId, instanceName } = await insertInstance(sequelize, org);
+      ids.push(await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: payload(org.orgSlug, instanceName) }));
+      await worker().runOnce(); // one pull request each
+    }
+    const [merged, closed] = await Promise.all(ids.map(row));
+    await mergeChange({ sequelize, repository }, ids[0]!, 'admin');
+    await repository.closePullRequest(closed!.pull_request_number!, 'closed by a reviewer');
+    await sequelize.query("UPDATE change_requests SET status = 'closed' WHERE id = :id", { replacements: { id: ids[1] } }); // as its webhook records it
+    const deleted = await deleteMergedBranches({ sequelize, repository });
+    assert.ok(deleted.includes(merged!.branch), deleted.join(', '));
+    assert.equal(double.branch(merged!.branch), undefined);
+    assert.ok(double.branch(closed!.branch), 'a closed pull request keeps its branch: it may be reopened');
+    assert.ok(!(await deleteMergedBranches({ sequelize, repository })).includes(merged!.branch), 'once');
   });
 
   it('ping (readiness) reads GitHub at most once a minute', async () => {

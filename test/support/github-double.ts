@@ -409,6 +409,21 @@ export async function startGithubDouble(
       refs.set(ref, String(body.sha));
       return { status: 201, body: { ref: `refs/${ref}`, object: { sha: body.sha, type: 'commit' } } };
     },
+    /**
+     * delete-a-reference: 204; 422 "Reference does not exist" for one that does not. Deleting the
+     * head branch of an open pull request closes it on GitHub: the driver must never do that,
+     * so the double records it as a violation.
+     */
+    'DELETE /repos/{owner}/{repo}/git/refs/{ref}': ([, , ref]) => {
+      if (!refs.has(ref!)) return error(422, 'Reference does not exist');
+      const open = pulls.find((p) => p.state === 'open' && `heads/${p.head}` === ref);
+      if (open) {
+        violations.push(`DELETE /repos/{owner}/{repo}/git/refs/${ref}: the head of open pull request #${open.number} (GitHub closes it)`);
+        closePull(open);
+      }
+      refs.delete(ref!);
+      return { status: 204, body: '' };
+    },
     'PATCH /repos/{owner}/{repo}/git/refs/{ref}': ([, , ref], __, body) => {
       const current = refs.get(ref!);
       if (!current) return error(422, 'Reference does not exist');
@@ -686,7 +701,7 @@ export async function startGithubDouble(
       const answer = (status: number, body: unknown, route: string, headers: Record<string, string> = {}) => {
         calls.push({ method, route, status });
         response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'x-ratelimit-remaining': '4999', 'x-ratelimit-limit': '5000', ...headers });
-        response.end(JSON.stringify(body));
+        response.end(status === 204 ? undefined : JSON.stringify(body));
       };
       if (method === 'POST' && url.pathname === '/graphql') return answerGraphql(chunks, answer);
       const operation = operations.find((op) => op.method === method && op.regex.test(url.pathname));

@@ -280,6 +280,17 @@ export class GithubRepository implements GitopsRepository {
     }
   }
 
+  async deleteBranch(branch: string): Promise<void> {
+    try {
+      await this.#octokit.rest.git.deleteRef({ owner: this.owner, repo: this.repo, ref: `heads/${branch}` });
+    } catch (error) {
+      // delete-a-reference answers 422 "Reference does not exist" for a branch already gone.
+      const http = httpError(error);
+      if (http?.status === 404 || (http?.status === 422 && says(http, 'Reference does not exist'))) return;
+      throw this.classify(error);
+    }
+  }
+
   async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
     try {
       const { data } = await this.#octokit.rest.repos.compareCommitsWithBasehead({ owner: this.owner, repo: this.repo, basehead: `${ancestor}...${descendant}`, per_page: 1 });

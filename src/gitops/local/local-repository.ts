@@ -163,6 +163,14 @@ export class LocalRepository implements GitopsRepository {
     });
   }
 
+  async deleteBranch(branch: string): Promise<void> {
+    await this.serialized(async () => {
+      if ((await this.getBranch(branch)) === undefined) return;
+      await this.git(['update-ref', '-d', `refs/heads/${branch}`]);
+      this.#onRefMoved();
+    });
+  }
+
   async updateBranch(branch: string, sha: string, options: { expected: string; force?: boolean }): Promise<void> {
     await this.serialized(async () => {
       if (!options.force && !(await this.isAncestor(options.expected, sha))) {
