@@ -1,6 +1,6 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { tenantDir } from '../gitops/tenant-paths.ts';
-import type { GitopsRepository } from '../gitops/repository.ts';
+import { changeTrailerGroups, type GitopsRepository } from '../gitops/repository.ts';
 import { pullRequestLinks } from './changes/change-views.ts';
 
 export interface AuditEntry {
@@ -27,22 +27,26 @@ export async function tenantAudit(
   page: { limit: number; cursor?: string },
 ): Promise<{ items: AuditEntry[]; nextCursor: string | null; unknownPaths: UnknownPath[] }> {
   const history = await deps.repository.history({ pathPrefix: `${tenantDir(org)}/`, limit: page.limit, ...(page.cursor ? { cursor: page.cursor } : {}) });
-  const ids = [...new Set(history.commits.flatMap((c) => c.trailers['Change-Id'] ?? []).filter((id) => UUID.test(id)))];
+  const ids = [...new Set(history.commits.flatMap((c) => changeTrailerGroups(c.message).filter((g) => g.Org === org).map((g) => g['Change-Id']!)).filter((id) => UUID.test(id)))];
   const links = await pullRequestLinks(deps.sequelize, ids);
   const items = history.commits.map((commit) => {
-    // A batch commit carries trailers for every change in it; keep only this tenant's.
-    const changeIds = commit.trailers['Change-Id'] ?? [];
-    const orgs = commit.trailers.Org ?? [];
-    const mine = orgs.length === changeIds.length ? changeIds.filter((_, i) => orgs[i] === org) : changeIds;
+    // A batch commit carries a trailer group for every change in it, other orgs' too: every
+    // field shown is taken from this tenant's groups only, and a batch's title (which names
+    // other orgs) is replaced by one about this tenant's changes.
+    const groups = changeTrailerGroups(commit.message);
+    const mine = groups.filter((g) => g.Org === org && g['Change-Id'] !== undefined);
+    const others = groups.length - mine.length;
+    const ids = mine.map((g) => g['Change-Id']!);
+    const values = (key: string) => [...new Set(mine.flatMap((g) => (g[key] === undefined ? [] : [g[key]!])))];
     return {
       commitSha: commit.sha,
-      title: commit.message.split('\n')[0] ?? '',
+      title: others > 0 ? `${mine.length} change${mine.length === 1 ? '' : 's'} for ${org}, committed in a batch with other workspaces` : (commit.message.split('\n')[0] ?? ''),
       authoredAt: commit.authoredAt,
-      changeIds: mine,
-      instanceIds: commit.trailers['Instance-Id'] ?? [],
-      offerings: commit.trailers.Offering ?? [],
-      requestedBy: [...new Set(commit.trailers['Requested-By'] ?? [])],
-      pullRequests: mine.map((changeId) => ({ changeId, number: links.get(changeId)?.number ?? null, url: links.get(changeId)?.url ?? null })),
+      changeIds: ids,
+      instanceIds: values('Instance-Id'),
+      offerings: values('Offering'),
+      requestedBy: values('Requested-By'),
+      pullRequests: ids.map((changeId) => ({ changeId, number: links.get(changeId)?.number ?? null, url: links.get(changeId)?.url ?? null })),
     };
   });
   return { items, nextCursor: history.nextCursor ?? null, unknownPaths: await unknownPaths(deps.sequelize, org) };

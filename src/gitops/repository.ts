@@ -182,3 +182,22 @@ export function parseTrailers(message: string): Record<string, string[]> {
   }
   return trailers;
 }
+
+/**
+ * The trailer block split into one group per change: the service writes `Batch-Id` once, then
+ * for each change `Change-Id` first and that change's own trailers after it (commitMessage in
+ * change-publisher.ts). Trailers before the first `Change-Id` are not in any group.
+ */
+export function changeTrailerGroups(message: string): Record<string, string>[] {
+  const paragraphs = message.trimEnd().split(/\n\s*\n/);
+  const last = paragraphs.length > 1 ? paragraphs[paragraphs.length - 1]! : '';
+  const groups: Record<string, string>[] = [];
+  for (const line of last.split('\n')) {
+    const match = /^([A-Za-z0-9-]+): (.*)$/.exec(line);
+    if (!match) return [];
+    if (match[1] === 'Change-Id') groups.push({});
+    const group = groups.at(-1);
+    if (group && group[match[1]!] === undefined) group[match[1]!] = match[2]!;
+  }
+  return groups;
+}

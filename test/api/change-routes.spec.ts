@@ -114,6 +114,35 @@ describe('change and audit routes', () => {
     assert.equal((await call('GET', `/orgs/${org.orgSlug}/audit`, admin)).status, 200);
   });
 
+  it("shows a tenant nothing of another org that shares its batch commit: not its title, instances, offerings or requesters", async () => {
+    while (await gitops.worker().runOnce()); // what earlier specs left pending goes into batches of its own
+    const other = await insertOrganization(sequelize);
+    const otherMember = await token(other.owner, false);
+    const mine = await insertInstance(sequelize, org);
+    const theirs = await insertInstance(sequelize, other);
+    const changeOf = (o: typeof org, i: typeof mine, by: string) =>
+      insertChange(sequelize, { kind: 'instance.create', orgId: o.orgId, instanceId: i.instanceId, requestedBy: by, payload: { org: o.orgSlug, project: 'default', instanceName: i.instanceName, offering: 'rag', role: 'rag', version: '1.1.0', templatePath: 'templates/offerings/rag/1.1.0', parameters: {} } });
+    const myChange = await changeOf(org, mine, org.owner);
+    const theirChange = await changeOf(other, theirs, other.owner);
+    await gitops.worker().runOnce();
+    assert.equal((await call('POST', `/changes/${myChange}/merge`, admin)).status, 200);
+    const batch = await call('GET', `/changes/${theirChange}`, admin);
+    assert.equal(batch.body.status, 'merged', 'one batch: both merged together');
+
+    const audit = await call('GET', `/orgs/${org.orgSlug}/audit?limit=1`, member);
+    const [entry] = audit.body.items!;
+    assert.deepEqual(entry!.changeIds, [myChange]);
+    assert.deepEqual(entry!.instanceIds, [mine.instanceId]);
+    assert.deepEqual(entry!.requestedBy, [org.owner]);
+    assert.deepEqual(entry!.offerings, ['rag/1.1.0']);
+    const shown = JSON.stringify(entry);
+    for (const secret of [other.orgSlug, theirs.instanceId, theirs.instanceName, other.owner, theirChange]) assert.ok(!shown.includes(secret), `${secret} leaked: ${shown}`);
+    assert.equal((await call('GET', `/orgs/${org.orgSlug}/audit?cursor=not-a-commit`, member)).status, 400, 'a malformed cursor is the caller\'s error, not a 500');
+    const theirAudit = await call('GET', `/orgs/${other.orgSlug}/audit?limit=1`, otherMember);
+    assert.deepEqual(theirAudit.body.items![0]!.changeIds, [theirChange]);
+    assert.ok(!JSON.stringify(theirAudit.body.items![0]).includes(org.orgSlug));
+  });
+
   it('refuses to merge a change that has no open pull request (409) and names unknown changes (404)', async () => {
     const { instanceId, instanceName } = await insertInstance(sequelize, org);
     const bad = await insertChange(sequelize, {
