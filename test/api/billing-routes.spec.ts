@@ -110,6 +110,22 @@ describe('billing API', () => {
     assert.equal(older.body.nextCursor, null);
   });
 
+  it('refuses (422, nothing written) a credit that would take the balance past what JSON carries exactly, and the wallet stays readable', async () => {
+    // 9007199254740991 answered 500 after committing the credit, and every later read of the wallet 500.
+    const own = await createOrganization(sequelize);
+    const walletId = await walletOf(own.slug, 10);
+    const refused = await call('POST', `/billing/wallets/${walletId}/credits`, adminToken, { amount: Number.MAX_SAFE_INTEGER, reason: 'fat finger' });
+    assert.equal(refused.status, 422, JSON.stringify(refused.body));
+    assert.equal(refused.body.code, 'balance-limit');
+    const wallet = await call('GET', `/billing/wallets/${walletId}`, adminToken);
+    assert.equal(wallet.status, 200);
+    assert.equal(wallet.body.balance, 10, 'nothing was credited');
+    const topped = await call('POST', `/billing/wallets/${walletId}/credits`, adminToken, { amount: Number.MAX_SAFE_INTEGER - 10, reason: 'up to the limit' });
+    assert.equal(topped.status, 201);
+    assert.equal(topped.body.balance, Number.MAX_SAFE_INTEGER);
+    assert.equal((await call('GET', `/billing/wallets/${walletId}`, adminToken)).status, 200);
+  });
+
   it('answers 402 problem+json for insufficient funds and 422 for over-capture', async () => {
     const other = await createOrganization(sequelize);
     await walletOf(other.slug, 10);
