@@ -158,6 +158,34 @@ describe('billing API', () => {
     assert.deepEqual([seen.status, seen.body.status, seen.body.amount], [200, 'pending', 5]);
   });
 
+  it("lets an org's owner list every hold and void a member's hold on the whole balance; not another member, not the platform's", async () => {
+    // A member could hold the whole available balance for 90 days; the owner got 403 voiding it
+    // and had no way to list holds: the org could order nothing until a platform admin stepped in.
+    const own = await createOrganization(sequelize);
+    const suffix = randomBytes(4).toString('hex');
+    const ownerToken = await token(`owner-${suffix}`, false);
+    const greedyToken = await token(`greedy-${suffix}`, false);
+    const bystanderToken = await token(`bystander-${suffix}`, false);
+    for (const [subject, role] of [[`owner-${suffix}`, 'owner'], [`greedy-${suffix}`, 'member'], [`bystander-${suffix}`, 'member']] as const) {
+      await sequelize.query('INSERT INTO memberships (organization_id, subject, role) VALUES (:org, :subject, :role)', { replacements: { org: own.id, subject, role } });
+    }
+    const walletId = await walletOf(own.slug, 100);
+    const greedy = await call('POST', '/billing/authorize', greedyToken, { org: own.slug, amount: 100, currency: 'EUR', expiresInSeconds: 90 * 24 * 3600 });
+    assert.equal(greedy.status, 201);
+    assert.equal((await call('POST', '/billing/authorize', ownerToken, { org: own.slug, amount: 1, currency: 'EUR' })).status, 402, 'nothing left to hold while the member holds it all');
+
+    const listed = await call('GET', `/billing/wallets/${walletId}/authorizations?status=pending`, ownerToken);
+    assert.equal(listed.status, 200);
+    assert.deepEqual((listed.body.items as { id: string; createdBy: string }[]).map((h) => [h.id, h.createdBy]), [[greedy.body.id, `greedy-${suffix}`]]);
+    assert.equal((await call('GET', `/billing/wallets/${walletId}/authorizations`, outsiderToken)).status, 404);
+    assert.equal((await call('POST', '/billing/void', bystanderToken, { authorizationId: greedy.body.id })).status, 403, 'another member may not');
+    const voided = await call('POST', '/billing/void', ownerToken, { authorizationId: greedy.body.id });
+    assert.equal(voided.status, 200, JSON.stringify(voided.body));
+    assert.equal((await call('GET', `/billing/wallets/${walletId}`, ownerToken)).body.available, 100);
+    const adminHold = await call('POST', '/billing/authorize', adminToken, { org: own.slug, amount: 5, currency: 'EUR' });
+    assert.equal((await call('POST', '/billing/void', ownerToken, { authorizationId: adminHold.body.id })).status, 403, "a platform admin's hold is theirs");
+  });
+
   it('same Idempotency-Key 50 times in parallel places one hold; the same key with another amount is 422 and changes nothing', async () => {
     const fresh = await createOrganization(sequelize);
     const walletId = await walletOf(fresh.slug, 1000);

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { NotFoundError } from '../../errors.ts';
 import { principalOfRequest } from '../auth/authenticate.ts';
 import { defineRoute, type RouteSpec } from '../route.ts';
-import { authorize, getAuthorization, settle, voidAuthorization, type Authorization } from '../../domain/billing/authorizations.ts';
+import { authorize, getAuthorization, listWalletAuthorizations, settle, voidAuthorization, type Authorization } from '../../domain/billing/authorizations.ts';
 import { organizationForHold, requireResolveAccess, requireWalletAccess } from '../../domain/billing/billing-access.ts';
 import { creditWallet } from '../../domain/billing/credits.ts';
 import type { LedgerDeps } from '../../domain/billing/ledger.ts';
@@ -30,6 +30,7 @@ const AuthorizationBody = Type.Object({
   reference: Type.Union([Type.String(), Type.Null()]),
   expiresAt: Type.String({ format: 'date-time' }),
   resolvedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  createdBy: Type.String({ description: 'Who placed it: a subject, or control-plane for an instance\'s setup fee.' }),
   createdAt: Type.String({ format: 'date-time' }),
 });
 
@@ -73,6 +74,7 @@ function presentAuthorization(a: Authorization) {
     reference: a.reference,
     expiresAt: a.expiresAt.toISOString(),
     resolvedAt: a.resolvedAt?.toISOString() ?? null,
+    createdBy: a.createdBy,
     createdAt: a.createdAt.toISOString(),
   };
 }
@@ -192,6 +194,28 @@ export function billingRoutes(deps: BillingRouteDeps): RouteSpec[] {
           throw error instanceof NotFoundError ? new NotFoundError(`No authorization ${params.id}.`) : error;
         });
         ctx.body = presentAuthorization(authorization);
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/billing/wallets/:id/authorizations',
+      operationId: 'listWalletHolds',
+      summary: "The wallet's holds, newest first (members of its org): who placed each, for how much, until when.",
+      tags: ['billing'],
+      access: 'authenticated',
+      params: WalletParams,
+      query: Type.Object(
+        {
+          status: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('settled'), Type.Literal('voided'), Type.Literal('expired')])),
+          limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+        },
+        { additionalProperties: false },
+      ),
+      responses: { 200: { description: 'The holds.', schema: Type.Object({ items: Type.Array(AuthorizationBody) }, { additionalProperties: false }) }, 404: PROBLEMS[404] },
+      handler: async ({ ctx, params, query }) => {
+        const wallet = await requireWalletAccess(deps, undefined, principalOfRequest(ctx), params.id, 'read');
+        const holds = await listWalletAuthorizations(deps, undefined, wallet.id, { limit: query.limit, ...(query.status ? { status: query.status } : {}) });
+        ctx.body = { items: holds.map(presentAuthorization) };
       },
     }),
     defineRoute({

@@ -234,6 +234,29 @@ export async function expireAuthorizations(deps: LedgerDeps, tx: Transaction): P
   return rows.map((r) => r.id);
 }
 
+/** A wallet's holds, newest first; `status` as the API shows it (an unexpired pending hold is pending, a lapsed one expired). */
+export async function listWalletAuthorizations(
+  deps: LedgerDeps,
+  tx: Transaction | undefined,
+  walletId: string,
+  filter: { limit: number; status?: 'pending' | 'settled' | 'voided' | 'expired' },
+): Promise<Authorization[]> {
+  const status = filter.status;
+  const rows = await select<AuthorizationRow>(
+    deps,
+    tx,
+    `SELECT ${COLUMNS} FROM ${FROM}
+     WHERE a.wallet_id = :walletId
+       AND (CAST(:status AS text) IS NULL
+            OR (:status = 'pending' AND a.status = 'pending' AND a.expires_at > :now)
+            OR (:status = 'expired' AND (a.status = 'expired' OR (a.status = 'pending' AND a.expires_at <= :now)))
+            OR (:status IN ('settled', 'voided') AND a.status::text = :status))
+     ORDER BY a.created_at DESC, a.id DESC LIMIT :limit`,
+    { walletId, status: status ?? null, now: deps.now(), limit: filter.limit },
+  );
+  return rows.map((row) => toAuthorization(row, deps.now()));
+}
+
 /** The pending holds placed for `reference` (for instance an instance id), oldest first. */
 export async function pendingAuthorizationsFor(deps: LedgerDeps, tx: Transaction, reference: string): Promise<Authorization[]> {
   const rows = await select<AuthorizationRow>(

@@ -1,6 +1,7 @@
-import type { Sequelize, Transaction } from 'sequelize';
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { ForbiddenError, NotFoundError } from '../../errors.ts';
-import { requireOrgAccess, type OrgAction } from '../organization-access.ts';
+import { requireOrgAccess, type OrgAccess, type OrgAction } from '../organization-access.ts';
+import { SERVICE_ACTOR } from './instance-billing.ts';
 import type { Principal } from '../principal.ts';
 import type { Authorization } from './authorizations.ts';
 import { findOrganizationId, type LedgerDeps } from './ledger.ts';
@@ -29,8 +30,10 @@ export async function organizationForHold(deps: LedgerDeps, tx: Transaction, pri
 }
 
 /**
- * Holds are resolved by the service (instance lifecycle), by platform admins, or by the member
- * who placed the hold through the API; a member may not void a hold the platform placed.
+ * Holds are resolved by the service (an instance's setup fee follows the instance), by platform
+ * admins, by the member who placed the hold, or by an owner of its org: a member's hold on the
+ * whole balance must not lock the org until a platform admin steps in. A hold placed by the
+ * service or by a platform admin is theirs to resolve.
  */
 export async function requireResolveAccess(
   deps: LedgerDeps,
@@ -39,10 +42,25 @@ export async function requireResolveAccess(
   authorization: Authorization,
 ): Promise<void> {
   if (principal.platformAdmin) return;
-  await requireMembership(deps.sequelize, tx, principal, authorization.organizationSlug, 'write', `No authorization ${authorization.id}.`);
-  if (authorization.createdBy !== principal.subject) {
-    throw new ForbiddenError(`Authorization ${authorization.id} was placed by someone else; only they or a platform admin may resolve it.`);
+  const access = await requireMembership(deps.sequelize, tx, principal, authorization.organizationSlug, 'write', `No authorization ${authorization.id}.`);
+  if (authorization.createdBy === principal.subject) return;
+  if (authorization.createdBy === SERVICE_ACTOR) {
+    throw new ForbiddenError(`Authorization ${authorization.id} is an instance's setup fee, placed by the control plane: it follows the instance (settled when it is ready, released when it ends before).`);
   }
+  const placedByMember = await isMember(deps.sequelize, tx, authorization.organizationId, authorization.createdBy);
+  if (access.role === 'owner' && placedByMember) return;
+  throw new ForbiddenError(
+    `Authorization ${authorization.id} was placed by ${placedByMember ? 'another member' : 'a platform admin'}; only they${placedByMember ? `, an owner of ${authorization.organizationSlug}` : ''} or a platform admin may resolve it.`,
+  );
+}
+
+async function isMember(sequelize: Sequelize, tx: Transaction, organizationId: string, subject: string): Promise<boolean> {
+  const [row] = await sequelize.query<{ one: number }>('SELECT 1 AS one FROM memberships WHERE organization_id = :organizationId AND subject = :subject', {
+    type: QueryTypes.SELECT,
+    transaction: tx,
+    replacements: { organizationId, subject },
+  });
+  return row !== undefined;
 }
 
 async function requireMembership(
@@ -52,9 +70,9 @@ async function requireMembership(
   orgSlug: string,
   action: OrgAction,
   notFound: string,
-): Promise<void> {
+): Promise<OrgAccess> {
   try {
-    await requireOrgAccess(sequelize, tx, principal, orgSlug, action);
+    return await requireOrgAccess(sequelize, tx, principal, orgSlug, action);
   } catch (error) {
     // Say nothing about the org itself: for a non-member the resource does not exist.
     if (error instanceof NotFoundError) throw new NotFoundError(notFound);
