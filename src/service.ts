@@ -35,6 +35,7 @@ import { createGithubClient, GithubRepository } from './gitops/github/github-rep
 import { loadTemplateCatalog } from './gitops/render/template-catalog.ts';
 import { createChangeWorker } from './jobs/change-worker.ts';
 import { changeRoutes } from './api/routes/change-routes.ts';
+import { tokenRoutes } from './api/routes/token-routes.ts';
 import { createIdempotencyKeyExpiryTask } from './jobs/idempotency-key-expiry.ts';
 import { createMeteringTask } from './jobs/metering-task.ts';
 import { webhookRoutes } from './api/routes/webhook-routes.ts';
@@ -114,6 +115,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   routes.push(
     ...workspaceRoutes({ sequelize, mergePolicy: mergePolicies, billing: config.billing }),
     ...catalogRoutes({ sequelize }),
+    ...tokenRoutes({ sequelize }),
     ...instanceRoutes({ sequelize, mergePolicy: mergePolicies, parameters, billing: config.billing, preview: { repository, catalog } }),
     ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: config.billing.holdTtlSeconds }),
   );

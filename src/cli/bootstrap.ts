@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { loadConfig, type Config } from '../config.ts';
-import { ConfigError } from '../errors.ts';
+import type { Config } from '../config.ts';
+import { EX_CONFIG, EX_UNAVAILABLE, EX_USAGE, failer, readConfig, shown } from './cli-support.ts';
 import { createLogger } from '../logger.ts';
 import { createSequelize } from '../db/database.ts';
 import { migrate } from '../db/migrator.ts';
@@ -28,14 +28,8 @@ applies pending migrations, and queues the change; a running service's change wo
 Running it again while that change is pending or open prints the same change.
 `;
 
-const EX_USAGE = 64;
-const EX_UNAVAILABLE = 69;
-const EX_CONFIG = 78;
-
-function fail(code: number, message: string, usage = false): never {
-  process.stderr.write(`bootstrap: ${message}\n${usage ? `\n${USAGE}` : ''}`);
-  process.exit(code);
-}
+// Annotated, so that TypeScript narrows after a call that never returns.
+const fail: (code: number, message: string, withUsage?: boolean) => never = failer('bootstrap', USAGE);
 
 function readOptions() {
   try {
@@ -58,29 +52,9 @@ function readOptions() {
   }
 }
 
-function readConfig(): Config {
-  try {
-    return loadConfig(process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) fail(EX_CONFIG, error.message);
-    throw error;
-  }
-}
-
 function defaultRepoUrl(config: Config): string | undefined {
   const github = config.gitops.github;
   return github && new URL(github.apiUrl).host === 'api.github.com' ? `https://github.com/${github.owner}/${github.repo}.git` : undefined;
-}
-
-/** The database URL with its password masked, to name it in an error. */
-function shown(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'DATABASE_URL';
-  }
 }
 
 const options = readOptions();
@@ -88,7 +62,7 @@ if (options.help) {
   process.stdout.write(USAGE);
   process.exit(0);
 }
-const config = readConfig();
+const config = readConfig(fail);
 if (!config.databaseUrl) {
   fail(
     EX_CONFIG,

@@ -73,3 +73,88 @@ export async function findApiTokenGrant(sequelize: Sequelize, token: string): Pr
     platformAdmin: row.platform_admin,
   };
 }
+
+export interface IssuedApiToken {
+  id: string;
+  name: string;
+  /** The secret itself: shown once, never stored (only its SHA-256 is). */
+  token: string;
+  platformAdmin: boolean;
+  expiresAt: Date;
+  createdAt: Date;
+}
+
+export interface ApiTokenSummary {
+  id: string;
+  name: string;
+  platformAdmin: boolean;
+  expiresAt: Date | null;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+  createdAt: Date;
+}
+
+/** Token names are unique per subject: stored as `<subject>/<name>` (the column is unique). */
+const ownName = (subject: string, name: string) => `${subject}/${name}`;
+
+/**
+ * A new token for `grant.subject` named `name` (unique among that subject's live tokens),
+ * expiring in `expiresInDays`; undefined when that subject already has a live token of that
+ * name (revoke it first). The secret is returned once.
+ */
+export async function issueApiToken(sequelize: Sequelize, grant: ApiTokenGrant, expiresInDays: number): Promise<IssuedApiToken | undefined> {
+  const token = generateApiToken();
+  const [row] = await sequelize.query<{ id: string; expires_at: Date; created_at: Date }>(
+    `INSERT INTO api_tokens (id, name, token_hash, subject, username, email, platform_admin, expires_at, created_at, updated_at)
+     VALUES (gen_random_uuid(), :stored, :hash, :subject, :username, :email, :admin, now() + make_interval(days => :days), now(), now())
+     ON CONFLICT (name) DO UPDATE SET token_hash = EXCLUDED.token_hash, username = EXCLUDED.username, email = EXCLUDED.email,
+       platform_admin = EXCLUDED.platform_admin, expires_at = EXCLUDED.expires_at, revoked_at = NULL, last_used_at = NULL,
+       created_at = now(), updated_at = now()
+       WHERE api_tokens.revoked_at IS NOT NULL OR api_tokens.expires_at <= now()
+     RETURNING id, expires_at, created_at`,
+    {
+      type: QueryTypes.SELECT,
+      replacements: {
+        stored: ownName(grant.subject, grant.name),
+        hash: hashApiToken(token),
+        subject: grant.subject,
+        username: grant.username ?? null,
+        email: grant.email ?? null,
+        admin: grant.platformAdmin,
+        days: expiresInDays,
+      },
+    },
+  );
+  if (!row) return undefined;
+  return { id: row.id, name: grant.name, token, platformAdmin: grant.platformAdmin, expiresAt: row.expires_at, createdAt: row.created_at };
+}
+
+/** The subject's tokens (never their secrets), newest first, whoever made them. */
+export async function listApiTokens(sequelize: Sequelize, subject: string): Promise<ApiTokenSummary[]> {
+  const rows = await sequelize.query<{ id: string; name: string; platform_admin: boolean; expires_at: Date | null; last_used_at: Date | null; revoked_at: Date | null; created_at: Date }>(
+    `SELECT id, name, platform_admin, expires_at, last_used_at, revoked_at, created_at FROM api_tokens
+      WHERE subject = :subject ORDER BY created_at DESC, id DESC LIMIT 200`,
+    { type: QueryTypes.SELECT, replacements: { subject } },
+  );
+  const prefix = ownName(subject, '');
+  return rows.map((r) => ({
+    id: r.id,
+    // Tokens made by admin tooling (upsertApiToken) carry their name as given.
+    name: r.name.startsWith(prefix) ? r.name.slice(prefix.length) : r.name,
+    platformAdmin: r.platform_admin,
+    expiresAt: r.expires_at,
+    lastUsedAt: r.last_used_at,
+    revokedAt: r.revoked_at,
+    createdAt: r.created_at,
+  }));
+}
+
+/** Revokes one of the subject's tokens (a token may revoke itself); false when it has none with this id. Revoking twice is fine. */
+export async function revokeApiToken(sequelize: Sequelize, subject: string, id: string): Promise<boolean> {
+  const rows = await sequelize.query<{ id: string }>(
+    `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()), updated_at = now()
+      WHERE id = :id AND subject = :subject RETURNING id`,
+    { type: QueryTypes.SELECT, replacements: { id, subject } },
+  );
+  return rows.length > 0;
+}

@@ -57,6 +57,9 @@ describe('workspace, catalog and instance API against its OpenAPI document', () 
     await api.call('POST', `/billing/wallets/${walletId}/credits`, { token: admin, body: { amount: 100, reason: 'walk' } });
     await api.call('GET', `/billing/wallets/${walletId}/entries?limit=1`, { token });
     await api.call('GET', `/billing/wallets/${walletId}/authorizations?status=pending`, { token });
+    const minted = await api.call('POST', '/me/tokens', { token, body: { name: `walk-${slug}` } });
+    await api.call('GET', '/me/tokens', { token });
+    await api.call('DELETE', `/me/tokens/${String(minted.body.id)}`, { token });
     const hold = await api.call('POST', '/billing/authorize', { token, body: { org, amount: 10, currency: 'EUR', reference: 'walk' }, headers: { 'Idempotency-Key': `hold-${slug}` } });
     await api.call('POST', '/billing/settle', { token, body: { authorizationId: hold.body.id, amount: 5 } });
     await api.call('GET', `/billing/authorizations/${hold.body.id as string}`, { token });

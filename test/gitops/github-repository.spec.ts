@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { createGithubClient, GithubRepository } from '../../src/gitops/github/github-repository.ts';
 import { loadTemplateCatalog, type TemplateCatalog } from '../../src/gitops/render/template-catalog.ts';
@@ -181,11 +182,11 @@ describe('github driver against the GitHub API double (OpenAPI-validated)', () =
 
   it('gives up on a request GitHub never answers after its timeout, as a transient error', async () => {
     // No request had a timeout: a hung connection held the worker (and its batch's lease) for ever.
-    const sockets = new Set<import('node:net').Socket>();
+    const sockets = new Set<Socket>();
     const silent = http.createServer(() => {}).on('connection', (socket) => sockets.add(socket));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     try {
-      const { port } = silent.address() as import('node:net').AddressInfo;
+      const { port } = silent.address() as AddressInfo;
       const hung = new GithubRepository({ octokit: await createGithubClient({ auth: { token: 't' }, baseUrl: `http://127.0.0.1:${port}`, retries: 0, throttle: false, timeoutMs: 300 }), owner: 'o', repo: 'r', baseBranch: 'main' });
       // Without a timeout this never settles, and the spec fails on mocha's own timeout.
       const error = await hung.getBranch('main').then(() => undefined, (e: unknown) => e as Error);

@@ -11,6 +11,7 @@ import { billingRoutes } from '../../src/api/routes/billing-routes.ts';
 import { catalogRoutes } from '../../src/api/routes/catalog-routes.ts';
 import { instanceRoutes } from '../../src/api/routes/instance-routes.ts';
 import { workspaceRoutes } from '../../src/api/routes/workspace-routes.ts';
+import { tokenRoutes } from '../../src/api/routes/token-routes.ts';
 import { generateApiToken, upsertApiToken } from '../../src/db/api-tokens.ts';
 import { seedCatalog } from '../../src/domain/catalog-seed.ts';
 import { ParametersValidator } from '../../src/domain/parameters-schema.ts';
@@ -75,6 +76,7 @@ export async function startApiHarness(options: { moreRoutes?: (sequelize: Sequel
     ...catalogRoutes(domain),
     ...instanceRoutes(domain),
     ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: domain.billing.holdTtlSeconds }),
+    ...tokenRoutes({ sequelize }),
     ...(options.moreRoutes?.(sequelize, gitops) ?? []),
   ];
   const authenticate = createAuthenticate({

@@ -1,0 +1,36 @@
+import { loadConfig, type Config } from '../config.ts';
+import { ConfigError } from '../errors.ts';
+
+/** sysexits.h: what a shell script branches on. */
+export const EX_USAGE = 64;
+export const EX_UNAVAILABLE = 69;
+export const EX_CONFIG = 78;
+
+/** Writes `program: message` (and the usage) to stderr and exits with `code`. */
+export function failer(program: string, usage: string): (code: number, message: string, withUsage?: boolean) => never {
+  return (code, message, withUsage = false) => {
+    process.stderr.write(`${program}: ${message}\n${withUsage ? `\n${usage}` : ''}`);
+    process.exit(code);
+  };
+}
+
+/** The service's configuration from the environment; a bad one exits 78 with what is wrong. */
+export function readConfig(fail: (code: number, message: string) => never): Config {
+  try {
+    return loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(EX_CONFIG, error.message);
+    throw error;
+  }
+}
+
+/** The database URL with its password masked, to name it in an error. */
+export function shown(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'DATABASE_URL';
+  }
+}
