@@ -241,6 +241,24 @@ describe('github driver against the GitHub API double (OpenAPI-validated)', () =
     assert.ok(!(await deleteMergedBranches({ sequelize, repository })).includes(merged!.branch), 'once');
   });
 
+  it('polls a pull request with conditional requests: unchanged, GitHub answers 304 (no rate limit spent); changed, the new state', async () => {
+    // PR polling used no conditional requests: every reconciler pass spent a request per open PR.
+    const org = await insertOrganization(sequelize);
+    const { instanceId, instanceName } = await insertInstance(sequelize, org);
+    const id = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: payload(org.orgSlug, instanceName) });
+    await worker().runOnce();
+    const number = (await row(id)).pull_request_number!;
+    double.resetCalls();
+    const first = await repository.getPullRequest(number);
+    const again = await repository.getPullRequest(number);
+    assert.deepEqual(again, first);
+    assert.deepEqual(double.calls.map((c) => c.status), [200, 304]);
+    await mergeChange({ sequelize, repository }, id, 'admin');
+    double.resetCalls();
+    assert.equal((await repository.getPullRequest(number))!.state, 'merged');
+    assert.deepEqual(double.calls.map((c) => c.status), [200], 'a changed pull request is read again');
+  });
+
   it('ping (readiness) reads GitHub at most once a minute', async () => {
     // Two replicas probing /readyz every 5 s spent 1,440 of the 5,000 requests an hour.
     double.resetCalls();

@@ -738,6 +738,19 @@ export async function startGithubDouble(
         return answer(501, { message: 'Not implemented by the double' }, route);
       }
       const result = handler(params, url.searchParams, body);
+      // Conditional requests (docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-
+      // the-rest-api#use-conditional-requests-if-appropriate): a GET answer carries an ETag; the
+      // same If-None-Match is answered 304 with no body (and costs no primary rate limit).
+      if (method === 'GET' && result.status === 200) {
+        const etag = `W/"${hash(result.body)}"`;
+        if (request.headers['if-none-match'] === etag) {
+          calls.push({ method, route, status: 304 });
+          response.writeHead(304, { etag });
+          response.end();
+          return;
+        }
+        return answer(result.status, result.body, route, { ...result.headers, etag });
+      }
       answer(result.status, result.body, route, result.headers);
     });
   });

@@ -86,6 +86,8 @@ export type MergeMethod = 'merge' | 'squash' | 'rebase';
 export const PING_TTL_MS = 60_000;
 export const MERGE_METHODS: readonly MergeMethod[] = ['merge', 'squash', 'rebase'];
 
+type PullData = Awaited<ReturnType<Octokit['rest']['pulls']['get']>>['data'];
+
 /** mergeable_state values for which pulls.merge refuses: reviews or checks outstanding, branch out of date, draft. */
 const NOT_READY_STATES = new Set(['blocked', 'behind', 'draft', 'unknown']);
 
@@ -149,6 +151,8 @@ export class GithubRepository implements GitopsRepository {
   #mergeMethods: MergeMethod[];
   /** When ping last found the base branch. */
   #pingedAt: number | undefined;
+  /** The last answer of pulls.get per pull request, with its ETag (conditional requests). */
+  readonly #pulls = new Map<number, { etag: string; data: PullData }>();
 
   constructor(options: GithubRepositoryOptions) {
     this.#octokit = options.octokit;
@@ -318,11 +322,29 @@ export class GithubRepository implements GitopsRepository {
 
   async getPullRequest(number: number): Promise<PullRequest | undefined> {
     try {
-      const { data } = await this.#octokit.rest.pulls.get({ owner: this.owner, repo: this.repo, pull_number: number });
-      return this.toPullRequest(data);
+      return this.toPullRequest(await this.readPull(number));
     } catch (error) {
       if (httpError(error)?.status === 404) return undefined;
       throw this.classify(error);
+    }
+  }
+
+  /**
+   * pulls.get as a conditional request: the PR reconciler polls every open pull request each
+   * pass, and an unchanged one answers 304, which costs no primary rate limit (GitHub's REST
+   * best practices). The last answer of each pull request is kept for that.
+   */
+  private async readPull(number: number): Promise<PullData> {
+    const cached = this.#pulls.get(number);
+    try {
+      const response = await this.#octokit.rest.pulls.get({ owner: this.owner, repo: this.repo, pull_number: number, ...(cached ? { headers: { 'if-none-match': cached.etag } } : {}) });
+      const etag = response.headers.etag;
+      if (this.#pulls.size > 1000) this.#pulls.clear();
+      if (etag) this.#pulls.set(number, { etag, data: response.data });
+      return response.data;
+    } catch (error) {
+      if (cached && httpError(error)?.status === 304) return cached.data;
+      throw error;
     }
   }
 
@@ -336,7 +358,7 @@ export class GithubRepository implements GitopsRepository {
   async mergePullRequest(number: number, options: { onlyWhenReady?: boolean } = {}): Promise<PullRequest> {
     let pr;
     try {
-      ({ data: pr } = await this.#octokit.rest.pulls.get({ owner: this.owner, repo: this.repo, pull_number: number }));
+      pr = await this.readPull(number);
     } catch (error) {
       throw this.classify(error);
     }
