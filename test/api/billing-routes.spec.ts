@@ -126,6 +126,19 @@ describe('billing API', () => {
     assert.equal((await call('GET', `/billing/wallets/${walletId}`, adminToken)).status, 200);
   });
 
+  it('answers 402 for a currency the org has no wallet in without naming a wallet that would not exist', async () => {
+    // The 402 named the walletId of a wallet made for the request and rolled back with it: 404 afterwards.
+    const own = await createOrganization(sequelize);
+    await walletOf(own.slug, 50);
+    const refused = await call('POST', '/billing/authorize', adminToken, { org: own.slug, amount: 10, currency: 'USD' });
+    assert.equal(refused.status, 402);
+    assert.equal(refused.body.walletId, null);
+    assert.match(String(refused.body.detail), /no USD wallet/);
+    const short = await call('POST', '/billing/authorize', adminToken, { org: own.slug, amount: 500, currency: 'EUR' });
+    assert.equal(short.status, 402);
+    assert.equal((await call('GET', `/billing/wallets/${String(short.body.walletId)}`, adminToken)).status, 200, 'a wallet a 402 names exists');
+  });
+
   it('answers 402 problem+json for insufficient funds and 422 for over-capture', async () => {
     const other = await createOrganization(sequelize);
     await walletOf(other.slug, 10);

@@ -113,6 +113,12 @@ export async function authorize(deps: LedgerDeps, tx: Transaction, input: Author
   );
   if (!row?.id) {
     const available = wallet.balance - toMinor(row?.pending);
+    // The org has no wallet in this currency: the one made for this request goes with its rollback.
+    if (wallet.created) {
+      throw new PaymentRequiredError(`The organization has no ${wallet.currency} wallet: nothing was ever credited in ${wallet.currency}. Add ${wallet.currency} credit and retry.`, {
+        extensions: { walletId: null, currency: wallet.currency, available: 0, requested: Number(input.amount) },
+      });
+    }
     throw new PaymentRequiredError(
       `The ${wallet.currency} wallet has ${available} minor units available; ${input.amount} are needed. Add credit and retry.`,
       { extensions: { walletId: wallet.id, currency: wallet.currency, available: Number(available), requested: Number(input.amount) } },

@@ -87,16 +87,19 @@ export async function lockWallet(deps: LedgerDeps, tx: Transaction, walletId: st
   return toLockedWallet(row);
 }
 
-/** lockWallet for the org's wallet in `currency`, created (empty) on first use. */
-export async function lockOrganizationWallet(deps: LedgerDeps, tx: Transaction, organizationId: string, currency: string): Promise<LockedWallet> {
+/**
+ * lockWallet for the org's wallet in `currency`, created (empty) on first use; `created` says it
+ * did not exist before this transaction (so a refusal that rolls it back must not name it).
+ */
+export async function lockOrganizationWallet(deps: LedgerDeps, tx: Transaction, organizationId: string, currency: string): Promise<LockedWallet & { created: boolean }> {
   const [row] = await select<WalletRow>(
     deps,
     tx,
     `${LOCK_WALLET} WHERE w.kind = 'wallet' AND w.organization_id = :organizationId AND w.currency = :currency FOR UPDATE OF w`,
     { organizationId, currency },
   );
-  if (row) return toLockedWallet(row);
-  return lockWallet(deps, tx, await ensureWallet(deps, tx, organizationId, currency));
+  if (row) return { ...toLockedWallet(row), created: false };
+  return { ...(await lockWallet(deps, tx, await ensureWallet(deps, tx, organizationId, currency))), created: true };
 }
 
 interface WalletRow {
