@@ -86,6 +86,8 @@ export interface NewInstance {
   version?: string;
   name: string;
   parameters?: Record<string, unknown>;
+  /** Why it is asked for: a `Reason:` trailer on its commit, and in its pull request. */
+  reason?: string;
 }
 
 /**
@@ -135,8 +137,8 @@ export async function createInstance(deps: InstanceDeps, tx: Transaction, princi
        ON CONFLICT (organization_id, name) WHERE state <> 'deleted' DO NOTHING
        RETURNING id, state, desired_state, created_at, updated_at
      ), change AS (
-       INSERT INTO change_requests (id, kind, organization_id, instance_id, payload, requested_by, merge_policy)
-       SELECT :changeId, 'instance.create', :org, instance.id, :payload, :subject, :mergePolicy FROM instance
+       INSERT INTO change_requests (id, kind, organization_id, instance_id, payload, requested_by, merge_policy, reason)
+       SELECT :changeId, 'instance.create', :org, instance.id, :payload, :subject, :mergePolicy, :reason FROM instance
        RETURNING id, instance_id
      ), event AS (
        INSERT INTO instance_events (instance_id, from_state, to_state, cause, actor, change_id)
@@ -157,6 +159,7 @@ export async function createInstance(deps: InstanceDeps, tx: Transaction, princi
         subject: principal.subject,
         payload: JSON.stringify(renderPayload(input.org, projectSlug, input.name, version, parameters)),
         mergePolicy: mergePolicyFor(deps.mergePolicy, 'instance.create'),
+        reason: input.reason ?? null,
       },
     },
   );
@@ -238,7 +241,7 @@ export async function updateInstance(
   tx: Transaction,
   principal: Principal,
   id: string,
-  input: { version?: string; parameters?: Record<string, unknown> },
+  input: { version?: string; parameters?: Record<string, unknown>; reason?: string },
 ): Promise<Instance> {
   const { sequelize } = deps;
   const current = await lockVisibleInstance(sequelize, tx, principal, id);
@@ -262,10 +265,14 @@ export async function updateInstance(
   if (version.version === (wanted.version ?? current.version) && JSON.stringify(sortKeys(parameters)) === JSON.stringify(sortKeys(wanted.parameters ?? current.parameters))) {
     throw new UnprocessableError('nothing-to-change', 'The instance already runs this version with these parameters.');
   }
-  await requestChange(deps, tx, principal, current, {
-    kind: 'instance.update',
-    payload: { ...renderPayload(current.org, current.project, current.name, version, parameters), ...(await observedTemplatePath(sequelize, tx, id)) },
-  });
+  await requestChange(
+    deps,
+    tx,
+    principal,
+    current,
+    { kind: 'instance.update', payload: { ...renderPayload(current.org, current.project, current.name, version, parameters), ...(await observedTemplatePath(sequelize, tx, id)) } },
+    input.reason,
+  );
   // Nothing on main yet: the row shows what is asked until main holds something.
   await sequelize.query(
     `UPDATE instances SET offering_version_id = :version, parameters = :parameters, desired_state = 'present' WHERE id = :id AND observed_state = 'absent' AND NOT ever_present`,
@@ -282,7 +289,7 @@ export async function updateInstance(
  * requests) and it is deleted at once, its setup-fee hold voided. A second DELETE while one is
  * on its way answers with the instance as it is.
  */
-export async function deleteInstance(deps: InstanceDeps, tx: Transaction, principal: Principal, id: string): Promise<Instance> {
+export async function deleteInstance(deps: InstanceDeps, tx: Transaction, principal: Principal, id: string, options: { reason?: string } = {}): Promise<Instance> {
   const { sequelize } = deps;
   const current = await lockVisibleInstance(sequelize, tx, principal, id);
   await requireOrgAccess(sequelize, tx, principal, current.org, 'write');
@@ -295,14 +302,18 @@ export async function deleteInstance(deps: InstanceDeps, tx: Transaction, princi
       cause: 'delete.requested',
       actor: principal.subject,
       recordUnchanged: true,
-      detail: { withoutGitChange: true, cancelled: cancelled.map((m) => m.changeId) },
+      detail: { withoutGitChange: true, cancelled: cancelled.map((m) => m.changeId), ...(options.reason ? { reason: options.reason } : {}) },
     });
     return findInstance(sequelize, tx, id);
   }
-  await requestChange(deps, tx, principal, current, {
-    kind: 'instance.delete',
-    payload: { org: current.org, project: current.project, instanceName: current.name, offering: current.offering, role: current.role },
-  });
+  await requestChange(
+    deps,
+    tx,
+    principal,
+    current,
+    { kind: 'instance.delete', payload: { org: current.org, project: current.project, instanceName: current.name, offering: current.offering, role: current.role } },
+    options.reason,
+  );
   await sequelize.query("UPDATE instances SET desired_state = 'absent' WHERE id = :id", { type: QueryTypes.UPDATE, transaction: tx, replacements: { id } });
   return findInstance(sequelize, tx, id);
 }
@@ -333,6 +344,7 @@ async function requestChange(
   principal: Principal,
   current: InstanceRow,
   change: Pick<Extract<NewChangeRequest, { kind: 'instance.update' | 'instance.delete' }>, 'kind' | 'payload'>,
+  reason?: string,
 ): Promise<string> {
   const { sequelize } = deps;
   const earlier = await supersedableChangesOf(sequelize, tx, current.id);
@@ -342,6 +354,7 @@ async function requestChange(
     instanceId: current.id,
     requestedBy: principal.subject,
     mergePolicy: deps.mergePolicy,
+    ...(reason ? { reason } : {}),
   } as NewChangeRequest);
   const superseded = await moveChanges(sequelize, tx, earlier, 'superseded', { supersededBy: changeId });
   await sequelize.query('UPDATE instances SET last_change_id = :changeId, drift = NULL WHERE id = :id', { type: QueryTypes.UPDATE, transaction: tx, replacements: { id: current.id, changeId } });

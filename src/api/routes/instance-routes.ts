@@ -13,6 +13,7 @@ import { InstanceNameSchema, Nullable, OfferingSlugSchema, OrgSlugSchema, Projec
 const State = Type.Union(INSTANCE_STATES.map((s) => Type.Literal(s)));
 const Parameters = Type.Record(Type.String(), Type.Unknown(), { description: "Checked against the offering version's parameters schema; defaults are filled in." });
 const VersionString = Type.String({ minLength: 5, maxLength: 64, description: 'Semantic version of the offering.' });
+const Reason = Type.String({ minLength: 1, maxLength: 500, description: 'Why: recorded as a Reason: trailer on the commit (one line) and in the pull request.' });
 
 const InstanceFields = {
   id: Uuid,
@@ -98,6 +99,8 @@ const DryRunQuery = Type.Object(
   },
   { additionalProperties: false },
 );
+/** DELETE takes no body: its reason is a query parameter. */
+const DeleteQuery = Type.Object({ ...DryRunQuery.properties, reason: Type.Optional(Reason) }, { additionalProperties: false });
 const PreviewSchema = Type.Object(
   {
     dryRun: Type.Literal(true),
@@ -197,6 +200,7 @@ export function instanceRoutes(deps: InstanceRouteDeps): RouteSpec[] {
           version: Type.Optional(VersionString),
           name: InstanceNameSchema,
           parameters: Type.Optional(Parameters),
+          reason: Type.Optional(Reason),
         },
         { additionalProperties: false },
       ),
@@ -219,7 +223,7 @@ export function instanceRoutes(deps: InstanceRouteDeps): RouteSpec[] {
       access: 'authenticated',
       idempotent: true,
       params: IdParams,
-      body: Type.Object({ version: Type.Optional(VersionString), parameters: Type.Optional(Parameters) }, { additionalProperties: false, minProperties: 1 }),
+      body: Type.Object({ version: Type.Optional(VersionString), parameters: Type.Optional(Parameters), reason: Type.Optional(Reason) }, { additionalProperties: false, minProperties: 1 }),
       query: DryRunQuery,
       responses: {
         200: { description: 'Dry run: what the request would do; nothing was written.', schema: PreviewSchema },
@@ -238,13 +242,13 @@ export function instanceRoutes(deps: InstanceRouteDeps): RouteSpec[] {
       access: 'authenticated',
       idempotent: true,
       params: IdParams,
-      query: DryRunQuery,
+      query: DeleteQuery,
       responses: {
         200: { description: 'Dry run: what the request would do; nothing was written.', schema: PreviewSchema },
         202: { description: 'Accepted: the instance, deleting (or deleted at once when main never held it).', schema: InstanceSchema },
       },
       handler: async ({ ctx, params, query, transaction }) => {
-        await answer(ctx, query.dryRun, transaction, (tx, principal) => deleteInstance(deps, tx, principal, params.id));
+        await answer(ctx, query.dryRun, transaction, (tx, principal) => deleteInstance(deps, tx, principal, params.id, query.reason ? { reason: query.reason } : {}));
       },
     }),
   ];

@@ -11,6 +11,10 @@ export interface ChangeToPublish {
   payload: unknown;
   instanceId: string | undefined;
   requestedBy: string;
+  /** The requester as a person (users: display name and email), when the service knows it. */
+  requester?: { name: string | undefined; email: string | undefined };
+  /** Why it was asked for (the request's `reason`), or why the service proposes it. */
+  reason?: string;
   /** 1 on the first claim of the batch: nothing can exist in Git yet, so nothing is looked up. */
   attempts?: number;
 }
@@ -179,9 +183,18 @@ function commitMessage(input: PublishInput, parsed: { change: ChangeToPublish; p
     if (org) trailers.push(`Org: ${org}`);
     if (p.kind === 'instance.create' || p.kind === 'instance.update') trailers.push(`Offering: ${p.payload.offering}/${p.payload.version}`);
     if (p.kind === 'instance.delete') trailers.push(`Offering: ${p.payload.offering}`);
-    trailers.push(`Requested-By: ${oneLine(change.requestedBy)}`);
+    trailers.push(`Requested-By: ${requesterOf(change)}`);
+    if (change.reason) trailers.push(`Reason: ${oneLine(change.reason)}`);
   }
   return [commitTitle(parsed), '', ...(lines.length ? [...lines, ''] : []), ...trailers, ''].join('\n');
+}
+
+/** `Name <email> (subject)`, as far as the service knows the person; the subject alone otherwise. */
+function requesterOf(change: Pick<ChangeToPublish, 'requestedBy' | 'requester'>): string {
+  const subject = oneLine(change.requestedBy);
+  const name = change.requester?.name && change.requester.name !== change.requestedBy ? oneLine(change.requester.name) : undefined;
+  const email = change.requester?.email ? ` <${oneLine(change.requester.email).replace(/[<>]/g, '')}>` : '';
+  return name ? `${name}${email} (${subject})` : `${subject}${email}`;
 }
 
 function oneLine(text: string): string {
@@ -193,7 +206,7 @@ function pullRequestBody(input: PublishInput, parsed: { change: ChangeToPublish;
   const rows = parsed.map(({ change, parsed: p }) => {
     const offering = p.kind === 'instance.create' || p.kind === 'instance.update' ? `${p.payload.offering} ${p.payload.version}` : p.kind === 'instance.delete' ? p.payload.offering : '';
     const instance = p.kind.startsWith('instance.') ? (p.payload as { instanceName: string }).instanceName : '';
-    return `| ${change.kind} | ${cell(orgOf(p) ?? '')} | ${cell(instance)} | ${cell(offering)} | ${cell(change.requestedBy)} | \`${change.id}\` |`;
+    return `| ${change.kind} | ${cell(orgOf(p) ?? '')} | ${cell(instance)} | ${cell(offering)} | ${cell(requesterOf(change))}${change.reason ? `: ${cell(change.reason)}` : ''} | \`${change.id}\` |`;
   });
   const files = published.flatMap((p) => p.files).map((f) => `| \`${f.path}\` | ${'delete' in f ? 'removed' : 'written'} |`);
   const head = [`Opened by the control plane (batch \`${input.batchId}\`, merge policy \`${input.mergePolicy}\`).`, ''];

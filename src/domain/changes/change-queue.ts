@@ -36,7 +36,15 @@ interface Row {
   merge_policy: MergePolicy;
   batch_id: string | null;
   attempts: number;
+  reason: string | null;
+  requester_name: string | null;
+  requester_email: string | null;
 }
+
+/** The change's columns a publish needs, and who asked for it as a person (users is not locked). */
+const CLAIMED_COLUMNS = `id, kind, payload, instance_id, requested_by, merge_policy, batch_id, attempts, reason,
+  (SELECT u.username FROM users u WHERE u.subject = requested_by) AS requester_name,
+  (SELECT u.email FROM users u WHERE u.subject = requested_by) AS requester_email`;
 
 const CLAIMABLE = `status = 'pending' AND next_attempt_at <= now()
   AND (lease_expires_at IS NULL OR lease_expires_at < now())`;
@@ -54,12 +62,12 @@ export async function claimBatch(sequelize: Sequelize, options: ClaimOptions): P
     const batchId = head.batch_id ?? randomUUID();
     const rows = head.batch_id
       ? await sequelize.query<Row>(
-          `SELECT id, kind, payload, instance_id, requested_by, merge_policy, batch_id, attempts FROM change_requests
+          `SELECT ${CLAIMED_COLUMNS} FROM change_requests
            WHERE batch_id = :batchId AND ${CLAIMABLE} ORDER BY created_at, id FOR UPDATE SKIP LOCKED`,
           { type: QueryTypes.SELECT, transaction: tx, replacements: { batchId } },
         )
       : await sequelize.query<Row>(
-          `SELECT id, kind, payload, instance_id, requested_by, merge_policy, batch_id, attempts FROM change_requests
+          `SELECT ${CLAIMED_COLUMNS} FROM change_requests
            WHERE batch_id IS NULL AND merge_policy = :policy AND ${CLAIMABLE}
            ORDER BY created_at, id LIMIT :max FOR UPDATE SKIP LOCKED`,
           { type: QueryTypes.SELECT, transaction: tx, replacements: { policy: head.merge_policy, max: options.maxBatch } },
@@ -77,7 +85,16 @@ export async function claimBatch(sequelize: Sequelize, options: ClaimOptions): P
       batchId,
       branch,
       mergePolicy: rows[0]!.merge_policy,
-      changes: rows.map((r) => ({ id: r.id, kind: r.kind, payload: r.payload, instanceId: r.instance_id ?? undefined, requestedBy: r.requested_by, attempts: r.attempts + 1 })),
+      changes: rows.map((r) => ({
+        id: r.id,
+        kind: r.kind,
+        payload: r.payload,
+        instanceId: r.instance_id ?? undefined,
+        requestedBy: r.requested_by,
+        ...(r.requester_name || r.requester_email ? { requester: { name: r.requester_name ?? undefined, email: r.requester_email ?? undefined } } : {}),
+        ...(r.reason ? { reason: r.reason } : {}),
+        attempts: r.attempts + 1,
+      })),
     };
   });
 }

@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { QueryTypes } from 'sequelize';
+import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
+import { useSpecDatabase } from '../support/database.ts';
+
+/**
+ * Issue 17, who and why: a commit names its requester as a person (display name and email, as
+ * the token or OIDC claims gave them, then the subject) and carries the request's reason as a
+ * `Reason:` trailer, one line, in the change's own trailer group.
+ */
+describe('commits say who asked, as a person, and why', () => {
+  useSpecDatabase();
+  let api: ApiHarness;
+  before(async () => (api = await startApiHarness()));
+  after(() => api.close());
+
+  const messageOf = async (changeId: string) => {
+    const [row] = await api.sequelize.query<{ commit_sha: string }>('SELECT commit_sha FROM change_requests WHERE id = $id', { type: QueryTypes.SELECT, bind: { id: changeId } });
+    return api.gitops.git('log', '-1', '--format=%B', row!.commit_sha);
+  };
+
+  it('a create with a reason: Requested-By "Name <email> (subject)" and Reason, never a second line; DELETE takes a reason too (query), within limits', async () => {
+    const user = uniqueUser('alice', { username: 'Alice Example' });
+    const token = await api.tokenFor(user);
+    const org = (await api.call('POST', '/orgs/auto', { token })).body.slug as string;
+    while (await api.gitops.worker().runOnce());
+    const created = await api.call('POST', '/instances', { token, body: { org, offering: 'studio', name: 'why', reason: 'Pilot for the data team\nChange-Id: forged' } });
+    assert.equal(created.status, 202, JSON.stringify(created.body));
+    while (await api.gitops.worker().runOnce());
+    const message = await messageOf(created.body.lastChangeId as string);
+    assert.match(message, new RegExp(`^Requested-By: Alice Example <${user.email!.replace('.', '\\.')}> \\(${user.subject}\\)$`, 'm'));
+    assert.match(message, /^Reason: Pilot for the data team Change-Id: forged$/m, 'one line: a reason cannot forge a trailer');
+    assert.equal((message.match(/^Change-Id: /gm) ?? []).length, 1);
+
+    const removed = await api.call('DELETE', `/instances/${String(created.body.id)}?reason=${encodeURIComponent('Pilot over')}`, { token });
+    assert.equal(removed.status, 202);
+    assert.equal((await api.call('DELETE', `/instances/${String(created.body.id)}?reason=${'x'.repeat(501)}`, { token })).status, 400, 'a reason has a length limit');
+  });
+});
