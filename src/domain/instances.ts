@@ -270,7 +270,15 @@ export async function updateInstance(
     tx,
     principal,
     current,
-    { kind: 'instance.update', payload: { ...renderPayload(current.org, current.project, current.name, version, parameters), ...(await observedTemplatePath(sequelize, tx, id)) } },
+    {
+      kind: 'instance.update',
+      payload: {
+        ...renderPayload(current.org, current.project, current.name, version, parameters),
+        ...(await observedTemplatePath(sequelize, tx, id)),
+        // What main holds now (the row's version and parameters), for the commit to say what changes.
+        ...(current.observed_state === 'present' ? { previous: { version: current.version, parameters: current.parameters, sensitive: sensitiveParameters(version.parametersSchema) } } : {}),
+      },
+    },
     input.reason,
   );
   // Nothing on main yet: the row shows what is asked until main holds something.
@@ -485,6 +493,12 @@ async function observedTemplatePath(sequelize: Sequelize, tx: Transaction, insta
 function desiredOf(row: Pick<InstanceRow, 'desired_payload'>): { version: string | null; parameters: Record<string, unknown> | null } {
   const payload = row.desired_payload;
   return { version: typeof payload?.version === 'string' ? payload.version : null, parameters: payload?.parameters ?? null };
+}
+
+/** Parameters whose values a commit message must not show: `writeOnly: true` in the version's schema. */
+function sensitiveParameters(schema: Record<string, unknown>): string[] {
+  const properties = (schema.properties ?? {}) as Record<string, { writeOnly?: unknown }>;
+  return Object.entries(properties).flatMap(([name, property]) => (property?.writeOnly === true ? [name] : []));
 }
 
 function sortKeys(value: Record<string, unknown>): Record<string, unknown> {

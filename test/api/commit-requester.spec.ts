@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { QueryTypes } from 'sequelize';
 import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
 import { useSpecDatabase } from '../support/database.ts';
+import { whatChanges } from '../../src/domain/changes/change-publisher.ts';
 
 /**
  * Issue 17, who and why: a commit names its requester as a person (display name and email, as
@@ -35,5 +36,29 @@ describe('commits say who asked, as a person, and why', () => {
     const removed = await api.call('DELETE', `/instances/${String(created.body.id)}?reason=${encodeURIComponent('Pilot over')}`, { token });
     assert.equal(removed.status, 202);
     assert.equal((await api.call('DELETE', `/instances/${String(created.body.id)}?reason=${'x'.repeat(501)}`, { token })).status, 400, 'a reason has a length limit');
+  });
+
+  it('an update says what it changes, from what main held: version and parameters from → to', async () => {
+    const token = await api.tokenFor(uniqueUser('bob'));
+    const org = (await api.call('POST', '/orgs/auto', { token })).body.slug as string;
+    while (await api.gitops.worker().runOnce());
+    const created = await api.call('POST', '/instances', { token, body: { org, offering: 'studio', name: 'grow' } });
+    while (await api.gitops.worker().runOnce());
+    const [open] = await api.sequelize.query<{ n: number }>("SELECT pull_request_number AS n FROM change_requests WHERE id = $id", { type: QueryTypes.SELECT, bind: { id: created.body.lastChangeId } });
+    await api.gitops.repository.mergePullRequest(open!.n);
+    await api.gitops.converge();
+    const updated = await api.call('PATCH', `/instances/${String(created.body.id)}`, { token, body: { parameters: { size: 'large' }, reason: 'more users' } });
+    assert.equal(updated.status, 202, JSON.stringify(updated.body));
+    while (await api.gitops.worker().runOnce());
+    const message = await messageOf(updated.body.lastChangeId as string);
+    assert.match(message, /^Changes: size: "small" → "large"\.$/m, message);
+    assert.match(message, /^Reason: more users$/m);
+  });
+
+  it('never shows the value of a sensitive parameter (writeOnly in the schema), only that it changed', () => {
+    const payload = { org: 'a', project: 'default', instanceName: 'x', offering: 'o', role: 'studio', version: '2.0.0', templatePath: 'templates/offerings/o/2.0.0', parameters: { token: 'new-secret', size: 'large' }, previous: { version: '1.0.0', parameters: { token: 'old-secret', size: 'small' }, sensitive: ['token'] } };
+    const said = whatChanges({ kind: 'instance.update', payload });
+    assert.equal(said, 'version 1.0.0 → 2.0.0; size: "small" → "large"; token: changed (sensitive)');
+    assert.ok(!said!.includes('secret'));
   });
 });

@@ -319,6 +319,8 @@ describe('instances', () => {
       templatePath: `templates/offerings/studio/${STUDIO}`,
       previousTemplatePath: `templates/offerings/studio/${STUDIO}`,
       parameters: expected,
+      // What main held when it was asked for: its commit says what changes.
+      previous: { version: STUDIO, parameters: { ...(await defaultsOf('studio')), size: 'medium' }, sensitive: [] },
     });
     assert.deepEqual(payloads!.delete, { org, project: 'default', instanceName: 'lifecycle', offering: 'studio', role: 'studio' });
   });

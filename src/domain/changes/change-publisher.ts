@@ -172,9 +172,30 @@ export function commitTitle(parsed: { parsed: ParsedChange }[]): string {
   return `${parsed.length} changes for ${orgs.slice(0, 3).join(', ')}${orgs.length > 3 ? `, and ${orgs.length - 3} more` : ''}`;
 }
 
-/** Title, one line per change, then trailers (repeated per change, in the same order). */
+/**
+ * What an update changes, from what main held when it was asked for: the version and each
+ * parameter from → to (a sensitive one only named), e.g. "version 1.0.0 → 2.0.0; size: small →
+ * large". Undefined when the update does not say what main held.
+ */
+export function whatChanges(parsed: ParsedChange): string | undefined {
+  if (parsed.kind !== 'instance.update' || !parsed.payload.previous) return undefined;
+  const { previous, version, parameters } = parsed.payload;
+  const shown = (value: unknown) => oneLine(JSON.stringify(value) ?? 'unset').slice(0, 100);
+  const parts: string[] = [];
+  if (previous.version !== version) parts.push(`version ${previous.version} → ${version}`);
+  for (const name of [...new Set([...Object.keys(previous.parameters), ...Object.keys(parameters)])].sort()) {
+    const before = previous.parameters[name];
+    const after = parameters[name];
+    if (JSON.stringify(before) === JSON.stringify(after)) continue;
+    parts.push(previous.sensitive.includes(name) ? `${name}: changed (sensitive)` : `${name}: ${shown(before)} → ${shown(after)}`);
+  }
+  return parts.length > 0 ? parts.join('; ') : 'nothing but a re-render';
+}
+
+/** Title, one line per change (with what an update changes), then trailers (one group per change, in the same order). */
 function commitMessage(input: PublishInput, parsed: { change: ChangeToPublish; parsed: ParsedChange }[]): string {
-  const lines = parsed.length > 1 ? parsed.map((p) => `- ${describe(p.parsed)}`) : [];
+  const line = (p: ParsedChange) => `${describe(p)}${whatChanges(p) ? `: ${whatChanges(p)}` : ''}`;
+  const lines = parsed.length > 1 ? parsed.map((p) => `- ${line(p.parsed)}`) : whatChanges(parsed[0]!.parsed) ? [`Changes: ${whatChanges(parsed[0]!.parsed)}.`] : [];
   const trailers: string[] = [`Batch-Id: ${input.batchId}`];
   for (const { change, parsed: p } of parsed) {
     trailers.push(`Change-Id: ${change.id}`);

@@ -39,6 +39,17 @@ export const InstanceWritePayload = Type.Object({
 export const InstanceUpdatePayload = Type.Object({
   ...InstanceWritePayload.properties,
   previousTemplatePath: Type.Optional(templatePath),
+  /**
+   * What main held when the update was asked for, so that its commit can say what changes; the
+   * names of parameters whose values must not appear in a commit message (`writeOnly` in the
+   * version's parameters schema). Optional: updates queued before it existed say nothing.
+   */
+  previous: Type.Optional(
+    Type.Object(
+      { version, parameters: Type.Record(Type.String(), Type.Unknown()), sensitive: Type.Array(Type.String({ maxLength: 200 }), { maxItems: 200 }) },
+      { additionalProperties: false },
+    ),
+  ),
 });
 
 export const InstanceDeletePayload = Type.Object({
