@@ -354,23 +354,35 @@ async function requestChange(
   change: Pick<Extract<NewChangeRequest, { kind: 'instance.update' | 'instance.delete' }>, 'kind' | 'payload'>,
   reason?: string,
 ): Promise<string> {
-  const { sequelize } = deps;
-  const earlier = await supersedableChangesOf(sequelize, tx, current.id);
-  const changeId = await insertChangeRequest(sequelize, tx, {
-    ...change,
-    organizationId: current.organization_id,
-    instanceId: current.id,
-    requestedBy: principal.subject,
-    mergePolicy: deps.mergePolicy,
-    ...(reason ? { reason } : {}),
-  } as NewChangeRequest);
-  const superseded = await moveChanges(sequelize, tx, earlier, 'superseded', { supersededBy: changeId });
-  await sequelize.query('UPDATE instances SET last_change_id = :changeId, drift = NULL WHERE id = :id', { type: QueryTypes.UPDATE, transaction: tx, replacements: { id: current.id, changeId } });
-  await applyInstanceEvent(sequelize, tx, current.id, 'change.requested', {
+  return proposeInstanceChange(deps.sequelize, tx, {
+    change: { ...change, organizationId: current.organization_id, instanceId: current.id, requestedBy: principal.subject, mergePolicy: deps.mergePolicy, ...(reason ? { reason } : {}) } as NewChangeRequest & { instanceId: string },
     cause: change.kind === 'instance.delete' ? 'delete.requested' : 'update.requested',
-    actor: principal.subject,
+  });
+}
+
+/**
+ * A new latest change of an instance (PATCH, DELETE, POST /changes/:id/retry): inserted, its
+ * pending and open predecessors superseded by it (the worker drops a pending one from its batch;
+ * the withdrawal outbox closes or trims an open one), made the instance's latest, and the
+ * instance derived again, with `cause` and the superseded changes in its event. The instance
+ * row is locked by the caller.
+ */
+export async function proposeInstanceChange(
+  sequelize: Sequelize,
+  tx: Transaction,
+  input: { change: NewChangeRequest & { instanceId: string }; cause: string; detail?: Record<string, unknown>; recordUnchanged?: boolean },
+): Promise<string> {
+  const instanceId = input.change.instanceId;
+  const earlier = await supersedableChangesOf(sequelize, tx, instanceId);
+  const changeId = await insertChangeRequest(sequelize, tx, input.change);
+  const superseded = await moveChanges(sequelize, tx, earlier, 'superseded', { supersededBy: changeId });
+  await sequelize.query('UPDATE instances SET last_change_id = :changeId, drift = NULL WHERE id = :id', { type: QueryTypes.UPDATE, transaction: tx, replacements: { id: instanceId, changeId } });
+  await applyInstanceEvent(sequelize, tx, instanceId, 'change.requested', {
+    cause: input.cause,
+    actor: input.change.requestedBy,
     changeId,
-    detail: superseded.length > 0 ? { superseded: superseded.map((m) => m.changeId) } : {},
+    ...(input.recordUnchanged ? { recordUnchanged: true } : {}),
+    detail: { ...input.detail, ...(superseded.length > 0 ? { superseded: superseded.map((m) => m.changeId) } : {}) },
   });
   return changeId;
 }

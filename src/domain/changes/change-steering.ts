@@ -6,7 +6,8 @@ import { applyInstanceEvent, lockInstances } from '../instance-events.ts';
 import { holdSetupFee, SERVICE_ACTOR, type BillingSettings } from '../billing/instance-billing.ts';
 import { pendingAuthorizationsFor } from '../billing/authorizations.ts';
 import { parseChange, type ParsedChange } from '../../gitops/render/change-payloads.ts';
-import { insertChangeRequest, lockChanges, moveChanges, supersedableChangesOf } from './change-requests.ts';
+import { insertChangeRequest, lockChanges, moveChanges } from './change-requests.ts';
+import { proposeInstanceChange } from '../instances.ts';
 import type { MergePolicies } from './change-kinds.ts';
 import type { ChangeStatus } from './change-status.ts';
 
@@ -146,29 +147,18 @@ export async function retryChange(deps: SteeringDeps, tx: Transaction, principal
   } catch (error) {
     throw new ConflictError('change-not-retryable', `Change ${id} cannot be proposed again as it is: ${(error as Error).message}. Send a new request instead.`);
   }
-  // A later request of the instance supersedes what is on its way, as PATCH and DELETE do.
-  const earlier = change.instance_id ? await supersedableChangesOf(sequelize, tx, change.instance_id) : [];
-  const changeId = await insertChangeRequest(sequelize, tx, {
+  const retry = {
     ...parsed,
     ...(change.organization_id ? { organizationId: change.organization_id } : {}),
-    ...(change.instance_id ? { instanceId: change.instance_id } : {}),
     requestedBy: principal.subject,
     mergePolicy: deps.mergePolicy,
     reason: `retry of change ${id}`,
     retryOf: id,
-  });
-  await moveChanges(sequelize, tx, earlier, 'superseded', { supersededBy: changeId });
-  if (change.instance_id) {
-    await sequelize.query('UPDATE instances SET last_change_id = $changeId, drift = NULL WHERE id = $id', { type: QueryTypes.UPDATE, transaction: tx, bind: { id: change.instance_id, changeId } });
-    if (parsed.kind === 'instance.create') await holdSetupFeeAgain(deps, tx, change.instance_id, change.organization_id!, parsed.payload);
-    await applyInstanceEvent(sequelize, tx, change.instance_id, 'change.requested', {
-      cause: 'change.retried',
-      actor: principal.subject,
-      changeId,
-      recordUnchanged: true,
-      detail: { retryOf: id },
-    });
-  }
+  };
+  if (!change.instance_id) return { changeId: await insertChangeRequest(sequelize, tx, retry), created: true };
+  // The instance's new latest request, superseding what is on its way, as PATCH and DELETE do.
+  const changeId = await proposeInstanceChange(sequelize, tx, { change: { ...retry, instanceId: change.instance_id }, cause: 'change.retried', detail: { retryOf: id }, recordUnchanged: true });
+  if (parsed.kind === 'instance.create') await holdSetupFeeAgain(deps, tx, change.instance_id, change.organization_id!, parsed.payload);
   return { changeId, created: true };
 }
 
