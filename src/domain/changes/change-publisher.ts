@@ -194,8 +194,8 @@ export function whatChanges(parsed: ParsedChange): string | undefined {
 
 /** Title, one line per change (with what an update changes), then trailers (one group per change, in the same order). */
 function commitMessage(input: PublishInput, parsed: { change: ChangeToPublish; parsed: ParsedChange }[]): string {
-  const line = (p: ParsedChange) => `${describe(p)}${whatChanges(p) ? `: ${whatChanges(p)}` : ''}`;
-  const lines = parsed.length > 1 ? parsed.map((p) => `- ${line(p.parsed)}`) : whatChanges(parsed[0]!.parsed) ? [`Changes: ${whatChanges(parsed[0]!.parsed)}.`] : [];
+  const changes = parsed.map((p) => whatChanges(p.parsed));
+  const lines = parsed.length > 1 ? parsed.map((p, i) => `- ${describe(p.parsed)}${changes[i] ? `: ${changes[i]}` : ''}`) : changes[0] ? [`Changes: ${changes[0]}.`] : [];
   const trailers: string[] = [`Batch-Id: ${input.batchId}`];
   for (const { change, parsed: p } of parsed) {
     trailers.push(`Change-Id: ${change.id}`);
