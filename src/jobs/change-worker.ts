@@ -30,6 +30,9 @@ export interface ChangeWorkerOptions {
 }
 
 /** 1 s, 2 s, 4 s, ... capped at 5 min, with ±20 % jitter so retries of many workers spread out. */
+/** How often an idle worker looks for branches of merged changes to delete. */
+const BRANCH_CLEANUP_MS = 30_000;
+
 export function backoffMs(attempt: number, random = Math.random): number {
   const base = Math.min(300_000, 1_000 * 2 ** Math.max(0, attempt - 1));
   return Math.round(base * (0.8 + 0.4 * random()));
@@ -45,6 +48,7 @@ export function createChangeWorker(options: ChangeWorkerOptions): BackgroundTask
   const workerId = options.workerId ?? `worker-${randomUUID()}`;
   const log = options.logger.child({ task: 'change-worker', workerId });
   let stopping = false;
+  let branchesCleanedAt = 0;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
 
@@ -102,8 +106,12 @@ export function createChangeWorker(options: ChangeWorkerOptions): BackgroundTask
         // the branches of merged changes.
         if (!worked) {
           await withdrawOnce();
-          const deleted = await deleteMergedBranches({ sequelize: options.sequelize, repository: options.repository });
-          if (deleted.length > 0) log.info({ branches: deleted }, 'deleted the branches of merged changes');
+          // Not urgent: at most once per BRANCH_CLEANUP_MS, not on every idle poll (4 a second).
+          if (Date.now() - branchesCleanedAt >= BRANCH_CLEANUP_MS) {
+            branchesCleanedAt = Date.now();
+            const deleted = await deleteMergedBranches({ sequelize: options.sequelize, repository: options.repository });
+            if (deleted.length > 0) log.info({ branches: deleted }, 'deleted the branches of merged changes');
+          }
         }
       } catch (error) {
         log.error({ err: error }, 'change worker could not claim work');
