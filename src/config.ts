@@ -39,8 +39,8 @@ export const CONFIG_VARIABLES = [
   { name: 'GITOPS_BASE_BRANCH', description: 'Branch that Argo CD watches.', default: 'main', schema: Type.String({ pattern: '^[A-Za-z0-9._/-]{1,200}$' }) },
   { name: 'GITOPS_MERGE_POLICY', description: 'How changes reach the base branch: `pull-request` (a PR a person merges), `auto-merge` (a PR merged by the service) or `direct` (a commit on the base branch).', default: 'pull-request', schema: Type.Union(MERGE_POLICIES.map((p) => Type.Literal(p))) },
   { name: 'GITOPS_MERGE_POLICY_BY_KIND', description: 'Exceptions to GITOPS_MERGE_POLICY per change kind, e.g. `instance.update=auto-merge,instance.delete=pull-request` (kinds: workspace.create, instance.create, instance.update, instance.delete, platform.bootstrap).', default: '', schema: Type.String({ pattern: `^(${MERGE_POLICY_ENTRY}(,${MERGE_POLICY_ENTRY})*)?$` }) },
-  { name: 'GITOPS_BATCH_WINDOW_MS', description: 'How long an accepted change waits so that changes arriving together share one commit and pull request.', default: '2000', schema: Type.Integer({ minimum: 0, maximum: 600000 }) },
-  { name: 'GITOPS_BATCH_MAX', description: 'Most changes in one commit and pull request.', default: '50', schema: Type.Integer({ minimum: 1, maximum: 1000 }) },
+  { name: 'GITOPS_BATCH_WINDOW_MS', description: 'How long an accepted change waits so that changes arriving together share one commit and pull request; a change with nothing else queued does not wait.', default: '2000', schema: Type.Integer({ minimum: 0, maximum: 600000 }) },
+  { name: 'GITOPS_BATCH_MAX', description: 'Most changes in one commit and pull request. A batch takes what is queued up to this: one change when idle, more while the GitHub write budget makes changes wait.', default: '500', schema: Type.Integer({ minimum: 1, maximum: 1000 }) },
   { name: 'GITOPS_WORKER_LEASE_MS', description: 'How long a worker owns a claimed batch; when it dies, another worker takes the batch over after this.', default: '120000', schema: Type.Integer({ minimum: 1000 }) },
   { name: 'GITHUB_REPOSITORY', description: 'The GitOps repository as `owner/name` (GITOPS_DRIVER=github).', schema: Type.String({ pattern: '^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$' }) },
   { name: 'GITHUB_API_URL', description: 'GitHub REST API base URL (GitHub Enterprise: https://HOST/api/v3).', default: 'https://api.github.com', schema: Type.String({ pattern: '^https?://' }) },
@@ -54,6 +54,24 @@ export const CONFIG_VARIABLES = [
     schema: Type.String({ pattern: '^(merge|squash|rebase)(,(merge|squash|rebase))*$' }),
   },
   { name: 'GITHUB_APP_INSTALLATION_ID', description: 'Installation id of the GitHub App on the GitOps repository owner.', schema: Type.Integer({ minimum: 1 }) },
+  {
+    name: 'GITHUB_WRITES_PER_HOUR',
+    description: "Most content-creating requests (POST, PATCH, PUT, DELETE) the github driver sends in any hour, all replicas together. GitHub allows about 500 an hour and 80 a minute per installation; the default leaves a tenth for people and other tools on the same identity.",
+    default: '450',
+    schema: Type.Integer({ minimum: 10, maximum: 500 }),
+  },
+  {
+    name: 'GITHUB_WRITE_BURST',
+    description: 'Writes the github driver may send at once after a quiet spell (the write bucket\'s size; it refills at GITHUB_WRITES_PER_HOUR minus this an hour). Must stay below GITHUB_WRITES_PER_HOUR, and with a minute\'s refill within GitHub\'s 80 a minute.',
+    default: '30',
+    schema: Type.Integer({ minimum: 5, maximum: 80 }),
+  },
+  {
+    name: 'GITHUB_PRIMARY_RESERVE',
+    description: "Requests of GitHub's primary limit (5,000 an hour) kept for reads: when fewer remain before the reset, no new batch is published until it.",
+    default: '500',
+    schema: Type.Integer({ minimum: 0 }),
+  },
   { name: 'OIDC_ISSUER', description: 'Issuer (`iss`) of accepted JWTs, e.g. the Keycloak realm URL. Unset: OIDC is off and only API tokens authenticate.', schema: Type.String({ pattern: '^https?://' }) },
   { name: 'OIDC_AUDIENCE', description: 'Audience (`aud`) that accepted JWTs must carry. Required with OIDC_ISSUER.', schema: Type.String({ minLength: 1 }) },
   { name: 'OIDC_JWKS_URL', description: 'JWKS endpoint of the realm (e.g. `<issuer>/protocol/openid-connect/certs`). Required with OIDC_ISSUER.', schema: Type.String({ pattern: '^https?://' }) },
@@ -99,7 +117,14 @@ export interface Config {
     workerLeaseMs: number;
     /** Set when GITOPS_DRIVER=github. */
     github:
-      | { owner: string; repo: string; apiUrl: string; auth: { token: string } | { appId: string; privateKey: string; installationId: number }; mergeMethods: ('merge' | 'squash' | 'rebase')[] }
+      | {
+          owner: string;
+          repo: string;
+          apiUrl: string;
+          auth: { token: string } | { appId: string; privateKey: string; installationId: number };
+          mergeMethods: ('merge' | 'squash' | 'rebase')[];
+          budget: { writesPerHour: number; burst: number; primaryReserve: number };
+        }
       | undefined;
   };
   /** Undefined when OIDC_ISSUER is unset: only API tokens authenticate. */
@@ -223,6 +248,11 @@ function githubSettings(driver: 'local' | 'github', values: Map<VariableName, un
     problems.push('GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID go together: set all three, or use GITHUB_TOKEN');
   }
   if (!app && token === undefined) problems.push('GITOPS_DRIVER=github needs GITHUB_TOKEN or a GitHub App (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_INSTALLATION_ID)');
+  const writesPerHour = values.get('GITHUB_WRITES_PER_HOUR') as number;
+  const burst = values.get('GITHUB_WRITE_BURST') as number;
+  // In any minute the bucket lets through its size plus a minute of refill (github-budget.ts).
+  if (burst >= writesPerHour) problems.push(`GITHUB_WRITE_BURST (${burst}) must be below GITHUB_WRITES_PER_HOUR (${writesPerHour})`);
+  else if (burst + (writesPerHour - burst) / 60 > 80) problems.push(`GITHUB_WRITE_BURST (${burst}) plus a minute of refill passes GitHub's 80 content-creating requests a minute`);
   if (problems.length > 0) throw new ConfigError(problems);
   const [owner, repo] = repository!.split('/') as [string, string];
   return {
@@ -231,6 +261,7 @@ function githubSettings(driver: 'local' | 'github', values: Map<VariableName, un
     apiUrl: values.get('GITHUB_API_URL') as string,
     mergeMethods: [...new Set((values.get('GITHUB_MERGE_METHODS') as string).split(',') as ('merge' | 'squash' | 'rebase')[])],
     auth: app ? { appId: appId!, privateKey: privateKey!.replace(/\\n/g, '\n'), installationId: installationId! } : { token: token! },
+    budget: { writesPerHour, burst, primaryReserve: values.get('GITHUB_PRIMARY_RESERVE') as number },
   };
 }
 

@@ -213,3 +213,54 @@ export function registerStateGauges(registry: Registry, options: StateGaugeOptio
     metric.set(counts.unknownTenantPaths);
   });
 }
+
+/** What registerGithubBudgetGauges reads (the github driver's GithubBudget, structurally). */
+export interface GithubBudgetSource {
+  observe(observer: { rateLimit(s: { resource: string; limit: number; remaining: number; reset: number }): void; write(): void; waited(ms: number): void }): void;
+  writesLastHour(): number;
+  tokens(): Promise<number>;
+}
+
+/**
+ * The github driver's rate-limit budget (issue 13): GitHub's primary limit as its answers state
+ * it, content-creating requests spent (writes per hour: increase(github_write_requests_total[1h])
+ * across replicas, or github_writes_last_hour per replica), the shared write bucket, and the time
+ * writes waited for it instead of earning a 403.
+ */
+export function registerGithubBudgetGauges(registry: Registry, budget: GithubBudgetSource, onError: (error: unknown) => void): void {
+  const labelNames = ['resource'] as const;
+  const limit = new Gauge({ name: 'github_rate_limit_limit', help: "GitHub's primary rate limit (x-ratelimit-limit of the last answer), by resource.", labelNames, registers: [registry] });
+  const remaining = new Gauge({ name: 'github_rate_limit_remaining', help: 'Requests left before the primary limit resets (x-ratelimit-remaining of the last answer), by resource.', labelNames, registers: [registry] });
+  const reset = new Gauge({ name: 'github_rate_limit_reset_timestamp_seconds', help: 'Unix time the primary limit resets (x-ratelimit-reset of the last answer), by resource.', labelNames, registers: [registry] });
+  const writes = new Counter({ name: 'github_write_requests_total', help: 'Content-creating requests sent to GitHub (POST, PATCH, PUT, DELETE; GraphQL queries excluded), retries included.', registers: [registry] });
+  const waited = new Counter({ name: 'github_write_wait_seconds_total', help: 'Time writes waited for the write budget before they were sent (instead of earning a secondary rate limit).', registers: [registry] });
+  new Gauge({
+    name: 'github_writes_last_hour',
+    help: "This replica's content-creating requests in the last hour (GitHub allows about 500 an hour per installation).",
+    registers: [registry],
+    collect() {
+      this.set(budget.writesLastHour());
+    },
+  });
+  new Gauge({
+    name: 'github_write_budget_tokens',
+    help: 'Writes the shared budget would pay for now without waiting (the token bucket every replica spends from).',
+    registers: [registry],
+    async collect() {
+      try {
+        this.set(await budget.tokens());
+      } catch (error) {
+        onError(error);
+      }
+    },
+  });
+  budget.observe({
+    rateLimit: (s) => {
+      limit.set({ resource: s.resource }, s.limit);
+      remaining.set({ resource: s.resource }, s.remaining);
+      reset.set({ resource: s.resource }, s.reset);
+    },
+    write: () => writes.inc(),
+    waited: (ms) => waited.inc(ms / 1000),
+  });
+}

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Sequelize } from 'sequelize';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
-import { createMetrics, registerStateGauges, type Metrics } from './metrics.ts';
+import { createMetrics, registerGithubBudgetGauges, registerStateGauges, type Metrics } from './metrics.ts';
 import { readStateCounts } from './domain/state-gauges.ts';
 import { redactUrl, RemotePusher } from './jobs/remote-pusher.ts';
 import { BATCH_BRANCH_PREFIX } from './domain/changes/change-kinds.ts';
@@ -32,6 +32,7 @@ import type { GitopsRepository } from './gitops/repository.ts';
 import type { BackgroundTask } from './jobs/background-task.ts';
 import { LocalPullRequests } from './gitops/local/local-pull-requests.ts';
 import { createGithubClient, GithubRepository } from './gitops/github/github-repository.ts';
+import { GithubBudget } from './gitops/github/github-budget.ts';
 import { loadTemplateCatalog } from './gitops/render/template-catalog.ts';
 import { createChangeWorker } from './jobs/change-worker.ts';
 import { changeRoutes } from './api/routes/change-routes.ts';
@@ -78,7 +79,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const metrics = createMetrics();
   registerStateGauges(metrics.registry, { read: () => readStateCounts(sequelize), onError: (err) => logger.warn({ err }, 'reading the state gauges failed: /metrics keeps the last values') });
   const tasks: BackgroundTask[] = [];
-  const repository = await createRepository(config, logger, sequelize, { metrics, tasks });
+  const { repository, budget } = await createRepository(config, logger, sequelize, { metrics, tasks });
 
   let developmentToken: string | undefined;
   if (embedded) developmentToken = await ensureDevelopmentToken(config.dataDir, sequelize);
@@ -148,6 +149,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       maxAttempts: 12,
       metrics,
       afterLanding: converge,
+      ...(budget ? { budget } : {}),
     }),
   );
 
@@ -228,12 +230,19 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   return { url, developmentToken, sequelize, stop };
 }
 
-async function createRepository(config: Config, logger: Logger, sequelize: Sequelize, wiring: { metrics: Metrics; tasks: BackgroundTask[] }): Promise<GitopsRepository> {
+async function createRepository(
+  config: Config,
+  logger: Logger,
+  sequelize: Sequelize,
+  wiring: { metrics: Metrics; tasks: BackgroundTask[] },
+): Promise<{ repository: GitopsRepository; budget?: GithubBudget }> {
   if (config.gitops.github) {
-    const { owner, repo, apiUrl, auth, mergeMethods } = config.gitops.github;
-    const repository = new GithubRepository({ octokit: await createGithubClient({ auth, baseUrl: apiUrl }), owner, repo, baseBranch: config.gitops.baseBranch, mergeMethods });
-    logger.info({ repository: `${owner}/${repo}`, branch: repository.baseBranch }, 'GitHub GitOps repository configured');
-    return repository;
+    const { owner, repo, apiUrl, auth, mergeMethods, budget: limits } = config.gitops.github;
+    const budget = new GithubBudget({ sequelize, identity: githubIdentity(apiUrl, auth), ...limits });
+    registerGithubBudgetGauges(wiring.metrics.registry, budget, (err) => logger.warn({ err }, 'reading the GitHub write budget failed'));
+    const repository = new GithubRepository({ octokit: await createGithubClient({ auth, baseUrl: apiUrl, budget }), owner, repo, baseBranch: config.gitops.baseBranch, mergeMethods });
+    logger.info({ repository: `${owner}/${repo}`, branch: repository.baseBranch, writesPerHour: limits.writesPerHour, burst: limits.burst }, 'GitHub GitOps repository configured');
+    return { repository, budget };
   }
   const { localPath, localPushUrl, baseBranch } = config.gitops;
   const pusher = localPushUrl
@@ -248,7 +257,7 @@ async function createRepository(config: Config, logger: Logger, sequelize: Seque
   });
   await repository.ensureInitialized(await readInitialLayout());
   logger.info({ gitDir: repository.gitDir, branch: repository.baseBranch, pushTo: localPushUrl ? redactUrl(localPushUrl) : undefined }, 'local GitOps repository ready');
-  return repository;
+  return { repository };
 }
 
 /** The embedded default's platform-admin token, kept in DATA_DIR so it survives restarts. */
@@ -267,4 +276,13 @@ async function ensureDevelopmentToken(dataDir: string, sequelize: Sequelize): Pr
     platformAdmin: true,
   });
   return token;
+}
+
+/**
+ * Whose rate limits a client spends: GitHub counts per installation (an App) or per user (a
+ * token), on one GitHub host. A token is named by a hash prefix, never in clear.
+ */
+function githubIdentity(apiUrl: string, auth: { token: string } | { installationId: number }): string {
+  const who = 'token' in auth ? `token:${createHash('sha256').update(auth.token).digest('hex').slice(0, 16)}` : `installation:${auth.installationId}`;
+  return `${new URL(apiUrl).host}/${who}`;
 }

@@ -27,6 +27,11 @@ export interface ChangeWorkerOptions {
   metrics?: Pick<Metrics, 'autoMergeAttempts' | 'gitopsRateLimited'>;
   /** Called after a batch reached the base branch (direct, or auto-merged): read main back. */
   afterLanding?: () => Promise<unknown>;
+  /**
+   * The backend's write budget (github driver): no batch is claimed before it can pay for one,
+   * so while it is short the queue grows and the next batch carries more changes.
+   */
+  budget?: { readyIn(writes?: number): Promise<number>; clock: { realMs(ms: number): number } };
 }
 
 /** 1 s, 2 s, 4 s, ... capped at 5 min, with ±20 % jitter so retries of many workers spread out. */
@@ -52,7 +57,15 @@ export function createChangeWorker(options: ChangeWorkerOptions): BackgroundTask
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
 
+  /** Real time before which the budget cannot pay for a batch. */
+  let budgetReadyAt = 0;
+
   async function runOnce(): Promise<boolean> {
+    if (options.budget) {
+      const wait = options.budget.clock.realMs(await options.budget.readyIn());
+      budgetReadyAt = Date.now() + wait;
+      if (wait > 0) return false;
+    }
     const batch = await claimBatch(options.sequelize, { workerId, leaseMs: options.leaseMs, windowMs: options.windowMs, maxBatch: options.maxBatch });
     if (!batch) return false;
     await publishBatch(batch);
@@ -106,19 +119,24 @@ export function createChangeWorker(options: ChangeWorkerOptions): BackgroundTask
         // the branches of merged changes.
         if (!worked) {
           await withdrawOnce();
-          // Not urgent: at most once per BRANCH_CLEANUP_MS, not on every idle poll (4 a second).
-          if (Date.now() - branchesCleanedAt >= BRANCH_CLEANUP_MS) {
+          // Not urgent: at most once per BRANCH_CLEANUP_MS, not on every idle poll (4 a second),
+          // and only with write budget to spare (changes first).
+          if (Date.now() - branchesCleanedAt >= BRANCH_CLEANUP_MS && budgetReadyAt <= Date.now()) {
             branchesCleanedAt = Date.now();
             const deleted = await deleteMergedBranches({ sequelize: options.sequelize, repository: options.repository });
             if (deleted.length > 0) log.info({ branches: deleted }, 'deleted the branches of merged changes');
           }
         }
       } catch (error) {
-        log.error({ err: error }, 'change worker could not claim work');
+        if (error instanceof BackendRateLimitedError) log.info({ retryAt: error.retryAt }, 'idle work waits for the backend rate limit');
+        else log.error({ err: error }, 'change worker could not claim work');
       }
       if (worked || stopping) continue;
+      // While the budget is short, sleep until it can pay for a batch (a new change cannot
+      // make that sooner); otherwise poll.
+      const sleepMs = Math.max(options.pollMs, Math.min(budgetReadyAt - Date.now(), 60_000));
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, options.pollMs);
+        const timer = setTimeout(resolve, sleepMs);
         wake = () => {
           clearTimeout(timer);
           resolve();

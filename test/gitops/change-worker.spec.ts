@@ -153,13 +153,6 @@ describe('change worker with the local driver (real git)', () => {
     assert.equal(await gitops.worker().runOnce(), false, 'nothing left to claim');
   });
 
-  it('waits for the batching window before claiming', async () => {
-    const { id } = await workspace();
-    await sequelize.query('UPDATE change_requests SET created_at = now() WHERE id = :id', { replacements: { id } });
-    assert.equal(await gitops.worker({ windowMs: 60_000 }).runOnce(), false);
-    assert.equal(await gitops.worker({ windowMs: 0 }).runOnce(), true);
-  });
-
   it('marks a change with a bad payload failed with the reason, and its instance failed', async () => {
     const org = await insertOrganization(sequelize);
     const { instanceId, instanceName } = await insertInstance(sequelize, org);
@@ -191,5 +184,45 @@ describe('change worker with the local driver (real git)', () => {
     const retried = await change(id);
     assert.equal(retried.status, 'open');
     assert.equal(retried.batch_id, row.batch_id);
+  });
+});
+
+/** The window depends on what else is queued, so these run on a database of their own. */
+describe('change worker: the batching window', function () {
+  useSpecDatabase();
+  let sequelize: Sequelize;
+  let gitops: LocalGitops;
+  before(() => {
+    sequelize = createTestSequelize();
+  });
+  after(() => sequelize.close());
+  beforeEach(async () => {
+    gitops = await createLocalGitops(sequelize);
+    await sequelize.query("DELETE FROM change_requests WHERE status = 'pending'");
+  });
+  afterEach(() => gitops.cleanup());
+
+  const change = async (id: string) =>
+    (await sequelize.query<ChangeRow>('SELECT * FROM change_requests WHERE id = :id', { type: QueryTypes.SELECT, replacements: { id } }))[0]!;
+  async function workspace() {
+    const org = await insertOrganization(sequelize);
+    const id = await insertChange(sequelize, { kind: 'workspace.create', orgId: org.orgId, payload: { org: org.orgSlug, orgName: 'Acme', keycloakGroup: `/orgs/${org.orgSlug}` } });
+    return { org, id };
+  }
+
+  it('waits for the batching window when other changes are queued, so they share one commit', async () => {
+    const first = await workspace();
+    const second = await workspace();
+    await sequelize.query('UPDATE change_requests SET created_at = now() WHERE id IN (:ids)', { replacements: { ids: [first.id, second.id] } });
+    assert.equal(await gitops.worker({ windowMs: 60_000 }).runOnce(), false);
+    assert.equal(await gitops.worker({ windowMs: 0 }).runOnce(), true);
+    assert.equal((await change(first.id)).commit_sha, (await change(second.id)).commit_sha);
+  });
+
+  it('publishes a change with nothing else queued at once: the window adds no latency when idle (issue 13)', async () => {
+    const { id } = await workspace();
+    await sequelize.query('UPDATE change_requests SET created_at = now() WHERE id = :id', { replacements: { id } });
+    assert.equal(await gitops.worker({ windowMs: 60_000 }).runOnce(), true);
+    assert.equal((await change(id)).status, 'open');
   });
 });

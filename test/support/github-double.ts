@@ -4,6 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { executeGraphql, GraphqlRefusal } from './github-graphql-double.ts';
+import { RateLimitEnforcer, type GithubLimits } from './github-rate-limits.ts';
 import { serveOnLoopback } from './http.ts';
 
 /**
@@ -128,6 +129,8 @@ export interface GithubDouble {
   commit(sha: string): Commit | undefined;
   /** Commits `tree` on top of `parents` as `author` (an engineer's push or a merge made outside the driver). */
   addCommit(input: { parents: string[]; files: Map<string, string>; message: string; author?: { name: string; email: string } }): string;
+  /** A person's push: moves (or creates) branch `name` to `sha`, outside any rate limit of ours. */
+  pushBranch(name: string, sha: string): void;
   /** Answers the next `times` calls of `method route` with `status` (a GitHub error body). */
   failNext(method: string, route: string, status: number, times?: number, message?: string): void;
   /**
@@ -143,7 +146,19 @@ export interface GithubDouble {
    */
   mergeableAfterPolls(polls: number): void;
   resetCalls(): void;
+  /** The rate limits' bookkeeping: what was refused, what ignored a retry-after, writes spent (undefined with `limits: false`). */
+  limits: RateLimitEnforcer | undefined;
   close(): Promise<void>;
+}
+
+/** The `query` of a GraphQL request body, '' when it has none. */
+function graphqlQuery(chunks: Buffer[]): string {
+  try {
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { query?: unknown };
+    return typeof body.query === 'string' ? body.query : '';
+  } catch {
+    return '';
+  }
 }
 
 const hash = (value: unknown) => createHash('sha1').update(JSON.stringify(value)).digest('hex');
@@ -157,6 +172,14 @@ export async function startGithubDouble(
     repo?: string;
     initialFiles?: Record<string, string>;
     graphqlTextLimit?: number;
+    /**
+     * GitHub's primary and secondary rate limits (github-rate-limits.ts), enforced by default
+     * with GitHub's numbers; `false` only where a spec counts calls of a client that has no
+     * pacing of its own to compare (and says so).
+     */
+    limits?: Partial<GithubLimits> | false;
+    /** The clock the limits count on (ms): a benchmark compresses time through it. */
+    clock?: () => number;
     /** The repository's allowed merge methods (Settings → Pull Requests; allow_merge_commit, allow_squash_merge, allow_rebase_merge). */
     mergeMethods?: ('merge' | 'squash' | 'rebase')[];
     /** Branch protection "Require branches to be up to date before merging" on the base branch. */
@@ -177,6 +200,7 @@ export async function startGithubDouble(
   const failures: { method: string; route: string; status: number; times: number; headers?: Record<string, string>; message?: string }[] = [];
   let order = 0;
   let pendingPollsOfNewPulls = 0;
+  const enforcer = options.limits === false ? undefined : new RateLimitEnforcer(options.limits, options.clock);
 
   const blobs = new Map<string, string>();
   let listeningUrl = '';
@@ -694,15 +718,26 @@ export async function startGithubDouble(
   };
   const server = http.createServer((request, response) => {
     const chunks: Buffer[] = [];
+    enforcer?.arrive();
+    response.on('close', () => enforcer?.release());
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       const url = new URL(request.url ?? '/', 'http://double');
       const method = request.method ?? 'GET';
+      const limited = { method, path: url.pathname, mutation: url.pathname === '/graphql' && /^\s*mutation\b/.test(graphqlQuery(chunks)) };
+      // Limits are per identity (RL: "per user or per installation"): our client always sends
+      // a token; a spec's person acting through the double's HTTP API sends none and has its own.
+      const admission = request.headers.authorization ? enforcer?.admit(limited) : undefined;
+      const limitHeaders = admission?.headers ?? { 'x-ratelimit-remaining': '4999', 'x-ratelimit-limit': '5000' };
       const answer = (status: number, body: unknown, route: string, headers: Record<string, string> = {}) => {
         calls.push({ method, route, status });
-        response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'x-ratelimit-remaining': '4999', 'x-ratelimit-limit': '5000', ...headers });
+        response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...limitHeaders, ...headers });
         response.end(status === 204 ? undefined : JSON.stringify(body));
       };
+      if (admission?.refusal) {
+        const { refusal } = admission;
+        return answer(refusal.status, { message: refusal.message, documentation_url: 'https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api' }, `${method} ${url.pathname}`, refusal.headers);
+      }
       if (method === 'POST' && url.pathname === '/graphql') return answerGraphql(chunks, answer);
       const operation = operations.find((op) => op.method === method && op.regex.test(url.pathname));
       if (!operation) {
@@ -745,6 +780,7 @@ export async function startGithubDouble(
         const etag = `W/"${hash(result.body)}"`;
         if (request.headers['if-none-match'] === etag) {
           calls.push({ method, route, status: 304 });
+          if (admission) enforcer?.notModified(limited);
           response.writeHead(304, { etag });
           response.end();
           return;
@@ -772,6 +808,10 @@ export async function startGithubDouble(
     files: (ref) => new Map(treeOf(resolve(ref) ?? refs.get(`heads/${ref}`)!)),
     commit: (sha) => commits.get(sha),
     addCommit: (input) => putCommit(putTree(new Map(input.files)), input.parents, input.message, input.author),
+    pushBranch: (name, sha) => {
+      if (!commits.has(sha)) throw new Error(`no commit ${sha}`);
+      refs.set(`heads/${name}`, sha);
+    },
     failNext: (method, route, status, times = 1, message) => failures.push({ method, route, status, times, ...(message ? { message } : {}) }),
     rateLimitNext: (method, route, kind, seconds, times = 1) =>
       failures.push(
@@ -795,6 +835,7 @@ export async function startGithubDouble(
       ),
     mergeableAfterPolls: (polls) => (pendingPollsOfNewPulls = polls),
     resetCalls: () => calls.splice(0),
+    limits: enforcer,
     close: listening.close,
   };
 }

@@ -22,7 +22,10 @@ export interface ClaimedBatch {
 export interface ClaimOptions {
   workerId: string;
   leaseMs: number;
-  /** A change waits this long after it was accepted, so close arrivals share a commit. */
+  /**
+   * A change waits this long after it was accepted, so close arrivals share a commit; a change
+   * with nothing else queued does not wait (the window would only add latency).
+   */
   windowMs: number;
   maxBatch: number;
 }
@@ -54,7 +57,9 @@ export async function claimBatch(sequelize: Sequelize, options: ClaimOptions): P
     const [head] = await sequelize.query<{ batch_id: string | null; merge_policy: MergePolicy }>(
       `SELECT batch_id, merge_policy FROM change_requests
        WHERE ${CLAIMABLE}
-         AND (batch_id IS NOT NULL OR created_at <= now() - make_interval(secs => :windowMs / 1000.0))
+         AND (batch_id IS NOT NULL OR created_at <= now() - make_interval(secs => :windowMs / 1000.0)
+              OR NOT EXISTS (SELECT 1 FROM change_requests other
+                             WHERE other.status = 'pending' AND other.batch_id IS NULL AND other.id <> change_requests.id))
        ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`,
       { type: QueryTypes.SELECT, transaction: tx, replacements: { windowMs: options.windowMs } },
     );

@@ -13,6 +13,7 @@ import {
   type PullRequest,
 } from '../repository.ts';
 import { compareRange } from './commit-range.ts';
+import { isContentCreating, type GithubBudget } from './github-budget.ts';
 import { readDirectoriesAt } from './directory-read.ts';
 import { planTreeChanges } from './tree-changes.ts';
 
@@ -33,6 +34,12 @@ export interface GithubClientOptions {
    * integrations. Only tests against the double turn it off, to run in milliseconds.
    */
   throttle?: boolean;
+  /**
+   * The write and request budget (github-budget.ts): every answer's rate-limit headers are
+   * recorded, and every request passes it before it is sent. Unset only in tests of the driver's
+   * calls themselves.
+   */
+  budget?: GithubBudget;
 }
 
 /**
@@ -43,9 +50,11 @@ export async function createGithubClient(options: GithubClientOptions): Promise<
   const send = options.fetch ?? fetch;
   const timeoutMs = options.timeoutMs ?? 30_000;
   // Octokit sets no timeout of its own; an aborted request is a network error (transient).
-  const timed: typeof fetch = (input, init) => {
+  const timed: typeof fetch = async (input, init) => {
     const timeout = AbortSignal.timeout(timeoutMs);
-    return send(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout });
+    const response = await send(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout });
+    options.budget?.recordHeaders(response.headers);
+    return response;
   };
   const common = {
     baseUrl: options.baseUrl,
@@ -61,9 +70,37 @@ export async function createGithubClient(options: GithubClientOptions): Promise<
       onSecondaryRateLimit: (after: number, _request: unknown, _octokit: unknown, retryCount: number) => retryCount < 1 && after <= 30,
     },
   };
-  if ('token' in options.auth) return new Octokit({ ...common, auth: options.auth.token });
-  const app = new App({ appId: options.auth.appId, privateKey: options.auth.privateKey, Octokit: Octokit.defaults(common) });
-  return app.getInstallationOctokit(options.auth.installationId);
+  const octokit =
+    'token' in options.auth
+      ? new Octokit({ ...common, auth: options.auth.token })
+      : await new App({ appId: options.auth.appId, privateKey: options.auth.privateKey, Octokit: Octokit.defaults(common) }).getInstallationOctokit(options.auth.installationId);
+  if (options.budget) spendFrom(octokit, options.budget);
+  return octokit;
+}
+
+/**
+ * Every request passes the budget before it is sent. Registered after the plugins, the hook
+ * wraps them: a request the budget refuses (BackendRateLimitedError) is not retried by
+ * plugin-retry or throttling, and the retries they make of a write (a 502, a short secondary
+ * limit) go through a counting fetch and are spent after the fact.
+ */
+function spendFrom(octokit: Octokit, budget: GithubBudget): void {
+  octokit.hook.wrap('request', async (request, options) => {
+    const url = String(options.url);
+    await budget.beforeRequest(String(options.method), url);
+    if (!isContentCreating(String(options.method), url)) return request(options);
+    let sent = 0;
+    const inner = options.request?.fetch as typeof fetch | undefined;
+    const counting: typeof fetch = (input, init) => {
+      sent += 1;
+      return (inner ?? fetch)(input, init);
+    };
+    try {
+      return await request({ ...options, request: { ...options.request, fetch: counting } });
+    } finally {
+      await budget.spentExtra(sent - 1);
+    }
+  });
 }
 
 export interface GithubRepositoryOptions {
