@@ -57,7 +57,7 @@ export const endToEndLatency: Benchmark = {
       }
       const note = `median of ${samples}, polled every ${POLL_MS} ms`;
       return [
-        { benchmark: TITLE, case: 'POST /instances → pull request open', value: median(toPr), unit: 'ms', note: `${note}; includes the default 2 s batching window (GITOPS_BATCH_WINDOW_MS)` },
+        { benchmark: TITLE, case: 'POST /instances → pull request open', value: median(toPr), unit: 'ms', note: `${note}; a lone change, so no batching window (GITOPS_BATCH_WINDOW_MS applies when others are queued)` },
         { benchmark: TITLE, case: 'merge → ready (sync simulator)', value: median(toReady), unit: 'ms', note },
       ];
     } finally {

@@ -15,8 +15,9 @@ import { commitCost } from './commit-cost.ts';
 import { apiThroughput } from './api-throughput.ts';
 import { webhookIngest } from './webhook-ingest.ts';
 import { endToEndLatency } from './end-to-end-latency.ts';
+import { sustainedLoad } from './sustained-load.ts';
 
-const BENCHMARKS: Benchmark[] = [githubApiCost, commitCost, apiThroughput, webhookIngest, endToEndLatency];
+const BENCHMARKS: Benchmark[] = [githubApiCost, sustainedLoad, commitCost, apiThroughput, webhookIngest, endToEndLatency];
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
 const USAGE = `npm run bench -- [--quick] [--only id,id] [--json file] [--update-readme]
