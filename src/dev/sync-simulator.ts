@@ -6,7 +6,7 @@ import { parseManifest } from '../gitops/render/manifest-serialization.ts';
 import { validateManifest } from '../gitops/render/manifest-validation.ts';
 import { INSTANCE_SPEC_ANNOTATION } from '../gitops/instance-spec.ts';
 import { APPLICATION_TIER_LABEL, INSTANCE_ID_LABEL, INSTANCE_NAME_LABEL, MANAGED_BY_LABELS, ORG_LABEL, PARENT_TIER } from '../gitops/labels.ts';
-import { instanceApplicationName, instanceDir, parentApplicationName, tenantBaseDir } from '../gitops/tenant-paths.ts';
+import { instanceApplicationName, instanceDir, parentApplicationName, tenantBaseDir, type TenantLayout } from '../gitops/tenant-paths.ts';
 import type { BackgroundTask } from '../jobs/background-task.ts';
 import { createPeriodicTask } from '../jobs/periodic-task.ts';
 import type { ArgocdNotification } from '../webhooks/argocd-notification.ts';
@@ -39,6 +39,7 @@ interface Candidate {
   name: string;
   state: 'syncing' | 'deleting';
   org: string;
+  tenant_layout: TenantLayout;
   merge_commit_sha: string;
 }
 
@@ -49,7 +50,7 @@ export function createSyncSimulator(options: SyncSimulatorOptions): BackgroundTa
 
   async function runOnce(): Promise<number> {
     const candidates = await options.sequelize.query<Candidate>(
-      `SELECT i.id, i.name, i.state, o.slug AS org, c.merge_commit_sha
+      `SELECT i.id, i.name, i.state, o.slug AS org, o.tenant_layout, c.merge_commit_sha
          FROM instances i
          JOIN organizations o ON o.id = i.organization_id
          JOIN change_requests c ON c.id = i.last_change_id
@@ -74,7 +75,7 @@ export function createSyncSimulator(options: SyncSimulatorOptions): BackgroundTa
 
   /** The notices Argo CD would send now; undefined while it would not sync the instance yet. */
   async function simulate(candidate: Candidate, head: string): Promise<ArgocdNotification[] | undefined> {
-    const dir = instanceDir(candidate.org, candidate.name);
+    const dir = instanceDir(candidate.org, candidate.name, candidate.tenant_layout);
     const files = (await readGit(['ls-tree', '-r', '--name-only', head, '--', `${dir}/`])).split('\n').filter(Boolean);
     const child = { namespace: 'argocd', labels: { ...MANAGED_BY_LABELS, [ORG_LABEL]: candidate.org, [INSTANCE_ID_LABEL]: candidate.id } };
     // The parent as the tenant-apps ApplicationSet labels it (templates/platform/argocd-tenants/).
@@ -101,7 +102,7 @@ export function createSyncSimulator(options: SyncSimulatorOptions): BackgroundTa
     }
     // Nothing of a tenant syncs before its base (AppProject, namespaces) is on main: the
     // instance Application's project would not exist. Not played yet; tried again next pass.
-    const base = (await readGit(['ls-tree', '--name-only', head, '--', `${tenantBaseDir(candidate.org)}/`])).trim();
+    const base = (await readGit(['ls-tree', '--name-only', head, '--', `${tenantBaseDir(candidate.org, candidate.tenant_layout)}/`])).trim();
     if (!base) return undefined;
 
     let name = instanceApplicationName(candidate.org, candidate.name);

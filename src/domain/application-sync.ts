@@ -114,7 +114,7 @@ export async function applyApplicationObservation(
     return {
       instanceId: subject.tier === 'child' ? subject.instanceId : undefined,
       event: null,
-      reason: subject.tier === 'child' ? 'no such instance' : `main holds no instance at tenants/${subject.org}/apps/${subject.instanceName}`,
+      reason: subject.tier === 'child' ? 'no such instance' : `main holds no instance ${subject.instanceName} of ${subject.org} (apps/${subject.instanceName} under its directory)`,
     };
   }
   const instanceId = target.id;

@@ -1,5 +1,5 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { tenantDir } from '../gitops/tenant-paths.ts';
+import { tenantDir, type TenantLayout } from '../gitops/tenant-paths.ts';
 import { changeTrailerGroups, type GitopsRepository } from '../gitops/repository.ts';
 import { pullRequestLinks } from './changes/change-views.ts';
 
@@ -26,7 +26,11 @@ export async function tenantAudit(
   org: string,
   page: { limit: number; cursor?: string },
 ): Promise<{ items: AuditEntry[]; nextCursor: string | null; unknownPaths: UnknownPath[] }> {
-  const history = await deps.repository.history({ pathPrefix: `${tenantDir(org)}/`, limit: page.limit, ...(page.cursor ? { cursor: page.cursor } : {}) });
+  // The org's directory where it sits now (tenant-paths.ts); before a layout migration moved
+  // it, its history is at the flat path (README "Repository layout").
+  const [row] = await deps.sequelize.query<{ tenant_layout: TenantLayout }>('SELECT tenant_layout FROM organizations WHERE slug = :org', { type: QueryTypes.SELECT, replacements: { org } });
+  const dir = tenantDir(org, row?.tenant_layout ?? 'bucketed');
+  const history = await deps.repository.history({ pathPrefix: `${dir}/`, limit: page.limit, ...(page.cursor ? { cursor: page.cursor } : {}) });
   const ids = [...new Set(history.commits.flatMap((c) => changeTrailerGroups(c.message).filter((g) => g.Org === org).map((g) => g['Change-Id']!)).filter((id) => UUID.test(id)))];
   const links = await pullRequestLinks(deps.sequelize, ids);
   const items = history.commits.map((commit) => {
@@ -49,7 +53,7 @@ export async function tenantAudit(
       pullRequests: ids.map((changeId) => ({ changeId, number: links.get(changeId)?.number ?? null, url: links.get(changeId)?.url ?? null })),
     };
   });
-  return { items, nextCursor: history.nextCursor ?? null, unknownPaths: await unknownPaths(deps.sequelize, org) };
+  return { items, nextCursor: history.nextCursor ?? null, unknownPaths: await unknownPaths(deps.sequelize, dir) };
 }
 
 /** A directory under tenants/<org>/apps/ on the base branch that no instance owns (recorded by convergence). */
@@ -60,12 +64,12 @@ export interface UnknownPath {
   firstSeenAt: string;
 }
 
-async function unknownPaths(sequelize: Sequelize, org: string): Promise<UnknownPath[]> {
+async function unknownPaths(sequelize: Sequelize, dir: string): Promise<UnknownPath[]> {
   // By path prefix, not organization id: the directory may name an org that does not exist.
   const rows = await sequelize.query<{ path: string; commit_sha: string; author: string | null; first_seen_at: Date }>(
     `SELECT path, commit_sha, author, first_seen_at FROM unknown_tenant_paths
       WHERE resolved_at IS NULL AND starts_with(path, $prefix) ORDER BY path LIMIT 100`,
-    { type: QueryTypes.SELECT, bind: { prefix: `${tenantDir(org)}/apps/` } },
+    { type: QueryTypes.SELECT, bind: { prefix: `${dir}/apps/` } },
   );
   return rows.map((r) => ({ path: r.path, commitSha: r.commit_sha, author: r.author, firstSeenAt: r.first_seen_at.toISOString() }));
 }

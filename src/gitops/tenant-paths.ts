@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 
 /**
@@ -85,18 +86,53 @@ function slug(value: string, kind: SlugKind): string {
   return value;
 }
 
-export function tenantDir(org: string): string {
-  return `tenants/${slug(org, 'org')}`;
+/**
+ * Where an org's directory sits under `tenants/` (README "Repository layout"):
+ *
+ * - `bucketed`: `tenants/<bucket>/<org>/`, the bucket `_` and the first two hex digits of
+ *   sha256(org), so 256 buckets: at 100,000 tenants about 390 orgs a bucket (GitHub's web UI
+ *   and contents API stop at 1,000 entries a directory), and every commit rewrites a
+ *   256-entry `tenants/` tree and one bucket instead of a tree of every tenant. A hash, not the
+ *   name's first letters, so that no naming habit (every org `team-…`) fills one bucket; `_`
+ *   is in no slug, so a bucket can never be read as an org.
+ * - `flat`: `tenants/<org>/`, where repositories created before the bucketed layout keep their
+ *   orgs until the layout migration moves them (a reviewed change like any other).
+ */
+export const TENANT_LAYOUTS = ['bucketed', 'flat'] as const;
+export type TenantLayout = (typeof TENANT_LAYOUTS)[number];
+
+/** The org's bucket: `_` and two lowercase hex digits. */
+export function tenantBucket(org: string): string {
+  return `_${createHash('sha256').update(slug(org, 'org')).digest('hex').slice(0, 2)}`;
+}
+
+export function tenantDir(org: string, layout: TenantLayout): string {
+  return layout === 'bucketed' ? `tenants/${tenantBucket(org)}/${slug(org, 'org')}` : `tenants/${slug(org, 'org')}`;
 }
 
 /** The tenant's infrastructure: namespaces, quotas, policies, role bindings, AppProject. */
-export function tenantBaseDir(org: string): string {
-  return `${tenantDir(org)}/base`;
+export function tenantBaseDir(org: string, layout: TenantLayout): string {
+  return `${tenantDir(org, layout)}/base`;
 }
 
 /** One directory per instance, holding its Argo CD Application and anything beside it. */
-export function instanceDir(org: string, instanceName: string): string {
-  return `${tenantDir(org)}/apps/${slug(instanceName, 'instanceName')}`;
+export function instanceDir(org: string, instanceName: string, layout: TenantLayout): string {
+  return `${tenantDir(org, layout)}/apps/${slug(instanceName, 'instanceName')}`;
+}
+
+/**
+ * The org directory a repository path is in, in either layout; undefined for a path outside
+ * every org's directory (`tenants/README.md`, a bucket itself, a bucket that is not the org's).
+ */
+export function tenantOfPath(path: string): { org: string; layout: TenantLayout; dir: string; rest: string[] } | undefined {
+  const [top, first, second, ...more] = path.split('/');
+  if (top !== 'tenants' || first === undefined) return undefined;
+  if (first.startsWith('_')) {
+    if (second === undefined || !isSlug(second, 'org') || tenantBucket(second) !== first) return undefined;
+    return { org: second, layout: 'bucketed', dir: `tenants/${first}/${second}`, rest: more };
+  }
+  if (!isSlug(first, 'org') || second === undefined) return undefined;
+  return { org: first, layout: 'flat', dir: `tenants/${first}`, rest: [second, ...more] };
 }
 
 function generatedName(...segments: string[]): string {

@@ -1,3 +1,4 @@
+import { instanceDir } from '../../src/gitops/tenant-paths.ts';
 import assert from 'node:assert/strict';
 import type { Sequelize } from 'sequelize';
 import { createApp } from '../../src/api/app.ts';
@@ -81,7 +82,7 @@ describe('change and audit routes', () => {
     const shown = await call('GET', `/changes/${create}`, admin);
     assert.equal(shown.status, 200);
     assert.equal(shown.body.status, 'open');
-    assert.ok((shown.body.files as { path: string }[]).some((f) => f.path === `tenants/${org.orgSlug}/apps/${instanceName}/application.yaml`));
+    assert.ok((shown.body.files as { path: string }[]).some((f) => f.path === `${instanceDir(org.orgSlug, instanceName, 'bucketed')}/application.yaml`));
     // Members read their org's changes (issue 20); anyone else is told nothing, not even that it exists.
     const asMember = await call('GET', `/changes/${create}`, member);
     assert.equal(asMember.status, 200);

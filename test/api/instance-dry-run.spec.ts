@@ -1,3 +1,4 @@
+import { instanceDir, tenantDir } from '../../src/gitops/tenant-paths.ts';
 import assert from 'node:assert/strict';
 import { QueryTypes } from 'sequelize';
 import { startApiHarness, userWithWorkspace, type ApiHarness } from '../support/api-harness.ts';
@@ -66,11 +67,11 @@ describe('dry runs of instance requests', () => {
     assert.match(String(body.change!.baseCommit), /^[0-9a-f]{40}$/);
     assert.ok(body.change!.files.length >= 2, JSON.stringify(body.change!.files.map((f) => f.path)));
     for (const file of body.change!.files) {
-      assert.ok(file.path.startsWith(`tenants/${org}/`), file.path);
+      assert.ok(file.path.startsWith(`${tenantDir(org, 'bucketed')}/`), file.path);
       assert.equal(file.action, 'write');
       assert.match(file.diff, new RegExp(`^--- /dev/null\\n\\+\\+\\+ b/${file.path.replaceAll('.', '\\.')}\\n@@ -0,0 \\+1,\\d+ @@\\n\\+`));
     }
-    assert.ok(body.change!.files.some((f) => f.path === `tenants/${org}/apps/dry-one/application.yaml` && f.diff.includes(`+  name: app--${org}--dry-one`)));
+    assert.ok(body.change!.files.some((f) => f.path === `${instanceDir(org, 'dry-one', 'bucketed')}/application.yaml` && f.diff.includes(`+  name: app--${org}--dry-one`)));
     const [studio] = await api.sequelize.query<{ fee: string; rate: string }>(
       "SELECT v.setup_fee_minor::text AS fee, v.hourly_rate_minor::text AS rate FROM offering_versions v JOIN offerings o ON o.id = v.offering_id WHERE o.slug = 'studio' AND v.version = '2.0.0'",
       { type: QueryTypes.SELECT },
@@ -117,7 +118,7 @@ describe('dry runs of instance requests', () => {
     const del = removal.body as unknown as Preview;
     assert.equal(del.change!.kind, 'instance.delete');
     assert.ok(del.change!.files.length >= 2);
-    assert.ok(del.change!.files.every((f) => f.action === 'delete' && f.path.startsWith(`tenants/${org}/apps/dry-two/`) && /^--- a\/.*\n\+\+\+ \/dev\/null\n/.test(f.diff)));
+    assert.ok(del.change!.files.every((f) => f.action === 'delete' && f.path.startsWith(`${instanceDir(org, 'dry-two', 'bucketed')}/`) && /^--- a\/.*\n\+\+\+ \/dev\/null\n/.test(f.diff)));
     assert.equal(await written(), before);
     assert.equal((await api.call('GET', `/instances/${id}`, { token })).body.state, 'syncing');
   });

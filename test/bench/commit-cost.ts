@@ -82,6 +82,7 @@ async function measure(context: BenchContext, catalog: TemplateCatalog, size: Si
       catalog,
       { org, project: 'default', instanceName: `bench-${i}`, offering: 'studio', role: 'studio', version: '1.0.0', templatePath: 'templates/offerings/studio/1.0.0', parameters: {} },
       randomUUID(),
+      'bucketed',
     );
     files = changes.length;
     const started = performance.now();

@@ -125,7 +125,7 @@ async function pluginCost(catalog: TemplateCatalog, layout: Record<string, strin
       const name = `plugin-${i}`;
       // As Backstage's publish:github:pull-request passes them: base64 File objects, one blob each.
       const files: Record<string, { content: string; encoding: 'base64'; mode: '100644' }> = {};
-      for (const change of renderInstance(catalog, instanceWritePayload('bench-org', name), randomUUID())) {
+      for (const change of renderInstance(catalog, instanceWritePayload('bench-org', name), randomUUID(), 'bucketed')) {
         if ('content' in change) files[change.path] = { content: Buffer.from(change.content).toString('base64'), encoding: 'base64', mode: '100644' };
       }
       await composeCreatePullRequest(octokit as never, {

@@ -311,7 +311,7 @@ async function pluginRun(catalog: TemplateCatalog, layout: Record<string, string
       if (clock.now() < due) await new Promise((resolve) => setTimeout(resolve, clock.realMs(due - clock.now())));
       const name = `plugin-${i}`;
       const files: Record<string, { content: string; encoding: 'base64'; mode: '100644' }> = {};
-      for (const change of renderInstance(catalog, instanceWritePayload('bench-org', name), randomUUID())) {
+      for (const change of renderInstance(catalog, instanceWritePayload('bench-org', name), randomUUID(), 'bucketed')) {
         if ('content' in change) files[change.path] = { content: Buffer.from(change.content).toString('base64'), encoding: 'base64', mode: '100644' };
       }
       try {

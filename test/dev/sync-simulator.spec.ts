@@ -8,7 +8,7 @@ import { webhookRoutes } from '../../src/api/routes/webhook-routes.ts';
 import { ArgocdTokenVerifier } from '../../src/webhooks/argocd-token.ts';
 import { createSyncSimulator } from '../../src/dev/sync-simulator.ts';
 import { LocalRepository } from '../../src/gitops/local/local-repository.ts';
-import { instanceApplicationName, tenantNamespace, tenantProject } from '../../src/gitops/tenant-paths.ts';
+import { instanceApplicationName, tenantNamespace, tenantProject, instanceDir, tenantBaseDir } from '../../src/gitops/tenant-paths.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
@@ -80,7 +80,7 @@ describe('development sync simulator', () => {
   }
 
   /** The tenant's base (AppProject, namespaces) on main, as its workspace change puts it there. */
-  const tenantBase = (org: string) => ({ path: `tenants/${org}/base/kustomization.yaml`, content: 'resources: []\n' });
+  const tenantBase = (org: string) => ({ path: `${tenantBaseDir(org, 'bucketed')}/kustomization.yaml`, content: 'resources: []\n' });
 
   /** An instance whose create merged: its directory (and, unless `withoutBase`, its tenant's base) on main. */
   async function mergedInstance(options: { withoutBase?: boolean } = {}) {
@@ -88,8 +88,8 @@ describe('development sync simulator', () => {
     const { org, name } = await orgAndName(change.instanceId);
     const merge = await commitOnMain([
       ...(options.withoutBase ? [] : [tenantBase(org)]),
-      { path: `tenants/${org}/apps/${name}/application.yaml`, content: applicationYaml(instanceApplicationName(org, name), change.instanceId) },
-      { path: `tenants/${org}/apps/${name}/kustomization.yaml`, content: 'resources:\n  - application.yaml\n' },
+      { path: `${instanceDir(org, name, 'bucketed')}/application.yaml`, content: applicationYaml(instanceApplicationName(org, name), change.instanceId) },
+      { path: `${instanceDir(org, name, 'bucketed')}/kustomization.yaml`, content: 'resources:\n  - application.yaml\n' },
     ]);
     await sequelize.query('UPDATE change_requests SET merge_commit_sha = $sha WHERE id = $id', { bind: { id: change.changeId, sha: merge } });
     return { change, org, name };
@@ -127,7 +127,7 @@ describe('development sync simulator', () => {
     const { org, name } = await orgAndName(change.instanceId);
     const merge = await commitOnMain([
       tenantBase(org),
-      { path: `tenants/${org}/apps/${name}/application.yaml`, content: applicationYaml(instanceApplicationName(org, name), change.instanceId).replace(`  project: ${tenantProject('acme')}\n`, '') },
+      { path: `${instanceDir(org, name, 'bucketed')}/application.yaml`, content: applicationYaml(instanceApplicationName(org, name), change.instanceId).replace(`  project: ${tenantProject('acme')}\n`, '') },
     ]);
     await sequelize.query('UPDATE change_requests SET merge_commit_sha = $sha WHERE id = $id', { bind: { id: change.changeId, sha: merge } });
     await simulator.runOnce();

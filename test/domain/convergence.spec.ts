@@ -1,3 +1,4 @@
+import { instanceDir } from '../../src/gitops/tenant-paths.ts';
 import assert from 'node:assert/strict';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { mergeChange } from '../../src/domain/changes/change-merge.ts';
@@ -58,7 +59,7 @@ describe('convergence: the database reads the base branch back', () => {
     const changeId = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: instanceWritePayload(org.orgSlug, instanceName, { parameters }) });
     await gitops.worker().runOnce();
     await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, changeId, 'admin');
-    return { org, instanceId, instanceName, changeId, dir: `tenants/${org.orgSlug}/apps/${instanceName}` };
+    return { org, instanceId, instanceName, changeId, dir: `${instanceDir(org.orgSlug, instanceName, 'bucketed')}` };
   }
 
   /** The instance's delete change, pending. */
@@ -150,7 +151,7 @@ describe('convergence: the database reads the base branch back', () => {
 
   it('reports a directory no instance owns, in the audit, until it is gone', async () => {
     const org = await insertOrganization(sequelize);
-    const stray = `tenants/${org.orgSlug}/apps/hand-made`;
+    const stray = `${instanceDir(org.orgSlug, 'hand-made', 'bucketed')}`;
     await engineerCommits([{ path: `${stray}/deployment.yaml`, content: 'kind: Deployment\n' }], 'A hand-made app');
     const result = await gitops.converge();
     assert.deepEqual(result?.unknown, [stray]);
@@ -221,7 +222,7 @@ describe('convergence: the database reads the base branch back', () => {
     await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, create, 'a person');
     assert.equal((await row(instanceId)).observed_state, 'present');
     await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, removal, 'a person');
-    assert.notEqual(await gitops.git('ls-tree', 'main', `tenants/${org.orgSlug}/apps/${instanceName}`), '', 'the empty delete removed nothing');
+    assert.notEqual(await gitops.git('ls-tree', 'main', `${instanceDir(org.orgSlug, instanceName, 'bucketed')}`), '', 'the empty delete removed nothing');
     const after = await row(instanceId);
     assert.equal(after.state, 'deleting');
     assert.match(after.drift ?? '', /deletion was merged/);
@@ -233,7 +234,7 @@ describe('convergence: the database reads the base branch back', () => {
     await gitops.worker().runOnce();
     const [{ id: proposed }] = (await sequelize.query('SELECT last_change_id AS id FROM instances WHERE id = $id', { type: QueryTypes.SELECT, bind: { id: instanceId } })) as [{ id: string }];
     await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, proposed, 'a person');
-    assert.equal(await gitops.git('ls-tree', 'main', `tenants/${org.orgSlug}/apps/${instanceName}`), '', 'the proposal removed it');
+    assert.equal(await gitops.git('ls-tree', 'main', `${instanceDir(org.orgSlug, instanceName, 'bucketed')}`), '', 'the proposal removed it');
     assert.equal((await row(instanceId)).observed_state, 'absent');
   });
 
@@ -245,7 +246,7 @@ describe('convergence: the database reads the base branch back', () => {
     const create = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: instanceWritePayload(org.orgSlug, instanceName, { parameters: {} }) });
     await gitops.worker().runOnce();
     await mergeChange({ sequelize, repository: gitops.repository }, create, 'a person'); // main not read back yet
-    await engineerCommits([{ path: `tenants/${org.orgSlug}/apps/${instanceName}`, delete: true }], 'Remove it again');
+    await engineerCommits([{ path: `${instanceDir(org.orgSlug, instanceName, 'bucketed')}`, delete: true }], 'Remove it again');
     await gitops.converge();
     const after = await row(instanceId);
     assert.equal(after.observed_state, 'absent');

@@ -1,3 +1,4 @@
+import { tenantDir } from '../../src/gitops/tenant-paths.ts';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
@@ -221,8 +222,8 @@ describe('hostile input on every endpoint (fast-check, seeded)', function () {
     for (const [ref, sha] of Object.entries(now.refs)) {
       if (baseline.refs[ref]) continue;
       const changed = (await runGit(['--git-dir', app.gitDir, 'diff', '--name-only', baseline.main, sha])).split('\n').filter(Boolean);
-      const outside = changed.filter((file) => !file.startsWith(`tenants/${attackerOrg}/`));
-      assert.deepEqual(outside, [], `${ref} touches paths outside tenants/${attackerOrg}/`);
+      const outside = changed.filter((file) => !file.startsWith(`${tenantDir(attackerOrg, 'bucketed')}/`));
+      assert.deepEqual(outside, [], `${ref} touches paths outside ${tenantDir(attackerOrg, 'bucketed')}/`);
     }
     const statuses = new Map<number, number>();
     for (const s of sent) statuses.set(s.status, (statuses.get(s.status) ?? 0) + 1);

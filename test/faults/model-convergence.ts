@@ -1,3 +1,4 @@
+import { instanceDir } from '../../src/gitops/tenant-paths.ts';
 import { Webhooks } from '@octokit/webhooks';
 import YAML from 'yaml';
 import { QueryTypes, type Sequelize } from 'sequelize';
@@ -100,7 +101,7 @@ export async function runModelSequence(world: ModelWorld, seed: number, index: n
     if (credit.status >= 300) throw new Error(`credit answered ${credit.status}: ${JSON.stringify(credit.body)}`);
   }
 
-  const dirOf = (slot: number) => `tenants/${org}/apps/${names[slot]}`;
+  const dirOf = (slot: number) => `${instanceDir(org, names[slot]!, 'bucketed')}`;
   const head = async () => (await person.getBranch('main'))!;
   /** The instance whose directory main holds at `slot`'s name, with its files. */
   const onMain = async (slot: number, at?: string) => {

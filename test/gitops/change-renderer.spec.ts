@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import YAML from 'yaml';
 import { loadTemplateCatalog, type TemplateCatalog } from '../../src/gitops/render/template-catalog.ts';
 import { renderInstance, renderInstanceRemoval, renderPlatform, renderWorkspace } from '../../src/gitops/render/change-renderer.ts';
-import { instanceDir, tenantBaseDir, UnsafePathError } from '../../src/gitops/tenant-paths.ts';
+import { instanceDir, tenantBaseDir, UnsafePathError, tenantDir } from '../../src/gitops/tenant-paths.ts';
 import type { FileChange } from '../../src/gitops/repository.ts';
 import type { InstanceWrite } from '../../src/gitops/render/change-payloads.ts';
 import { PLATFORM_BOOTSTRAP } from '../support/change-fixtures.ts';
@@ -28,10 +28,10 @@ describe('change renderer', () => {
   });
 
   it('renders a workspace under tenants/<org>/base/: one resource per file, labelled, LF and a trailing newline', () => {
-    const files = written(renderWorkspace(catalog, { org: 'acme', orgName: 'Acme', keycloakGroup: '/orgs/acme' }));
+    const files = written(renderWorkspace(catalog, { org: 'acme', orgName: 'Acme', keycloakGroup: '/orgs/acme' }, 'bucketed'));
     assert.ok(files.length >= 1 + catalog.roles.length * 7);
     for (const file of files) {
-      assert.ok(file.path.startsWith(`${tenantBaseDir('acme')}/`), file.path);
+      assert.ok(file.path.startsWith(`${tenantBaseDir('acme', 'bucketed')}/`), file.path);
       assert.ok(file.content.endsWith('\n') && !file.content.endsWith('\n\n') && !file.content.includes('\r'), file.path);
       const documents = YAML.parseAllDocuments(file.content);
       assert.equal(documents.length, 1, file.path);
@@ -50,16 +50,16 @@ describe('change renderer', () => {
   });
 
   it('renders the same bytes for the same input (deterministic), whatever the parameter key order', () => {
-    const a = renderInstance(catalog, instancePayload('studio', 'studio', { size: 'medium', logLevel: 'debug' }), INSTANCE_ID);
-    const b = renderInstance(catalog, instancePayload('studio', 'studio', { logLevel: 'debug', size: 'medium' }), INSTANCE_ID);
+    const a = renderInstance(catalog, instancePayload('studio', 'studio', { size: 'medium', logLevel: 'debug' }), INSTANCE_ID, 'bucketed');
+    const b = renderInstance(catalog, instancePayload('studio', 'studio', { logLevel: 'debug', size: 'medium' }), INSTANCE_ID, 'bucketed');
     assert.deepEqual(a, b);
   });
 
   it('builds every rendered tree with kubectl kustomize (workspace, every offering, platform)', async function () {
     this.timeout(60_000);
-    const files: FileChange[] = [...renderWorkspace(catalog, { org: 'acme', orgName: 'Acme', keycloakGroup: '/orgs/acme' })];
+    const files: FileChange[] = [...renderWorkspace(catalog, { org: 'acme', orgName: 'Acme', keycloakGroup: '/orgs/acme' }, 'bucketed')];
     for (const offering of catalog.offerings.values()) {
-      files.push(...renderInstance(catalog, instancePayload(offering.slug, offering.role), INSTANCE_ID));
+      files.push(...renderInstance(catalog, instancePayload(offering.slug, offering.role), INSTANCE_ID, 'bucketed'));
     }
     files.push(...renderPlatform(catalog, PLATFORM_BOOTSTRAP));
     const built = await kustomizeAll(written(files));
@@ -67,12 +67,12 @@ describe('change renderer', () => {
   });
 
   it('builds an Argo CD Application with the Helm chart and values from the parameters, labelled with the instance', () => {
-    const [application] = written(renderInstance(catalog, instancePayload('runtime', 'runtime', { replicas: 3, size: 'large' }), INSTANCE_ID)).filter((f) => f.path.endsWith('application.yaml'));
+    const [application] = written(renderInstance(catalog, instancePayload('runtime', 'runtime', { replicas: 3, size: 'large' }), INSTANCE_ID, 'bucketed')).filter((f) => f.path.endsWith('application.yaml'));
     const app = YAML.parse(application!.content) as {
       metadata: { name: string; labels: Record<string, string> };
       spec: { project: string; destination: { namespace: string }; source: { chart: string; helm: { valuesObject: { replicaCount: number; resources: { limits: { cpu: string } } } } } };
     };
-    assert.equal(application!.path, `${instanceDir('acme', 'my-runtime')}/application.yaml`);
+    assert.equal(application!.path, `${instanceDir('acme', 'my-runtime', 'bucketed')}/application.yaml`);
     assert.equal(app.metadata.labels['gsv.io/instance-id'], INSTANCE_ID);
     assert.equal(app.metadata.name, 'app--acme--my-runtime');
     assert.equal(app.spec.project, 'tenant--acme');
@@ -84,7 +84,7 @@ describe('change renderer', () => {
 
   for (const hostile of ['x\nkind: Secret', '{{ }}', '${org}', 'yes', '- a\n- b', '"quoted" \'single\' # comment']) {
     it(`keeps ${JSON.stringify(hostile)} a quoted string value (no injected keys or documents)`, () => {
-      const files = written(renderInstance(catalog, instancePayload('studio', 'studio', { description: hostile }), INSTANCE_ID));
+      const files = written(renderInstance(catalog, instancePayload('studio', 'studio', { description: hostile }), INSTANCE_ID, 'bucketed'));
       const application = files.find((f) => f.path.endsWith('application.yaml'))!;
       assert.equal(YAML.parseAllDocuments(application.content).length, 1);
       const app = YAML.parse(application.content, { version: '1.1' }) as { kind: string; metadata: { annotations: Record<string, string> } };
@@ -95,7 +95,7 @@ describe('change renderer', () => {
         assert.match(line, /gsv\.io\/description: "/, 'the value is written as a double-quoted string');
       }
 
-      const workspace = written(renderWorkspace(catalog, { org: 'acme', orgName: hostile, keycloakGroup: hostile }));
+      const workspace = written(renderWorkspace(catalog, { org: 'acme', orgName: hostile, keycloakGroup: hostile }, 'bucketed'));
       for (const file of workspace) assert.equal(YAML.parseAllDocuments(file.content).length, 1);
       const binding = YAML.parse(workspace.find((f) => f.path.endsWith('studio/rolebinding-members.yaml'))!.content, { version: '1.1' }) as { subjects: { name: string }[] };
       assert.equal(binding.subjects[0]!.name, hostile);
@@ -110,7 +110,7 @@ describe('change renderer', () => {
     assert.ok(offerings.length >= 3);
     for (const offering of offerings) {
       const payload = { ...instancePayload(offering.slug, offering.role), version: offering.version, templatePath: offering.templatePath };
-      const applications = written(renderInstance(catalog, payload, INSTANCE_ID))
+      const applications = written(renderInstance(catalog, payload, INSTANCE_ID, 'bucketed'))
         .flatMap((f) => YAML.parseAllDocuments(f.content).map((d) => d.toJS() as { kind?: string; metadata?: { finalizers?: string[] } }))
         .filter((o) => o.kind === 'Application');
       assert.ok(applications.length > 0, offering.templatePath);
@@ -123,9 +123,9 @@ describe('change renderer', () => {
     const objects = (files: FileChange[]) => written(files).filter((f) => !f.path.endsWith('kustomization.yaml')).map((f) => YAML.parse(f.content) as Obj);
     const groupOf = (o: Obj) => (o.apiVersion.includes('/') ? o.apiVersion.split('/')[0]! : '');
     const rendered = [
-      ...objects(renderWorkspace(catalog, { org: 'acme', orgName: 'Acme', keycloakGroup: '/orgs/acme' })),
+      ...objects(renderWorkspace(catalog, { org: 'acme', orgName: 'Acme', keycloakGroup: '/orgs/acme' }, 'bucketed')),
       ...[...catalog.offerings.values()].flatMap((offering) =>
-        objects(renderInstance(catalog, { ...instancePayload(offering.slug, offering.role), version: offering.version, templatePath: offering.templatePath }, INSTANCE_ID)),
+        objects(renderInstance(catalog, { ...instancePayload(offering.slug, offering.role), version: offering.version, templatePath: offering.templatePath }, INSTANCE_ID, 'bucketed')),
       ),
     ];
     const needed = new Set(rendered.filter((o) => o.kind !== 'Namespace').map((o) => `${groupOf(o)}/${o.kind}`));
@@ -167,9 +167,9 @@ describe('change renderer', () => {
   });
 
   it('refuses parameters the offering version does not accept', () => {
-    assert.throws(() => renderInstance(catalog, instancePayload('studio', 'studio', { size: 'huge' }), INSTANCE_ID), TemplateError);
-    assert.throws(() => renderInstance(catalog, instancePayload('studio', 'studio', { extra: 1 }), INSTANCE_ID), TemplateError);
-    assert.throws(() => renderInstance(catalog, { ...instancePayload('studio', 'studio'), templatePath: 'templates/offerings/studio/9.9.9' }, INSTANCE_ID), TemplateError);
+    assert.throws(() => renderInstance(catalog, instancePayload('studio', 'studio', { size: 'huge' }), INSTANCE_ID, 'bucketed'), TemplateError);
+    assert.throws(() => renderInstance(catalog, instancePayload('studio', 'studio', { extra: 1 }), INSTANCE_ID, 'bucketed'), TemplateError);
+    assert.throws(() => renderInstance(catalog, { ...instancePayload('studio', 'studio'), templatePath: 'templates/offerings/studio/9.9.9' }, INSTANCE_ID, 'bucketed'), TemplateError);
   });
 
   it('never writes outside tenants/<org>/, whatever the slugs (property)', () => {
@@ -179,16 +179,16 @@ describe('change renderer', () => {
         let files: FileChange[];
         try {
           files = [
-            ...renderInstance(catalog, { ...instancePayload('studio', 'studio'), org, instanceName: name }, INSTANCE_ID),
-            ...renderInstanceRemoval({ org, project: 'default', instanceName: name, offering: 'studio', role: 'studio' }),
-            ...renderWorkspace(catalog, { org, orgName: name, keycloakGroup: name }),
+            ...renderInstance(catalog, { ...instancePayload('studio', 'studio'), org, instanceName: name }, INSTANCE_ID, 'bucketed'),
+            ...renderInstanceRemoval({ org, project: 'default', instanceName: name, offering: 'studio', role: 'studio' }, 'bucketed'),
+            ...renderWorkspace(catalog, { org, orgName: name, keycloakGroup: name }, 'bucketed'),
           ];
         } catch (error) {
           assert.ok(error instanceof UnsafePathError, String(error));
           return;
         }
         for (const file of files) {
-          assert.ok(file.path.startsWith(`tenants/${org}/`));
+          assert.ok(file.path.startsWith(`${tenantDir(org, 'bucketed')}/`));
           assert.ok(!file.path.split('/').some((s) => s === '..' || s === '.' || s === ''));
         }
       }),

@@ -1,3 +1,4 @@
+import { instanceDir, tenantBaseDir, tenantDir } from '../../src/gitops/tenant-paths.ts';
 import assert from 'node:assert/strict';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
@@ -52,18 +53,18 @@ describe('change worker with the local driver (real git)', () => {
     assert.equal(row.status, 'open');
     assert.ok(row.branch && row.pull_request_number && row.commit_sha);
     const onBranch = (await gitops.git('ls-tree', '-r', '--name-only', row.branch!)).split('\n');
-    const tenantFiles = onBranch.filter((f) => f.startsWith(`tenants/${org.orgSlug}/`));
-    assert.ok(tenantFiles.includes(`tenants/${org.orgSlug}/base/appproject.yaml`));
-    assert.ok(tenantFiles.includes(`tenants/${org.orgSlug}/base/studio/namespace.yaml`));
+    const tenantFiles = onBranch.filter((f) => f.startsWith(`${tenantDir(org.orgSlug, 'bucketed')}/`));
+    assert.ok(tenantFiles.includes(`${tenantBaseDir(org.orgSlug, 'bucketed')}/appproject.yaml`));
+    assert.ok(tenantFiles.includes(`${tenantBaseDir(org.orgSlug, 'bucketed')}/studio/namespace.yaml`));
     assert.deepEqual(row.files!.map((f) => f.path).sort(), tenantFiles.sort());
-    assert.equal(await gitops.git('ls-tree', '-r', '--name-only', 'main', `tenants/${org.orgSlug}`), '', 'not on main before the merge');
+    assert.equal(await gitops.git('ls-tree', '-r', '--name-only', 'main', `${tenantDir(org.orgSlug, 'bucketed')}`), '', 'not on main before the merge');
 
     const merged = await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, id, 'admin');
     const afterMerge = await change(id);
     assert.equal(afterMerge.status, 'merged');
     assert.equal(afterMerge.merge_commit_sha, merged.mergeCommitSha);
     assert.equal(await gitops.git('rev-parse', 'main'), merged.mergeCommitSha);
-    assert.ok((await gitops.git('ls-tree', '-r', '--name-only', 'main')).includes(`tenants/${org.orgSlug}/base/appproject.yaml`));
+    assert.ok((await gitops.git('ls-tree', '-r', '--name-only', 'main')).includes(`${tenantBaseDir(org.orgSlug, 'bucketed')}/appproject.yaml`));
     // Merging again answers with the same merge.
     assert.equal((await mergeChange({ sequelize, repository: gitops.repository, afterMerge: gitops.converge }, id, 'admin')).mergeCommitSha, merged.mergeCommitSha);
   });
@@ -71,7 +72,7 @@ describe('change worker with the local driver (real git)', () => {
   it('instance create → update → delete: expected diffs, trailers, and instance events', async () => {
     const org = await insertOrganization(sequelize);
     const { instanceId, instanceName } = await insertInstance(sequelize, org);
-    const dir = `tenants/${org.orgSlug}/apps/${instanceName}`;
+    const dir = `${instanceDir(org.orgSlug, instanceName, 'bucketed')}`;
     const create = await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, requestedBy: 'alice', payload: instanceWritePayload(org.orgSlug, instanceName, { parameters: { size: 'small' } }) });
     await gitops.worker().runOnce();
     assert.equal(await instanceState(instanceId), 'pending_review');
@@ -85,7 +86,7 @@ describe('change worker with the local driver (real git)', () => {
     assert.match(message, new RegExp(`^Org: ${org.orgSlug}$`, 'm'));
     assert.match(message, /^Offering: studio\/1\.0\.0$/m);
     assert.match(message, /^Requested-By: alice$/m);
-    const logged = await gitops.git('log', '--format=%(trailers:key=Change-Id,valueonly)', 'main', '--', `tenants/${org.orgSlug}/`);
+    const logged = await gitops.git('log', '--format=%(trailers:key=Change-Id,valueonly)', 'main', '--', `${tenantDir(org.orgSlug, 'bucketed')}/`);
     assert.ok(logged.includes(create));
 
     const update = await insertChange(sequelize, { kind: 'instance.update', orgId: org.orgId, instanceId, payload: instanceWritePayload(org.orgSlug, instanceName, { parameters: { size: 'large', storageSize: 20 } }) });

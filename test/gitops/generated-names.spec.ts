@@ -14,7 +14,11 @@ import {
   SLUG_MAX,
   tenantBaseApplicationName,
   tenantBaseDir,
+  tenantBucket,
+  tenantDir,
+  TENANT_LAYOUTS,
   tenantNamespace,
+  type TenantLayout,
   tenantProject,
   UnsafePathError,
   type SlugKind,
@@ -175,9 +179,11 @@ describe('generated names', () => {
       assert.throws(() => tenantNamespace(org, 'studio'), UnsafePathError);
       assert.throws(() => instanceApplicationName(org, 'x'), UnsafePathError);
       assert.throws(() => tenantBaseApplicationName(org), UnsafePathError);
+      assert.throws(() => tenantDir(org, 'bucketed'), UnsafePathError);
+      assert.throws(() => tenantBucket(org), UnsafePathError);
     }
     for (const name of ['x--y', 'n'.repeat(SLUG_MAX.instanceName + 1)]) {
-      assert.throws(() => instanceDir('bob', name), UnsafePathError);
+      assert.throws(() => instanceDir('bob', name, 'bucketed'), UnsafePathError);
       assert.throws(() => parentApplicationName('bob', name), UnsafePathError);
     }
     assert.throws(() => tenantNamespace('bob', 'a--b'), UnsafePathError);
@@ -197,15 +203,18 @@ describe('generated names', () => {
     assert.equal(orgSlugBase({ subject: 's', username: 'a--b__c  d' }), 'a-b-c-d');
   });
 
-  it('of the ApplicationSets: their Go templates build exactly the names tenant-paths.ts does', async function () {
+  it('of the ApplicationSets: their Go templates build exactly the names tenant-paths.ts does, in both layouts', async function () {
     this.timeout(120_000);
-    const expected: Record<string, { directory: (input: Inputs) => string; name: (input: Inputs) => string }> = {
-      'tenants/*/apps/*': { directory: (i) => instanceDir(i.org, i.name), name: (i) => parentApplicationName(i.org, i.name) },
-      'tenants/*/base': { directory: (i) => tenantBaseDir(i.org), name: (i) => tenantBaseApplicationName(i.org) },
+    const expected: Record<string, { directory: (input: Inputs, layout: TenantLayout) => string; name: (input: Inputs) => string }> = {
+      'tenant-apps': { directory: (i, layout) => instanceDir(i.org, i.name, layout), name: (i) => parentApplicationName(i.org, i.name) },
+      'tenant-base': { directory: (i, layout) => tenantBaseDir(i.org, layout), name: (i) => tenantBaseApplicationName(i.org) },
     };
     const samples = [
       { org: 'bob', name: 'x-y', role: 'studio' },
       { org: 'bob-x', name: 'y', role: 'studio' },
+      // Orgs named like the fixed directories: their paths must not be read as another kind's.
+      { org: 'apps', name: 'base', role: 'studio' },
+      { org: 'base', name: 'apps', role: 'studio' },
       { org: 'o'.repeat(SLUG_MAX.org), name: 'n'.repeat(SLUG_MAX.instanceName), role: 'studio' },
       ...fc.sample(inputs, { numRuns: 300, seed: 12 }),
     ];
@@ -214,21 +223,33 @@ describe('generated names', () => {
       .map((file) => YAML.parse(file.content) as { kind: string; metadata: { name: string }; spec: ApplicationSetSpec })
       .filter((object) => object.kind === 'ApplicationSet');
     assert.deepEqual(sets.map((set) => set.metadata.name).sort(), ['tenant-apps', 'tenant-base']);
+    // The git directory generator's glob (argo-cd: path.Match, `*` within one segment); an
+    // excluded directory is out whatever includes it.
+    const globOf = (pattern: string) => new RegExp(`^${pattern.replaceAll('*', '[^/]+')}$`);
+    const generated = (set: ApplicationSetSpec, dir: string) => {
+      const entries = set.generators.flatMap((generator) => generator.git.directories);
+      return entries.some((e) => !e.exclude && globOf(e.path).test(dir)) && !entries.some((e) => e.exclude && globOf(e.path).test(dir));
+    };
     for (const set of sets) {
       assert.equal(set.spec.goTemplate, true, set.metadata.name);
-      const globs = set.spec.generators.flatMap((generator) => generator.git.directories.map((directory) => directory.path));
-      assert.equal(globs.length, 1, set.metadata.name);
-      const kind = expected[globs[0]!];
-      assert.ok(kind, `${set.metadata.name}: no expectation for directories ${globs[0]}`);
-      const glob = new RegExp(`^${globs[0]!.replaceAll('*', '[^/]+')}$`);
+      const kind = expected[set.metadata.name]!;
+      const other = sets.find((s) => s !== set)!;
       const { name, labels } = set.spec.template.metadata;
       const templates = { name, ...Object.fromEntries(Object.entries(labels).map(([key, value]) => [`label:${key}`, value])) };
-      const rendered = await renderApplicationSetFields(set.spec.goTemplateOptions ?? [], templates, samples.map((sample) => gitDirectoryParams(kind.directory(sample))));
-      samples.forEach((sample, index) => {
-        assert.match(kind.directory(sample), glob);
-        assert.equal(rendered[index]!.name, kind.name(sample), `${set.metadata.name} for ${kind.directory(sample)}`);
-        assert.equal(rendered[index]!['label:gsv.io/org'], sample.org);
-      });
+      for (const layout of TENANT_LAYOUTS) {
+        const dirs = samples.map((sample) => kind.directory(sample, layout));
+        const rendered = await renderApplicationSetFields(set.spec.goTemplateOptions ?? [], templates, dirs.map((dir) => gitDirectoryParams(dir)));
+        samples.forEach((sample, index) => {
+          assert.ok(generated(set.spec, dirs[index]!), `${set.metadata.name} generates nothing for ${dirs[index]}`);
+          assert.ok(!generated(other.spec, dirs[index]!), `${other.metadata.name} also generates an Application for ${dirs[index]}`);
+          assert.equal(rendered[index]!.name, kind.name(sample), `${set.metadata.name} for ${dirs[index]}`);
+          assert.equal(rendered[index]!['label:gsv.io/org'], sample.org);
+        });
+        // The org's own directory and its bucket are nobody's Application.
+        for (const sample of samples.slice(0, 5)) {
+          for (const dir of [tenantDir(sample.org, layout), `tenants/${tenantBucket(sample.org)}`]) assert.ok(!generated(set.spec, dir), `${set.metadata.name} generates one for ${dir}`);
+        }
+      }
     }
   });
 });
@@ -236,6 +257,6 @@ describe('generated names', () => {
 interface ApplicationSetSpec {
   goTemplate?: boolean;
   goTemplateOptions?: string[];
-  generators: { git: { directories: { path: string }[] } }[];
+  generators: { git: { directories: { path: string; exclude?: boolean }[] } }[];
   template: { metadata: { name: string; labels: Record<string, string> } };
 }

@@ -1,3 +1,4 @@
+import { instanceDir, tenantDir } from '../../src/gitops/tenant-paths.ts';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -57,7 +58,7 @@ describe('github driver against the GitHub API double (OpenAPI-validated)', () =
     assert.equal(change.status, 'open');
     assert.equal(change.pull_request_number, 1);
     const files = double.files(change.branch);
-    assert.match(files.get(`tenants/${org.orgSlug}/apps/${instanceName}/application.yaml`)!, /replicaCount: 2/);
+    assert.match(files.get(`${instanceDir(org.orgSlug, instanceName, 'bucketed')}/application.yaml`)!, /replicaCount: 2/);
     assert.match(double.commit(change.commit_sha)!.message, new RegExp(`^Change-Id: ${id}$`, 'm'));
     assert.match(double.pulls[0]!.body, /\| instance\.create \|/);
     assert.equal(double.branch('main') !== change.commit_sha, true);
@@ -323,9 +324,9 @@ describe('github driver against the GitHub API double (OpenAPI-validated)', () =
     await worker().runOnce();
     const merged = await mergeChange({ sequelize, repository }, reviewed, 'admin');
     assert.equal(double.branch('main'), merged.mergeCommitSha);
-    assert.ok(double.files('main').has(`tenants/${org.orgSlug}/apps/${second.instanceName}/application.yaml`));
+    assert.ok(double.files('main').has(`${instanceDir(org.orgSlug, second.instanceName, 'bucketed')}/application.yaml`));
     assert.equal((await row(reviewed)).status, 'merged');
-    const history = await repository.history({ pathPrefix: `tenants/${org.orgSlug}/`, limit: 10 });
+    const history = await repository.history({ pathPrefix: `${tenantDir(org.orgSlug, 'bucketed')}/`, limit: 10 });
     assert.deepEqual(history.commits.map((c) => c.trailers['Change-Id']), [[reviewed], [direct]]);
   });
 

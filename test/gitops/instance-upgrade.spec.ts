@@ -37,11 +37,11 @@ describe('instance upgrade: files of the old version that the new one lacks are 
   });
 
   describe('rendering (pure)', () => {
-    const dir = instanceDir('acme', 'demo');
+    const dir = instanceDir('acme', 'demo', 'bucketed');
     const paths = (files: { path: string }[]) => files.map((f) => f.path);
 
     it('deletes, file by file and in path order, what the previous version had and the new one lacks', () => {
-      const files = renderInstanceUpdate(catalog, demoPayload('acme', 'demo', '2.0.0', V1), INSTANCE_ID);
+      const files = renderInstanceUpdate(catalog, demoPayload('acme', 'demo', '2.0.0', V1), INSTANCE_ID, 'bucketed');
       assert.deepEqual(
         files.filter((f) => 'delete' in f),
         [{ path: `${dir}/legacy-config.yaml`, delete: true }],
@@ -51,7 +51,7 @@ describe('instance upgrade: files of the old version that the new one lacks are 
     });
 
     it('deletes nothing when the version stays (a parameter change)', () => {
-      const files = renderInstanceUpdate(catalog, demoPayload('acme', 'demo', '1.0.0', V1), INSTANCE_ID);
+      const files = renderInstanceUpdate(catalog, demoPayload('acme', 'demo', '1.0.0', V1), INSTANCE_ID, 'bucketed');
       assert.ok(files.every((f) => 'content' in f));
     });
 
@@ -60,14 +60,14 @@ describe('instance upgrade: files of the old version that the new one lacks are 
       ['a previous version no longer in the catalog', 'templates/offerings/upgrade-demo/0.9.0'],
     ] as const) {
       it(`replaces the whole directory with ${label}: the directory delete first, then the writes`, () => {
-        const files = renderInstanceUpdate(catalog, demoPayload('acme', 'demo', '2.0.0', previous), INSTANCE_ID);
+        const files = renderInstanceUpdate(catalog, demoPayload('acme', 'demo', '2.0.0', previous), INSTANCE_ID, 'bucketed');
         assert.deepEqual(files[0], { path: dir, delete: true, directory: true });
         assert.deepEqual(paths(files.slice(1)), under(dir, V2_FILES));
       });
     }
 
     it('still removes the whole directory on instance.delete', () => {
-      assert.deepEqual(renderInstanceRemoval({ org: 'acme', project: 'default', instanceName: 'demo', offering: 'upgrade-demo', role: 'studio' }), [{ path: dir, delete: true, directory: true }]);
+      assert.deepEqual(renderInstanceRemoval({ org: 'acme', project: 'default', instanceName: 'demo', offering: 'upgrade-demo', role: 'studio' }, 'bucketed'), [{ path: dir, delete: true, directory: true }]);
     });
   });
 
@@ -99,7 +99,7 @@ describe('instance upgrade: files of the old version that the new one lacks are 
       await mergeChange({ sequelize, repository }, create, 'admin');
       await sequelize.query(`UPDATE instances SET state = 'updating' WHERE id = :id`, { replacements: { id: instanceId } });
       return {
-        dir: instanceDir(org.orgSlug, instanceName),
+        dir: instanceDir(org.orgSlug, instanceName, 'bucketed'),
         queueUpdate: (previous: string | undefined) =>
           insertChange(sequelize, { kind: 'instance.update', orgId: org.orgId, instanceId, payload: demoPayload(org.orgSlug, instanceName, '2.0.0', previous) }),
         queueDelete: () =>

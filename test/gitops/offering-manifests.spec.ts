@@ -28,7 +28,7 @@ function written(files: FileChange[]): { path: string; content: string }[] {
 
 function renderApplication(catalog: TemplateCatalog, offering: OfferingTemplate, parameters: Parameters, instanceName = `my-${offering.slug}`): Application {
   const payload = { org: 'acme', project: 'default', instanceName, offering: offering.slug, role: offering.role, version: offering.version, templatePath: offering.templatePath, parameters };
-  const file = written(renderInstance(catalog, payload, INSTANCE_ID)).find((f) => f.path.endsWith('/application.yaml'));
+  const file = written(renderInstance(catalog, payload, INSTANCE_ID, 'bucketed')).find((f) => f.path.endsWith('/application.yaml'));
   assert.ok(file, `${offering.templatePath} renders an application.yaml`);
   return YAML.parse(file.content) as Application;
 }
@@ -166,7 +166,7 @@ describe('offering manifests against their charts and the tenant limits', () => 
   }
 
   it('sets requests and limits on every container within the LimitRange max, and a largest instance within the ResourceQuota', () => {
-    const workspace = written(renderWorkspace(catalog, { org: 'acme', orgName: 'Acme', keycloakGroup: '/orgs/acme' }));
+    const workspace = written(renderWorkspace(catalog, { org: 'acme', orgName: 'Acme', keycloakGroup: '/orgs/acme' }, 'bucketed'));
     for (const { offering, schema } of held) {
       const find = (file: string): unknown => YAML.parse(workspace.find((f) => f.path.endsWith(`/${offering.role}/${file}`))!.content);
       const limitRange = find('limitrange.yaml') as { spec: { limits: { type: string; max: Record<string, string> }[] } };

@@ -1,3 +1,4 @@
+import { instanceDir } from '../../src/gitops/tenant-paths.ts';
 import assert from 'node:assert/strict';
 import { Webhooks } from '@octokit/webhooks';
 import { QueryTypes, type Sequelize } from 'sequelize';
@@ -108,7 +109,7 @@ describe('Git is the truth: the database agrees with main whatever people do in 
   }
 
   async function onMain(name: string): Promise<boolean> {
-    return (await git(['ls-tree', '--name-only', 'main', `tenants/${org}/apps/${name}/`], { gitDir: app.gitDir })).trim() !== '';
+    return (await git(['ls-tree', '--name-only', 'main', `${instanceDir(org, name, 'bucketed')}/`], { gitDir: app.gitDir })).trim() !== '';
   }
 
   async function create(name: string): Promise<string> {
@@ -134,7 +135,7 @@ describe('Git is the truth: the database agrees with main whatever people do in 
   /** Argo CD's parent and instance Application report main's spec applied and healthy. */
   async function argocd(id: string, revision: string, change: (n: ArgocdNotification) => void = () => {}): Promise<void> {
     const [row] = await db.query<{ name: string }>('SELECT name FROM instances WHERE id = $id', { type: QueryTypes.SELECT, bind: { id } });
-    const spec = await specOnMain(app.gitDir, revision, `tenants/${org}/apps/${row!.name}`);
+    const spec = await specOnMain(app.gitDir, revision, `${instanceDir(org, row!.name, 'bucketed')}`);
     assert.ok(spec, `main holds no spec of ${row!.name} at ${revision}`);
     for (const n of freshNotices({ instanceId: id, orgSlug: org, instanceName: row!.name, spec }, revision, change)) {
       const response = await fetch(`${app.url}/webhooks/argocd`, {
@@ -335,7 +336,7 @@ describe('Git is the truth: the database agrees with main whatever people do in 
     const view = await eventually('the row follows main', () => instance(id), (v) => v.parameters.size === 'large');
     assert.equal(view.parameters.size, 'large');
     assert.equal(view.changes.find((c) => c.id === firstChange.id)!.status, 'superseded');
-    const spec = await specOnMain(app.gitDir, await head(), `tenants/${org}/apps/seq-eight`);
+    const spec = await specOnMain(app.gitDir, await head(), `${instanceDir(org, 'seq-eight', 'bucketed')}`);
     assert.equal(spec?.parameters.size, 'large', 'main holds the second');
   });
 

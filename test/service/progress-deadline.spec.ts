@@ -1,3 +1,4 @@
+import { instanceDir } from '../../src/gitops/tenant-paths.ts';
 import assert from 'node:assert/strict';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { createSequelize } from '../../src/db/database.ts';
@@ -71,7 +72,7 @@ describe('the progress deadline: an instance not ready in time says so, and may 
     assert.ok((await until('the gauge', metric, (n) => n >= 1)) >= 1);
 
     const head = (await git(['rev-parse', 'main'], { gitDir: app.gitDir })).trim();
-    const spec = await specOnMain(app.gitDir, head, `tenants/${org}/apps/never-healthy`);
+    const spec = await specOnMain(app.gitDir, head, `${instanceDir(org, 'never-healthy', 'bucketed')}`);
     for (const notice of freshNotices({ instanceId: id, orgSlug: org, instanceName: 'never-healthy', spec: spec! }, head)) {
       const response = await fetch(`${app.url}/webhooks/argocd`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(notice) });
       assert.equal(response.status, 200);

@@ -1,3 +1,4 @@
+import { instanceDir } from '../../src/gitops/tenant-paths.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -206,7 +207,7 @@ describe('an instance\'s lifecycle, told by Argo CD\'s rendered notices', functi
   /** The parent and the instance Application as Argo CD would store them once main is applied. */
   async function objects(id: string, name: string) {
     const revision = await head();
-    const spec = await specOnMain(app.gitDir, revision, `tenants/${org}/apps/${name}`);
+    const spec = await specOnMain(app.gitDir, revision, `${instanceDir(org, name, 'bucketed')}`);
     const target = { instanceId: id, orgSlug: org, instanceName: name, spec: spec! };
     const parent = parentApplication(target, revision, (a) => {
       Object.assign(a.status!.operationState!, { startedAt: iso(-6), finishedAt: iso(-5) });

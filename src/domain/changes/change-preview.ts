@@ -3,7 +3,7 @@ import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { parseChange } from '../../gitops/render/change-payloads.ts';
 import { renderChange } from '../../gitops/render/change-renderer.ts';
 import type { TemplateCatalog } from '../../gitops/render/template-catalog.ts';
-import { tenantDir } from '../../gitops/tenant-paths.ts';
+import { tenantDir, type TenantLayout } from '../../gitops/tenant-paths.ts';
 import type { FileChange, GitopsRepository } from '../../gitops/repository.ts';
 import type { ChangeKind, MergePolicy } from './change-kinds.ts';
 
@@ -42,7 +42,7 @@ export interface ChangePreview<T> {
 }
 
 interface Captured {
-  change: { id: string; kind: ChangeKind; merge_policy: MergePolicy; payload: unknown; instance_id: string | null; org: string } | undefined;
+  change: { id: string; kind: ChangeKind; merge_policy: MergePolicy; payload: unknown; instance_id: string | null; org: string; tenant_layout: TenantLayout } | undefined;
   replaces: ChangePreview<unknown>['replaces'];
   hold: { currency: string; amount: string } | undefined;
   rate: { currency: string; hourly_rate_minor: string } | undefined;
@@ -86,7 +86,7 @@ export async function previewRequest<T>(deps: PreviewDeps, work: (tx: Transactio
  */
 async function capture(sequelize: Sequelize, tx: Transaction, instanceId: string): Promise<Captured> {
   const [change] = await sequelize.query<NonNullable<Captured['change']>>(
-    `SELECT c.id, c.kind, c.merge_policy, c.payload, c.instance_id, o.slug AS org FROM change_requests c JOIN organizations o ON o.id = c.organization_id
+    `SELECT c.id, c.kind, c.merge_policy, c.payload, c.instance_id, o.slug AS org, o.tenant_layout FROM change_requests c JOIN organizations o ON o.id = c.organization_id
       WHERE c.instance_id = :instanceId AND c.created_at = now() ORDER BY c.id LIMIT 1`,
     { type: QueryTypes.SELECT, transaction: tx, replacements: { instanceId } },
   );
@@ -116,7 +116,7 @@ async function capture(sequelize: Sequelize, tx: Transaction, instanceId: string
 
 /** The change rendered as the worker would, and each file it touches compared with main. */
 async function renderAgainstMain(deps: PreviewDeps, change: NonNullable<Captured['change']>): Promise<NonNullable<ChangePreview<unknown>['change']>> {
-  const files = renderChange(deps.catalog, parseChange(change.kind, change.payload), change.instance_id ? { instanceId: change.instance_id } : {});
+  const files = renderChange(deps.catalog, parseChange(change.kind, change.payload), { ...(change.instance_id ? { instanceId: change.instance_id } : {}), layout: change.tenant_layout });
   const base = await deps.repository.getBranch(deps.repository.baseBranch);
   const before = new Map<string, string>();
   if (base) {
@@ -125,7 +125,7 @@ async function renderAgainstMain(deps: PreviewDeps, change: NonNullable<Captured
   }
   const after = applyChanges(before, files);
   // Only what is below the tenant's own directory is shown: an instance change writes nowhere else.
-  const scope = `${tenantDir(change.org)}/`;
+  const scope = `${tenantDir(change.org, change.tenant_layout)}/`;
   const paths = [...new Set([...before.keys(), ...after.keys()])].filter((p) => p.startsWith(scope) && before.get(p) !== after.get(p)).sort();
   return {
     kind: change.kind,

@@ -1,4 +1,5 @@
 import { renderChange } from '../../gitops/render/change-renderer.ts';
+import type { TenantLayout } from '../../gitops/tenant-paths.ts';
 import type { ChangeKind, MergePolicy } from './change-kinds.ts';
 import { parseChange, type ParsedChange } from '../../gitops/render/change-payloads.ts';
 import type { TemplateCatalog } from '../../gitops/render/template-catalog.ts';
@@ -17,6 +18,8 @@ export interface ChangeToPublish {
   reason?: string;
   /** 1 on the first claim of the batch: nothing can exist in Git yet, so nothing is looked up. */
   attempts?: number;
+  /** Where the change's org sits in the repository now (organizations.tenant_layout); changes of no org: bucketed, unused. */
+  layout: TenantLayout;
 }
 
 
@@ -74,7 +77,7 @@ export async function publishChanges(repository: GitopsRepository, catalog: Temp
     await new Promise<void>((resolve) => setImmediate(resolve));
     try {
       const parsedChange = parseChange(change.kind, change.payload);
-      published.push({ id: change.id, files: renderChange(catalog, parsedChange, { instanceId: change.instanceId }) });
+      published.push({ id: change.id, files: renderChange(catalog, parsedChange, { instanceId: change.instanceId, layout: change.layout }) });
       parsed.push({ change, parsed: parsedChange });
     } catch (error) {
       rejected.push({ id: change.id, reason: (error as Error).message });

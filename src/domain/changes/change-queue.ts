@@ -5,6 +5,7 @@ import { applyInstanceEvents, lockInstances } from '../instance-events.ts';
 import { batchBranch, SERVICE_ACTOR, type ChangeKind, type MergePolicy } from './change-kinds.ts';
 import { lockChanges, moveChanges } from './change-requests.ts';
 import { withInstances } from './pull-request-fate.ts';
+import type { TenantLayout } from '../../gitops/tenant-paths.ts';
 
 /**
  * The change_requests outbox seen from the worker: claim a batch under a lease, then record
@@ -42,12 +43,14 @@ interface Row {
   reason: string | null;
   requester_name: string | null;
   requester_email: string | null;
+  tenant_layout: TenantLayout | null;
 }
 
 /** The change's columns a publish needs, and who asked for it as a person (users is not locked). */
 const CLAIMED_COLUMNS = `id, kind, payload, instance_id, requested_by, merge_policy, batch_id, attempts, reason,
   (SELECT u.username FROM users u WHERE u.subject = requested_by) AS requester_name,
-  (SELECT u.email FROM users u WHERE u.subject = requested_by) AS requester_email`;
+  (SELECT u.email FROM users u WHERE u.subject = requested_by) AS requester_email,
+  (SELECT o.tenant_layout FROM organizations o WHERE o.id = organization_id) AS tenant_layout`;
 
 const CLAIMABLE = `status = 'pending' AND next_attempt_at <= now()
   AND (lease_expires_at IS NULL OR lease_expires_at < now())`;
@@ -99,6 +102,7 @@ export async function claimBatch(sequelize: Sequelize, options: ClaimOptions): P
         ...(r.requester_name || r.requester_email ? { requester: { name: r.requester_name ?? undefined, email: r.requester_email ?? undefined } } : {}),
         ...(r.reason ? { reason: r.reason } : {}),
         attempts: r.attempts + 1,
+        layout: r.tenant_layout ?? 'bucketed',
       })),
     };
   });

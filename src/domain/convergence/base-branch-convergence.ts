@@ -1,3 +1,4 @@
+import { instanceDir, tenantOfPath, type TenantLayout } from '../../gitops/tenant-paths.ts';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import type { CommitSummary, GitopsRepository } from '../../gitops/repository.ts';
 import { readObservedDirectory, sameSpec, type InstanceSpec, type ObservedDirectory } from '../../gitops/instance-spec.ts';
@@ -38,6 +39,7 @@ interface InstanceAtPath {
   id: string;
   organization_id: string;
   org: string;
+  tenant_layout: TenantLayout;
   project: string;
   name: string;
   role: string;
@@ -115,7 +117,8 @@ export async function convergeToBaseBranch(deps: ConvergenceDeps, move?: BaseBra
     for (const dir of dirs) {
       const observed = readObservedDirectory(contents.get(dir) ?? new Map());
       const present = (contents.get(dir)?.size ?? 0) > 0;
-      const atPath = instances.filter((i) => `tenants/${i.org}/apps/${i.name}` === dir);
+      // An instance lives where its org sits now (a flat path of a bucketed org is nobody's).
+      const atPath = instances.filter((i) => instanceDir(i.org, i.name, i.tenant_layout) === dir);
       const owner = present ? atPath.find((i) => i.id === observed.instanceId) : undefined;
       const lastCommit = [...landings].reverse().find(({ commit }) => commit.paths.some((p) => p.startsWith(`${dir}/`)));
       if (present && !owner) {
@@ -167,14 +170,14 @@ export async function convergeToBaseBranch(deps: ConvergenceDeps, move?: BaseBra
 }
 
 async function unsettledDirs(sequelize: Sequelize): Promise<string[]> {
-  const rows = await sequelize.query<{ dir: string }>(
-    `SELECT 'tenants/' || o.slug || '/apps/' || i.name AS dir
+  const rows = await sequelize.query<{ org: string; name: string; tenant_layout: TenantLayout }>(
+    `SELECT o.slug AS org, i.name, o.tenant_layout
        FROM instances i JOIN organizations o ON o.id = i.organization_id JOIN change_requests c ON c.id = i.last_change_id
       WHERE c.status = 'merged' AND i.state <> 'deleted' AND (i.observed_at IS NULL OR i.observed_at < c.updated_at)
       LIMIT 500`,
     { type: QueryTypes.SELECT },
   );
-  return rows.map((r) => r.dir);
+  return rows.map((r) => instanceDir(r.org, r.name, r.tenant_layout));
 }
 
 /** The changes of ours whose commit put what main holds for the instance there (none: a person's). */
@@ -241,12 +244,12 @@ async function recordLandings(
 
 async function instancesAtPaths(sequelize: Sequelize, tx: Transaction, dirs: string[]): Promise<InstanceAtPath[]> {
   const keys = dirs.map((dir) => {
-    const [, org, , name] = dir.split('/');
-    return { org: org!, name: name! };
+    const tenant = tenantOfPath(dir)!;
+    return { org: tenant.org, name: tenant.rest[1]! };
   });
   if (keys.length === 0) return [];
   return sequelize.query<InstanceAtPath>(
-    `SELECT i.id, i.organization_id, o.slug AS org, p.slug AS project, i.name, f.role, f.slug AS offering, i.observed_state,
+    `SELECT i.id, i.organization_id, o.slug AS org, o.tenant_layout, p.slug AS project, i.name, f.role, f.slug AS offering, i.observed_state,
             CASE WHEN i.observed_state = 'present' THEN jsonb_build_object('offering', of.slug, 'version', ov.version, 'parameters', i.observed_parameters) END AS observed_spec,
             i.observed_commit_sha, i.last_change_id, c.kind AS latest_kind, c.status AS latest_status, c.payload AS latest_payload
        FROM jsonb_to_recordset($keys::jsonb) AS k(org text, name text)

@@ -1,3 +1,4 @@
+import { isSlug, tenantOfPath } from '../../gitops/tenant-paths.ts';
 import type { CommitSummary } from '../../gitops/repository.ts';
 
 /**
@@ -25,8 +26,12 @@ export function landedBy(commit: Pick<CommitSummary, 'message' | 'trailers'>): L
   return { kind: 'external' };
 }
 
-/** `tenants/<org>/apps/<name>` for a path at or below an instance's directory; undefined otherwise. */
+/**
+ * The instance directory (`<org dir>/apps/<name>`, in either layout: tenant-paths.ts) a path is
+ * at or below; undefined otherwise.
+ */
 export function instanceDirOf(path: string): string | undefined {
-  const match = /^tenants\/([a-z0-9-]+)\/apps\/([a-z0-9-]+)(\/|$)/.exec(path);
-  return match ? `tenants/${match[1]}/apps/${match[2]}` : undefined;
+  const tenant = tenantOfPath(path);
+  if (!tenant || tenant.rest[0] !== 'apps' || tenant.rest[1] === undefined || !isSlug(tenant.rest[1], 'instanceName')) return undefined;
+  return `${tenant.dir}/apps/${tenant.rest[1]}`;
 }

@@ -1,5 +1,5 @@
 import type { FileChange } from '../repository.ts';
-import { instanceApplicationName, instanceDir, joinInside, assertInside, tenantBaseDir, tenantDir, tenantNamespace, tenantProject, PLATFORM_DIR } from '../tenant-paths.ts';
+import { instanceApplicationName, instanceDir, joinInside, assertInside, tenantBaseDir, tenantDir, tenantNamespace, tenantProject, PLATFORM_DIR, type TenantLayout } from '../tenant-paths.ts';
 import { INSTANCE_SPEC_ANNOTATION, specAnnotation } from '../instance-spec.ts';
 import { INSTANCE_ID_LABEL, MANAGED_BY_LABELS, OFFERING_LABEL, OFFERING_VERSION_LABEL, ORG_LABEL, PROJECT_LABEL } from '../labels.ts';
 import { serializeManifest } from './manifest-serialization.ts';
@@ -8,17 +8,21 @@ import { substitute, TemplateError, type Variables } from './template-substituti
 import type { TemplateCatalog, TemplateFile } from './template-catalog.ts';
 import type { InstanceDelete, InstanceUpdate, InstanceWrite, ParsedChange, PlatformBootstrap, WorkspaceCreate } from './change-payloads.ts';
 
-/** Files a change writes or removes. Pure: the same change and catalog give the same bytes. */
-export function renderChange(catalog: TemplateCatalog, change: ParsedChange, context: { instanceId?: string }): FileChange[] {
+/**
+ * Files a change writes or removes. Pure: the same change, catalog and layout give the same
+ * bytes. `layout` is where the change's org sits in the repository when it is published
+ * (tenant-paths.ts), not when it was asked for: a layout migration may have moved it since.
+ */
+export function renderChange(catalog: TemplateCatalog, change: ParsedChange, context: { instanceId?: string; layout: TenantLayout }): FileChange[] {
   switch (change.kind) {
     case 'workspace.create':
-      return renderWorkspace(catalog, change.payload);
+      return renderWorkspace(catalog, change.payload, context.layout);
     case 'instance.create':
-      return renderInstance(catalog, change.payload, requireInstanceId(change.kind, context));
+      return renderInstance(catalog, change.payload, requireInstanceId(change.kind, context), context.layout);
     case 'instance.update':
-      return renderInstanceUpdate(catalog, change.payload, requireInstanceId(change.kind, context));
+      return renderInstanceUpdate(catalog, change.payload, requireInstanceId(change.kind, context), context.layout);
     case 'instance.delete':
-      return renderInstanceRemoval(change.payload);
+      return renderInstanceRemoval(change.payload, context.layout);
     case 'platform.bootstrap':
       return renderPlatform(catalog, change.payload);
   }
@@ -29,8 +33,8 @@ function requireInstanceId(kind: string, context: { instanceId?: string }): stri
   return context.instanceId;
 }
 
-export function renderWorkspace(catalog: TemplateCatalog, payload: WorkspaceCreate): FileChange[] {
-  const dir = tenantBaseDir(payload.org);
+export function renderWorkspace(catalog: TemplateCatalog, payload: WorkspaceCreate, layout: TenantLayout): FileChange[] {
+  const dir = tenantBaseDir(payload.org, layout);
   const labels = { ...MANAGED_BY_LABELS, [ORG_LABEL]: payload.org };
   const common: Variables = {
     org: payload.org,
@@ -45,10 +49,10 @@ export function renderWorkspace(catalog: TemplateCatalog, payload: WorkspaceCrea
     const perRole = renderFiles(catalog.tenantRole, { ...common, role, namespace: tenantNamespace(payload.org, role) }, labels);
     files.push(...perRole.map((file) => ({ ...file, path: `${role}/${file.path}` })));
   }
-  return withKustomization(dir, files, tenantDir(payload.org));
+  return withKustomization(dir, files, tenantDir(payload.org, layout));
 }
 
-export function renderInstance(catalog: TemplateCatalog, payload: InstanceWrite, instanceId: string): FileChange[] {
+export function renderInstance(catalog: TemplateCatalog, payload: InstanceWrite, instanceId: string, layout: TenantLayout): FileChange[] {
   const offering = catalog.offerings.get(payload.templatePath);
   if (!offering) throw new TemplateError(`no templates at ${payload.templatePath}`);
   if (offering.slug !== payload.offering || offering.role !== payload.role || offering.version !== payload.version) {
@@ -90,8 +94,8 @@ export function renderInstance(catalog: TemplateCatalog, payload: InstanceWrite,
   };
   // The spec this directory holds, read back by convergence once it is on the base branch.
   const annotations = { [INSTANCE_SPEC_ANNOTATION]: specAnnotation({ offering: payload.offering, version: payload.version, parameters }) };
-  const dir = instanceDir(payload.org, payload.instanceName);
-  return withKustomization(dir, renderFiles(offering.files, variables, labels, annotations), tenantDir(payload.org));
+  const dir = instanceDir(payload.org, payload.instanceName, layout);
+  return withKustomization(dir, renderFiles(offering.files, variables, labels, annotations), tenantDir(payload.org, layout));
 }
 
 /**
@@ -102,14 +106,14 @@ export function renderInstance(catalog: TemplateCatalog, payload: InstanceWrite,
  * version no longer in the catalog), the directory is deleted before the writes, which every
  * driver applies as a replace: afterwards the directory holds exactly the new files.
  */
-export function renderInstanceUpdate(catalog: TemplateCatalog, payload: InstanceUpdate, instanceId: string): FileChange[] {
+export function renderInstanceUpdate(catalog: TemplateCatalog, payload: InstanceUpdate, instanceId: string, layout: TenantLayout): FileChange[] {
   const { previousTemplatePath, ...current } = payload;
-  const files = renderInstance(catalog, current, instanceId);
-  const dir = instanceDir(payload.org, payload.instanceName);
+  const files = renderInstance(catalog, current, instanceId, layout);
+  const dir = instanceDir(payload.org, payload.instanceName, layout);
   const previous = previousTemplatePath === undefined ? undefined : catalog.offerings.get(previousTemplatePath);
   const written = new Set(files.map((file) => file.path));
   const removals: FileChange[] = previous
-    ? placedPaths(dir, previous.files.map((file) => file.path), tenantDir(payload.org))
+    ? placedPaths(dir, previous.files.map((file) => file.path), tenantDir(payload.org, layout))
         .filter((path) => !written.has(path))
         .map((path) => ({ path, delete: true }))
     : [{ path: dir, delete: true, directory: true }];
@@ -118,8 +122,8 @@ export function renderInstanceUpdate(catalog: TemplateCatalog, payload: Instance
 }
 
 /** Deprovisioning removes the instance's directory; Argo CD prunes what it deployed. */
-export function renderInstanceRemoval(payload: InstanceDelete): FileChange[] {
-  return [{ path: instanceDir(payload.org, payload.instanceName), delete: true, directory: true }];
+export function renderInstanceRemoval(payload: InstanceDelete, layout: TenantLayout): FileChange[] {
+  return [{ path: instanceDir(payload.org, payload.instanceName, layout), delete: true, directory: true }];
 }
 
 export function renderPlatform(catalog: TemplateCatalog, payload: PlatformBootstrap): FileChange[] {
