@@ -2,10 +2,13 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { tenantBucket, type TenantLayout } from '../../src/gitops/tenant-paths.ts';
 
 export interface SyntheticRepositoryShape {
   tenants: number;
   filesPerTenant: number;
+  /** Where the orgs' directories go (src/gitops/tenant-paths.ts); flat by default. */
+  layout?: TenantLayout;
 }
 
 const KINDS = ['namespace', 'resource-quota', 'limit-range', 'network-policy', 'role-binding', 'app-project', 'application', 'kustomization'];
@@ -60,9 +63,19 @@ export async function addSyntheticTenants(gitDir: string, branch: string, shape:
 
   const base = (await git(['--git-dir', gitDir, 'rev-parse', `refs/heads/${branch}`])).trim();
   const existingTenants = await git(['--git-dir', gitDir, 'ls-tree', `${base}:tenants`]).catch(() => '');
-  const tenantsTree = (
-    await git(['--git-dir', gitDir, 'mktree'], existingTenants + tenantTrees.map((tree, t) => `040000 tree ${tree}\t${syntheticOrg(t)}\n`).join(''))
-  ).trim();
+  let entries = tenantTrees.map((tree, t) => `040000 tree ${tree}\t${syntheticOrg(t)}\n`);
+  if (shape.layout === 'bucketed') {
+    // tenants/_<bucket>/<org>: one tree per bucket, again through one mktree --batch.
+    const buckets = new Map<string, string[]>();
+    tenantTrees.forEach((tree, t) => {
+      const bucket = tenantBucket(syntheticOrg(t));
+      buckets.set(bucket, [...(buckets.get(bucket) ?? []), `040000 tree ${tree}\t${syntheticOrg(t)}`]);
+    });
+    const names = [...buckets.keys()];
+    const trees = (await git(['--git-dir', gitDir, 'mktree', '--batch'], `${names.map((b) => buckets.get(b)!.join('\n')).join('\n\n')}\n`)).trim().split('\n');
+    entries = names.map((bucket, i) => `040000 tree ${trees[i]}\t${bucket}\n`);
+  }
+  const tenantsTree = (await git(['--git-dir', gitDir, 'mktree'], existingTenants + entries.join(''))).trim();
   const rootEntries = (await git(['--git-dir', gitDir, 'ls-tree', base]))
     .split('\n')
     .filter((line) => line && !line.endsWith('\ttenants'))
