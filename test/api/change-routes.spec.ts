@@ -194,4 +194,29 @@ describe('change and audit routes', () => {
       assert.ok(files.includes(file), file);
     }
   });
+
+  it('proposes the relayout of flat workspaces (admins): 202 with the orgs, the same change again, 400 for a bad body', async () => {
+    const post = (token: string, payload: unknown) =>
+      fetch(`${server.url}/platform/tenant-layout`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+    const flat = await insertOrganization(sequelize);
+    await sequelize.query(`UPDATE organizations SET tenant_layout = 'flat' WHERE id = :id`, { replacements: { id: flat.orgId } });
+    assert.equal((await post(member, {})).status, 403);
+    assert.equal((await post(admin, { reason: 7 })).status, 400);
+    assert.equal((await post(admin, { orgs: ['x'] })).status, 400, 'the orgs are the service\'s to choose');
+    const accepted = await post(admin, { reason: 'bucketed layout' });
+    assert.equal(accepted.status, 202);
+    const body = (await accepted.json()) as { changeId: string; orgs: string[] };
+    assert.ok(body.orgs.includes(flat.orgSlug));
+    const again = await post(admin, {});
+    assert.equal(again.status, 202);
+    assert.deepEqual(await again.json(), body);
+    const change = await call('GET', `/changes/${body.changeId}`, admin);
+    assert.equal(change.body.kind, 'tenants.relayout');
+    assert.equal(change.body.status, 'pending');
+    await sequelize.query(`UPDATE change_requests SET status = 'failed' WHERE id = :id`, { replacements: { id: body.changeId } });
+    await sequelize.query(`UPDATE organizations SET tenant_layout = 'bucketed'`);
+    const none = await post(admin, {});
+    assert.equal(none.status, 200);
+    assert.deepEqual(await none.json(), { changeId: null, orgs: [] });
+  });
 });

@@ -243,8 +243,9 @@ async function openCount(sequelize: Sequelize): Promise<number> {
 
 /**
  * The carrying rate is the slope of changes in open pull requests over the arrivals after the
- * first two minutes (the start fills the pipeline); the backlog at the end (arrived, not yet in
- * a pull request) shows whether the queue kept up, and the queue is then drained.
+ * first two minutes (the start fills the pipeline), between batch landings; the backlog at the
+ * end (arrived, not yet in a pull request: about one batch when the queue keeps up) shows
+ * whether it did, and the queue is then drained.
  */
 async function loadRun(sequelize: Sequelize, catalog: TemplateCatalog, layout: Record<string, string>, options: { minutes: number; factor: number }, context: BenchContext): Promise<LoadResult> {
   const clock = compressed(options.factor);
@@ -273,8 +274,12 @@ async function loadRun(sequelize: Sequelize, catalog: TemplateCatalog, layout: R
     const drainUntil = clock.now() + 10 * 60_000;
     while ((await openCount(sequelize)) - before < ids.length && clock.now() < drainUntil) await new Promise((resolve) => setTimeout(resolve, 200));
     const carried = (await openCount(sequelize)) - before;
-    const from = series.find((p) => p.at >= started + 2 * 60_000) ?? series[0]!;
-    const to = series[series.length - 1]!;
+    // Changes reach pull requests a batch at a time: measured between the first batch that
+    // landed after the first two minutes and the last one before the arrivals ended, so the
+    // slope does not depend on where between two batches the samples fell.
+    const landed = series.filter((p, i) => i > 0 && p.carried > series[i - 1]!.carried);
+    const from = landed.find((p) => p.at >= started + 2 * 60_000) ?? landed[0] ?? series[0]!;
+    const to = landed[landed.length - 1] ?? series[series.length - 1]!;
     const double = setup.double;
     const writes = [...double.limits!.writes].sort((a, b) => a - b);
     return {

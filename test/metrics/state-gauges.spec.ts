@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import type { Sequelize } from 'sequelize';
 import { readStateCounts } from '../../src/domain/state-gauges.ts';
+import { CHANGE_KINDS } from '../../src/domain/changes/change-kinds.ts';
 import { registerStateGauges, type StateCounts } from '../../src/metrics.ts';
 import { insertChange, insertInstance, insertOrganization } from '../support/change-fixtures.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
@@ -98,7 +99,7 @@ describe('readStateCounts', () => {
 
   it('counts changes by kind and watched status, instances by state, drift, unknown paths and the oldest pending change, zeros included', async () => {
     const empty = await readStateCounts(sequelize);
-    assert.equal(empty.changes.length, 5 * 4);
+    assert.equal(empty.changes.length, CHANGE_KINDS.length * 4);
     assert.ok(empty.changes.every((c) => c.count === 0));
     assert.equal(empty.instances.length, 11);
     assert.equal(empty.oldestPendingAgeSeconds, 0);

@@ -14,6 +14,7 @@ import { PlatformBootstrapPayload } from '../../gitops/render/change-payloads.ts
 import { CHANGE_KINDS, type MergePolicies } from '../../domain/changes/change-kinds.ts';
 import { CHANGE_STATUSES } from '../../domain/changes/change-status.ts';
 import { proposePlatformBootstrap } from '../../domain/platform-bootstrap.ts';
+import { proposeTenantRelayout } from '../../domain/tenant-relayout.ts';
 
 export interface ChangeRouteDeps {
   sequelize: Sequelize;
@@ -196,6 +197,29 @@ export function changeRoutes(deps: ChangeRouteDeps): RouteSpec[] {
         ctx.status = 202;
         const { changeId } = await proposePlatformBootstrap(deps.sequelize, body, principalOfRequest(ctx).subject, deps.mergePolicy);
         ctx.body = { changeId };
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/platform/tenant-layout',
+      operationId: 'proposeTenantRelayout',
+      summary: 'Propose moving every workspace still at tenants/<org>/ to tenants/_<bucket>/<org>/',
+      description:
+        'One change that moves, file for file, what main holds under each flat org directory to the bucketed layout (README "Repository layout"), as a pull request like any other. Changes asked for before it are published first; changes asked for after it wait until it is merged, closed or failed. While one is pending or open, that one is answered. 200 with changeId null when no workspace is left to move.',
+      tags: ['changes'],
+      access: 'platform-admin',
+      body: Type.Object({ reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) }, { additionalProperties: false }),
+      responses: {
+        200: { description: 'Nothing to move: every workspace is in the bucketed layout.', schema: Type.Object({ changeId: Type.Null(), orgs: Type.Array(Type.String(), { maxItems: 0 }) }, { additionalProperties: false }) },
+        202: { description: 'Accepted: the change is queued (or was already).', schema: Type.Object({ changeId: Uuid, orgs: Type.Array(Type.String()) }, { additionalProperties: false }) },
+        400: problem,
+        401: problem,
+        403: problem,
+      },
+      handler: async ({ ctx, body }) => {
+        const proposed = await proposeTenantRelayout(deps.sequelize, principalOfRequest(ctx).subject, deps.mergePolicy, body.reason);
+        ctx.status = proposed.changeId ? 202 : 200;
+        ctx.body = { changeId: proposed.changeId, orgs: proposed.orgs };
       },
     }),
     defineRoute({

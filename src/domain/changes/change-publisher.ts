@@ -1,5 +1,5 @@
 import { renderChange } from '../../gitops/render/change-renderer.ts';
-import type { TenantLayout } from '../../gitops/tenant-paths.ts';
+import { isSlug, tenantDir, type TenantLayout } from '../../gitops/tenant-paths.ts';
 import type { ChangeKind, MergePolicy } from './change-kinds.ts';
 import { parseChange, type ParsedChange } from '../../gitops/render/change-payloads.ts';
 import type { TemplateCatalog } from '../../gitops/render/template-catalog.ts';
@@ -71,13 +71,15 @@ export async function publishChanges(repository: GitopsRepository, catalog: Temp
   const published: PublishResult['published'] = [];
   const rejected: RejectedChange[] = [];
   const parsed: { change: ChangeToPublish; parsed: ParsedChange }[] = [];
+  // A relayout moves what main holds: read it where the commit will start from.
+  const onMain = await flatDirectoriesOnMain(repository, input.changes);
   for (const change of input.changes) {
     // Rendering is synchronous (a few hundred µs a change): give the requests waiting on this
     // event loop a turn between changes rather than one pause as long as the whole batch.
     await new Promise<void>((resolve) => setImmediate(resolve));
     try {
       const parsedChange = parseChange(change.kind, change.payload);
-      published.push({ id: change.id, files: renderChange(catalog, parsedChange, { instanceId: change.instanceId, layout: change.layout }) });
+      published.push({ id: change.id, files: renderChange(catalog, parsedChange, { instanceId: change.instanceId, layout: change.layout, onMain }) });
       parsed.push({ change, parsed: parsedChange });
     } catch (error) {
       rejected.push({ id: change.id, reason: (error as Error).message });
@@ -144,6 +146,13 @@ async function landDirectly(repository: GitopsRepository, branch: string, first:
   throw new BranchMovedError(repository.baseBranch, 'it kept moving while landing the change');
 }
 
+/** The flat directories of the orgs a tenants.relayout in the batch moves, as main holds them now. */
+async function flatDirectoriesOnMain(repository: GitopsRepository, changes: ChangeToPublish[]): Promise<Map<string, Map<string, string>>> {
+  const orgs = changes.flatMap((c) => (c.kind === 'tenants.relayout' ? ((c.payload as { orgs?: unknown }).orgs ?? []) : [])).filter((o): o is string => typeof o === 'string' && isSlug(o, 'org'));
+  if (orgs.length === 0) return new Map();
+  return repository.readDirectories(await requireBranch(repository, repository.baseBranch), orgs.map((org) => tenantDir(org, 'flat')));
+}
+
 async function requireBranch(repository: GitopsRepository, branch: string): Promise<string> {
   const sha = await repository.getBranch(branch);
   if (!sha) throw new BranchMovedError(branch, 'the branch does not exist');
@@ -162,11 +171,13 @@ function describe(parsed: ParsedChange): string {
       return `Delete instance ${parsed.payload.instanceName} in ${parsed.payload.org}`;
     case 'platform.bootstrap':
       return `Deploy the control plane (${parsed.payload.image})`;
+    case 'tenants.relayout':
+      return `Move ${parsed.payload.orgs.length} workspace${parsed.payload.orgs.length === 1 ? '' : 's'} to tenants/_<bucket>/<org>/`;
   }
 }
 
 function orgOf(parsed: ParsedChange): string | undefined {
-  return parsed.kind === 'platform.bootstrap' ? undefined : parsed.payload.org;
+  return parsed.kind === 'platform.bootstrap' || parsed.kind === 'tenants.relayout' ? undefined : parsed.payload.org;
 }
 
 export function commitTitle(parsed: { parsed: ParsedChange }[]): string {

@@ -55,11 +55,25 @@ const CLAIMED_COLUMNS = `id, kind, payload, instance_id, requested_by, merge_pol
 const CLAIMABLE = `status = 'pending' AND next_attempt_at <= now()
   AND (lease_expires_at IS NULL OR lease_expires_at < now())`;
 
+/**
+ * A tenants.relayout moves orgs' files as main holds them when it is published: it waits for
+ * every change of those orgs asked for before it to be merged, closed or failed (else it would
+ * leave their files behind at the flat path), and every change of those orgs asked for after it
+ * waits for it (else it would be written where the org no longer is). Ordered by (created_at,
+ * id), so neither can wait for the other; other orgs' changes go on. The relayout side names the
+ * orgs (payload.orgs), the other side its org. A relayout is always a batch of its own.
+ */
+const RELAYOUT_BARRIER = `NOT EXISTS (SELECT 1 FROM change_requests earlier
+    JOIN organizations o ON o.id = CASE WHEN earlier.kind = 'tenants.relayout' THEN change_requests.organization_id ELSE earlier.organization_id END
+    WHERE earlier.status IN ('pending', 'open') AND (earlier.created_at, earlier.id) < (change_requests.created_at, change_requests.id)
+      AND (earlier.kind = 'tenants.relayout') <> (change_requests.kind = 'tenants.relayout')
+      AND jsonb_exists(CASE WHEN earlier.kind = 'tenants.relayout' THEN earlier.payload ELSE change_requests.payload END -> 'orgs', o.slug))`;
+
 export async function claimBatch(sequelize: Sequelize, options: ClaimOptions): Promise<ClaimedBatch | undefined> {
   return sequelize.transaction(async (tx) => {
-    const [head] = await sequelize.query<{ batch_id: string | null; merge_policy: MergePolicy }>(
-      `SELECT batch_id, merge_policy FROM change_requests
-       WHERE ${CLAIMABLE}
+    const [head] = await sequelize.query<{ batch_id: string | null; merge_policy: MergePolicy; kind: ChangeKind }>(
+      `SELECT batch_id, merge_policy, kind FROM change_requests
+       WHERE ${CLAIMABLE} AND ${RELAYOUT_BARRIER}
          AND (batch_id IS NOT NULL OR created_at <= now() - make_interval(secs => :windowMs / 1000.0)
               OR NOT EXISTS (SELECT 1 FROM change_requests other
                              WHERE other.status = 'pending' AND other.batch_id IS NULL AND other.id <> change_requests.id))
@@ -76,9 +90,10 @@ export async function claimBatch(sequelize: Sequelize, options: ClaimOptions): P
         )
       : await sequelize.query<Row>(
           `SELECT ${CLAIMED_COLUMNS} FROM change_requests
-           WHERE batch_id IS NULL AND merge_policy = :policy AND ${CLAIMABLE}
+           WHERE batch_id IS NULL AND merge_policy = :policy AND ${CLAIMABLE} AND ${RELAYOUT_BARRIER}
+             AND (kind = 'tenants.relayout') = :relayout
            ORDER BY created_at, id LIMIT :max FOR UPDATE SKIP LOCKED`,
-          { type: QueryTypes.SELECT, transaction: tx, replacements: { policy: head.merge_policy, max: options.maxBatch } },
+          { type: QueryTypes.SELECT, transaction: tx, replacements: { policy: head.merge_policy, max: head.kind === 'tenants.relayout' ? 1 : options.maxBatch, relayout: head.kind === 'tenants.relayout' } },
         );
     if (rows.length === 0) return undefined;
     const branch = batchBranch(batchId);

@@ -1,4 +1,4 @@
-import { instanceDir, tenantOfPath, type TenantLayout } from '../../gitops/tenant-paths.ts';
+import { instanceDir, TENANT_LAYOUTS, tenantBaseDir, tenantOfPath, type TenantLayout } from '../../gitops/tenant-paths.ts';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import type { CommitSummary, GitopsRepository } from '../../gitops/repository.ts';
 import { readObservedDirectory, sameSpec, type InstanceSpec, type ObservedDirectory } from '../../gitops/instance-spec.ts';
@@ -91,14 +91,38 @@ export async function convergeToBaseBranch(deps: ConvergenceDeps, move?: BaseBra
   const dirs = new Set<string>();
   for (const commit of commits) for (const path of commit.paths) addDir(dirs, path);
   for (const dir of unsettled) dirs.add(dir);
+  // Where each org that moved sits now: its base directory in either layout (a relayout, or a
+  // person moving it back, changes it in whatever order the events come).
+  const orgs = new Set<string>();
+  for (const commit of commits) for (const path of commit.paths) orgs.add(tenantOfPath(path)?.org ?? '');
+  for (const dir of unsettled) orgs.add(tenantOfPath(dir)?.org ?? '');
+  orgs.delete('');
+  const baseDirs = [...orgs].flatMap((org) => TENANT_LAYOUTS.map((layout) => tenantBaseDir(org, layout)));
   let contents: Map<string, Map<string, string>>;
   if (!continues) {
     const all = (await repository.readDirectories(head, ['tenants'])).get('tenants')!;
     contents = new Map();
-    for (const path of all.keys()) addDir(dirs, path);
-    for (const dir of dirs) contents.set(dir, new Map([...all].filter(([path]) => path.startsWith(`${dir}/`))));
+    const into = (dir: string, path: string, content: string) => (contents.get(dir) ?? contents.set(dir, new Map()).get(dir)!).set(path, content);
+    // One pass over the tree: each file into its instance directory or its org's base.
+    for (const [path, content] of all) {
+      const instance = instanceDirOf(path);
+      if (instance) {
+        dirs.add(instance);
+        into(instance, path, content);
+      }
+      const tenant = tenantOfPath(path);
+      if (tenant?.rest[0] === 'base') {
+        orgs.add(tenant.org);
+        into(`${tenant.dir}/base`, path, content);
+      }
+    }
   } else {
-    contents = await repository.readDirectories(head, [...dirs]);
+    contents = await repository.readDirectories(head, [...dirs, ...baseDirs]);
+  }
+  const layouts = new Map<string, TenantLayout>();
+  for (const org of orgs) {
+    const held = TENANT_LAYOUTS.filter((layout) => (contents.get(tenantBaseDir(org, layout))?.size ?? 0) > 0);
+    if (held.length > 0) layouts.set(org, held[0]!); // both: the bucketed one (TENANT_LAYOUTS' order) is the org's
   }
   const landings = commits.map((commit) => ({ commit, landing: landedBy(commit) }));
 
@@ -109,6 +133,13 @@ export async function convergeToBaseBranch(deps: ConvergenceDeps, move?: BaseBra
 
     const result: ConvergenceResult = { from, head, commits: commits.length, observed: 0, external: [], unknown: [], proposals: [] };
     const ours = await recordLandings(sequelize, tx, landings);
+    if (layouts.size > 0) {
+      await sequelize.query(
+        `UPDATE organizations o SET tenant_layout = l.layout FROM jsonb_to_recordset($layouts::jsonb) AS l(org text, layout text)
+          WHERE o.slug = l.org AND o.tenant_layout <> l.layout`,
+        { bind: { layouts: JSON.stringify([...layouts].map(([org, layout]) => ({ org, layout }))) }, transaction: tx },
+      );
+    }
     const instances = await instancesAtPaths(sequelize, tx, [...dirs]);
     await lockInstances(sequelize, tx, instances.map((i) => i.id));
 

@@ -72,7 +72,17 @@ export const PlatformBootstrapPayload = Type.Object({
   secretStore: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$' }),
 });
 
+/**
+ * Moves orgs from the flat layout (tenants/<org>/) to the bucketed one (tenant-paths.ts): what
+ * main holds under each org's flat directory when the change is published, file for file.
+ */
+export const TenantRelayoutPayload = Type.Object(
+  { orgs: Type.Array(org, { minItems: 1, maxItems: 100_000, uniqueItems: true }) },
+  { additionalProperties: false },
+);
+
 export type WorkspaceCreate = Static<typeof WorkspaceCreatePayload>;
+export type TenantRelayout = Static<typeof TenantRelayoutPayload>;
 export type InstanceWrite = Static<typeof InstanceWritePayload>;
 export type InstanceUpdate = Static<typeof InstanceUpdatePayload>;
 export type InstanceDelete = Static<typeof InstanceDeletePayload>;
@@ -80,7 +90,7 @@ export type PlatformBootstrap = Static<typeof PlatformBootstrapPayload>;
 
 
 /** The kinds of change, one per payload below (domain/changes/change-kinds.ts names them for the rest). */
-export const CHANGE_KINDS = ['workspace.create', 'instance.create', 'instance.update', 'instance.delete', 'platform.bootstrap'] as const;
+export const CHANGE_KINDS = ['workspace.create', 'instance.create', 'instance.update', 'instance.delete', 'platform.bootstrap', 'tenants.relayout'] as const;
 export type ChangeKind = (typeof CHANGE_KINDS)[number];
 
 export type ParsedChange =
@@ -88,7 +98,8 @@ export type ParsedChange =
   | { kind: 'instance.create'; payload: InstanceWrite }
   | { kind: 'instance.update'; payload: InstanceUpdate }
   | { kind: 'instance.delete'; payload: InstanceDelete }
-  | { kind: 'platform.bootstrap'; payload: PlatformBootstrap };
+  | { kind: 'platform.bootstrap'; payload: PlatformBootstrap }
+  | { kind: 'tenants.relayout'; payload: TenantRelayout };
 
 export class InvalidPayloadError extends Error {
   constructor(detail: string) {
@@ -104,6 +115,7 @@ const validators = {
   'instance.update': ajv.compile(InstanceUpdatePayload),
   'instance.delete': ajv.compile(InstanceDeletePayload),
   'platform.bootstrap': ajv.compile(PlatformBootstrapPayload),
+  'tenants.relayout': ajv.compile(TenantRelayoutPayload),
 };
 
 export function parseChange(kind: ChangeKind, payload: unknown): ParsedChange {

@@ -6,14 +6,18 @@ import { serializeManifest } from './manifest-serialization.ts';
 import { validateManifest } from './manifest-validation.ts';
 import { substitute, TemplateError, type Variables } from './template-substitution.ts';
 import type { TemplateCatalog, TemplateFile } from './template-catalog.ts';
-import type { InstanceDelete, InstanceUpdate, InstanceWrite, ParsedChange, PlatformBootstrap, WorkspaceCreate } from './change-payloads.ts';
+import type { InstanceDelete, InstanceUpdate, InstanceWrite, ParsedChange, PlatformBootstrap, TenantRelayout, WorkspaceCreate } from './change-payloads.ts';
 
 /**
  * Files a change writes or removes. Pure: the same change, catalog and layout give the same
  * bytes. `layout` is where the change's org sits in the repository when it is published
  * (tenant-paths.ts), not when it was asked for: a layout migration may have moved it since.
  */
-export function renderChange(catalog: TemplateCatalog, change: ParsedChange, context: { instanceId?: string; layout: TenantLayout }): FileChange[] {
+export function renderChange(
+  catalog: TemplateCatalog,
+  change: ParsedChange,
+  context: { instanceId?: string; layout: TenantLayout; /** For tenants.relayout: what main holds in each org's flat directory. */ onMain?: Map<string, Map<string, string>> },
+): FileChange[] {
   switch (change.kind) {
     case 'workspace.create':
       return renderWorkspace(catalog, change.payload, context.layout);
@@ -25,7 +29,30 @@ export function renderChange(catalog: TemplateCatalog, change: ParsedChange, con
       return renderInstanceRemoval(change.payload, context.layout);
     case 'platform.bootstrap':
       return renderPlatform(catalog, change.payload);
+    case 'tenants.relayout':
+      return renderRelayout(change.payload, context.onMain ?? new Map());
   }
+}
+
+/**
+ * Every file main holds under an org's flat directory, removed there and written at the same
+ * place below its bucketed one (file by file: GitHub deletes no directory). An org with nothing
+ * under its flat directory (moved already) contributes nothing; a change that moves nothing is
+ * refused.
+ */
+export function renderRelayout(payload: TenantRelayout, onMain: Map<string, Map<string, string>>): FileChange[] {
+  const out: FileChange[] = [];
+  for (const org of payload.orgs) {
+    const from = tenantDir(org, 'flat');
+    const to = tenantDir(org, 'bucketed');
+    for (const [path, content] of onMain.get(from) ?? []) {
+      assertInside(from, path);
+      const moved = joinInside(to, path.slice(from.length + 1));
+      out.push({ path, delete: true }, { path: moved, content });
+    }
+  }
+  if (out.length === 0) throw new TemplateError(`nothing to move: main holds none of ${payload.orgs.slice(0, 5).join(', ')}${payload.orgs.length > 5 ? ', …' : ''} at tenants/<org>/`);
+  return sortByPath(out);
 }
 
 function requireInstanceId(kind: string, context: { instanceId?: string }): string {
