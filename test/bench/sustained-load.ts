@@ -19,12 +19,18 @@ import { startPluginCompatProxy } from './plugin-compat-proxy.ts';
 
 const TITLE = 'Sustained load against GitHub limits';
 const TARGET_PER_HOUR = 50_000;
+/**
+ * Offered load: 10 % above the target. A pull request opens a batch after its changes arrived,
+ * so what is carried within any window trails what arrived by about one batch: offered exactly
+ * 50,000 an hour, no run could show 50,000 carried however fast the service.
+ */
+const OFFERED_PER_HOUR = 55_000;
 /** The service's settings: config.ts defaults, and the worker's poll as service.ts runs it. */
 const SERVICE = { writesPerHour: 450, burst: 30, primaryReserve: 500, windowMs: 2_000, maxBatch: 1_000, pollMs: 250 };
 const ORGS = 50;
 
 /**
- * Changes arrive at 50,000 an hour for `minutes` simulated minutes, inserted into the outbox as
+ * Changes arrive at 55,000 an hour for `minutes` simulated minutes, inserted into the outbox as
  * POST /instances leaves them (an instance row and its pending instance.create), spread over 50
  * workspaces; the change worker publishes them through the github driver, with the write budget
  * at its defaults, against the GitHub double enforcing GitHub's limits (github-rate-limits.ts).
@@ -62,7 +68,7 @@ export const sustainedLoad: Benchmark = {
       return [
         {
           benchmark: TITLE,
-          case: `instances carried into pull requests per hour (${minutes} simulated min at 50,000/h)`,
+          case: `instances carried into pull requests per hour (${minutes} simulated min, 55,000/h offered)`,
           value: perHour,
           unit: 'instances/h',
           // What the plugin carried over the same window: it stops at GitHub's first refusal.
@@ -257,7 +263,7 @@ async function loadRun(sequelize: Sequelize, catalog: TemplateCatalog, layout: R
   try {
     const started = clock.now();
     const end = started + options.minutes * 60_000;
-    const perMs = TARGET_PER_HOUR / 3_600_000;
+    const perMs = OFFERED_PER_HOUR / 3_600_000;
     let next = 0;
     // Every 100 ms of wall clock, what became due since: a steady rate on the simulated clock.
     while (clock.now() < end) {
