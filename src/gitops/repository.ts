@@ -38,9 +38,11 @@ export interface GitopsRepository {
    * Merges an open pull request as a reviewer would; returns it merged (a merged one as it is).
    * Throws PullRequestNotMergeableError when the backend will not merge it now. With
    * `onlyWhenReady` no merge is attempted while the backend says it would refuse (checks or
-   * reviews outstanding), so a poller spends no write on it.
+   * reviews outstanding), so a poller spends no write on it. `mergedBy` (one line: who asked
+   * for the merge, e.g. "Ada Lovelace <ada@example.org> (subject)") becomes a `Merged-By`
+   * trailer of the merge commit.
    */
-  mergePullRequest(number: number, options?: { onlyWhenReady?: boolean }): Promise<PullRequest>;
+  mergePullRequest(number: number, options?: { onlyWhenReady?: boolean; mergedBy?: string }): Promise<PullRequest>;
   /**
    * Withdraws an open pull request: posts `comment` on it (say which change superseded it),
    * then closes it unmerged. Idempotent: a retry after a partial run posts the comment at

@@ -1,3 +1,4 @@
+import { POLICY_MERGER } from '../domain/changes/change-publisher.ts';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import type { Logger } from '../logger.ts';
 import { mergeFailureOutcome, type GitopsRepository, type MergeAttemptOutcome, type PullRequest } from '../gitops/repository.ts';
@@ -79,7 +80,7 @@ export async function reconcilePullRequests(deps: ReconcileDeps, limit = 200): P
 /** Merges an open auto-merge pull request; when it does not merge, records why on its open changes. */
 async function attemptAutoMerge(deps: ReconcileDeps, number: number, branch: string): Promise<{ outcome: MergeAttemptOutcome; pullRequest?: PullRequest }> {
   try {
-    const merged = await deps.repository.mergePullRequest(number, { onlyWhenReady: true });
+    const merged = await deps.repository.mergePullRequest(number, { onlyWhenReady: true, mergedBy: POLICY_MERGER });
     deps.metrics?.autoMergeAttempts.inc({ outcome: 'merged' });
     return { outcome: 'merged', pullRequest: merged };
   } catch (error) {

@@ -3,6 +3,8 @@ import { QueryTypes } from 'sequelize';
 import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
 import { useSpecDatabase } from '../support/database.ts';
 import { whatChanges } from '../../src/domain/changes/change-publisher.ts';
+import { mergeChange } from '../../src/domain/changes/change-merge.ts';
+import { git } from '../../src/gitops/local/git.ts';
 
 /**
  * Issue 17, who and why: a commit names its requester as a person (display name and email, as
@@ -60,5 +62,21 @@ describe('commits say who asked, as a person, and why', () => {
     const said = whatChanges({ kind: 'instance.update', payload });
     assert.equal(said, 'version 1.0.0 → 2.0.0; size: "small" → "large"; token: changed (sensitive)');
     assert.ok(!said!.includes('secret'));
+  });
+
+  it('a merge done by the service names who asked for it: Merged-By on the merge commit, parseable with git interpret-trailers', async () => {
+    const user = uniqueUser('carol', { username: 'Carol Reviewer' });
+    const token = await api.tokenFor(user);
+    const org = (await api.call('POST', '/orgs/auto', { token })).body.slug as string;
+    while (await api.gitops.worker().runOnce());
+    const [workspace] = await api.sequelize.query<{ id: string }>(
+      `SELECT c.id FROM change_requests c JOIN organizations o ON o.id = c.organization_id WHERE o.slug = $org AND c.kind = 'workspace.create'`,
+      { type: QueryTypes.SELECT, bind: { org } },
+    );
+    const merged = await mergeChange({ sequelize: api.sequelize, repository: api.gitops.repository }, workspace!.id, user.subject);
+    const message = await api.gitops.git('log', '-1', '--format=%B', merged.mergeCommitSha);
+    const trailers = await git(['interpret-trailers', '--parse'], { gitDir: api.gitops.repository.gitDir, input: message });
+    assert.match(trailers, new RegExp(`^Merged-By: Carol Reviewer <${user.email!.replace('.', '\\.')}> \\(${user.subject}\\)$`, 'm'), message);
+    assert.match(message, /^Merge pull request #\d+ from control-plane\/batch-/);
   });
 });

@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { createGithubClient, GithubRepository } from '../../src/gitops/github/github-repository.ts';
+import { parseTrailers } from '../../src/gitops/repository.ts';
 import { loadTemplateCatalog, type TemplateCatalog } from '../../src/gitops/render/template-catalog.ts';
 import { createChangeWorker } from '../../src/jobs/change-worker.ts';
 import { claimBatch } from '../../src/domain/changes/change-queue.ts';
@@ -178,6 +179,30 @@ describe('github driver against the GitHub API double (OpenAPI-validated)', () =
       assert.match(refused.message, /allows none of the merge methods .*Merge commits are not allowed.*Rebase merges are not allowed.*GITHUB_MERGE_METHODS/);
     } finally {
       await squashOnly.close();
+    }
+  });
+
+  it('names who asked for a merge in a Merged-By trailer: after the title of a merge commit, after the Change-Id trailers of a squash', async () => {
+    for (const method of ['merge', 'squash'] as const) {
+      const only = await startGithubDouble({ mergeMethods: [method] });
+      try {
+        const driver = await connectGithubDriver(only);
+        const main = (await driver.getBranch('main'))!;
+        const changeId = crypto.randomUUID();
+        const commit = await driver.createCommit({ parent: main, changes: [{ path: 'tenants/a.yaml', content: 'a: 1\n' }], message: `Add a\n\nChange-Id: ${changeId}\n` });
+        await driver.createBranch('control-plane/batch-m', commit);
+        const pr = await driver.openPullRequest({ branch: 'control-plane/batch-m', title: 'Add a', body: 'b' });
+        const merged = await driver.mergePullRequest(pr.number, { mergedBy: 'Carol Reviewer <carol@example.org> (carol)\nForged: yes' });
+        const message = only.commit(merged.mergeCommitSha!)!.message;
+        const trailers = parseTrailers(message);
+        assert.deepEqual(trailers['Merged-By'], ['Carol Reviewer <carol@example.org> (carol) Forged: yes'], `${method}: ${message}`);
+        assert.equal(trailers.Forged, undefined, 'one line: no forged trailer');
+        if (method === 'squash') assert.deepEqual(trailers['Change-Id'], [changeId], 'the squash keeps the change trailers');
+        else assert.match(message, /^Merge pull request #1 from gsv\/control-plane\/batch-m\n\nAdd a\n\nMerged-By: /);
+        assert.deepEqual(only.violations, []);
+      } finally {
+        await only.close();
+      }
     }
   });
 

@@ -641,9 +641,15 @@ export async function startGithubDouble(
       if (options.requireUpToDate && behind(pull)) return error(405, 'Head branch is not up to date with the base branch');
       const own = [...ancestors(head)].filter((c) => !ancestors(base).has(c)).sort((a, b) => commits.get(a)!.order - commits.get(b)!.order);
       let sha: string;
-      if (method === 'merge') sha = putCommit(putTree(merged), [base, head], `Merge pull request #${pull.number} from ${owner}/${pull.head}`);
+      // merge-a-pull-request: `commit_title` "Title for the automatic commit message",
+      // `commit_message` "Extra detail to append to automatic commit message". GitHub's defaults:
+      // a merge commit's body is the pull request's title; a squash's title is the pull
+      // request's with its number, its body the commits' messages.
+      const title = typeof body.commit_title === 'string' ? body.commit_title : undefined;
+      const detail = typeof body.commit_message === 'string' ? body.commit_message : undefined;
+      if (method === 'merge') sha = putCommit(putTree(merged), [base, head], `${title ?? `Merge pull request #${pull.number} from ${owner}/${pull.head}`}\n\n${detail ?? pull.title}`);
       // A squash is one commit on the base: the title and number, then the commits' messages.
-      else if (method === 'squash') sha = putCommit(putTree(merged), [base], `${pull.title} (#${pull.number})\n\n${own.map((c) => commits.get(c)!.message).join('\n\n')}`);
+      else if (method === 'squash') sha = putCommit(putTree(merged), [base], `${title ?? `${pull.title} (#${pull.number})`}\n\n${detail ?? own.map((c) => commits.get(c)!.message).join('\n\n')}`);
       else {
         // A rebase replays each commit of the branch on the base (the double gives each the final tree: only the last is read).
         sha = base;

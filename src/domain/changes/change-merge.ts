@@ -2,6 +2,7 @@ import { QueryTypes, type Sequelize } from 'sequelize';
 import { ConflictError, NotFoundError } from '../../errors.ts';
 import { PullRequestNotMergeableError, RepositoryRejectedError, type GitopsRepository, type PullRequest } from '../../gitops/repository.ts';
 import { recordPullRequestFate } from './pull-request-fate.ts';
+import { personLine } from './change-publisher.ts';
 
 export interface MergedChange {
   id: string;
@@ -31,7 +32,13 @@ export async function mergeChange(
     throw new ConflictError('change-not-open', `Change ${changeId} is ${change.status} and has no open pull request to merge.`);
   }
   const number = change.pull_request_number;
-  const pullRequest = change.status === 'merged' && change.merge_commit_sha ? undefined : await mergeOrExplain(repository, number);
+  // Who asked, as a person (the users row the authentication keeps), for the merge commit's trailer.
+  const [person] = await sequelize.query<{ username: string | null; email: string | null }>('SELECT username, email FROM users WHERE subject = :subject', {
+    type: QueryTypes.SELECT,
+    replacements: { subject: actor },
+  });
+  const mergedBy = personLine(actor, { name: person?.username ?? undefined, email: person?.email ?? undefined });
+  const pullRequest = change.status === 'merged' && change.merge_commit_sha ? undefined : await mergeOrExplain(repository, number, mergedBy);
   const mergeCommitSha = pullRequest?.mergeCommitSha ?? change.merge_commit_sha!;
 
   const changeIds = await sequelize.transaction(async (tx) => {
@@ -54,9 +61,9 @@ export async function mergeChange(
 }
 
 /** A pull request the backend will not merge is the caller's conflict (409), retryable unless it conflicts. */
-async function mergeOrExplain(repository: GitopsRepository, number: number): Promise<PullRequest> {
+async function mergeOrExplain(repository: GitopsRepository, number: number, mergedBy: string): Promise<PullRequest> {
   try {
-    return await repository.mergePullRequest(number);
+    return await repository.mergePullRequest(number, { mergedBy });
   } catch (error) {
     if (error instanceof PullRequestNotMergeableError) {
       throw new ConflictError('pull-request-not-mergeable', `${error.message}.`, { retryable: error.reason === 'waiting', cause: error });

@@ -1,6 +1,6 @@
 import { renderChange } from '../../gitops/render/change-renderer.ts';
 import { isSlug, tenantDir, type TenantLayout } from '../../gitops/tenant-paths.ts';
-import type { ChangeKind, MergePolicy } from './change-kinds.ts';
+import { SERVICE_ACTOR, type ChangeKind, type MergePolicy } from './change-kinds.ts';
 import { parseChange, type ParsedChange } from '../../gitops/render/change-payloads.ts';
 import type { TemplateCatalog } from '../../gitops/render/template-catalog.ts';
 import { BranchMovedError, mergeFailureOutcome, PullRequestNotMergeableError, type FileChange, type GitopsRepository, type MergeAttemptOutcome, type PullRequest } from '../../gitops/repository.ts';
@@ -107,7 +107,7 @@ export async function publishChanges(repository: GitopsRepository, catalog: Temp
   result.pullRequest = await repository.openPullRequest({ branch: input.branch, title: commitTitle(parsed), body: pullRequestBody(input, parsed, published) });
   if (input.mergePolicy === 'auto-merge' && result.pullRequest.state === 'open') {
     try {
-      result.pullRequest = await repository.mergePullRequest(result.pullRequest.number);
+      result.pullRequest = await repository.mergePullRequest(result.pullRequest.number, { mergedBy: POLICY_MERGER });
       result.autoMerge = 'merged';
     } catch (error) {
       // Not fatal: the pull request is open, and the PR reconciler keeps trying to merge it.
@@ -226,11 +226,18 @@ function commitMessage(input: PublishInput, parsed: { change: ChangeToPublish; p
 
 /** `Name <email> (subject)`, as far as the service knows the person; the subject alone otherwise. */
 function requesterOf(change: Pick<ChangeToPublish, 'requestedBy' | 'requester'>): string {
-  const subject = oneLine(change.requestedBy);
-  const name = change.requester?.name && change.requester.name !== change.requestedBy ? oneLine(change.requester.name) : undefined;
-  const email = change.requester?.email ? ` <${oneLine(change.requester.email).replace(/[<>]/g, '')}>` : '';
-  return name ? `${name}${email} (${subject})` : `${subject}${email}`;
+  return personLine(change.requestedBy, change.requester);
 }
+
+/** A person as the trailers name them: "Name <email> (subject)", or "subject <email>" without a name. */
+export function personLine(subject: string, person?: { name: string | undefined; email: string | undefined }): string {
+  const name = person?.name && person.name !== subject ? oneLine(person.name) : undefined;
+  const email = person?.email ? ` <${oneLine(person.email).replace(/[<>]/g, '')}>` : '';
+  return name ? `${name}${email} (${oneLine(subject)})` : `${oneLine(subject)}${email}`;
+}
+
+/** Who a merge the service does by policy is by: the service, and why. */
+export const POLICY_MERGER = `${SERVICE_ACTOR} (merge policy auto-merge)`;
 
 function oneLine(text: string): string {
   return text.replace(/[\r\n]+/g, ' ');

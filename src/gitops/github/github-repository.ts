@@ -392,7 +392,7 @@ export class GithubRepository implements GitopsRepository {
    * nothing that GitHub would refuse is. pulls.merge answers 405 when it will not merge (yet)
    * and 409 when the head moved past the sha we read: both are worth another try later.
    */
-  async mergePullRequest(number: number, options: { onlyWhenReady?: boolean } = {}): Promise<PullRequest> {
+  async mergePullRequest(number: number, options: { onlyWhenReady?: boolean; mergedBy?: string } = {}): Promise<PullRequest> {
     let pr;
     try {
       pr = await this.readPull(number);
@@ -419,7 +419,14 @@ export class GithubRepository implements GitopsRepository {
     const refused: string[] = [];
     for (const method of [...this.#mergeMethods]) {
       try {
-        const { data } = await this.#octokit.rest.pulls.merge({ owner: this.owner, repo: this.repo, pull_number: number, merge_method: method, sha: pr.head.sha });
+        const { data } = await this.#octokit.rest.pulls.merge({
+          owner: this.owner,
+          repo: this.repo,
+          pull_number: number,
+          merge_method: method,
+          sha: pr.head.sha,
+          ...(await this.mergeMessage(method, pr, options.mergedBy)),
+        });
         this.#mergeMethods = [method, ...this.#mergeMethods.filter((m) => m !== method)];
         return { ...this.toPullRequest(pr), state: 'merged', mergeCommitSha: data.sha };
       } catch (error) {
@@ -452,6 +459,21 @@ export class GithubRepository implements GitopsRepository {
    * the same words does not stand in for ours. A 422 from the close (GitHub refuses to change a
    * pull request merged meanwhile) is answered by reading it again.
    */
+  /**
+   * Who asked for the merge, as a trailer (merge-a-pull-request: `commit_message` is "extra detail
+   * to append to automatic commit message"). A merge commit's message is then GitHub's title and
+   * the trailer; a squash commit's body is `commit_message` alone, so it repeats the head
+   * commit's message (its Change-Id trailers) before the trailer; a rebase keeps each commit's
+   * own message, and nothing is added.
+   */
+  private async mergeMessage(method: MergeMethod, pr: PullData, mergedBy: string | undefined): Promise<{ commit_message?: string }> {
+    if (!mergedBy || method === 'rebase') return {};
+    const trailer = `Merged-By: ${mergedBy.replace(/[\r\n]+/g, ' ')}`;
+    if (method === 'merge') return { commit_message: `${pr.title}\n\n${trailer}` };
+    const { data } = await this.#octokit.rest.git.getCommit({ owner: this.owner, repo: this.repo, commit_sha: pr.head.sha });
+    return { commit_message: `${data.message.trimEnd()}\n${trailer}` };
+  }
+
   async closePullRequest(number: number, comment: string): Promise<PullRequest> {
     const target = { owner: this.owner, repo: this.repo };
     try {

@@ -221,7 +221,7 @@ export class LocalRepository implements GitopsRepository {
    * Merges as GitHub's merge button does: a merge commit on the base branch whose parents are
    * the base and the branch, its tree from a three-way merge (`git merge-tree`, no worktree).
    */
-  async mergePullRequest(number: number): Promise<PullRequest> {
+  async mergePullRequest(number: number, options: { mergedBy?: string } = {}): Promise<PullRequest> {
     const store = this.requireStore();
     const row = await store.get(number);
     if (!row) throw new RepositoryRejectedError(`pull request #${number} does not exist`);
@@ -242,7 +242,7 @@ export class LocalRepository implements GitopsRepository {
           }
           throw error;
         });
-        const message = `Merge pull request #${number} from ${row.branch}\n`;
+        const message = `Merge pull request #${number} from ${row.branch}\n${mergedByTrailer(options.mergedBy)}`;
         const commit = (
           await this.git(['commit-tree', tree.split('\n')[0]!.trim(), '-p', base, '-p', head, '-F', '-'], { input: message, env: SERVICE_IDENTITY })
         ).trim();
@@ -463,4 +463,9 @@ export async function removeStaleScratch(now = Date.now()): Promise<number> {
     removed += 1;
   }
   return removed;
+}
+
+/** The merge commit's trailer naming who asked for the merge (one line, nothing else). */
+function mergedByTrailer(mergedBy: string | undefined): string {
+  return mergedBy ? `\nMerged-By: ${mergedBy.replace(/[\r\n]+/g, ' ')}\n` : '';
 }
