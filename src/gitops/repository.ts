@@ -172,6 +172,14 @@ export function mergeFailureOutcome(error: unknown): Exclude<MergeAttemptOutcome
   return error instanceof PullRequestNotMergeableError ? error.reason : 'error';
 }
 
+/**
+ * The merge commit trailer naming who asked for a merge (mergePullRequest's `mergedBy`), kept to
+ * one line so a name cannot add a trailer of its own.
+ */
+export function mergedByTrailer(mergedBy: string): string {
+  return `Merged-By: ${mergedBy.replace(/[\r\n]+/g, ' ')}`;
+}
+
 /** Parses trailers from the last paragraph of a commit message (`Key: value` lines). */
 export function parseTrailers(message: string): Record<string, string[]> {
   const paragraphs = message.trimEnd().split(/\n\s*\n/);

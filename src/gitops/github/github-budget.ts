@@ -63,11 +63,15 @@ export const WRITES_PER_BATCH = 5;
 
 const HOUR_MS = 3_600_000;
 
-export function isContentCreating(method: string, url: string): boolean {
+function isGraphql(url: string): boolean {
+  return /\/graphql$/.test(new URL(url, 'https://api.github.com').pathname);
+}
+
+function isContentCreating(method: string, url: string): boolean {
   const upper = method.toUpperCase();
   if (upper === 'GET' || upper === 'HEAD' || upper === 'OPTIONS') return false;
   // The driver sends GraphQL queries only (listings), never mutations.
-  return !/\/graphql$/.test(new URL(url, 'https://api.github.com').pathname);
+  return !isGraphql(url);
 }
 
 export class GithubBudget {
@@ -116,16 +120,16 @@ export class GithubBudget {
 
   /**
    * Before a request is sent: refuses it when the primary limit has nothing left, and takes a
-   * write token for a content-creating one, waiting up to maxWaitMs for it.
+   * write token for a content-creating one, waiting up to maxWaitMs for it. True when it took one.
    */
-  async beforeRequest(method: string, url: string): Promise<void> {
-    const resource = /\/graphql$/.test(new URL(url, 'https://api.github.com').pathname) ? 'graphql' : 'core';
+  async beforeRequest(method: string, url: string): Promise<boolean> {
+    const resource = isGraphql(url) ? 'graphql' : 'core';
     const primary = this.#primary.get(resource);
     const now = this.clock.now();
     if (primary && primary.remaining <= 0 && primary.reset * 1000 > now) {
       throw new BackendRateLimitedError(`GitHub's primary rate limit (${resource}) has no request left until ${new Date(primary.reset * 1000).toISOString()}`, new Date(this.#realTime(primary.reset * 1000 - now)));
     }
-    if (!isContentCreating(method, url)) return;
+    if (!isContentCreating(method, url)) return false;
     let waited = 0;
     for (;;) {
       const state = await takeTokens(this.#sequelize, this.#bucket, 1, this.clock.now());
@@ -139,6 +143,7 @@ export class GithubBudget {
     }
     if (waited > 0) for (const observer of this.#observers) observer.waited(waited);
     this.#countWrite();
+    return true;
   }
 
   /** Writes sent beyond the token taken for them (the client's own retries): spent after the fact. */

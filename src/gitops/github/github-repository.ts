@@ -3,6 +3,7 @@ import { App, Octokit } from 'octokit';
 import {
   BackendRateLimitedError,
   BranchMovedError,
+  mergedByTrailer,
   parseTrailers,
   PullRequestNotMergeableError,
   RepositoryRejectedError,
@@ -13,7 +14,7 @@ import {
   type PullRequest,
 } from '../repository.ts';
 import { compareRange } from './commit-range.ts';
-import { isContentCreating, type GithubBudget } from './github-budget.ts';
+import type { GithubBudget } from './github-budget.ts';
 import { readDirectoriesAt } from './directory-read.ts';
 import { planTreeChanges } from './tree-changes.ts';
 
@@ -86,9 +87,7 @@ export async function createGithubClient(options: GithubClientOptions): Promise<
  */
 function spendFrom(octokit: Octokit, budget: GithubBudget): void {
   octokit.hook.wrap('request', async (request, options) => {
-    const url = String(options.url);
-    await budget.beforeRequest(String(options.method), url);
-    if (!isContentCreating(String(options.method), url)) return request(options);
+    if (!(await budget.beforeRequest(String(options.method), String(options.url)))) return request(options);
     let sent = 0;
     const inner = options.request?.fetch as typeof fetch | undefined;
     const counting: typeof fetch = (input, init) => {
@@ -450,6 +449,21 @@ export class GithubRepository implements GitopsRepository {
   }
 
   /**
+   * Who asked for the merge, as a trailer (merge-a-pull-request: `commit_message` is "extra detail
+   * to append to automatic commit message"). A merge commit's message is then GitHub's title and
+   * the trailer; a squash commit's body is `commit_message` alone, so it repeats the head
+   * commit's message (its Change-Id trailers) before the trailer; a rebase keeps each commit's
+   * own message, and nothing is added.
+   */
+  private async mergeMessage(method: MergeMethod, pr: PullData, mergedBy: string | undefined): Promise<{ commit_message?: string }> {
+    if (!mergedBy || method === 'rebase') return {};
+    const trailer = mergedByTrailer(mergedBy);
+    if (method === 'merge') return { commit_message: `${pr.title}\n\n${trailer}` };
+    const { data } = await this.#octokit.rest.git.getCommit({ owner: this.owner, repo: this.repo, commit_sha: pr.head.sha });
+    return { commit_message: `${data.message.trimEnd()}\n${trailer}` };
+  }
+
+  /**
    * pulls.get; when open, the comments listed (100 a page) unless a comment with this
    * comment's marker is already there, issues.createComment, then pulls.update with state
    * closed: four calls, three on a retry whose comment was posted, one for a pull request
@@ -459,21 +473,6 @@ export class GithubRepository implements GitopsRepository {
    * the same words does not stand in for ours. A 422 from the close (GitHub refuses to change a
    * pull request merged meanwhile) is answered by reading it again.
    */
-  /**
-   * Who asked for the merge, as a trailer (merge-a-pull-request: `commit_message` is "extra detail
-   * to append to automatic commit message"). A merge commit's message is then GitHub's title and
-   * the trailer; a squash commit's body is `commit_message` alone, so it repeats the head
-   * commit's message (its Change-Id trailers) before the trailer; a rebase keeps each commit's
-   * own message, and nothing is added.
-   */
-  private async mergeMessage(method: MergeMethod, pr: PullData, mergedBy: string | undefined): Promise<{ commit_message?: string }> {
-    if (!mergedBy || method === 'rebase') return {};
-    const trailer = `Merged-By: ${mergedBy.replace(/[\r\n]+/g, ' ')}`;
-    if (method === 'merge') return { commit_message: `${pr.title}\n\n${trailer}` };
-    const { data } = await this.#octokit.rest.git.getCommit({ owner: this.owner, repo: this.repo, commit_sha: pr.head.sha });
-    return { commit_message: `${data.message.trimEnd()}\n${trailer}` };
-  }
-
   async closePullRequest(number: number, comment: string): Promise<PullRequest> {
     const target = { owner: this.owner, repo: this.repo };
     try {

@@ -6,6 +6,7 @@ import { FILE_MODE, parseCatFileBatch, parseTree, treeObject, TREE_MODE, type Tr
 import type { LocalPullRequests } from './local-pull-requests.ts';
 import {
   BranchMovedError,
+  mergedByTrailer,
   parseTrailers,
   PullRequestNotMergeableError,
   RepositoryRejectedError,
@@ -242,7 +243,7 @@ export class LocalRepository implements GitopsRepository {
           }
           throw error;
         });
-        const message = `Merge pull request #${number} from ${row.branch}\n${mergedByTrailer(options.mergedBy)}`;
+        const message = `Merge pull request #${number} from ${row.branch}\n${options.mergedBy ? `\n${mergedByTrailer(options.mergedBy)}\n` : ''}`;
         const commit = (
           await this.git(['commit-tree', tree.split('\n')[0]!.trim(), '-p', base, '-p', head, '-F', '-'], { input: message, env: SERVICE_IDENTITY })
         ).trim();
@@ -463,9 +464,4 @@ export async function removeStaleScratch(now = Date.now()): Promise<number> {
     removed += 1;
   }
   return removed;
-}
-
-/** The merge commit's trailer naming who asked for the merge (one line, nothing else). */
-function mergedByTrailer(mergedBy: string | undefined): string {
-  return mergedBy ? `\nMerged-By: ${mergedBy.replace(/[\r\n]+/g, ' ')}\n` : '';
 }
