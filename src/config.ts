@@ -17,6 +17,9 @@ interface Variable {
 const port = Type.Integer({ minimum: 0, maximum: 65535 });
 const positiveInt = Type.Integer({ minimum: 1 });
 // From the kinds and policies defined once (domain/changes/change-kinds.ts).
+/** Requests that take a reason (the kinds people ask for through /instances). */
+export const REASON_KINDS = ['instance.create', 'instance.update', 'instance.delete'] as const;
+const REASON_KIND = `(${REASON_KINDS.map((k) => k.replace('.', '\\.')).join('|')})`;
 const MERGE_POLICY_ENTRY = `(${CHANGE_KINDS.map((k) => k.replace('.', '\\.')).join('|')})=(${MERGE_POLICIES.join('|')})`;
 
 /**
@@ -39,6 +42,12 @@ export const CONFIG_VARIABLES = [
   { name: 'GITOPS_BASE_BRANCH', description: 'Branch that Argo CD watches.', default: 'main', schema: Type.String({ pattern: '^[A-Za-z0-9._/-]{1,200}$' }) },
   { name: 'GITOPS_MERGE_POLICY', description: 'How changes reach the base branch: `pull-request` (a PR a person merges), `auto-merge` (a PR merged by the service) or `direct` (a commit on the base branch).', default: 'pull-request', schema: Type.Union(MERGE_POLICIES.map((p) => Type.Literal(p))) },
   { name: 'GITOPS_MERGE_POLICY_BY_KIND', description: 'Exceptions to GITOPS_MERGE_POLICY per change kind, e.g. `instance.update=auto-merge,instance.delete=pull-request` (kinds: workspace.create, instance.create, instance.update, instance.delete, platform.bootstrap).', default: '', schema: Type.String({ pattern: `^(${MERGE_POLICY_ENTRY}(,${MERGE_POLICY_ENTRY})*)?$` }) },
+  {
+    name: 'GITOPS_REASON_REQUIRED_FOR',
+    description: 'Instance requests that must say why (a non-blank `reason`, which becomes the commit\'s `Reason:` trailer), e.g. `instance.delete`; one without is a 422 `reason-required` and nothing is written. Empty: a reason is always optional.',
+    default: '',
+    schema: Type.String({ pattern: `^(${REASON_KIND}(,${REASON_KIND})*)?$` }),
+  },
   { name: 'GITOPS_BATCH_WINDOW_MS', description: 'How long an accepted change waits so that changes arriving together share one commit and pull request; a change with nothing else queued does not wait.', default: '2000', schema: Type.Integer({ minimum: 0, maximum: 600000 }) },
   { name: 'GITOPS_BATCH_MAX', description: 'Most changes in one commit and pull request. A batch takes what is queued up to this: one change when idle, more while the GitHub write budget makes changes wait.', default: '1000', schema: Type.Integer({ minimum: 1, maximum: 1000 }) },
   { name: 'GITOPS_WORKER_LEASE_MS', description: 'How long a worker owns a claimed batch; when it dies, another worker takes the batch over after this.', default: '120000', schema: Type.Integer({ minimum: 1000 }) },
@@ -112,6 +121,8 @@ export interface Config {
     mergePolicy: 'pull-request' | 'auto-merge' | 'direct';
     /** Exceptions to mergePolicy, per change kind. */
     mergePolicyByKind: Partial<Record<ChangeKind, MergePolicy>>;
+    /** GITOPS_REASON_REQUIRED_FOR: requests refused without a reason. */
+    reasonRequiredFor: (typeof REASON_KINDS)[number][];
     batchWindowMs: number;
     batchMax: number;
     workerLeaseMs: number;
@@ -197,6 +208,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
       baseBranch: get('GITOPS_BASE_BRANCH'),
       mergePolicy: get('GITOPS_MERGE_POLICY'),
       mergePolicyByKind: parseMergePolicyByKind(get<string>('GITOPS_MERGE_POLICY_BY_KIND')),
+      reasonRequiredFor: get<string>('GITOPS_REASON_REQUIRED_FOR').split(',').filter(Boolean) as Config['gitops']['reasonRequiredFor'],
       batchWindowMs: get('GITOPS_BATCH_WINDOW_MS'),
       batchMax: get('GITOPS_BATCH_MAX'),
       workerLeaseMs: get('GITOPS_WORKER_LEASE_MS'),

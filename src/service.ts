@@ -117,7 +117,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     ...workspaceRoutes({ sequelize, mergePolicy: mergePolicies, billing: config.billing }),
     ...catalogRoutes({ sequelize }),
     ...tokenRoutes({ sequelize }),
-    ...instanceRoutes({ sequelize, mergePolicy: mergePolicies, parameters, billing: config.billing, preview: { repository, catalog } }),
+    ...instanceRoutes({ sequelize, mergePolicy: mergePolicies, parameters, billing: config.billing, reasonRequiredFor: config.gitops.reasonRequiredFor, preview: { repository, catalog } }),
     ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: config.billing.holdTtlSeconds }),
   );
 

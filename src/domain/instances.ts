@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../errors.ts';
-import { mergePolicyFor, type MergePolicies, type MergePolicy } from './changes/change-kinds.ts';
+import { mergePolicyFor, type ChangeKind, type MergePolicies, type MergePolicy } from './changes/change-kinds.ts';
 import { insertChangeRequest, lastMergedWriteOf, moveChanges, supersedableChangesOf } from './changes/change-requests.ts';
 import type { NewChangeRequest } from './changes/change-requests.ts';
 import { OFFERING_VERSIONS_JSON, pickOrderableVersion, resolveOrderableVersion, versionRowsFromJson, type ResolvedVersion } from './catalog.ts';
@@ -20,6 +20,18 @@ export interface InstanceDeps {
   mergePolicy: MergePolicies;
   parameters: ParametersValidator;
   billing: BillingSettings;
+  /** GITOPS_REASON_REQUIRED_FOR: kinds of request refused without a reason. */
+  reasonRequiredFor?: readonly ChangeKind[];
+}
+
+/**
+ * The policy that some requests must say why (an auditor reads it as the commit's `Reason:`
+ * trailer): checked before anything is read or written, so a refused request leaves no trace.
+ */
+function requireReason(deps: InstanceDeps, kind: ChangeKind, reason: string | undefined): void {
+  if (!deps.reasonRequiredFor?.includes(kind) || (reason !== undefined && reason.trim() !== '')) return;
+  const verb = { 'instance.create': 'create', 'instance.update': 'change', 'instance.delete': 'delete' }[kind as 'instance.create'] ?? kind;
+  throw new UnprocessableError('reason-required', `This deployment requires a reason to ${verb} an instance (GITOPS_REASON_REQUIRED_FOR): say why in \`reason\`${kind === 'instance.delete' ? ' (a query parameter of DELETE)' : ''}.`, { extensions: { kind } });
 }
 
 export interface Instance {
@@ -97,6 +109,7 @@ export interface NewInstance {
  * the same `tx` (after the instance row exists) is therefore all-or-nothing with it.
  */
 export async function createInstance(deps: InstanceDeps, tx: Transaction, principal: Principal, input: NewInstance): Promise<Instance> {
+  requireReason(deps, 'instance.create', input.reason);
   const { sequelize } = deps;
   const projectSlug = input.project ?? 'default';
   // One round trip: the caller's membership, the project and the offering's versions.
@@ -243,6 +256,7 @@ export async function updateInstance(
   id: string,
   input: { version?: string; parameters?: Record<string, unknown>; reason?: string },
 ): Promise<Instance> {
+  requireReason(deps, 'instance.update', input.reason);
   const { sequelize } = deps;
   const current = await lockVisibleInstance(sequelize, tx, principal, id);
   await requireOrgAccess(sequelize, tx, principal, current.org, 'write');
@@ -298,6 +312,7 @@ export async function updateInstance(
  * on its way answers with the instance as it is.
  */
 export async function deleteInstance(deps: InstanceDeps, tx: Transaction, principal: Principal, id: string, options: { reason?: string } = {}): Promise<Instance> {
+  requireReason(deps, 'instance.delete', options.reason);
   const { sequelize } = deps;
   const current = await lockVisibleInstance(sequelize, tx, principal, id);
   await requireOrgAccess(sequelize, tx, principal, current.org, 'write');

@@ -17,10 +17,7 @@ describe('commits say who asked, as a person, and why', () => {
   before(async () => (api = await startApiHarness()));
   after(() => api.close());
 
-  const messageOf = async (changeId: string) => {
-    const [row] = await api.sequelize.query<{ commit_sha: string }>('SELECT commit_sha FROM change_requests WHERE id = $id', { type: QueryTypes.SELECT, bind: { id: changeId } });
-    return api.gitops.git('log', '-1', '--format=%B', row!.commit_sha);
-  };
+  const messageOf = (changeId: string) => messageOfIn(api, changeId);
 
   it('a create with a reason: Requested-By "Name <email> (subject)" and Reason, never a second line; DELETE takes a reason too (query), within limits', async () => {
     const user = uniqueUser('alice', { username: 'Alice Example' });
@@ -79,4 +76,42 @@ describe('commits say who asked, as a person, and why', () => {
     assert.match(trailers, new RegExp(`^Merged-By: Carol Reviewer <${user.email!.replace('.', '\\.')}> \\(${user.subject}\\)$`, 'm'), message);
     assert.match(message, /^Merge pull request #\d+ from control-plane\/batch-/);
   });
+
+  describe('with GITOPS_REASON_REQUIRED_FOR=instance.delete', () => {
+    let strict: ApiHarness;
+    before(async () => (strict = await startApiHarness({ reasonRequiredFor: ['instance.delete'] })));
+    after(() => strict.close());
+
+    it('a delete without a reason (or a blank one) is a 422 reason-required and writes nothing; with one it is proposed', async () => {
+      const token = await strict.tokenFor(uniqueUser('carol'));
+      const org = (await strict.call('POST', '/orgs/auto', { token })).body.slug as string;
+      while (await strict.gitops.worker().runOnce());
+      const created = await strict.call('POST', '/instances', { token, body: { org, offering: 'studio', name: 'keep' } });
+      assert.equal(created.status, 202, 'creates need no reason under this policy');
+      while (await strict.gitops.worker().runOnce());
+      const [open] = await strict.sequelize.query<{ n: number }>('SELECT pull_request_number AS n FROM change_requests WHERE id = $id', { type: QueryTypes.SELECT, bind: { id: created.body.lastChangeId } });
+      await strict.gitops.repository.mergePullRequest(open!.n);
+      await strict.gitops.converge();
+      const id = String(created.body.id);
+      const changes = async () => (await strict.sequelize.query<{ n: string }>('SELECT count(*) AS n FROM change_requests WHERE instance_id = $id', { type: QueryTypes.SELECT, bind: { id } }))[0]!.n;
+      const before = await changes();
+      for (const query of ['', '?reason=%20%20', '?dryRun=true']) {
+        const refused = await strict.call('DELETE', `/instances/${id}${query}`, { token });
+        assert.equal(refused.status, 422, `${query}: ${JSON.stringify(refused.body)}`);
+        assert.equal(refused.body.code, 'reason-required');
+        assert.match(String(refused.body.detail), /GITOPS_REASON_REQUIRED_FOR/);
+      }
+      assert.equal(await changes(), before, 'nothing was written');
+      assert.equal((await strict.call('GET', `/instances/${id}`, { token })).body.desiredState, 'present');
+      const removed = await strict.call('DELETE', `/instances/${id}?reason=${encodeURIComponent('Project ended')}`, { token });
+      assert.equal(removed.status, 202, JSON.stringify(removed.body));
+      while (await strict.gitops.worker().runOnce());
+      assert.match(await messageOfIn(strict, removed.body.lastChangeId as string), /^Reason: Project ended$/m);
+    });
+  });
 });
+
+async function messageOfIn(api: ApiHarness, changeId: string): Promise<string> {
+  const [row] = await api.sequelize.query<{ commit_sha: string }>('SELECT commit_sha FROM change_requests WHERE id = $id', { type: QueryTypes.SELECT, bind: { id: changeId } });
+  return api.gitops.git('log', '-1', '--format=%B', row!.commit_sha);
+}

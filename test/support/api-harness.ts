@@ -1,3 +1,4 @@
+import type { ChangeKind } from '../../src/domain/changes/change-kinds.ts';
 import { randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import type { Sequelize } from 'sequelize';
@@ -57,7 +58,7 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-export async function startApiHarness(options: { moreRoutes?: (sequelize: Sequelize, gitops: LocalGitops) => RouteSpec[] } = {}): Promise<ApiHarness> {
+export async function startApiHarness(options: { moreRoutes?: (sequelize: Sequelize, gitops: LocalGitops) => RouteSpec[]; reasonRequiredFor?: ChangeKind[] } = {}): Promise<ApiHarness> {
   const sequelize = createTestSequelize(30);
   // A real bare repository: dry runs render against its base branch.
   const gitops = await createLocalGitops(sequelize);
@@ -70,6 +71,7 @@ export async function startApiHarness(options: { moreRoutes?: (sequelize: Sequel
     // Enough trial credit that specs about workspaces and instances never meet a 402.
     billing: { trialCurrency: 'EUR', trialCreditMinor: 1_000_000, holdTtlSeconds: 3600 },
     preview: { repository: gitops.repository, catalog: gitops.catalog },
+    ...(options.reasonRequiredFor ? { reasonRequiredFor: options.reasonRequiredFor } : {}),
   };
   const routes = [
     ...workspaceRoutes(domain),
