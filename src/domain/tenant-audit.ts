@@ -1,3 +1,4 @@
+import { BadRequestError } from '../errors.ts';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { tenantDir, type TenantLayout } from '../gitops/tenant-paths.ts';
 import { changeTrailerGroups, type GitopsRepository } from '../gitops/repository.ts';
@@ -6,11 +7,19 @@ import { pullRequestLinks } from './changes/change-views.ts';
 export interface AuditEntry {
   commitSha: string;
   title: string;
+  /**
+   * `control-plane`: a commit the service wrote (it carries a Batch-Id); `external`: one a
+   * person or another tool put on the base branch, which the audit shows as Git has it.
+   */
+  source: 'control-plane' | 'external';
+  /** The commit's Git author (for the service's commits, the service; who asked is requestedBy). */
+  author: { name: string; email: string };
   authoredAt: string;
   changeIds: string[];
   instanceIds: string[];
   offerings: string[];
   requestedBy: string[];
+  reasons: string[];
   pullRequests: { changeId: string; number: number | null; url: string | null }[];
 }
 
@@ -30,6 +39,7 @@ export async function tenantAudit(
   // it, its history is at the flat path (README "Repository layout").
   const [row] = await deps.sequelize.query<{ tenant_layout: TenantLayout }>('SELECT tenant_layout FROM organizations WHERE slug = :org', { type: QueryTypes.SELECT, replacements: { org } });
   const dir = tenantDir(org, row?.tenant_layout ?? 'bucketed');
+  if (page.cursor !== undefined) await requireCursorOnBase(deps.repository, page.cursor);
   const history = await deps.repository.history({ pathPrefix: `${dir}/`, limit: page.limit, ...(page.cursor ? { cursor: page.cursor } : {}) });
   const ids = [...new Set(history.commits.flatMap((c) => changeTrailerGroups(c.message).filter((g) => g.Org === org).map((g) => g['Change-Id']!)).filter((id) => UUID.test(id)))];
   const links = await pullRequestLinks(deps.sequelize, ids);
@@ -42,18 +52,34 @@ export async function tenantAudit(
     const others = groups.length - mine.length;
     const ids = mine.map((g) => g['Change-Id']!);
     const values = (key: string) => [...new Set(mine.flatMap((g) => (g[key] === undefined ? [] : [g[key]!])))];
+    const ours = commit.trailers['Batch-Id'] !== undefined;
     return {
       commitSha: commit.sha,
+      source: ours ? ('control-plane' as const) : ('external' as const),
+      author: commit.author,
       title: others > 0 ? `${mine.length} change${mine.length === 1 ? '' : 's'} for ${org}, committed in a batch with other workspaces` : (commit.message.split('\n')[0] ?? ''),
       authoredAt: commit.authoredAt,
       changeIds: ids,
       instanceIds: values('Instance-Id'),
       offerings: values('Offering'),
       requestedBy: values('Requested-By'),
+      reasons: values('Reason'),
       pullRequests: ids.map((changeId) => ({ changeId, number: links.get(changeId)?.number ?? null, url: links.get(changeId)?.url ?? null })),
     };
   });
   return { items, nextCursor: history.nextCursor ?? null, unknownPaths: await unknownPaths(deps.sequelize, dir) };
+}
+
+/**
+ * A page cursor is a commit of the base branch (a nextCursor): anything else (a commit that does
+ * not exist, or one of a branch that never merged) is the caller's error, and would otherwise
+ * page through history that is not what runs.
+ */
+async function requireCursorOnBase(repository: GitopsRepository, cursor: string): Promise<void> {
+  const base = await repository.getBranch(repository.baseBranch);
+  if (base === undefined || !(await repository.isAncestor(cursor, base))) {
+    throw new BadRequestError(`cursor ${cursor} is not a commit of ${repository.baseBranch}: pass back a nextCursor.`);
+  }
 }
 
 /** A directory under tenants/<org>/apps/ on the base branch that no instance owns (recorded by convergence). */

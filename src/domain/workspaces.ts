@@ -115,6 +115,8 @@ export async function ensureAutoWorkspace(deps: WorkspaceDeps, tx: Transaction, 
     payload: { org: slug, orgName: name, keycloakGroup: keycloakGroupOf(slug) },
     requestedBy: principal.subject,
     mergePolicy: deps.mergePolicy,
+    // The request had no reason of its own: the audit says what it was.
+    reason: 'The first workspace of its owner (POST /orgs/auto)',
   });
   return { workspace: await workspaceById(sequelize, tx, orgId, principal), created: true };
 }

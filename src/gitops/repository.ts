@@ -50,7 +50,11 @@ export interface GitopsRepository {
    * without a comment (the caller decides what a merge it lost the race to means).
    */
   closePullRequest(number: number, comment: string): Promise<PullRequest>;
-  /** Commits on the base branch that touched `pathPrefix`, newest first. */
+  /**
+   * Commits on the base branch that touched `pathPrefix`, newest first, merge commits left out
+   * (what a merge brings is listed as the commits it brings). `cursor` is the commit to start
+   * from (a nextCursor, or any commit of the base branch the caller has checked is one).
+   */
   history(input: { pathPrefix: string; limit: number; cursor?: string }): Promise<HistoryPage>;
   /**
    * How the base branch moved from `base` to `head`: the commits reachable from `head` and not
@@ -103,6 +107,7 @@ export interface PullRequest {
 export interface HistoryCommit {
   sha: string;
   message: string;
+  author: { name: string; email: string };
   authoredAt: string;
   /** Parsed `Key: value` trailers, each key with every value it has (in order). */
   trailers: Record<string, string[]>;

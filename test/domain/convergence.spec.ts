@@ -4,7 +4,6 @@ import { QueryTypes, type Sequelize } from 'sequelize';
 import { mergeChange } from '../../src/domain/changes/change-merge.ts';
 import { convergeToBaseBranch } from '../../src/domain/convergence/base-branch-convergence.ts';
 import { tenantAudit } from '../../src/domain/tenant-audit.ts';
-import { git } from '../../src/gitops/local/git.ts';
 import type { FileChange } from '../../src/gitops/repository.ts';
 import { insertChange, insertInstance, insertOrganization, instanceWritePayload } from '../support/change-fixtures.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
@@ -41,16 +40,7 @@ describe('convergence: the database reads the base branch back', () => {
       { type: QueryTypes.SELECT, bind: { id } },
     );
 
-  /** An engineer commits straight to main, as a person with their own identity. */
-  async function engineerCommits(changes: FileChange[], message: string): Promise<string> {
-    const base = (await gitops.repository.getBranch('main'))!;
-    const scratch = await gitops.repository.createCommit({ parent: base, changes, message: 'scratch' });
-    const tree = await gitops.git('rev-parse', `${scratch}^{tree}`);
-    const env = { GIT_AUTHOR_NAME: 'Erin Engineer', GIT_AUTHOR_EMAIL: 'erin@example.test', GIT_COMMITTER_NAME: 'Erin Engineer', GIT_COMMITTER_EMAIL: 'erin@example.test' };
-    const commit = (await git(['commit-tree', tree, '-p', base, '-m', message], { gitDir: gitops.repository.gitDir, env })).trim();
-    await gitops.repository.updateBranch('main', commit, { expected: base });
-    return commit;
-  }
+  const engineerCommits = (changes: FileChange[], message: string) => gitops.commitAsPerson(changes, message);
 
   /** An instance whose create is on main (merged through its pull request) and read back. */
   async function deployed(parameters: Record<string, unknown> = {}) {

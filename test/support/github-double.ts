@@ -690,7 +690,8 @@ export async function startGithubDouble(
       const list = [...ancestors(start)].map((s) => commits.get(s)!).sort((x, y) => y.order - x.order).filter(touches).slice(0, perPage);
       return {
         status: 200,
-        body: list.map((c) => ({ sha: c.sha, parents: c.parents.map((p) => ({ sha: p })), commit: { message: c.message, author: { name: 'control-plane', date: c.date } } })),
+        // Each item as GitHub's commit object: the Git author (name, email, date) under `commit`.
+        body: list.map((c) => ({ sha: c.sha, parents: c.parents.map((p) => ({ sha: p })), commit: { message: c.message, author: { ...c.author, date: c.date } } })),
       };
     },
   };

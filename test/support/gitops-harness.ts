@@ -11,6 +11,7 @@ import { createChangeWorker, type ChangeWorkerOptions } from '../../src/jobs/cha
 import { git } from '../../src/gitops/local/git.ts';
 import { createConverger } from '../../src/domain/convergence/converger.ts';
 import type { ConvergenceResult } from '../../src/domain/convergence/base-branch-convergence.ts';
+import type { FileChange } from '../../src/gitops/repository.ts';
 
 export interface LocalGitops {
   dir: string;
@@ -20,6 +21,8 @@ export interface LocalGitops {
   worker(overrides?: Partial<ChangeWorkerOptions>): ReturnType<typeof createChangeWorker>;
   /** Reads main back into the database, as the service does after every move of main. */
   converge(): Promise<ConvergenceResult | undefined>;
+  /** An engineer commits straight to main, as a person with their own identity (default Erin Engineer). */
+  commitAsPerson(changes: FileChange[], message: string, person?: { name: string; email: string }): Promise<string>;
   cleanup(): Promise<void>;
 }
 
@@ -38,6 +41,15 @@ export async function createLocalGitops(sequelize: Sequelize): Promise<LocalGito
     repository,
     catalog,
     git: async (...args) => (await git(args, { gitDir })).trim(),
+    commitAsPerson: async (changes, message, person = { name: 'Erin Engineer', email: 'erin@example.test' }) => {
+      const base = (await repository.getBranch('main'))!;
+      const scratch = await repository.createCommit({ parent: base, changes, message: 'scratch' });
+      const tree = (await git(['rev-parse', `${scratch}^{tree}`], { gitDir })).trim();
+      const env = { GIT_AUTHOR_NAME: person.name, GIT_AUTHOR_EMAIL: person.email, GIT_COMMITTER_NAME: person.name, GIT_COMMITTER_EMAIL: person.email };
+      const commit = (await git(['commit-tree', tree, '-p', base, '-F', '-'], { gitDir, env, input: message })).trim();
+      await repository.updateBranch('main', commit, { expected: base });
+      return commit;
+    },
     worker: (overrides = {}) =>
       createChangeWorker({
         sequelize,

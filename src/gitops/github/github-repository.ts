@@ -520,7 +520,13 @@ export class GithubRepository implements GitopsRepository {
       });
       const commits = data
         .filter((c) => c.parents.length < 2)
-        .map((c) => ({ sha: c.sha, message: c.commit.message, authoredAt: c.commit.author?.date ?? '', trailers: parseTrailers(c.commit.message) }));
+        .map((c) => ({
+          sha: c.sha,
+          message: c.commit.message,
+          author: { name: c.commit.author?.name ?? '', email: c.commit.author?.email ?? '' },
+          authoredAt: c.commit.author?.date ?? '',
+          trailers: parseTrailers(c.commit.message),
+        }));
       return { commits: commits.slice(0, input.limit), nextCursor: data.length > input.limit ? data[input.limit]!.sha : undefined };
     } catch (error) {
       throw this.classify(error);

@@ -208,6 +208,7 @@ export class LocalRepository implements GitopsRepository {
     const head = await this.getBranch(input.branch);
     if (!head) throw new RepositoryRejectedError(`branch ${input.branch} does not exist`);
     const row = await store.open({ ...input, baseBranch: this.baseBranch, headSha: head });
+    await this.keepPullHead(row.number, head);
     return this.toPullRequest(row.number, row.branch, row.state, head, row.merge_commit_sha ?? undefined);
   }
 
@@ -258,6 +259,7 @@ export class LocalRepository implements GitopsRepository {
       throw new BranchMovedError(this.baseBranch, 'it kept moving while merging');
     });
     await store.markMerged(number, head, mergeSha);
+    await this.keepPullHead(number, head);
     return this.toPullRequest(number, row.branch, 'merged', head, mergeSha);
   }
 
@@ -274,9 +276,19 @@ export class LocalRepository implements GitopsRepository {
     if (row.state === 'open') {
       const head = (await this.getBranch(row.branch)) ?? row.head_sha ?? '';
       const closed = await store.close(number, { headSha: head, comment });
+      if (head) await this.keepPullHead(number, head);
       if (closed) return this.toPullRequest(number, closed.branch, closed.state, head, undefined);
     }
     return (await this.getPullRequest(number))!;
+  }
+
+  /**
+   * `refs/pull/<n>/head`, as GitHub keeps one for every pull request, merged, closed or open,
+   * after its branch is deleted: a change that was proposed and never merged stays in the
+   * repository's history (`git log refs/pull/<n>/head`) with its trailers.
+   */
+  private async keepPullHead(number: number, head: string): Promise<void> {
+    await this.git(['update-ref', `refs/pull/${number}/head`, head]);
   }
 
   /** The merge commit on the base branch's first-parent line whose second parent is `head`. */
@@ -293,14 +305,14 @@ export class LocalRepository implements GitopsRepository {
   async history(input: { pathPrefix: string; limit: number; cursor?: string }): Promise<HistoryPage> {
     if (input.cursor !== undefined && !SHA.test(input.cursor)) throw new RepositoryRejectedError('cursor is not a commit id');
     const start = input.cursor ?? `refs/heads/${this.baseBranch}`;
-    const out = await this.git(['log', '--no-merges', '--format=%H%x1f%aI%x1f%B%x1e', '-n', String(input.limit + 1), start, '--', input.pathPrefix]);
+    const out = await this.git(['log', '--no-merges', '--format=%H%x1f%an%x1f%ae%x1f%aI%x1f%B%x1e', '-n', String(input.limit + 1), start, '--', input.pathPrefix]);
     const commits: HistoryCommit[] = out
       .split('\x1e')
       .map((record) => record.replace(/^\n/, ''))
       .filter(Boolean)
       .map((record) => {
-        const [sha, authoredAt, message] = record.split('\x1f') as [string, string, string];
-        return { sha, authoredAt, message: message.trimEnd(), trailers: parseTrailers(message) };
+        const [sha, name, email, authoredAt, message] = record.split('\x1f') as [string, string, string, string, string];
+        return { sha, author: { name, email }, authoredAt, message: message.trimEnd(), trailers: parseTrailers(message) };
       });
     const page = commits.slice(0, input.limit);
     return { commits: page, nextCursor: commits.length > input.limit ? commits[input.limit]!.sha : undefined };
