@@ -39,6 +39,11 @@ export const CONFIG_VARIABLES = [
   { name: 'GITOPS_DRIVER', description: 'Repository backend: `local` (bare repository on disk) or `github`.', default: 'local', schema: Type.Union([Type.Literal('local'), Type.Literal('github')]) },
   { name: 'GITOPS_LOCAL_PATH', description: 'Bare repository of the local driver. Default: DATA_DIR/gsv-gitops.git, created with the initial layout.', schema: Type.String({ minLength: 1 }) },
   { name: 'GITOPS_LOCAL_PUSH_URL', description: 'Remote the local driver pushes to (`git push`, e.g. a self-hosted Git server) after every ref it moves: the base branch fast-forward only, its own `control-plane/*` branches forced. A failed push never blocks a commit; it is retried with backoff. Credentials in the URL are never logged.', schema: Type.String({ minLength: 1 }) },
+  {
+    name: 'GITOPS_LOCAL_SIGNING_KEY',
+    description: 'Path of an unencrypted SSH private key (ed25519; mode 600 or 400) the local driver signs every commit it writes with (git `gpg.format=ssh`). `GET /platform/allowed-signers` publishes the allowed-signers line that `git log --show-signature` verifies them against. Unset: commits are unsigned. A key ssh-keygen cannot use stops the service at start (exit 78).',
+    schema: Type.String({ minLength: 1 }),
+  },
   { name: 'GITOPS_BASE_BRANCH', description: 'Branch that Argo CD watches.', default: 'main', schema: Type.String({ pattern: '^[A-Za-z0-9._/-]{1,200}$' }) },
   { name: 'GITOPS_MERGE_POLICY', description: 'How changes reach the base branch: `pull-request` (a PR a person merges), `auto-merge` (a PR merged by the service) or `direct` (a commit on the base branch).', default: 'pull-request', schema: Type.Union(MERGE_POLICIES.map((p) => Type.Literal(p))) },
   { name: 'GITOPS_MERGE_POLICY_BY_KIND', description: 'Exceptions to GITOPS_MERGE_POLICY per change kind, e.g. `instance.update=auto-merge,instance.delete=pull-request` (kinds: workspace.create, instance.create, instance.update, instance.delete, platform.bootstrap).', default: '', schema: Type.String({ pattern: `^(${MERGE_POLICY_ENTRY}(,${MERGE_POLICY_ENTRY})*)?$` }) },
@@ -117,6 +122,8 @@ export interface Config {
     localPath: string;
     /** GITOPS_LOCAL_PUSH_URL: where the local driver pushes its refs; undefined: no push. */
     localPushUrl: string | undefined;
+    /** GITOPS_LOCAL_SIGNING_KEY, resolved against the working directory. */
+    localSigningKey: string | undefined;
     baseBranch: string;
     mergePolicy: 'pull-request' | 'auto-merge' | 'direct';
     /** Exceptions to mergePolicy, per change kind. */
@@ -183,6 +190,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
   if (values.has('GITOPS_LOCAL_PUSH_URL') && values.get('GITOPS_DRIVER') !== 'local') {
     problems.push('GITOPS_LOCAL_PUSH_URL applies to GITOPS_DRIVER=local only (the github driver writes to GitHub itself)');
   }
+  if (values.has('GITOPS_LOCAL_SIGNING_KEY') && values.get('GITOPS_DRIVER') !== 'local') {
+    problems.push('GITOPS_LOCAL_SIGNING_KEY applies to GITOPS_DRIVER=local only (on GitHub, GitHub signs the commits a GitHub App creates: README "Signed commits")');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const get = <T>(name: VariableName): T => values.get(name) as T;
@@ -205,6 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
       driver: get('GITOPS_DRIVER'),
       localPath,
       localPushUrl: get('GITOPS_LOCAL_PUSH_URL'),
+      localSigningKey: values.has('GITOPS_LOCAL_SIGNING_KEY') ? path.resolve(cwd, get<string>('GITOPS_LOCAL_SIGNING_KEY')) : undefined,
       baseBranch: get('GITOPS_BASE_BRANCH'),
       mergePolicy: get('GITOPS_MERGE_POLICY'),
       mergePolicyByKind: parseMergePolicyByKind(get<string>('GITOPS_MERGE_POLICY_BY_KIND')),

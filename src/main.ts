@@ -17,6 +17,11 @@ try {
 
 const logger = createLogger(config.logLevel);
 const service = await startService(config, logger).catch((error: unknown) => {
+  // A setting only start-up can check (a signing key ssh-keygen cannot use) is still a configuration error.
+  if (error instanceof ConfigError) {
+    process.stderr.write(`control-plane: ${error.message}\n`);
+    process.exit(78);
+  }
   logger.fatal({ err: error }, 'failed to start');
   process.exit(1);
 });

@@ -17,6 +17,8 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-post
 import { generateApiToken, upsertApiToken } from './db/api-tokens.ts';
 import { createApp } from './api/app.ts';
 import { systemRoutes } from './api/routes/system-routes.ts';
+import { signingRoutes } from './api/routes/signing-routes.ts';
+import { loadSigningKey, SigningKeyError } from './gitops/local/commit-signing.ts';
 import type { RouteSpec } from './api/route.ts';
 import { createAuthenticate } from './api/auth/authenticate.ts';
 import { createOidcVerifier } from './api/auth/oidc-verifier.ts';
@@ -27,6 +29,7 @@ import { billingRoutes } from './api/routes/billing-routes.ts';
 import { seedCatalog } from './domain/catalog-seed.ts';
 import { ParametersValidator } from './domain/parameters-schema.ts';
 import { LocalRepository } from './gitops/local/local-repository.ts';
+import { ConfigError } from './errors.ts';
 import { readInitialLayout } from './gitops/initial-layout.ts';
 import type { GitopsRepository } from './gitops/repository.ts';
 import type { BackgroundTask } from './jobs/background-task.ts';
@@ -136,6 +139,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
 
   // The GitOps change engine: the outbox worker and the change/audit API.
   routes.push(...changeRoutes({ sequelize, repository, mergePolicy: mergePolicies, billing: config.billing, afterMerge: converge }));
+  routes.push(...signingRoutes(repository instanceof LocalRepository ? { driver: 'local', key: repository.signingKey } : { driver: 'github', auth: config.gitops.github && 'token' in config.gitops.github.auth ? 'token' : 'app' }));
   tasks.push(
     createChangeWorker({
       sequelize,
@@ -242,6 +246,10 @@ async function createRepository(
     registerGithubBudgetGauges(wiring.metrics.registry, budget, (err) => logger.warn({ err }, 'reading the GitHub write budget failed'));
     const repository = new GithubRepository({ octokit: await createGithubClient({ auth, baseUrl: apiUrl, budget }), owner, repo, baseBranch: config.gitops.baseBranch, mergeMethods });
     logger.info({ repository: `${owner}/${repo}`, branch: repository.baseBranch, writesPerHour: limits.writesPerHour, burst: limits.burst }, 'GitHub GitOps repository configured');
+    // GitHub signs (Verified) the commits a GitHub App creates through the API when they carry
+    // no author, committer or signature of their own, which createCommit never sends; it does
+    // not sign those made with a user's token (README "Signed commits").
+    if ('token' in auth) logger.warn('GITHUB_TOKEN: the commits this service creates are unsigned on GitHub; a GitHub App (GITHUB_APP_*) has GitHub sign them');
     return { repository, budget };
   }
   const { localPath, localPushUrl, baseBranch } = config.gitops;
@@ -249,14 +257,23 @@ async function createRepository(
     ? new RemotePusher({ gitDir: localPath, url: localPushUrl, baseBranch, ownedPrefix: BATCH_BRANCH_PREFIX, logger, metrics: wiring.metrics })
     : undefined;
   if (pusher) wiring.tasks.push(pusher);
+  const signingKey = config.gitops.localSigningKey
+    ? await loadSigningKey(config.gitops.localSigningKey).catch((error: unknown) => {
+        throw error instanceof SigningKeyError ? new ConfigError([error.message]) : error;
+      })
+    : undefined;
   const repository = new LocalRepository({
     gitDir: localPath,
     baseBranch,
     pullRequests: new LocalPullRequests({ sequelize, repository: localPath }),
     ...(pusher ? { onRefMoved: () => pusher.notify() } : {}),
+    ...(signingKey ? { signingKey } : {}),
   });
   await repository.ensureInitialized(await readInitialLayout());
-  logger.info({ gitDir: repository.gitDir, branch: repository.baseBranch, pushTo: localPushUrl ? redactUrl(localPushUrl) : undefined }, 'local GitOps repository ready');
+  logger.info(
+    { gitDir: repository.gitDir, branch: repository.baseBranch, pushTo: localPushUrl ? redactUrl(localPushUrl) : undefined, signingKey: signingKey?.fingerprint ?? null },
+    signingKey ? 'local GitOps repository ready; commits are signed' : 'local GitOps repository ready; commits are unsigned (GITOPS_LOCAL_SIGNING_KEY unset)',
+  );
   return { repository };
 }
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { SERVICE_IDENTITY, signingArgs, type SigningKey } from './commit-signing.ts';
 import { git, gitBytes, GitCommandError } from './git.ts';
 import { FILE_MODE, parseCatFileBatch, parseTree, treeObject, TREE_MODE, type TreeEntry, type TreeObject } from './tree-objects.ts';
 import type { LocalPullRequests } from './local-pull-requests.ts';
@@ -27,14 +28,10 @@ export interface LocalRepositoryOptions {
   pullRequests?: LocalPullRequests;
   /** Called after this repository moved a ref (a push to a remote follows; see RemotePusher). */
   onRefMoved?: () => void;
+  /** Signs every commit the service writes (GITOPS_LOCAL_SIGNING_KEY, checked by loadSigningKey). */
+  signingKey?: SigningKey;
 }
 
-const SERVICE_IDENTITY = {
-  GIT_AUTHOR_NAME: 'control-plane',
-  GIT_AUTHOR_EMAIL: 'control-plane@gsv.invalid',
-  GIT_COMMITTER_NAME: 'control-plane',
-  GIT_COMMITTER_EMAIL: 'control-plane@gsv.invalid',
-};
 const ZERO = '0'.repeat(40);
 /** A scratch directory (`cp-blobs-*`, `cp-trees-*` in the OS temp dir) this old belongs to a process killed mid-commit (a commit takes ms). */
 const STALE_SCRATCH_MS = 60 * 60 * 1000;
@@ -58,6 +55,7 @@ export class LocalRepository implements GitopsRepository {
   readonly baseBranch: string;
   readonly pullRequests: LocalPullRequests | undefined;
   readonly #onRefMoved: () => void;
+  readonly signingKey: SigningKey | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: LocalRepositoryOptions) {
@@ -65,6 +63,7 @@ export class LocalRepository implements GitopsRepository {
     this.baseBranch = options.baseBranch;
     this.pullRequests = options.pullRequests;
     this.#onRefMoved = options.onRefMoved ?? (() => undefined);
+    this.signingKey = options.signingKey;
   }
 
   async ping(): Promise<void> {
@@ -118,7 +117,7 @@ export class LocalRepository implements GitopsRepository {
     } else {
       treeSha = (await this.git(['mktree'], { input: '' })).trim(); // the change removed everything
     }
-    return (await this.git(['commit-tree', treeSha, '-p', input.parent, '-F', '-'], { input: input.message, env: SERVICE_IDENTITY })).trim();
+    return this.commitTree([treeSha, '-p', input.parent, '-F', '-'], input.message);
   }
 
   /** The tree at each of `paths` in `commit` (one `cat-file --batch`); absent paths are left out. */
@@ -245,9 +244,7 @@ export class LocalRepository implements GitopsRepository {
           throw error;
         });
         const message = `Merge pull request #${number} from ${row.branch}\n${options.mergedBy ? `\n${mergedByTrailer(options.mergedBy)}\n` : ''}`;
-        const commit = (
-          await this.git(['commit-tree', tree.split('\n')[0]!.trim(), '-p', base, '-p', head, '-F', '-'], { input: message, env: SERVICE_IDENTITY })
-        ).trim();
+        const commit = await this.commitTree([tree.split('\n')[0]!.trim(), '-p', base, '-p', head, '-F', '-'], message);
         try {
           await this.git(['update-ref', `refs/heads/${this.baseBranch}`, commit, base]);
           this.#onRefMoved();
@@ -374,11 +371,11 @@ export class LocalRepository implements GitopsRepository {
     await this.initBare();
     if (await this.getBranch(this.baseBranch)) return;
     const empty = (await this.git(['mktree'], { input: '' })).trim();
-    const root = (await this.git(['commit-tree', empty, '-m', 'empty'], { env: SERVICE_IDENTITY })).trim();
+    const root = await this.commitTree([empty, '-m', 'empty']);
     // Build the layout as a change on an empty tree, then make it a root commit.
     const seeded = await this.createCommit({ parent: root, changes: files, message: 'seed' });
     const tree = (await this.git(['rev-parse', `${seeded}^{tree}`])).trim();
-    const commit = (await this.git(['commit-tree', tree, '-m', 'Initialize gsv-gitops layout'], { env: SERVICE_IDENTITY })).trim();
+    const commit = await this.commitTree([tree, '-m', 'Initialize gsv-gitops layout']);
     // The all-zero old value makes update-ref fail if another process initialised it meanwhile.
     await this.git(['update-ref', `refs/heads/${this.baseBranch}`, commit, ZERO]).catch(async (error: unknown) => {
       if (!(await this.getBranch(this.baseBranch))) throw error;
@@ -417,6 +414,12 @@ export class LocalRepository implements GitopsRepository {
     const run = this.#queue.then(work, work);
     this.#queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** Every commit the service writes, as the service, signed when a signing key is configured. */
+  private async commitTree(args: string[], message?: string): Promise<string> {
+    const sign = this.signingKey ? ['-S'] : [];
+    return (await this.git([...signingArgs(this.signingKey), 'commit-tree', ...sign, ...args], { env: SERVICE_IDENTITY, ...(message === undefined ? {} : { input: message }) })).trim();
   }
 
   private git(args: string[], options: { input?: string; env?: Record<string, string> } = {}): Promise<string> {
