@@ -1,3 +1,4 @@
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { loadConfig, type Config } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 
@@ -33,4 +34,23 @@ export function shown(url: string): string {
   } catch {
     return 'DATABASE_URL';
   }
+}
+
+/**
+ * The command's options (strict, no positionals) with `-h`/`--help` added: a bad option exits 64
+ * with the usage, `--help` prints the usage and exits 0.
+ */
+export function readCliOptions<const T extends ParseArgsOptionsConfig>(options: T, usage: string, fail: (code: number, message: string, withUsage?: boolean) => never) {
+  const config = { options: { ...options, help: { type: 'boolean', short: 'h' } } as T & { help: { type: 'boolean'; short: 'h' } }, strict: true as const, allowPositionals: false as const };
+  let parsed: ReturnType<typeof parseArgs<typeof config>>;
+  try {
+    parsed = parseArgs(config);
+  } catch (error) {
+    return fail(EX_USAGE, (error as Error).message, true);
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
+  return parsed.values;
 }

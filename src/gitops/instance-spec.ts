@@ -1,5 +1,5 @@
 import YAML from 'yaml';
-import { INSTANCE_ID_LABEL } from './labels.ts';
+import { INSTANCE_ID_LABEL, PROJECT_LABEL } from './labels.ts';
 
 /**
  * What an instance's directory on the base branch says the instance is: written by the renderer
@@ -20,6 +20,8 @@ export interface ObservedDirectory {
   instanceId: string | undefined;
   /** Undefined when the objects carry no readable spec (an engineer's own files, say). */
   spec: InstanceSpec | undefined;
+  /** The project label of the same object (what a rebuild from Git needs); undefined without one. */
+  project?: string;
 }
 
 export function canonicalJson(value: unknown): string {
@@ -61,7 +63,8 @@ export function readObservedDirectory(files: Map<string, string>): ObservedDirec
       const object = document.toJS() as { metadata?: { labels?: Record<string, unknown>; annotations?: Record<string, unknown> } } | null;
       const instanceId = object?.metadata?.labels?.[INSTANCE_ID_LABEL];
       if (typeof instanceId !== 'string') continue;
-      return { instanceId, spec: parseSpec(object?.metadata?.annotations?.[INSTANCE_SPEC_ANNOTATION]) };
+      const project = object?.metadata?.labels?.[PROJECT_LABEL];
+      return { instanceId, spec: parseSpec(object?.metadata?.annotations?.[INSTANCE_SPEC_ANNOTATION]), ...(typeof project === 'string' ? { project } : {}) };
     }
   }
   return { instanceId: undefined, spec: undefined };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { QueryTypes } from 'sequelize';
-import { startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
+import { landChange, publishAll, pullRequestOf, startApiHarness, uniqueUser, type ApiHarness } from '../support/api-harness.ts';
 import { useSpecDatabase } from '../support/database.ts';
 import { changeRoutes } from '../../src/api/routes/change-routes.ts';
 import { LocalPullRequests } from '../../src/gitops/local/local-pull-requests.ts';
@@ -31,16 +31,6 @@ describe("a tenant's history in Git answers who, what, when and why", () => {
   );
   after(() => api.close());
 
-  const publish = async () => {
-    while (await api.gitops.worker().runOnce());
-  };
-  const pullOf = async (changeId: string) =>
-    (await api.sequelize.query<{ n: number }>('SELECT pull_request_number AS n FROM change_requests WHERE id = $id', { type: QueryTypes.SELECT, bind: { id: changeId } }))[0]!.n;
-  const mergeByPerson = async (changeId: string) => {
-    await publish();
-    await api.gitops.repository.mergePullRequest(await pullOf(changeId));
-    await api.gitops.converge();
-  };
   const log = async (...range: string[]): Promise<LoggedCommit[]> =>
     (await api.gitops.git('log', '--format=%H%x1f%an <%ae>%x1f%aI%x1f%P%x1f%B%x1e', ...range))
       .split('\x1e')
@@ -56,21 +46,21 @@ describe("a tenant's history in Git answers who, what, when and why", () => {
     const token = await api.tokenFor(alice);
     const org = (await api.call('POST', '/orgs/auto', { token })).body.slug as string;
     const [workspace] = await api.sequelize.query<{ id: string }>("SELECT c.id FROM change_requests c JOIN organizations o ON o.id = c.organization_id WHERE o.slug = $org AND c.kind = 'workspace.create'", { type: QueryTypes.SELECT, bind: { org } });
-    await mergeByPerson(workspace!.id);
+    await landChange(api, workspace!.id);
 
     const created = await api.call('POST', '/instances', { token, body: { org, offering: 'studio', name: 'pilot', reason: 'Pilot for the data team' } });
     assert.equal(created.status, 202, JSON.stringify(created.body));
-    await mergeByPerson(created.body.lastChangeId as string);
+    await landChange(api, created.body.lastChangeId as string);
     const id = String(created.body.id);
     const updated = await api.call('PATCH', `/instances/${id}`, { token, body: { parameters: { size: 'large' }, reason: 'Forty more users' } });
     assert.equal(updated.status, 202, JSON.stringify(updated.body));
-    await mergeByPerson(updated.body.lastChangeId as string);
+    await landChange(api, updated.body.lastChangeId as string);
 
     // A pull request a reviewer closes unmerged: it never reaches main, and stays in the
     // repository as GitHub keeps it, under refs/pull/<n>/head.
     const rejected = await api.call('POST', '/instances', { token, body: { org, offering: 'studio', name: 'spare', reason: 'A second studio, just in case' } });
-    await publish();
-    const rejectedPull = await pullOf(rejected.body.lastChangeId as string);
+    await publishAll(api);
+    const rejectedPull = await pullRequestOf(api, rejected.body.lastChangeId as string);
     await new LocalPullRequests({ sequelize: api.sequelize, repository: api.gitops.repository.gitDir }).setState(rejectedPull, 'closed');
 
     const values = `${instanceDir(org, 'pilot', 'bucketed')}/values.yaml`;
@@ -83,7 +73,7 @@ describe("a tenant's history in Git answers who, what, when and why", () => {
 
     const removed = await api.call('DELETE', `/instances/${id}?reason=${encodeURIComponent('The pilot is over')}`, { token });
     assert.equal(removed.status, 202, JSON.stringify(removed.body));
-    await mergeByPerson(removed.body.lastChangeId as string);
+    await landChange(api, removed.body.lastChangeId as string);
 
     // git log -- tenants/<org>/ on main, and nothing else: every commit that is not a merge
     // answers who (a person), what (its title, and for an update what changed), when and why.

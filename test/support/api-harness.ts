@@ -1,3 +1,4 @@
+import { QueryTypes } from 'sequelize';
 import type { ChangeKind } from '../../src/domain/changes/change-kinds.ts';
 import { randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
@@ -163,4 +164,22 @@ export async function userWithWorkspace(api: ApiHarness, prefix: string): Promis
 export function uniqueUser(prefix = 'user', extra: Partial<TestUser> = {}): TestUser {
   const id = randomUUID().slice(0, 8);
   return { subject: `${prefix}-${id}`, username: `${prefix}-${id}`, email: `${prefix}-${id}@example.test`, ...extra };
+}
+
+/** Runs the worker until nothing is left to publish. */
+export async function publishAll(api: ApiHarness): Promise<void> {
+  while (await api.gitops.worker().runOnce());
+}
+
+/** The pull request number the worker recorded for a change. */
+export async function pullRequestOf(api: ApiHarness, changeId: string): Promise<number> {
+  const [row] = await api.sequelize.query<{ n: number }>('SELECT pull_request_number AS n FROM change_requests WHERE id = $id', { type: QueryTypes.SELECT, bind: { id: changeId } });
+  return row!.n;
+}
+
+/** Publishes, merges the change's pull request as a person would, and reads main back. */
+export async function landChange(api: ApiHarness, changeId: string): Promise<void> {
+  await publishAll(api);
+  await api.gitops.repository.mergePullRequest(await pullRequestOf(api, changeId));
+  await api.gitops.converge();
 }
