@@ -1,4 +1,4 @@
-import { loadConfig, type Config } from '../config.ts';
+import { loadConfig, withoutCredentials, type Config } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 
 /** sysexits.h: what a shell script branches on. */
@@ -24,13 +24,5 @@ export function readConfig(fail: (code: number, message: string) => never): Conf
   }
 }
 
-/** The database URL with its password masked, to name it in an error. */
-export function shown(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'DATABASE_URL';
-  }
-}
+/** The database URL with its credentials masked, to name it in an error. */
+export const shown = (url: string): string => withoutCredentials(url);
