@@ -12,6 +12,11 @@ interface Variable {
   default?: string;
   required?: boolean;
   schema: TSchema;
+  /**
+   * The value is a secret: `value`, never printed (not in an error, not in a log); `credentials`,
+   * a URL whose user and password are (the rest of it is shown, to point at a typo).
+   */
+  secret?: 'value' | 'credentials';
 }
 
 const port = Type.Integer({ minimum: 0, maximum: 65535 });
@@ -31,14 +36,14 @@ export const CONFIG_VARIABLES = [
   { name: 'PORT', description: 'TCP port of the HTTP server (0 picks a free one).', default: '8080', schema: port },
   { name: 'LOG_LEVEL', description: 'pino log level.', default: 'info', schema: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))) },
   { name: 'DATA_DIR', description: 'Where embedded PostgreSQL and the local GitOps repository keep their files.', default: '.data', schema: Type.String({ minLength: 1 }) },
-  { name: 'DATABASE_URL', description: 'PostgreSQL connection string. Unset: start an embedded PostgreSQL under DATA_DIR.', schema: Type.String({ pattern: '^postgres(ql)?://' }) },
+  { name: 'DATABASE_URL', description: 'PostgreSQL connection string. Unset: start an embedded PostgreSQL under DATA_DIR.', schema: Type.String({ pattern: '^postgres(ql)?://', description: 'a URL starting postgres:// or postgresql://' }), secret: 'credentials' },
   { name: 'DATABASE_POOL_MAX', description: 'Maximum connections in the pool per replica.', default: '10', schema: positiveInt },
   { name: 'EMBEDDED_POSTGRES_PORT', description: 'Port of the embedded PostgreSQL (only without DATABASE_URL).', default: '54329', schema: port },
   { name: 'BODY_LIMIT_BYTES', description: 'Largest accepted request body; larger bodies get 413. POST /webhooks/github takes up to GitHub\'s own cap on webhook payloads (25 MB) whatever this says.', default: '1048576', schema: positiveInt },
   { name: 'SHUTDOWN_TIMEOUT_MS', description: 'How long SIGTERM waits for in-flight requests and jobs before exiting.', default: '25000', schema: positiveInt },
   { name: 'GITOPS_DRIVER', description: 'Repository backend: `local` (bare repository on disk) or `github`.', default: 'local', schema: Type.Union([Type.Literal('local'), Type.Literal('github')]) },
   { name: 'GITOPS_LOCAL_PATH', description: 'Bare repository of the local driver. Default: DATA_DIR/gsv-gitops.git, created with the initial layout.', schema: Type.String({ minLength: 1 }) },
-  { name: 'GITOPS_LOCAL_PUSH_URL', description: 'Remote the local driver pushes to (`git push`, e.g. a self-hosted Git server) after every ref it moves: the base branch fast-forward only, its own `control-plane/*` branches forced. A failed push never blocks a commit; it is retried with backoff. Credentials in the URL are never logged.', schema: Type.String({ minLength: 1 }) },
+  { name: 'GITOPS_LOCAL_PUSH_URL', description: 'Remote the local driver pushes to (`git push`, e.g. a self-hosted Git server) after every ref it moves: the base branch fast-forward only, its own `control-plane/*` branches forced. A failed push never blocks a commit; it is retried with backoff. Credentials in the URL are never logged.', schema: Type.String({ minLength: 1 }), secret: 'credentials' },
   {
     name: 'GITOPS_LOCAL_SIGNING_KEY',
     description: 'Path of an unencrypted SSH private key (ed25519; mode 600 or 400) the local driver signs every commit it writes with (git `gpg.format=ssh`). `GET /platform/allowed-signers` publishes the allowed-signers line that `git log --show-signature` verifies them against. Unset: commits are unsigned. A key ssh-keygen cannot use stops the service at start (exit 78).',
@@ -58,9 +63,9 @@ export const CONFIG_VARIABLES = [
   { name: 'GITOPS_WORKER_LEASE_MS', description: 'How long a worker owns a claimed batch; when it dies, another worker takes the batch over after this.', default: '120000', schema: Type.Integer({ minimum: 1000 }) },
   { name: 'GITHUB_REPOSITORY', description: 'The GitOps repository as `owner/name` (GITOPS_DRIVER=github).', schema: Type.String({ pattern: '^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$' }) },
   { name: 'GITHUB_API_URL', description: 'GitHub REST API base URL (GitHub Enterprise: https://HOST/api/v3).', default: 'https://api.github.com', schema: Type.String({ pattern: '^https?://' }) },
-  { name: 'GITHUB_TOKEN', description: 'Token with contents and pull-request write access (GITOPS_DRIVER=github, unless a GitHub App is configured).', schema: Type.String({ minLength: 1 }) },
+  { name: 'GITHUB_TOKEN', description: 'Token with contents and pull-request write access (GITOPS_DRIVER=github, unless a GitHub App is configured).', schema: Type.String({ minLength: 1 }), secret: 'value' },
   { name: 'GITHUB_APP_ID', description: 'GitHub App id; with GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID the driver authenticates as the installation.', schema: Type.String({ pattern: '^[0-9]+$' }) },
-  { name: 'GITHUB_APP_PRIVATE_KEY', description: 'PEM private key of the GitHub App (literal newlines or `\\n`).', schema: Type.String({ minLength: 1 }) },
+  { name: 'GITHUB_APP_PRIVATE_KEY', description: 'PEM private key of the GitHub App (literal newlines or `\\n`).', schema: Type.String({ minLength: 1 }), secret: 'value' },
   {
     name: 'GITHUB_MERGE_METHODS',
     description: 'Merge methods the github driver may use, in order of preference (merge, squash, rebase): one the repository does not allow is skipped, and the one that worked is used first from then on.',
@@ -96,9 +101,9 @@ export const CONFIG_VARIABLES = [
   { name: 'BILLING_TRIAL_CREDIT_MINOR', description: 'Trial credit for a new workspace, in minor units of BILLING_TRIAL_CURRENCY (0: none).', default: '5000', schema: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }) },
   { name: 'BILLING_HOLD_TTL_SECONDS', description: 'Expiry of a billing hold (setup fee, API holds without expiresInSeconds); an expired hold is released.', default: '604800', schema: positiveInt },
   { name: 'METERING_INTERVAL_MS', description: 'How often the metering leader looks for completed hours to charge and expired holds.', default: '60000', schema: positiveInt },
-  { name: 'GITHUB_WEBHOOK_SECRET', description: 'Secret of the GitHub webhook (X-Hub-Signature-256). Unset: POST /webhooks/github answers 404.', schema: Type.String({ minLength: 1 }) },
-  { name: 'GITHUB_WEBHOOK_ADDITIONAL_SECRETS', description: 'Comma-separated further secrets also accepted, for rotating GITHUB_WEBHOOK_SECRET without downtime.', schema: Type.String({ pattern: '^[^,]+(,[^,]+)*$' }) },
-  { name: 'ARGOCD_WEBHOOK_TOKEN', description: 'Bearer secret Argo CD Notifications sends (from argocd-notifications-secret). Unset: POST /webhooks/argocd answers 404, except that the sync simulator makes one up.', schema: Type.String({ minLength: 16 }) },
+  { name: 'GITHUB_WEBHOOK_SECRET', description: 'Secret of the GitHub webhook (X-Hub-Signature-256). Unset: POST /webhooks/github answers 404.', schema: Type.String({ minLength: 1 }), secret: 'value' },
+  { name: 'GITHUB_WEBHOOK_ADDITIONAL_SECRETS', description: 'Comma-separated further secrets also accepted, for rotating GITHUB_WEBHOOK_SECRET without downtime.', schema: Type.String({ pattern: '^[^,]+(,[^,]+)*$', description: 'comma-separated, non-empty values' }), secret: 'value' },
+  { name: 'ARGOCD_WEBHOOK_TOKEN', description: 'Bearer secret Argo CD Notifications sends (from argocd-notifications-secret). Unset: POST /webhooks/argocd answers 404, except that the sync simulator makes one up.', schema: Type.String({ minLength: 16 }), secret: 'value' },
   { name: 'RECONCILE_INTERVAL_MS', description: 'How often the reconciler leader polls open pull requests and Argo CD Applications (the fallback for lost webhooks).', default: '60000', schema: positiveInt },
   { name: 'INSTANCE_PROGRESS_DEADLINE_SECONDS', description: 'How long a merged change may take to become ready before the instance reports Ready=False, reason ProgressDeadlineExceeded (an offering version may set its own progressDeadlineSeconds). Checked by the reconciler; the instance may still turn ready later.', default: '900', schema: positiveInt },
   { name: 'ARGOCD_NAMESPACE', description: `Namespace of the Argo CD Applications the reconciler lists (label ${MANAGED_BY_SELECTOR}).`, default: 'argocd', schema: Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }) },
@@ -177,7 +182,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
     const holder: { value: unknown } = { value: text };
     const validate = ajv.compile(Type.Object({ value: variable.schema }));
     if (!validate(holder)) {
-      problems.push(`${variable.name}=${JSON.stringify(text)} is invalid (${describeExpected(variable.schema)}): ${variable.description}`);
+      problems.push(`${shownValue(variable, text)} is invalid (${describeExpected(variable.schema)}): ${variable.description}`);
       continue;
     }
     values.set(variable.name as VariableName, holder.value);
@@ -288,13 +293,35 @@ function githubSettings(driver: 'local' | 'github', values: Map<VariableName, un
   };
 }
 
+/** `NAME="value"` as an error may show it: a secret's value never, a URL's credentials never. */
+function shownValue(variable: Variable, text: string): string {
+  if (variable.secret === 'value') return `${variable.name} (a secret, not shown; ${text.length} characters)`;
+  if (variable.secret === 'credentials') return `${variable.name}=${JSON.stringify(withoutCredentials(text))}`;
+  return `${variable.name}=${JSON.stringify(text)}`;
+}
+
+/**
+ * `text` with everything between the scheme (if any) and the last `@` masked: the URL need
+ * not parse (a typo in the scheme, an unescaped `/` or `@` in the password) for its
+ * credentials to stay hidden.
+ */
+export function withoutCredentials(text: string): string {
+  const at = text.lastIndexOf('@');
+  if (at < 0) return text;
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(text)?.[0] ?? '';
+  return `${scheme}***${text.slice(at)}`;
+}
+
+/** The rule a schema states, in words an operator reads (TypeBox keywords as set above). */
 function describeExpected(schema: TSchema): string {
   if (schema.anyOf) return `expected one of ${(schema.anyOf as TSchema[]).map((s) => JSON.stringify(s.const)).join(', ')}`;
   if (schema.type === 'integer') {
     const bounds = [schema.minimum !== undefined ? `>= ${schema.minimum}` : '', schema.maximum !== undefined ? `<= ${schema.maximum}` : ''].filter(Boolean);
     return `expected an integer${bounds.length ? ` ${bounds.join(' and ')}` : ''}`;
   }
+  if (typeof schema.description === 'string') return `expected ${schema.description}`;
   if (schema.pattern) return `expected a string matching ${schema.pattern}`;
+  if (typeof schema.minLength === 'number' && schema.minLength > 1) return `expected at least ${schema.minLength} characters`;
   return 'expected a non-empty string';
 }
 

@@ -1,3 +1,5 @@
+// First: on a Node that is not the pinned one, say so before anything else loads.
+import './node-version.mjs';
 import { loadConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { createLogger } from './logger.ts';

@@ -56,6 +56,8 @@ export interface RunningService {
   /** Set in embedded mode: a platform-admin API token for trying the API. */
   developmentToken: string | undefined;
   sequelize: Sequelize;
+  /** Every route the server answers (what /openapi.json documents). */
+  routes: readonly RouteSpec[];
   /** Drains HTTP, then background tasks, then closes the pool (and the embedded database). */
   stop(): Promise<void>;
 }
@@ -231,7 +233,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       logger.info('shutdown complete');
     })());
 
-  return { url, developmentToken, sequelize, stop };
+  return { url, developmentToken, sequelize, routes, stop };
 }
 
 async function createRepository(

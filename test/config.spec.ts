@@ -4,6 +4,17 @@ import { CONFIG_VARIABLES, loadConfig } from '../src/config.ts';
 import { ConfigError } from '../src/errors.ts';
 import { mergePolicyFor } from '../src/domain/changes/change-kinds.ts';
 
+/** The message of the ConfigError the environment causes. */
+function problemsOf(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    return error.message;
+  }
+  assert.fail(`no ConfigError for ${Object.keys(env).join(', ')}`);
+}
+
 describe('config', () => {
   it('applies defaults to an empty environment', () => {
     const config = loadConfig({}, '/srv');
@@ -47,6 +58,32 @@ describe('config', () => {
         return true;
       },
     );
+  });
+
+  it('never prints the value of a secret variable, nor the credentials in a URL, and states the real rule', () => {
+    const secrets = {
+      ARGOCD_WEBHOOK_TOKEN: 'short-secret',
+      GITHUB_WEBHOOK_ADDITIONAL_SECRETS: 'rotated-secret,',
+      DATABASE_URL: 'postgress://app:hunter2-db@db.example:5432/cp',
+      GITOPS_LOCAL_PUSH_URL: '',
+      GITHUB_WEBHOOK_SECRET: '',
+    };
+    const message = problemsOf({ ...secrets, GITOPS_DRIVER: 'github', GITHUB_REPOSITORY: 'gsv/gsv-gitops', GITHUB_TOKEN: 'ghp_token-value' });
+    for (const value of ['short-secret', 'rotated-secret', 'hunter2-db', 'ghp_token-value']) assert.ok(!message.includes(value), `${value} is in: ${message}`);
+    assert.match(message, /ARGOCD_WEBHOOK_TOKEN \(a secret, not shown; 12 characters\) is invalid \(expected at least 16 characters\)/);
+    assert.match(message, /GITHUB_WEBHOOK_ADDITIONAL_SECRETS \(a secret, not shown; 15 characters\) is invalid \(expected comma-separated, non-empty values\)/);
+    assert.match(message, /DATABASE_URL="postgress:\/\/\*\*\*@db\.example:5432\/cp" is invalid \(expected a URL starting postgres:\/\/ or postgresql:\/\/\)/);
+    // A URL without the scheme still hides what stands before its @.
+    assert.doesNotMatch(problemsOf({ GITOPS_LOCAL_PUSH_URL: 'x', DATABASE_URL: 'app:pw-no-scheme@db/cp' }), /pw-no-scheme/);
+    const push = problemsOf({ GITOPS_DRIVER: 'github', GITOPS_LOCAL_PUSH_URL: 'https://bot:push-secret@git.example/gsv.git', GITHUB_REPOSITORY: 'a/b', GITHUB_TOKEN: 't' });
+    assert.ok(!push.includes('push-secret'));
+  });
+
+  it('marks every variable holding a secret, and the README table says so', async () => {
+    const readme = await fs.readFile(new URL('../README.md', import.meta.url), 'utf8');
+    const secret = CONFIG_VARIABLES.filter((v) => 'secret' in v && v.secret !== undefined).map((v) => v.name);
+    assert.deepEqual(secret.sort(), ['ARGOCD_WEBHOOK_TOKEN', 'DATABASE_URL', 'GITHUB_APP_PRIVATE_KEY', 'GITHUB_TOKEN', 'GITHUB_WEBHOOK_ADDITIONAL_SECRETS', 'GITHUB_WEBHOOK_SECRET', 'GITOPS_LOCAL_PUSH_URL']);
+    for (const name of secret) assert.match(readme, new RegExp(`^\\| \`${name}\` \\|.*\\*\\*Secret\\*\\*`, 'm'), `${name}: its README row does not say it is a secret`);
   });
 
   it('turns OIDC on only with issuer, audience and JWKS URL, and pins the algorithms', () => {

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
-import { loadConfig, type Config } from '../config.ts';
+import { loadConfig, withoutCredentials, type Config } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 
 /** sysexits.h: what a shell script branches on. */
@@ -25,16 +25,8 @@ export function readConfig(fail: (code: number, message: string) => never): Conf
   }
 }
 
-/** The database URL with its password masked, to name it in an error. */
-export function shown(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'DATABASE_URL';
-  }
-}
+/** The database URL with its credentials masked, to name it in an error. */
+export const shown = (url: string): string => withoutCredentials(url);
 
 /**
  * The command's options (strict, no positionals) with `-h`/`--help` added: a bad option exits 64

@@ -1,3 +1,5 @@
+// First: on a Node that is not the pinned one, say so before anything else loads.
+import '../node-version.mjs';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../logger.ts';
 import { createSequelize } from '../db/database.ts';

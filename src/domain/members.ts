@@ -28,7 +28,7 @@ const SELECT_MEMBERS = `SELECT m.subject, u.username, u.email, m.role, t.slug AS
 
 export async function listMembers(sequelize: Sequelize, principal: Principal, orgSlug: string): Promise<Member[]> {
   const access = await requireOrgAccess(sequelize, undefined, principal, orgSlug, 'read');
-  const rows = await sequelize.query<MemberRow>(`${SELECT_MEMBERS} WHERE m.organization_id = :org ORDER BY m.created_at, m.subject`, {
+  const rows = await sequelize.query<MemberRow>(`${SELECT_MEMBERS} WHERE m.organization_id = :org AND m.api_token_id IS NULL ORDER BY m.created_at, m.subject`, {
     type: QueryTypes.SELECT,
     replacements: { org: access.organizationId },
   });
@@ -57,6 +57,7 @@ export async function putMember(
     if (!team) throw new UnprocessableError('unknown-team', `No team ${input.team} in ${orgSlug}.`, { extensions: { errors: [{ in: 'body', pointer: '/team', message: 'is not a team of this organization' }] } });
     teamId = team.id;
   }
+  await refuseOrgTokenSubject(sequelize, tx, input.subject);
   await ensureUser(sequelize, tx, { subject: input.subject });
   if (input.role !== 'owner') await requireAnotherOwner(sequelize, tx, access.organizationId, orgSlug, input.subject);
   const [row] = await sequelize.query<{ inserted: boolean }>(
@@ -74,11 +75,28 @@ export async function putMember(
   return { member: present(member!), created: row!.inserted };
 }
 
+/**
+ * An org token's subject is a member of its own org only, through its own membership: made a
+ * member elsewhere, it would act in an org that never minted it.
+ */
+async function refuseOrgTokenSubject(sequelize: Sequelize, tx: Transaction, subject: string): Promise<void> {
+  const [token] = await sequelize.query<{ one: number }>('SELECT 1 AS one FROM api_tokens WHERE subject = :subject AND organization_id IS NOT NULL', {
+    type: QueryTypes.SELECT,
+    transaction: tx,
+    replacements: { subject },
+  });
+  if (token) {
+    throw new UnprocessableError('org-token-subject', `${subject} is an org token; org tokens are managed under /orgs/:org/tokens.`, {
+      extensions: { errors: [{ in: 'body', pointer: '/subject', message: 'is an org token' }] },
+    });
+  }
+}
+
 /** Owners remove a member; the last owner cannot be removed. */
 export async function removeMember(sequelize: Sequelize, tx: Transaction, principal: Principal, orgSlug: string, subject: string): Promise<void> {
   const access = await requireOrgAccess(sequelize, tx, principal, orgSlug, 'administer');
   await requireAnotherOwner(sequelize, tx, access.organizationId, orgSlug, subject);
-  const removed = await sequelize.query('DELETE FROM memberships WHERE organization_id = :org AND subject = :subject RETURNING id', {
+  const removed = await sequelize.query('DELETE FROM memberships WHERE organization_id = :org AND subject = :subject AND api_token_id IS NULL RETURNING id', {
     type: QueryTypes.SELECT,
     transaction: tx,
     replacements: { org: access.organizationId, subject },
@@ -93,7 +111,7 @@ export async function removeMember(sequelize: Sequelize, tx: Transaction, princi
 async function requireAnotherOwner(sequelize: Sequelize, tx: Transaction, organizationId: string, orgSlug: string, subject: string): Promise<void> {
   await sequelize.query('SELECT id FROM organizations WHERE id = :org FOR UPDATE', { type: QueryTypes.SELECT, transaction: tx, replacements: { org: organizationId } });
   const [owners] = await sequelize.query<{ others: number }>(
-    "SELECT count(*)::int AS others FROM memberships WHERE organization_id = :org AND role = 'owner' AND subject <> :subject",
+    "SELECT count(*)::int AS others FROM memberships WHERE organization_id = :org AND role = 'owner' AND subject <> :subject AND api_token_id IS NULL",
     { type: QueryTypes.SELECT, transaction: tx, replacements: { org: organizationId, subject } },
   );
   if (owners!.others === 0) throw new UnprocessableError('last-owner', `${orgSlug} must keep at least one owner.`);

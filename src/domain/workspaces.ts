@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
-import { NotFoundError } from '../errors.ts';
+import { ForbiddenError, NotFoundError } from '../errors.ts';
 import type { MergePolicies } from './changes/change-kinds.ts';
 import { insertChangeRequest } from './changes/change-requests.ts';
 import { ensureUser, requireOrgAccess, type MembershipRole } from './organization-access.ts';
@@ -66,6 +66,8 @@ export function* orgSlugCandidates(base: string): Generator<string> {
  * first creates, the others find it (and organizations.auto_owner_subject is UNIQUE besides).
  */
 export async function ensureAutoWorkspace(deps: WorkspaceDeps, tx: Transaction, principal: Principal): Promise<{ workspace: Workspace; created: boolean }> {
+  // An org token acts in its organization only; a workspace of its own would be a second one.
+  if (principal.organizationId !== undefined) throw new ForbiddenError('An org token has no workspace of its own; it acts in the organization that minted it.');
   const { sequelize } = deps;
   await sequelize.query("SELECT pg_advisory_xact_lock(hashtextextended('orgs/auto:' || :subject, 0))", {
     type: QueryTypes.SELECT,

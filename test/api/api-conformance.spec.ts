@@ -60,6 +60,9 @@ describe('workspace, catalog and instance API against its OpenAPI document', () 
     const minted = await api.call('POST', '/me/tokens', { token, body: { name: `walk-${slug}` } });
     await api.call('GET', '/me/tokens', { token });
     await api.call('DELETE', `/me/tokens/${String(minted.body.id)}`, { token });
+    const orgToken = await api.call('POST', `/orgs/${org}/tokens`, { token, body: { name: 'walk', role: 'viewer' } });
+    await api.call('GET', `/orgs/${org}/tokens`, { token });
+    await api.call('DELETE', `/orgs/${org}/tokens/${String(orgToken.body.id)}`, { token });
     const hold = await api.call('POST', '/billing/authorize', { token, body: { org, amount: 10, currency: 'EUR', reference: 'walk' }, headers: { 'Idempotency-Key': `hold-${slug}` } });
     await api.call('POST', '/billing/settle', { token, body: { authorizationId: hold.body.id, amount: 5 } });
     await api.call('GET', `/billing/authorizations/${hold.body.id as string}`, { token });

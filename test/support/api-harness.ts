@@ -59,7 +59,9 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-export async function startApiHarness(options: { moreRoutes?: (sequelize: Sequelize, gitops: LocalGitops) => RouteSpec[]; reasonRequiredFor?: ChangeKind[] } = {}): Promise<ApiHarness> {
+export async function startApiHarness(
+  options: { moreRoutes?: (sequelize: Sequelize, gitops: LocalGitops) => RouteSpec[]; logTo?: NodeJS.WritableStream; reasonRequiredFor?: ChangeKind[] } = {},
+): Promise<ApiHarness> {
   const sequelize = createTestSequelize(30);
   // A real bare repository: dry runs render against its base branch.
   const gitops = await createLocalGitops(sequelize);
@@ -86,7 +88,7 @@ export async function startApiHarness(options: { moreRoutes?: (sequelize: Sequel
     sequelize,
     verifyJwt: createOidcVerifier({ issuer: issuer.issuer, audience: issuer.audience, jwksUrl: issuer.jwksUrl, algorithms: ['RS256', 'ES256'], adminRole: 'platform-admin' }),
   });
-  const app = createApp({ logger: createLogger('silent'), metrics: createMetrics({ collectDefaults: false }), bodyLimitBytes: 1 << 20, routes, authenticate, sequelize });
+  const app = createApp({ logger: options.logTo ? createLogger('debug', options.logTo) : createLogger('silent'), metrics: createMetrics({ collectDefaults: false }), bodyLimitBytes: 1 << 20, routes, authenticate, sequelize });
   const server = await listen(app);
   const document = buildOpenApiDocument(routes, { title: 'test', version: '0', description: 'test' }) as { paths: Record<string, Record<string, { operationId: string; responses: Record<string, { content?: Record<string, { schema?: object }> }> }>> };
   const ajv = createAjv({ useDefaults: false });

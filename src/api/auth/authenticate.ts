@@ -41,6 +41,7 @@ async function principalOf(ctx: Context, deps: AuthenticateDeps): Promise<Princi
       ...(grant.email ? { email: grant.email } : {}),
       platformAdmin: grant.platformAdmin,
       via: 'api-token',
+      ...(grant.organizationId !== undefined ? { organizationId: grant.organizationId } : {}),
     };
   }
   if (!deps.verifyJwt) throw new UnauthorizedError('OIDC is not configured here; use an API token.');
