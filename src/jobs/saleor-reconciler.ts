@@ -29,6 +29,8 @@ export interface SaleorReconcileResult {
   /** Orders Saleor returned for the window that buy credit and are paid. */
   paidCreditOrders: number;
   mismatches: SaleorMismatch[];
+  /** Orders that could not be applied (e.g. a credit past the balance limit); the others still were. */
+  failures: { orderId: string; orderNumber: string; error: string }[];
 }
 
 export interface SaleorReconcileDeps extends LedgerDeps {
@@ -54,6 +56,7 @@ export function reconcileWindow(now: Date): { from: Date; to: Date } {
  */
 export async function reconcileSaleorOrders(deps: SaleorReconcileDeps, window = reconcileWindow(deps.now())): Promise<SaleorReconcileResult> {
   const mismatches: SaleorMismatch[] = [];
+  const failures: SaleorReconcileResult['failures'] = [];
   const report = (kind: MismatchKind, order: { id: string; number: string }, repaired: boolean) => {
     mismatches.push({ kind, orderId: order.id, orderNumber: order.number, repaired });
     deps.metrics?.saleorReconcileMismatches.inc({ kind });
@@ -64,7 +67,14 @@ export async function reconcileSaleorOrders(deps: SaleorReconcileDeps, window = 
     const assessment = assessOrder(order, deps.product);
     if (assessment.kind !== 'credit') continue;
     paid.add(order.id);
-    const outcome = await retryOnConflict(() => deps.sequelize.transaction((tx) => applySaleorOrder(deps, tx, { order, product: deps.product })));
+    let outcome: Awaited<ReturnType<typeof applySaleorOrder>>;
+    try {
+      outcome = await retryOnConflict(() => deps.sequelize.transaction((tx) => applySaleorOrder(deps, tx, { order, product: deps.product })));
+    } catch (error) {
+      // One order the ledger refuses must not keep the others from being looked at.
+      failures.push({ orderId: order.id, orderNumber: order.number, error: error instanceof Error ? error.message : String(error) });
+      continue;
+    }
     if (deps.metrics) countSaleorOutcome(deps.metrics, outcome, 'reconciler');
     if (outcome.result === 'credited') report('missing-credit', order, true);
     if (outcome.result === 'unmatched') report('unmatched', order, false);
@@ -91,7 +101,7 @@ export async function reconcileSaleorOrders(deps: SaleorReconcileDeps, window = 
       if (!order || assessOrder(order, deps.product).kind !== 'credit') report('credit-without-paid-order', { id: row.saleor_order_id, number: row.order_number }, false);
     }
   }
-  return { ...window, paidCreditOrders: paid.size, mismatches };
+  return { ...window, paidCreditOrders: paid.size, mismatches, failures };
 }
 
 export function runSaleorReconcile(deps: SaleorReconcileDeps): Promise<LeaderRun<SaleorReconcileResult>> {
@@ -114,8 +124,9 @@ export function createSaleorReconcileTask(
         throw error;
       }
       deps.metrics.saleorReconcileRuns.inc({ role: run.leader ? 'leader' : 'follower' });
-      if (run.leader && run.result.mismatches.length > 0) {
-        deps.logger.warn({ from: run.result.from, to: run.result.to, paidCreditOrders: run.result.paidCreditOrders, mismatches: run.result.mismatches }, 'Saleor orders and credits differed');
+      if (run.leader && (run.result.mismatches.length > 0 || run.result.failures.length > 0)) {
+        const { from, to, paidCreditOrders, mismatches, failures } = run.result;
+        deps.logger.warn({ from, to, paidCreditOrders, mismatches, failures }, 'Saleor orders and credits differed');
       }
     },
   });

@@ -76,6 +76,20 @@ describe('Saleor reconciler', () => {
     assert.equal(await balance(refunded.orgId), 600);
   });
 
+  it('an order the ledger refuses (past the balance limit) does not keep the others from being credited', async () => {
+    const big = { sku: 'big-credit', minorPerUnit: 2n ** 52n, currency: 'EUR' };
+    const deps = { sequelize, now: () => new Date(), product: big, orders: createSaleorOrderReader({ apiUrl: saleor.apiUrl, appToken: saleor.appToken }) };
+    const refused = await insertOrganization(sequelize);
+    const fine = await insertOrganization(sequelize);
+    const x = saleor.pay(saleor.createOrder({ orgId: refused.orgId, creditSku: 'big-credit', creditUnits: 3 }).id);
+    saleor.pay(saleor.createOrder({ orgId: fine.orgId, creditSku: 'big-credit', creditUnits: 1 }).id);
+    const result = await reconcileSaleorOrders(deps);
+    assert.deepEqual(result.failures.map((f) => f.orderNumber), [x.number]);
+    assert.match(result.failures[0]!.error, /would take it past/);
+    assert.equal(await balance(fine.orgId), 2 ** 52);
+    assert.equal(await balance(refused.orgId), 0);
+  });
+
   it('runs on one replica at a time', async () => {
     const reader = createSaleorOrderReader({ apiUrl: saleor.apiUrl, appToken: saleor.appToken });
     // A slow Saleor: the leader still holds the lock when the other replica tries.
