@@ -142,6 +142,8 @@ describe('POST /webhooks/saleor', () => {
       ['no Saleor-Api-Url', (h) => delete h['Saleor-Api-Url']],
       ['an HMAC signature (a webhook with a secret key)', (h) => (h['Saleor-Signature'] = 'a'.repeat(64))],
       ['an attached JWS', (h) => (h['Saleor-Signature'] = 'aaa.bbb.ccc')],
+      ['a signature of 10,000 characters', (h) => (h['Saleor-Signature'] = `${'a'.repeat(5000)}..${'b'.repeat(5000)}`)],
+      ['an event name that is not one', (h) => (h['Saleor-Event'] = 'ORDER FULLY PAID; rm -rf')],
     ];
     for (const [name, edit] of cases) {
       const response = await saleor.send(url, genuine, edit);
@@ -186,6 +188,22 @@ describe('POST /webhooks/saleor', () => {
       const retry = await saleor.send(receiver.url, delivery);
       assert.equal(retry.status, 200);
       assert.equal(await balanceOf(orgId), 200);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it("a JWKS that cannot be read answers 503 (Saleor retries) and changes nothing", async () => {
+    // A Saleor whose site serves no JWKS: the double's GraphQL URL under another origin that answers nothing.
+    const unreachable = 'http://127.0.0.1:1/graphql/';
+    const receiver = await startSaleorReceiver(sequelize, unreachable);
+    try {
+      const { orgId, order } = await paidOrder(2);
+      const response = await saleor.send(receiver.url, saleor.delivery('order_fully_paid', order.id), (h) => {
+        h['Saleor-Api-Url'] = unreachable;
+      });
+      assert.equal(response.status, 503, JSON.stringify(response.body));
+      assert.equal(await balanceOf(orgId), 0);
     } finally {
       await receiver.close();
     }
