@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, customFetch, decodeProtectedHeader, errors, flattenedVerify, type FetchImplementation } from 'jose';
+import { createRemoteJWKSet, decodeProtectedHeader, errors, flattenedVerify } from 'jose';
 import { BadRequestError, InvalidSignatureError, ServiceUnavailableError } from '../errors.ts';
 
 export interface SaleorDelivery {
@@ -11,10 +11,6 @@ export interface SaleorSignatureOptions {
   apiUrl: string;
   /** Default 30 s (jose's): how soon after a fetch an unknown key id may fetch the JWKS again. */
   cooldownMs?: number;
-  /** Default 10 min (jose's): how long fetched keys are trusted before the JWKS is read again. */
-  cacheMaxAgeMs?: number;
-  /** The HTTP layer, a test seam. */
-  fetch?: FetchImplementation;
 }
 
 const EVENT = /^[a-z_]{1,64}$/;
@@ -32,8 +28,8 @@ export function saleorJwksUrl(apiUrl: string): URL {
  * signature_for_payload, and saleor/core/jwt_manager.py, jws_encode): a webhook without a secret
  * key is signed with the instance's RSA key, RS256, as a detached JWS with an unencoded payload
  * (RFC 7797: `b64: false`, `crit: ["b64"]`, `kid` the key's RFC 7638 thumbprint), sent in
- * Saleor-Signature. The keys come from the instance's JWKS (jose's remote set: cached, read again
- * when an unknown kid shows up, so a rotated key is picked up). Nothing is parsed before this passes.
+ * Saleor-Signature. The keys come from the instance's JWKS (jose's remote set: cached 10 minutes,
+ * read again when an unknown kid shows up, so a rotated key is picked up). Nothing is parsed before this passes.
  *
  * Not @saleor/app-sdk's verifySignatureWithJwks: it takes the JWKS as a string and parses it on
  * every call, pins no algorithm, and its webhook validator fetches the JWKS again after every
@@ -47,8 +43,6 @@ export class SaleorSignatureVerifier {
     this.#apiUrl = normalizeApiUrl(options.apiUrl);
     this.#keys = createRemoteJWKSet(saleorJwksUrl(options.apiUrl), {
       ...(options.cooldownMs !== undefined ? { cooldownDuration: options.cooldownMs } : {}),
-      ...(options.cacheMaxAgeMs !== undefined ? { cacheMaxAge: options.cacheMaxAgeMs } : {}),
-      ...(options.fetch ? { [customFetch]: options.fetch } : {}),
     });
   }
 
