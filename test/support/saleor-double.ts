@@ -38,8 +38,8 @@ export interface SaleorDouble {
   appToken: string;
   /** Current key's kid. */
   kid(): string;
-  /** A new RSA key replaces the current one (JWKS serves only the new one). */
-  rotateKey(): Promise<void>;
+  /** A new RSA key (or `next`, made ahead) replaces the current one (JWKS serves only the new one). */
+  rotateKey(next?: SigningKey): Promise<void>;
   jwksFetches(): number;
   createOrder(input: CreateOrderInput): DoubleOrder;
   /** Charges the order's total (CHARGE_SUCCESS): fully paid. */
@@ -235,8 +235,8 @@ export async function startSaleorDouble(options: { pageSize?: number; version?: 
     apiUrl,
     appToken,
     kid: () => key.kid,
-    rotateKey: async () => {
-      key = await newKey();
+    rotateKey: async (next) => {
+      key = next ?? (await newKey());
     },
     jwksFetches: () => jwksFetches,
     graphqlRequests: () => graphqlRequests,
