@@ -104,6 +104,12 @@ export const CONFIG_VARIABLES = [
   { name: 'GITHUB_WEBHOOK_SECRET', description: 'Secret of the GitHub webhook (X-Hub-Signature-256). Unset: POST /webhooks/github answers 404.', schema: Type.String({ minLength: 1 }), secret: 'value' },
   { name: 'GITHUB_WEBHOOK_ADDITIONAL_SECRETS', description: 'Comma-separated further secrets also accepted, for rotating GITHUB_WEBHOOK_SECRET without downtime.', schema: Type.String({ pattern: '^[^,]+(,[^,]+)*$', description: 'comma-separated, non-empty values' }), secret: 'value' },
   { name: 'ARGOCD_WEBHOOK_TOKEN', description: 'Bearer secret Argo CD Notifications sends (from argocd-notifications-secret). Unset: POST /webhooks/argocd answers 404, except that the sync simulator makes one up.', schema: Type.String({ minLength: 16 }), secret: 'value' },
+  { name: 'SALEOR_API_URL', description: 'GraphQL API URL of the Saleor that sells credit (e.g. `https://shop.example.com/graphql/`); its JWKS (`<origin>/.well-known/jwks.json`) verifies Saleor-Signature. Unset: POST /webhooks/saleor answers 404 and nothing reads Saleor.', schema: Type.String({ pattern: '^https?://[^/]+/' }) },
+  { name: 'SALEOR_APP_TOKEN', description: 'Token of the Saleor app (permission MANAGE_ORDERS) with which the reconciler reads paid orders. Unset: no Saleor reconciler.', schema: Type.String({ minLength: 1 }), secret: 'value' },
+  { name: 'SALEOR_CREDIT_SKU', description: 'SKU of the Saleor product variant that is wallet credit; each unit of it in a fully paid order credits SALEOR_CREDIT_MINOR_PER_UNIT.', default: 'gsv-credit', schema: Type.String({ minLength: 1, maxLength: 255 }) },
+  { name: 'SALEOR_CREDIT_MINOR_PER_UNIT', description: 'Minor units of SALEOR_CREDIT_CURRENCY that one unit of the credit variant credits (whatever the order paid for it).', default: '100', schema: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }) },
+  { name: 'SALEOR_CREDIT_CURRENCY', description: 'Currency (ISO 4217) of the wallet that Saleor credit goes to.', default: 'EUR', schema: Type.String({ pattern: '^[A-Z]{3}$' }) },
+  { name: 'SALEOR_RECONCILE_INTERVAL_MS', description: 'How often the Saleor reconciler leader compares the paid orders of yesterday and today (UTC) with credits, crediting what a lost webhook missed.', default: '3600000', schema: positiveInt },
   { name: 'RECONCILE_INTERVAL_MS', description: 'How often the reconciler leader polls open pull requests and Argo CD Applications (the fallback for lost webhooks).', default: '60000', schema: positiveInt },
   { name: 'INSTANCE_PROGRESS_DEADLINE_SECONDS', description: 'How long a merged change may take to become ready before the instance reports Ready=False, reason ProgressDeadlineExceeded (an offering version may set its own progressDeadlineSeconds). Checked by the reconciler; the instance may still turn ready later.', default: '900', schema: positiveInt },
   { name: 'ARGOCD_NAMESPACE', description: `Namespace of the Argo CD Applications the reconciler lists (label ${MANAGED_BY_SELECTOR}).`, default: 'argocd', schema: Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }) },
@@ -159,6 +165,8 @@ export interface Config {
     githubSecrets: string[];
     argocdToken: string | undefined;
   };
+  /** Undefined when SALEOR_API_URL is unset. */
+  saleor: { apiUrl: string; appToken: string | undefined; creditSku: string; minorPerUnit: number; currency: string; reconcileIntervalMs: number } | undefined;
   reconcile: { intervalMs: number; argocdNamespace: string; kubeconfig: string | undefined; progressDeadlineSeconds: number };
   syncSimulator: boolean;
 }
@@ -192,6 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
       if (!values.has(name)) problems.push(`${name} is required when OIDC_ISSUER is set`);
     }
   }
+  if (values.has('SALEOR_APP_TOKEN') && !values.has('SALEOR_API_URL')) problems.push('SALEOR_APP_TOKEN needs SALEOR_API_URL (the Saleor it reads)');
   if (values.has('GITOPS_LOCAL_PUSH_URL') && values.get('GITOPS_DRIVER') !== 'local') {
     problems.push('GITOPS_LOCAL_PUSH_URL applies to GITOPS_DRIVER=local only (the github driver writes to GitHub itself)');
   }
@@ -252,6 +261,16 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
         : [],
       argocdToken: get('ARGOCD_WEBHOOK_TOKEN'),
     },
+    saleor: values.has('SALEOR_API_URL')
+      ? {
+          apiUrl: get('SALEOR_API_URL'),
+          appToken: get('SALEOR_APP_TOKEN'),
+          creditSku: get('SALEOR_CREDIT_SKU'),
+          minorPerUnit: get('SALEOR_CREDIT_MINOR_PER_UNIT'),
+          currency: get('SALEOR_CREDIT_CURRENCY'),
+          reconcileIntervalMs: get('SALEOR_RECONCILE_INTERVAL_MS'),
+        }
+      : undefined,
     reconcile: {
       intervalMs: get('RECONCILE_INTERVAL_MS'),
       progressDeadlineSeconds: get('INSTANCE_PROGRESS_DEADLINE_SECONDS'),

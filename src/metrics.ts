@@ -25,6 +25,14 @@ export interface Metrics {
   webhookDeliveries: Counter<'source' | 'outcome'>;
   /** Reconciler passes that could not list Argo CD Applications, by reason (ApplicationListFailure). */
   argocdApplicationListFailures: Counter<'reason'>;
+  /** Saleor credit orders handled, by outcome (credited, refunded, unmatched, unchanged) and by what found them (webhook, reconciler). */
+  saleorOrders: Counter<'outcome' | 'via'>;
+  /** Minor units a refund could not take back because the wallet had less available, by currency. */
+  saleorRefundShortfall: Counter<'currency'>;
+  /** Saleor reconciliation passes, by role (leader, follower) or failed. */
+  saleorReconcileRuns: Counter<'role'>;
+  /** Differences the Saleor reconciler found between paid orders and credits, by kind. */
+  saleorReconcileMismatches: Counter<'kind'>;
 }
 
 export type WebhookDeliveryOutcome = 'processed' | 'duplicate' | 'ignored' | 'rejected' | 'failed';
@@ -96,9 +104,33 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}): Metr
       help: 'Unix time of the last successful push to GITOPS_LOCAL_PUSH_URL.',
       registers: [registry],
     }),
+    saleorOrders: new Counter({
+      name: 'saleor_orders_total',
+      help: 'Saleor orders that buy credit, by outcome (credited, refunded, unmatched: no known org in the metadata, unchanged) and via (webhook, reconciler).',
+      labelNames: ['outcome', 'via'],
+      registers: [registry],
+    }),
+    saleorRefundShortfall: new Counter({
+      name: 'saleor_refund_shortfall_minor_total',
+      help: 'Minor units that Saleor refunds could not take back from a wallet (it had less available), by currency; recorded on the order for a platform admin.',
+      labelNames: ['currency'],
+      registers: [registry],
+    }),
+    saleorReconcileRuns: new Counter({
+      name: 'saleor_reconcile_runs_total',
+      help: 'Saleor reconciliation passes, by role: leader (compared), follower (another replica held the lock), failed (Saleor could not be read).',
+      labelNames: ['role'],
+      registers: [registry],
+    }),
+    saleorReconcileMismatches: new Counter({
+      name: 'saleor_reconcile_mismatches_total',
+      help: 'Differences between paid Saleor orders and credits found by the reconciler, by kind: missing-credit and missing-refund (applied by the reconciler), unmatched (no known org), credit-without-paid-order and amount-differs (for a person).',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
     webhookDeliveries: new Counter({
       name: 'webhook_deliveries_total',
-      help: 'Webhook deliveries, by source (github, argocd) and outcome: processed, duplicate (done before), ignored (no effect here), rejected (4xx: signature, token, payload), failed (5xx: GitHub redelivers, Argo CD retries).',
+      help: 'Webhook deliveries, by source (github, argocd, saleor) and outcome: processed, duplicate (done before), ignored (no effect here), rejected (4xx: signature, token, payload), failed (5xx: GitHub redelivers, Argo CD and Saleor retry).',
       labelNames: ['source', 'outcome'],
       registers: [registry],
     }),

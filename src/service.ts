@@ -49,6 +49,10 @@ import { createReconcilerTask } from './jobs/reconcilers.ts';
 import { createKubernetesApplicationLister, loadKubeConfig } from './jobs/argocd-applications.ts';
 import { createSyncSimulator } from './dev/sync-simulator.ts';
 import { cacheAncestry } from './gitops/ancestry-cache.ts';
+import { SaleorSignatureVerifier } from './webhooks/saleor-signature.ts';
+import { saleorRoutes } from './api/routes/saleor-routes.ts';
+import { createSaleorOrderReader } from './jobs/saleor-orders.ts';
+import { createSaleorReconcileTask } from './jobs/saleor-reconciler.ts';
 
 export interface RunningService {
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
@@ -124,6 +128,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     ...tokenRoutes({ sequelize }),
     ...instanceRoutes({ sequelize, mergePolicy: mergePolicies, parameters, billing: config.billing, reasonRequiredFor: config.gitops.reasonRequiredFor, preview: { repository, catalog } }),
     ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: config.billing.holdTtlSeconds }),
+    ...saleorRoutes({ sequelize, now: () => new Date() }),
   );
 
   // Git is the truth: every move of the base branch is read back, whoever made it.
@@ -159,6 +164,9 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     }),
   );
 
+  const saleorProduct = config.saleor
+    ? { sku: config.saleor.creditSku, minorPerUnit: BigInt(config.saleor.minorPerUnit), currency: config.saleor.currency }
+    : undefined;
   // Webhooks, their fallback reconcilers, and (development only) the Argo CD stand-in.
   const simulate = config.syncSimulator && repository instanceof LocalRepository;
   const argocdToken = config.webhooks.argocdToken ?? (simulate ? randomBytes(32).toString('base64url') : undefined);
@@ -173,9 +181,25 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       logger: logger.child({ component: 'webhooks' }),
       github: config.webhooks.githubSecrets.length > 0 ? new GithubSignatureVerifier(config.webhooks.githubSecrets) : undefined,
       argocd: argocdToken ? new ArgocdTokenVerifier(argocdToken) : undefined,
+      ...(saleorProduct && config.saleor ? { saleor: { verifier: new SaleorSignatureVerifier({ apiUrl: config.saleor.apiUrl }), product: saleorProduct } } : {}),
       metrics,
     }),
   );
+  if (config.saleor?.appToken && saleorProduct) {
+    tasks.push(
+      createSaleorReconcileTask({
+        sequelize,
+        now: () => new Date(),
+        orders: createSaleorOrderReader({ apiUrl: config.saleor.apiUrl, appToken: config.saleor.appToken }),
+        product: saleorProduct,
+        metrics,
+        logger: logger.child({ task: 'saleor-reconcile' }),
+        intervalMs: config.saleor.reconcileIntervalMs,
+      }),
+    );
+  } else if (config.saleor) {
+    logger.warn('SALEOR_APP_TOKEN is not set: no reconciler compares Saleor orders with credits, so a lost Saleor webhook is not made up for');
+  }
   const kubeConfig = loadKubeConfig(config.reconcile.kubeconfig);
   tasks.push(
     createReconcilerTask({

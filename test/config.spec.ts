@@ -82,7 +82,7 @@ describe('config', () => {
   it('marks every variable holding a secret, and the README table says so', async () => {
     const readme = await fs.readFile(new URL('../README.md', import.meta.url), 'utf8');
     const secret = CONFIG_VARIABLES.filter((v) => 'secret' in v && v.secret !== undefined).map((v) => v.name);
-    assert.deepEqual(secret.sort(), ['ARGOCD_WEBHOOK_TOKEN', 'DATABASE_URL', 'GITHUB_APP_PRIVATE_KEY', 'GITHUB_TOKEN', 'GITHUB_WEBHOOK_ADDITIONAL_SECRETS', 'GITHUB_WEBHOOK_SECRET', 'GITOPS_LOCAL_PUSH_URL']);
+    assert.deepEqual(secret.sort(), ['ARGOCD_WEBHOOK_TOKEN', 'DATABASE_URL', 'GITHUB_APP_PRIVATE_KEY', 'GITHUB_TOKEN', 'GITHUB_WEBHOOK_ADDITIONAL_SECRETS', 'GITHUB_WEBHOOK_SECRET', 'GITOPS_LOCAL_PUSH_URL', 'SALEOR_APP_TOKEN']);
     for (const name of secret) assert.match(readme, new RegExp(`^\\| \`${name}\` \\|.*\\*\\*Secret\\*\\*`, 'm'), `${name}: its README row does not say it is a secret`);
   });
 

@@ -1,11 +1,11 @@
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { retryOnConflict } from '../db/transaction-retry.ts';
 
-export type WebhookSource = 'github' | 'argocd';
+export type WebhookSource = 'github' | 'argocd' | 'saleor';
 
 export interface DeliveryKey {
   source: WebhookSource;
-  /** GitHub's X-GitHub-Delivery, or a key derived from an Argo CD notification. */
+  /** GitHub's X-GitHub-Delivery, or a key derived from an Argo CD notification or a Saleor body. */
   key: string;
   /** Event name, for operators reading the table. */
   event: string;

@@ -9,6 +9,7 @@ import { prepareInstanceCaller } from '../support/instance-caller.ts';
 import { fetchOpenApi, listOperations, type OpenApiOperation } from '../support/openapi-operations.ts';
 import { runGit } from '../bench/synthetic-repository.ts';
 import { hostileBody, MALFORMED_BODIES, nastyString, wrongValue } from './hostile-input.ts';
+import { newKey, signDetached, startSaleorDouble, type SaleorDouble } from '../support/saleor-double.ts';
 
 const SEED = Number(process.env.FAULTS_SEED ?? 20261128);
 const RUNS = Number(process.env.FAULTS_FUZZ_RUNS ?? 12);
@@ -21,8 +22,8 @@ interface Sent {
 }
 
 /**
- * Every operation in /openapi.json (new routes are covered without touching this file) and both
- * webhooks, called by an authenticated member of one workspace with hostile paths, queries and
+ * Every operation in /openapi.json (new routes are covered without touching this file) and the
+ * three webhooks, called by an authenticated member of one workspace with hostile paths, queries and
  * bodies: the service answers 4xx problem+json (or 2xx when the input happens to be valid),
  * never 5xx, and another workspace's rows and Git files stay exactly as they were.
  */
@@ -37,10 +38,13 @@ describe('hostile input on every endpoint (fast-check, seeded)', function () {
   let victimWallets: string[];
   let operations: OpenApiOperation[];
   let baseline: Snapshot;
+  let saleor: SaleorDouble;
   const sent: Sent[] = [];
 
   before(async () => {
+    saleor = await startSaleorDouble();
     app = await startInProcessService('fuzz', {
+      SALEOR_API_URL: saleor.apiUrl,
       GITHUB_WEBHOOK_SECRET: GITHUB_SECRET,
       ARGOCD_WEBHOOK_TOKEN: ARGOCD_TOKEN,
       SYNC_SIMULATOR: 'false',
@@ -68,6 +72,7 @@ describe('hostile input on every endpoint (fast-check, seeded)', function () {
 
   after(async () => {
     await app?.close();
+    await saleor?.close();
   });
 
   const victimValues = () => fc.constantFrom(victimOrg, victimInstanceId, ...victimWallets, 'victim-instance');
@@ -103,7 +108,7 @@ describe('hostile input on every endpoint (fast-check, seeded)', function () {
   it('covers every documented operation, the webhooks included', () => {
     const ids = operations.map((op) => `${op.method.toUpperCase()} ${op.path}`);
     assert.ok(ids.includes('POST /instances'), ids.join(', '));
-    assert.ok(ids.includes('POST /webhooks/github') && ids.includes('POST /webhooks/argocd'), ids.join(', '));
+    assert.ok(ids.includes('POST /webhooks/github') && ids.includes('POST /webhooks/argocd') && ids.includes('POST /webhooks/saleor'), ids.join(', '));
   });
 
   it('answers malformed, oversized and non-JSON bodies with 4xx problem+json on every operation that takes a body', async () => {
@@ -178,6 +183,24 @@ describe('hostile input on every endpoint (fast-check, seeded)', function () {
       });
       await assertNoServerError(`POST /webhooks/argocd with ${authorization ?? 'no authorization'}`, response, true);
     }
+    // Saleor: a real delivery with its signature missing, an HMAC, another RSA key under Saleor's kid, a body altered.
+    const order = saleor.pay(saleor.createOrder({ orgId: victimOrg, creditUnits: 1000 }).id);
+    const genuine = saleor.delivery('order_fully_paid', order.id);
+    const attackerKey = await newKey();
+    const saleorCases: [string, (h: Record<string, string>) => void, string][] = [
+      ['no signature', (h) => delete h['Saleor-Signature'], genuine.body],
+      ['hmac', (h) => (h['Saleor-Signature'] = createHmac('sha256', 'guess').update(genuine.body).digest('hex')), genuine.body],
+      ['another key', (h) => (h['Saleor-Signature'] = signDetached(genuine.body, { kid: saleor.kid(), privateKey: attackerKey.privateKey })), genuine.body],
+      ['body altered', () => {}, genuine.body.replace('"quantity": 1000', '"quantity": 9000')],
+      ['signature garbage', (h) => (h['Saleor-Signature'] = '../../etc/passwd..x'), genuine.body],
+      ['another Saleor', (h) => (h['Saleor-Api-Url'] = 'https://evil.example/graphql/'), genuine.body],
+    ];
+    for (const [label, edit, body] of saleorCases) {
+      const headers = { ...genuine.headers };
+      edit(headers);
+      const response = await send(`saleor ${label}`, '/webhooks/saleor', { method: 'POST', headers, body });
+      await assertNoServerError(`POST /webhooks/saleor ${label}`, response, true);
+    }
   });
 
   it('never answers 5xx to correctly signed webhooks carrying hostile payloads', async () => {
@@ -208,6 +231,18 @@ describe('hostile input on every endpoint (fast-check, seeded)', function () {
           body,
         });
         await assertNoServerError(`argocd ${body.slice(0, 200)}`, response, false);
+      }),
+      { seed: SEED, numRuns: RUNS * 4, endOnFailure: true },
+    );
+  });
+
+  it('never answers 5xx to correctly signed Saleor deliveries carrying hostile payloads', async () => {
+    const events = fc.constantFrom('order_fully_paid', 'order_refunded', 'order_fully_refunded', 'order_created', '../x', 'ORDER_FULLY_PAID');
+    await fc.assert(
+      fc.asyncProperty(events, hostileBody({ properties: { __typename: {}, issuedAt: {}, order: {}, errors: {} } }), async (event, payload) => {
+        const delivery = saleor.signed(event, JSON.stringify(injectVictim(payload, victimOrg)));
+        const response = await send('saleor signed', '/webhooks/saleor', { method: 'POST', headers: delivery.headers, body: delivery.body });
+        await assertNoServerError(`signed saleor ${event} ${delivery.body.slice(0, 200)}`, response, false);
       }),
       { seed: SEED, numRuns: RUNS * 4, endOnFailure: true },
     );

@@ -13,6 +13,10 @@ import { ArgocdNotificationSchema, type ArgocdNotification } from '../../webhook
 import { receiveArgocdNotification } from '../../webhooks/argocd-events.ts';
 import type { ArgocdTokenVerifier } from '../../webhooks/argocd-token.ts';
 import type { ApplicationSyncDeps } from '../../domain/application-sync.ts';
+import type { SaleorSignatureVerifier } from '../../webhooks/saleor-signature.ts';
+import { receiveSaleorEvent } from '../../webhooks/saleor-events.ts';
+import type { CreditProduct } from '../../domain/billing/saleor-order.ts';
+import { countSaleorOutcome } from '../../domain/billing/saleor-top-ups.ts';
 
 export interface WebhookRoutesDeps {
   sequelize: Sequelize;
@@ -30,7 +34,9 @@ export interface WebhookRoutesDeps {
   github: GithubSignatureVerifier | undefined;
   /** Undefined when ARGOCD_WEBHOOK_TOKEN is not set: the Argo CD receiver answers 404. */
   argocd: ArgocdTokenVerifier | undefined;
-  metrics?: Pick<Metrics, 'webhookDeliveries'>;
+  /** Undefined when SALEOR_API_URL is not set: the Saleor receiver answers 404. */
+  saleor?: { verifier: SaleorSignatureVerifier; product: CreditProduct; now?: () => Date };
+  metrics?: Pick<Metrics, 'webhookDeliveries'> & Partial<Pick<Metrics, 'saleorOrders' | 'saleorRefundShortfall'>>;
 }
 
 /** GitHub's cap on a webhook payload: 25 MB. */
@@ -46,8 +52,9 @@ const Acknowledgement = Type.Object({
 const validateNotification = createAjv({ useDefaults: false }).compile<ArgocdNotification>(ArgocdNotificationSchema);
 
 /**
- * The two receivers. Both authenticate themselves (route access 'webhook') before reading
- * anything: GitHub by HMAC over the raw body, Argo CD by a bearer secret. Answers are quick:
+ * The three receivers. Each authenticates itself (route access 'webhook') before reading
+ * anything: GitHub by HMAC over the raw body, Argo CD by a bearer secret, Saleor by a JWS
+ * checked against its JWKS. Answers are quick:
  * each delivery is one short transaction.
  */
 export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
@@ -119,6 +126,43 @@ export function webhookRoutes(deps: WebhookRoutesDeps): RouteSpec[] {
         const ignored = !result.duplicate && result.outcome?.instanceId === undefined;
         ctx.status = ignored ? 202 : 200;
         ctx.body = { status: ignored ? 'ignored' : 'processed', duplicate: result.duplicate, outcome: result.outcome };
+      }),
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/webhooks/saleor',
+      operationId: 'receiveSaleorWebhook',
+      summary: 'Saleor webhook receiver (credit top-ups and their refunds).',
+      description:
+        'Verifies Saleor-Signature (a detached RS256 JWS over the raw body, checked with the keys of the Saleor in SALEOR_API_URL, from its JWKS), ' +
+        'then applies the order once per delivery (event + body digest): ORDER_FULLY_PAID credits the org named by the order metadata `gsv.io/org-id` once per order; ' +
+        'ORDER_REFUNDED and ORDER_FULLY_REFUNDED take back the refunded share once per refund. Other events, and orders that buy no credit, are acknowledged with 202.',
+      tags: ['webhooks'],
+      access: 'webhook',
+      responses: {
+        200: { description: 'Processed (or already processed: duplicate). An order naming no known org is recorded as unmatched.', schema: Acknowledgement },
+        202: { description: 'Acknowledged; the event or the order has no effect here.', schema: Acknowledgement },
+        400: { description: 'Missing or malformed Saleor headers (an HMAC signature included), or a body that is not the control-plane subscription payload.' },
+        401: { description: 'The signature is not from the configured Saleor.' },
+        503: { description: "Saleor's JWKS could not be read (or may not show a just-rotated key yet): Saleor retries." },
+      },
+      handler: counted(deps, 'saleor', async ({ ctx }) => {
+        const saleor = deps.saleor;
+        if (!saleor) throw new NotFoundError('Saleor webhooks are not configured on this service (set SALEOR_API_URL).');
+        const rawBody = typeof ctx.request.rawBody === 'string' ? ctx.request.rawBody : undefined;
+        const delivery = await saleor.verifier.verify(ctx.headers, rawBody);
+        const result = await receiveSaleorEvent(
+          { sequelize: deps.sequelize, now: saleor.now ?? (() => new Date()), product: saleor.product },
+          { event: delivery.event, rawBody: rawBody!, payload: parseJson(rawBody!) },
+        );
+        if (result.status === 'ignored') {
+          ctx.status = 202;
+          ctx.body = { status: 'ignored', reason: result.reason };
+          return;
+        }
+        if (!result.duplicate && deps.metrics) countSaleorOutcome(deps.metrics, result.outcome, 'webhook');
+        ctx.status = 200;
+        ctx.body = { status: 'processed', duplicate: result.duplicate, outcome: result.outcome };
       }),
     }),
   ];
