@@ -10,9 +10,9 @@ import tseslint from 'typescript-eslint';
  *   dev/      (development stand-ins)  → gitops/, jobs/, webhooks/
  *   api/      (Koa: parse → call → present) → domain/, webhooks/, db/, gitops/
  *   webhooks/ (verify, dedupe, receive)     → domain/, db/, gitops/
- *   jobs/     (workers, reconcilers)        → domain/, db/, gitops/
- *   domain/   (rules, no Koa)               → db/, gitops/
- *   db/, gitops/                            → nothing above them
+ *   jobs/     (workers, reconcilers)        → domain/, db/, gitops/, keycloak/
+ *   domain/   (rules, no Koa)               → db/, gitops/, keycloak/
+ *   db/, gitops/, keycloak/                 → nothing above them
  *   every folder → the shared modules at the root (errors.ts, validation.ts, logger.ts, metrics.ts,
  *                  config.ts)
  *
@@ -70,7 +70,7 @@ export default tseslint.config(
   layer(['src/webhooks/**'], ...NO_ROOT, NO_KOA, NO_API, NO_JOBS),
   layer(['src/jobs/**'], ...NO_ROOT, NO_KOA, NO_API, NO_WEBHOOKS),
   layer(['src/domain/**'], ...NO_ROOT, NO_KOA, NO_API, NO_WEBHOOKS, NO_JOBS),
-  layer(['src/db/**', 'src/gitops/**'], ...NO_ROOT, NO_KOA, NO_API, NO_WEBHOOKS, NO_JOBS, NO_DOMAIN),
+  layer(['src/db/**', 'src/gitops/**', 'src/keycloak/**'], ...NO_ROOT, NO_KOA, NO_API, NO_WEBHOOKS, NO_JOBS, NO_DOMAIN),
   {
     files: ['test/**'],
     rules: { 'no-restricted-imports': 'off' },

@@ -46,6 +46,8 @@ import { createReconcilerTask } from './jobs/reconcilers.ts';
 import { createKubernetesApplicationLister, loadKubeConfig } from './jobs/argocd-applications.ts';
 import { createSyncSimulator } from './dev/sync-simulator.ts';
 import { cacheAncestry } from './gitops/ancestry-cache.ts';
+import { KeycloakAdminDirectory } from './keycloak/keycloak-admin-directory.ts';
+import { createMembershipMirror } from './jobs/membership-mirror.ts';
 
 export interface RunningService {
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
@@ -114,7 +116,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const mergePolicies = { default: config.gitops.mergePolicy, ...config.gitops.mergePolicyByKind };
   const catalog = await loadTemplateCatalog();
   routes.push(
-    ...workspaceRoutes({ sequelize, mergePolicy: mergePolicies, billing: config.billing }),
+    ...workspaceRoutes({ sequelize, mergePolicy: mergePolicies, billing: config.billing, mirrorToKeycloak: config.keycloak !== undefined }),
     ...catalogRoutes({ sequelize }),
     ...tokenRoutes({ sequelize }),
     ...instanceRoutes({ sequelize, mergePolicy: mergePolicies, parameters, billing: config.billing, preview: { repository, catalog } }),
@@ -191,6 +193,26 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   if (simulate && argocdToken) {
     logger.warn('SYNC_SIMULATOR is on: a development stand-in plays Argo CD after merges (never use this in production)');
     tasks.push(createSyncSimulator({ sequelize, repository, serviceUrl: () => serviceUrl, argocdToken, logger: logger.child({ task: 'sync-simulator' }) }));
+  }
+
+  // Keycloak follows membership: the API writes the outbox, the leader applies it.
+  if (config.keycloak) {
+    const { url, realm, clientId, clientSecret, timeoutMs, reconcileIntervalMs } = config.keycloak;
+    tasks.push(
+      createMembershipMirror({
+        sequelize,
+        directory: new KeycloakAdminDirectory({ url, realm, clientId, clientSecret, timeoutMs }),
+        logger,
+        metrics,
+        pollMs: 1_000,
+        reconcileIntervalMs,
+        // An operation is at most about eight requests.
+        leaseMs: timeoutMs * 10,
+      }),
+    );
+    logger.info({ keycloak: url, realm, clientId }, 'membership mirror on: org groups and members follow the API in Keycloak');
+  } else {
+    logger.info('membership mirror off: KEYCLOAK_URL unset');
   }
 
   const app = createApp({ logger, metrics, bodyLimitBytes: config.bodyLimitBytes, routes, authenticate, sequelize });

@@ -57,7 +57,9 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-export async function startApiHarness(options: { moreRoutes?: (sequelize: Sequelize, gitops: LocalGitops) => RouteSpec[] } = {}): Promise<ApiHarness> {
+export async function startApiHarness(
+  options: { moreRoutes?: (sequelize: Sequelize, gitops: LocalGitops) => RouteSpec[]; mirrorToKeycloak?: boolean } = {},
+): Promise<ApiHarness> {
   const sequelize = createTestSequelize(30);
   // A real bare repository: dry runs render against its base branch.
   const gitops = await createLocalGitops(sequelize);
@@ -70,6 +72,7 @@ export async function startApiHarness(options: { moreRoutes?: (sequelize: Sequel
     // Enough trial credit that specs about workspaces and instances never meet a 402.
     billing: { trialCurrency: 'EUR', trialCreditMinor: 1_000_000, holdTtlSeconds: 3600 },
     preview: { repository: gitops.repository, catalog: gitops.catalog },
+    mirrorToKeycloak: options.mirrorToKeycloak ?? false,
   };
   const routes = [
     ...workspaceRoutes(domain),

@@ -158,7 +158,7 @@ export function workspaceRoutes(deps: WorkspaceDeps): RouteSpec[] {
       ),
       responses: { 200: { description: 'The member, changed.', schema: MemberSchema }, 201: { description: 'The new member.', schema: MemberSchema } },
       handler: async ({ ctx, params, body, transaction }) => {
-        const { member, created } = await transaction((tx) => putMember(sequelize, tx, principalOfRequest(ctx), params.org, body));
+        const { member, created } = await transaction((tx) => putMember(sequelize, tx, principalOfRequest(ctx), params.org, body, deps));
         ctx.status = created ? 201 : 200;
         ctx.body = member;
       },
@@ -174,7 +174,7 @@ export function workspaceRoutes(deps: WorkspaceDeps): RouteSpec[] {
       params: Type.Object({ org: OrgSlugSchema, subject: Type.String({ minLength: 1, maxLength: 255 }) }),
       responses: { 204: { description: 'Removed.' } },
       handler: async ({ ctx, params, transaction }) => {
-        await transaction((tx) => removeMember(sequelize, tx, principalOfRequest(ctx), params.org, params.subject));
+        await transaction((tx) => removeMember(sequelize, tx, principalOfRequest(ctx), params.org, params.subject, deps));
         ctx.status = 204;
       },
     }),
