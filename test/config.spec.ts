@@ -49,6 +49,25 @@ describe('config', () => {
     );
   });
 
+  it('turns the Keycloak membership mirror on only with URL, realm, client id and secret', () => {
+    assert.equal(loadConfig({}).keycloak, undefined);
+    assert.throws(
+      () => loadConfig({ KEYCLOAK_URL: 'https://sso.example' }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.deepEqual(error.problems, [
+          'KEYCLOAK_REALM is required when KEYCLOAK_URL is set',
+          'KEYCLOAK_CLIENT_ID is required when KEYCLOAK_URL is set',
+          'KEYCLOAK_CLIENT_SECRET is required when KEYCLOAK_URL is set',
+        ]);
+        return true;
+      },
+    );
+    const config = loadConfig({ KEYCLOAK_URL: 'https://sso.example', KEYCLOAK_REALM: 'gsv', KEYCLOAK_CLIENT_ID: 'cp', KEYCLOAK_CLIENT_SECRET: 'x' });
+    assert.deepEqual(config.keycloak, { url: 'https://sso.example', realm: 'gsv', clientId: 'cp', clientSecret: 'x', timeoutMs: 10_000, reconcileIntervalMs: 300_000 });
+    assert.throws(() => loadConfig({ KEYCLOAK_URL: 'sso.example' }), /KEYCLOAK_URL="sso.example" is invalid/);
+  });
+
   it('turns OIDC on only with issuer, audience and JWKS URL, and pins the algorithms', () => {
     assert.equal(loadConfig({}).oidc, undefined);
     assert.throws(() => loadConfig({ OIDC_ISSUER: 'https://sso.example/realms/gsv' }), /OIDC_AUDIENCE is required when OIDC_ISSUER is set/);
