@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { QueryTypes } from 'sequelize';
-import { planMembershipSteps } from '../../src/domain/membership-mirror.ts';
+import { claimMembershipOp, planMembershipSteps, recordMembershipOpDone } from '../../src/domain/membership-mirror.ts';
 import { createMembershipMirror } from '../../src/jobs/membership-mirror.ts';
 import { KeycloakAdminDirectory } from '../../src/keycloak/keycloak-admin-directory.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -104,6 +104,65 @@ describe('membership mirror: Keycloak follows membership', () => {
     assert.ok(mine.some((r) => r.operation === 'POST /groups/{id}/children' && r.status === 409), 'the create met a 409');
     assert.equal(keycloak.groupId(`/orgs/${org}`), made);
     assert.deepEqual(keycloak.directGroups(owner.subject), [`/orgs/${org}`, `/orgs/${org}/owner`]);
+  });
+
+  it('a create that landed without an answer meets 409 on retry and adopts the group', async () => {
+    const owner = keycloakUser('kc-lost-create');
+    keycloak.failNext('POST /groups/{id}/children', { kind: 'hang-after-effect' });
+    const { org } = await workspaceOf(owner);
+    const quick = createMembershipMirror({
+      sequelize: api.sequelize,
+      directory: new KeycloakAdminDirectory({ url: keycloak.url, realm: keycloak.realm, clientId: 'control-plane', clientSecret: 'kc-secret', timeoutMs: 300 }),
+      logger: createLogger('silent'),
+      pollMs: 50,
+      reconcileIntervalMs: 60_000,
+      leaseMs: 30_000,
+      backoff: () => 0,
+    });
+    assert.ok((await quick.drainOnce()).retried >= 1, 'the unanswered create failed the attempt');
+    await drained();
+    const orgGroups = keycloak.effects.filter((e) => e.action === 'create-group' && e.path === `/orgs/${org}`);
+    assert.equal(orgGroups.length, 1, 'made once');
+    assert.ok(keycloak.succeeded('POST /groups/{id}/children').length >= 1);
+    assert.ok(keycloak.requests.some((r) => r.operation === 'POST /groups/{id}/children' && r.status === 409));
+    assert.deepEqual(keycloak.directGroups(owner.subject), [`/orgs/${org}`, `/orgs/${org}/owner`]);
+  });
+
+  it("applies one member's operations in order: a removal waits for the add in flight", async () => {
+    const owner = keycloakUser('kc-order-owner');
+    const { org, token } = await workspaceOf(owner);
+    await drained();
+    const member = keycloakUser('kc-order-member');
+    await api.call('POST', `/orgs/${org}/members`, { token, body: { subject: member.subject, role: 'member' } });
+    // Another worker has claimed the add and is still at it when the removal arrives.
+    const slow = await claimMembershipOp(api.sequelize, { workerId: 'slow-worker', leaseMs: 60_000 });
+    assert.equal(slow?.subject, member.subject);
+    assert.equal((await api.call('DELETE', `/orgs/${org}/members/${member.subject}`, { token })).status, 204);
+    assert.deepEqual(await mirror.drainOnce(), { applied: 0, unknownUsers: 0, retried: 0 }, 'the removal waits');
+    // The slow worker's add lands, then the removal goes.
+    keycloak.consoleJoin(member.subject, `/orgs/${org}`);
+    keycloak.consoleJoin(member.subject, `/orgs/${org}/member`);
+    await recordMembershipOpDone(api.sequelize, slow!, 'slow-worker', 'applied');
+    await drained();
+    assert.deepEqual(keycloak.directGroups(member.subject), []);
+  });
+
+  it('a newer change of a member supersedes one not yet started', async () => {
+    const owner = keycloakUser('kc-super-owner');
+    const { org, token } = await workspaceOf(owner);
+    await drained();
+    const member = keycloakUser('kc-super-member');
+    await api.call('POST', `/orgs/${org}/members`, { token, body: { subject: member.subject, role: 'member' } });
+    await api.call('POST', `/orgs/${org}/members`, { token, body: { subject: member.subject, role: 'viewer' } });
+    await api.call('DELETE', `/orgs/${org}/members/${member.subject}`, { token });
+    const before = keycloak.effects.length;
+    await drained();
+    const ops = await api.sequelize.query<{ status: string }>('SELECT status FROM keycloak_membership_ops WHERE subject = :s ORDER BY id', {
+      type: QueryTypes.SELECT,
+      replacements: { s: member.subject },
+    });
+    assert.deepEqual(ops.map((o) => o.status), ['superseded', 'superseded', 'done']);
+    assert.deepEqual(keycloak.effects.slice(before), [], 'never let in on the way out');
   });
 
   it('a subject Keycloak does not know is skipped with a warning, and not asked about every reconcile round', async () => {
