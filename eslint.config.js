@@ -43,7 +43,7 @@ const NO_ROOT = [
 const NO_API = into('api', 'only the composition root imports api/: move what is shared below it (db/, domain/)');
 const NO_WEBHOOKS = into('webhooks', 'webhooks/ is an entry point like api/: move what is shared to domain/ or below');
 const NO_JOBS = into('jobs', 'jobs/ is an entry point like api/: move what is shared into domain/ or below');
-const NO_DOMAIN = into('domain', 'db/ and gitops/ sit below domain/: pass what they need as plain values');
+const NO_DOMAIN = into('domain', 'db/, gitops/ and keycloak/ sit below domain/: pass what they need as plain values');
 
 /** no-restricted-imports for one folder. Flat config replaces a rule's options per block: each repeats NO_TEST. */
 const layer = (files, ...patterns) => ({

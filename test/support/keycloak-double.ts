@@ -53,7 +53,7 @@ const MANAGE = 'manage-users';
 const VIEW_USERS = 'view-users';
 const QUERY_GROUPS = 'query-groups';
 const DEFAULT_ROLES = [MANAGE, VIEW_USERS, QUERY_GROUPS];
-/** GroupRepresentation's properties (org.keycloak.representations.idm.GroupRepresentation). */
+/** GroupRepresentation's properties (org.keycloak.representations.idm.GroupRepresentation; the admin client's defs/groupRepresentation.d.ts lists the same). */
 const GROUP_FIELDS = new Set(['id', 'name', 'path', 'parentId', 'subGroupCount', 'subGroups', 'attributes', 'realmRoles', 'clientRoles', 'access', 'description']);
 
 class Reply {
