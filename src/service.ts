@@ -210,7 +210,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
         leaseMs: timeoutMs * 10,
       }),
     );
-    logger.info({ keycloak: url, realm, clientId }, 'membership mirror on: org groups and members follow the API in Keycloak');
+    logger.info({ keycloak: redactUrl(url), realm, clientId }, 'membership mirror on: org groups and members follow the API in Keycloak');
   } else {
     logger.info('membership mirror off: KEYCLOAK_URL unset');
   }

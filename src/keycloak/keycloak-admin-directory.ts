@@ -141,7 +141,10 @@ function statusOf(error: unknown): number | undefined {
 }
 
 function describe(error: unknown, status: number | undefined, settings: KeycloakAdminSettings): string {
-  const where = `Keycloak ${settings.url} realm ${settings.realm}`;
+  const shown = new URL(settings.url);
+  shown.username = '';
+  shown.password = '';
+  const where = `Keycloak ${shown.origin}${shown.pathname.replace(/\/$/, '')} realm ${settings.realm}`;
   if (status === 401) return `${where} refused the credentials of client ${settings.clientId}: check KEYCLOAK_CLIENT_ID and KEYCLOAK_CLIENT_SECRET`;
   if (status === 403) return `${where} refused client ${settings.clientId}: give its service account realm-management's manage-users, view-users and query-groups`;
   if (status !== undefined) return `${where} answered ${status}: ${(error as Error).message}`;
