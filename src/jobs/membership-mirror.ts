@@ -53,10 +53,12 @@ export function createMembershipMirror(options: MembershipMirrorOptions): Backgr
   const now = options.now ?? Date.now;
   const deps = { sequelize: options.sequelize, directory: options.directory };
   let reconciledAt: number | undefined;
+  // Set by stop(): the pass in flight ends after its current operation (SIGTERM has a deadline).
+  let stopping = false;
 
   async function drainOnce(): Promise<DrainResult> {
     const result: DrainResult = { applied: 0, unknownUsers: 0, retried: 0 };
-    for (let n = 0; n < (options.maxPerPass ?? 200); n++) {
+    for (let n = 0; n < (options.maxPerPass ?? 200) && !stopping; n++) {
       const op = await claimMembershipOp(options.sequelize, { workerId, leaseMs: options.leaseMs });
       if (!op) break;
       try {
@@ -97,7 +99,7 @@ export function createMembershipMirror(options: MembershipMirrorOptions): Backgr
     run: async () => {
       await runAsLeader(options.sequelize, MEMBERSHIP_MIRROR_LOCK_KEY, async () => {
         await drainOnce();
-        if (reconciledAt === undefined || now() - reconciledAt >= options.reconcileIntervalMs) {
+        if (!stopping && (reconciledAt === undefined || now() - reconciledAt >= options.reconcileIntervalMs)) {
           reconciledAt = now();
           // What the reconciler queued is applied right away.
           if ((await reconcileOnce()).corrected.length > 0) await drainOnce();
@@ -105,5 +107,17 @@ export function createMembershipMirror(options: MembershipMirrorOptions): Backgr
       });
     },
   });
-  return { name: periodic.name, start: () => periodic.start(), stop: () => periodic.stop(), drainOnce, reconcileOnce };
+  return {
+    name: periodic.name,
+    start: () => {
+      stopping = false;
+      periodic.start();
+    },
+    stop: () => {
+      stopping = true;
+      return periodic.stop();
+    },
+    drainOnce,
+    reconcileOnce,
+  };
 }
