@@ -10,9 +10,9 @@ import tseslint from 'typescript-eslint';
  *   dev/      (development stand-ins)  → gitops/, jobs/, webhooks/
  *   api/      (Koa: parse → call → present) → domain/, webhooks/, db/, gitops/
  *   webhooks/ (verify, dedupe, receive)     → domain/, db/, gitops/
- *   jobs/     (workers, reconcilers)        → domain/, db/, gitops/
- *   domain/   (rules, no Koa)               → db/, gitops/
- *   db/, gitops/                            → nothing above them
+ *   jobs/     (workers, reconcilers)        → domain/, db/, gitops/, keycloak/
+ *   domain/   (rules, no Koa)               → db/, gitops/, keycloak/
+ *   db/, gitops/, keycloak/                 → nothing above them
  *   every folder → the shared modules at the root (errors.ts, validation.ts, logger.ts, metrics.ts,
  *                  config.ts)
  *
@@ -43,7 +43,7 @@ const NO_ROOT = [
 const NO_API = into('api', 'only the composition root imports api/: move what is shared below it (db/, domain/)');
 const NO_WEBHOOKS = into('webhooks', 'webhooks/ is an entry point like api/: move what is shared to domain/ or below');
 const NO_JOBS = into('jobs', 'jobs/ is an entry point like api/: move what is shared into domain/ or below');
-const NO_DOMAIN = into('domain', 'db/ and gitops/ sit below domain/: pass what they need as plain values');
+const NO_DOMAIN = into('domain', 'db/, gitops/ and keycloak/ sit below domain/: pass what they need as plain values');
 
 /** no-restricted-imports for one folder. Flat config replaces a rule's options per block: each repeats NO_TEST. */
 const layer = (files, ...patterns) => ({
@@ -70,7 +70,7 @@ export default tseslint.config(
   layer(['src/webhooks/**'], ...NO_ROOT, NO_KOA, NO_API, NO_JOBS),
   layer(['src/jobs/**'], ...NO_ROOT, NO_KOA, NO_API, NO_WEBHOOKS),
   layer(['src/domain/**'], ...NO_ROOT, NO_KOA, NO_API, NO_WEBHOOKS, NO_JOBS),
-  layer(['src/db/**', 'src/gitops/**'], ...NO_ROOT, NO_KOA, NO_API, NO_WEBHOOKS, NO_JOBS, NO_DOMAIN),
+  layer(['src/db/**', 'src/gitops/**', 'src/keycloak/**'], ...NO_ROOT, NO_KOA, NO_API, NO_WEBHOOKS, NO_JOBS, NO_DOMAIN),
   {
     files: ['test/**'],
     rules: { 'no-restricted-imports': 'off' },

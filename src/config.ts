@@ -96,6 +96,12 @@ export const CONFIG_VARIABLES = [
   { name: 'OIDC_JWKS_URL', description: 'JWKS endpoint of the realm (e.g. `<issuer>/protocol/openid-connect/certs`). Required with OIDC_ISSUER.', schema: Type.String({ pattern: '^https?://' }) },
   { name: 'OIDC_ALGORITHMS', description: 'Comma-separated JWS algorithms accepted for JWTs (asymmetric only).', default: 'RS256,ES256', schema: Type.String({ pattern: '^((RS|PS|ES)(256|384|512)|EdDSA)(,((RS|PS|ES)(256|384|512)|EdDSA))*$' }) },
   { name: 'OIDC_ADMIN_ROLE', description: 'Realm role (`realm_access.roles`) that makes a caller a platform admin.', default: 'platform-admin', schema: Type.String({ minLength: 1 }) },
+  { name: 'KEYCLOAK_URL', description: 'Base URL of Keycloak (e.g. `https://sso.example.com`) whose admin REST API the membership mirror writes: every org gets the groups `/orgs/<org>` and `/orgs/<org>/<role>`, and members added, re-roled or removed through the API follow. Unset: the mirror is off (the embedded default) and says so at start.', schema: Type.String({ pattern: '^https?://' }) },
+  { name: 'KEYCLOAK_REALM', description: 'Realm whose groups the membership mirror keeps (with KEYCLOAK_URL).', schema: Type.String({ pattern: '^[A-Za-z0-9._-]{1,255}$' }) },
+  { name: 'KEYCLOAK_CLIENT_ID', description: "Confidential client of KEYCLOAK_REALM whose service account the mirror acts as (client credentials grant); its service account needs realm-management's manage-users, view-users and query-groups. Required with KEYCLOAK_URL.", schema: Type.String({ minLength: 1 }) },
+  { name: 'KEYCLOAK_CLIENT_SECRET', description: 'Secret of KEYCLOAK_CLIENT_ID (keep it in a Kubernetes Secret; the service never logs it). Required with KEYCLOAK_URL.', schema: Type.String({ minLength: 1 }), secret: 'value' },
+  { name: 'KEYCLOAK_TIMEOUT_MS', description: 'How long one Keycloak request may take before the mirror gives up on it and retries later with backoff.', default: '10000', schema: Type.Integer({ minimum: 100, maximum: 120000 }) },
+  { name: 'KEYCLOAK_RECONCILE_INTERVAL_MS', description: "How often the mirror's leader reads every org's Keycloak groups and corrects members changed in Keycloak's console toward the database.", default: '300000', schema: positiveInt },
   { name: 'IDEMPOTENCY_KEY_RETENTION_HOURS', description: 'How long an Idempotency-Key and its stored response are kept; after that the same key executes again.', default: '24', schema: positiveInt },
   { name: 'BILLING_TRIAL_CURRENCY', description: 'Currency (ISO 4217) of the wallet and trial credit a new workspace gets.', default: 'EUR', schema: Type.String({ pattern: '^[A-Z]{3}$' }) },
   { name: 'BILLING_TRIAL_CREDIT_MINOR', description: 'Trial credit for a new workspace, in minor units of BILLING_TRIAL_CURRENCY (0: none).', default: '5000', schema: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }) },
@@ -168,6 +174,8 @@ export interface Config {
   /** Undefined when SALEOR_API_URL is unset. */
   saleor: { apiUrl: string; appToken: string | undefined; creditSku: string; minorPerUnit: number; currency: string; reconcileIntervalMs: number } | undefined;
   reconcile: { intervalMs: number; argocdNamespace: string; kubeconfig: string | undefined; progressDeadlineSeconds: number };
+  /** Undefined when KEYCLOAK_URL is unset: memberships are not mirrored to Keycloak. */
+  keycloak: { url: string; realm: string; clientId: string; clientSecret: string; timeoutMs: number; reconcileIntervalMs: number } | undefined;
   syncSimulator: boolean;
 }
 
@@ -201,6 +209,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
     }
   }
   if (values.has('SALEOR_APP_TOKEN') && !values.has('SALEOR_API_URL')) problems.push('SALEOR_APP_TOKEN needs SALEOR_API_URL (the Saleor it reads)');
+  if (values.has('KEYCLOAK_URL')) {
+    for (const name of ['KEYCLOAK_REALM', 'KEYCLOAK_CLIENT_ID', 'KEYCLOAK_CLIENT_SECRET'] as const) {
+      if (!values.has(name)) problems.push(`${name} is required when KEYCLOAK_URL is set`);
+    }
+  }
   if (values.has('GITOPS_LOCAL_PUSH_URL') && values.get('GITOPS_DRIVER') !== 'local') {
     problems.push('GITOPS_LOCAL_PUSH_URL applies to GITOPS_DRIVER=local only (the github driver writes to GitHub itself)');
   }
@@ -277,6 +290,16 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
       argocdNamespace: get('ARGOCD_NAMESPACE'),
       kubeconfig: values.has('KUBECONFIG') ? path.resolve(cwd, get<string>('KUBECONFIG')) : undefined,
     },
+    keycloak: values.has('KEYCLOAK_URL')
+      ? {
+          url: get('KEYCLOAK_URL'),
+          realm: get('KEYCLOAK_REALM'),
+          clientId: get('KEYCLOAK_CLIENT_ID'),
+          clientSecret: get('KEYCLOAK_CLIENT_SECRET'),
+          timeoutMs: get('KEYCLOAK_TIMEOUT_MS'),
+          reconcileIntervalMs: get('KEYCLOAK_RECONCILE_INTERVAL_MS'),
+        }
+      : undefined,
     syncSimulator: values.has('SYNC_SIMULATOR') ? get<string>('SYNC_SIMULATOR') === 'true' : !values.has('DATABASE_URL'),
   };
 }

@@ -33,6 +33,12 @@ export interface Metrics {
   saleorReconcileRuns: Counter<'role'>;
   /** Differences the Saleor reconciler found between paid orders and credits, by kind. */
   saleorReconcileMismatches: Counter<'kind'>;
+  /** Membership operations for Keycloak still to apply (read by the mirror's leader after each pass). */
+  keycloakMirrorPending: Gauge;
+  /** Membership operation attempts, by result: applied, unknown_user (the realm has no such user), retried (Keycloak failed). */
+  keycloakMirrorOps: Counter<'result'>;
+  /** Members whose Keycloak groups the reconciler found changed by hand, and queued back to the database's state. */
+  keycloakMirrorDriftCorrected: Counter;
 }
 
 export type WebhookDeliveryOutcome = 'processed' | 'duplicate' | 'ignored' | 'rejected' | 'failed';
@@ -132,6 +138,22 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}): Metr
       name: 'webhook_deliveries_total',
       help: 'Webhook deliveries, by source (github, argocd, saleor) and outcome: processed, duplicate (done before), ignored (no effect here), rejected (4xx: signature, token, payload), failed (5xx: GitHub redelivers, Argo CD and Saleor retry).',
       labelNames: ['source', 'outcome'],
+      registers: [registry],
+    }),
+    keycloakMirrorPending: new Gauge({
+      name: 'keycloak_membership_ops_pending',
+      help: 'Membership operations queued for Keycloak and not yet applied (the outbox depth), as the mirror leader last read it.',
+      registers: [registry],
+    }),
+    keycloakMirrorOps: new Counter({
+      name: 'keycloak_membership_ops_total',
+      help: 'Attempts at membership operations for Keycloak, by result: applied, unknown_user (no such user in the realm: skipped), retried (Keycloak failed; tried again with backoff).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    keycloakMirrorDriftCorrected: new Counter({
+      name: 'keycloak_membership_drift_corrected_total',
+      help: "Members whose Keycloak groups the reconciler found changed outside the API (Keycloak's console) and queued back to the database's state.",
       registers: [registry],
     }),
   };

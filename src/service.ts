@@ -53,6 +53,8 @@ import { SaleorSignatureVerifier } from './webhooks/saleor-signature.ts';
 import { saleorRoutes } from './api/routes/saleor-routes.ts';
 import { createSaleorOrderReader } from './jobs/saleor-orders.ts';
 import { createSaleorReconcileTask } from './jobs/saleor-reconciler.ts';
+import { KeycloakAdminDirectory } from './keycloak/keycloak-admin-directory.ts';
+import { createMembershipMirror } from './jobs/membership-mirror.ts';
 
 export interface RunningService {
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
@@ -123,7 +125,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const mergePolicies = { default: config.gitops.mergePolicy, ...config.gitops.mergePolicyByKind };
   const catalog = await loadTemplateCatalog();
   routes.push(
-    ...workspaceRoutes({ sequelize, mergePolicy: mergePolicies, billing: config.billing }),
+    ...workspaceRoutes({ sequelize, mergePolicy: mergePolicies, billing: config.billing, mirrorToKeycloak: config.keycloak !== undefined }),
     ...catalogRoutes({ sequelize }),
     ...tokenRoutes({ sequelize }),
     ...instanceRoutes({ sequelize, mergePolicy: mergePolicies, parameters, billing: config.billing, reasonRequiredFor: config.gitops.reasonRequiredFor, preview: { repository, catalog } }),
@@ -221,6 +223,26 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   if (simulate && argocdToken) {
     logger.warn('SYNC_SIMULATOR is on: a development stand-in plays Argo CD after merges (never use this in production)');
     tasks.push(createSyncSimulator({ sequelize, repository, serviceUrl: () => serviceUrl, argocdToken, logger: logger.child({ task: 'sync-simulator' }) }));
+  }
+
+  // Keycloak follows membership: the API writes the outbox, the leader applies it.
+  if (config.keycloak) {
+    const { url, realm, clientId, clientSecret, timeoutMs, reconcileIntervalMs } = config.keycloak;
+    tasks.push(
+      createMembershipMirror({
+        sequelize,
+        directory: new KeycloakAdminDirectory({ url, realm, clientId, clientSecret, timeoutMs }),
+        logger,
+        metrics,
+        pollMs: 1_000,
+        reconcileIntervalMs,
+        // An operation is at most about eight requests.
+        leaseMs: timeoutMs * 10,
+      }),
+    );
+    logger.info({ keycloak: redactUrl(url), realm, clientId }, 'membership mirror on: org groups and members follow the API in Keycloak');
+  } else {
+    logger.info('membership mirror off: KEYCLOAK_URL unset');
   }
 
   const app = createApp({ logger, metrics, bodyLimitBytes: config.bodyLimitBytes, routes, authenticate, sequelize });

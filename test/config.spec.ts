@@ -82,8 +82,27 @@ describe('config', () => {
   it('marks every variable holding a secret, and the README table says so', async () => {
     const readme = await fs.readFile(new URL('../README.md', import.meta.url), 'utf8');
     const secret = CONFIG_VARIABLES.filter((v) => 'secret' in v && v.secret !== undefined).map((v) => v.name);
-    assert.deepEqual(secret.sort(), ['ARGOCD_WEBHOOK_TOKEN', 'DATABASE_URL', 'GITHUB_APP_PRIVATE_KEY', 'GITHUB_TOKEN', 'GITHUB_WEBHOOK_ADDITIONAL_SECRETS', 'GITHUB_WEBHOOK_SECRET', 'GITOPS_LOCAL_PUSH_URL', 'SALEOR_APP_TOKEN']);
+    assert.deepEqual(secret.sort(), ['ARGOCD_WEBHOOK_TOKEN', 'DATABASE_URL', 'GITHUB_APP_PRIVATE_KEY', 'GITHUB_TOKEN', 'GITHUB_WEBHOOK_ADDITIONAL_SECRETS', 'GITHUB_WEBHOOK_SECRET', 'GITOPS_LOCAL_PUSH_URL', 'KEYCLOAK_CLIENT_SECRET', 'SALEOR_APP_TOKEN']);
     for (const name of secret) assert.match(readme, new RegExp(`^\\| \`${name}\` \\|.*\\*\\*Secret\\*\\*`, 'm'), `${name}: its README row does not say it is a secret`);
+  });
+
+  it('turns the Keycloak membership mirror on only with URL, realm, client id and secret', () => {
+    assert.equal(loadConfig({}).keycloak, undefined);
+    assert.throws(
+      () => loadConfig({ KEYCLOAK_URL: 'https://sso.example' }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.deepEqual(error.problems, [
+          'KEYCLOAK_REALM is required when KEYCLOAK_URL is set',
+          'KEYCLOAK_CLIENT_ID is required when KEYCLOAK_URL is set',
+          'KEYCLOAK_CLIENT_SECRET is required when KEYCLOAK_URL is set',
+        ]);
+        return true;
+      },
+    );
+    const config = loadConfig({ KEYCLOAK_URL: 'https://sso.example', KEYCLOAK_REALM: 'gsv', KEYCLOAK_CLIENT_ID: 'cp', KEYCLOAK_CLIENT_SECRET: 'x' });
+    assert.deepEqual(config.keycloak, { url: 'https://sso.example', realm: 'gsv', clientId: 'cp', clientSecret: 'x', timeoutMs: 10_000, reconcileIntervalMs: 300_000 });
+    assert.throws(() => loadConfig({ KEYCLOAK_URL: 'sso.example' }), /KEYCLOAK_URL="sso.example" is invalid/);
   });
 
   it('turns OIDC on only with issuer, audience and JWKS URL, and pins the algorithms', () => {

@@ -2,6 +2,12 @@ import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { NotFoundError, UnprocessableError } from '../errors.ts';
 import { ensureUser, requireOrgAccess, type MembershipRole } from './organization-access.ts';
 import type { Principal } from './principal.ts';
+import { enqueueMemberSync, lockMirroredMember } from './membership-mirror.ts';
+
+/** Whether membership changes are mirrored to Keycloak (KEYCLOAK_URL set): they are queued in the change's transaction. */
+export interface MemberOptions {
+  mirrorToKeycloak: boolean;
+}
 
 export interface Member {
   subject: string;
@@ -45,6 +51,7 @@ export async function putMember(
   principal: Principal,
   orgSlug: string,
   input: { subject: string; role: MembershipRole; team?: string },
+  options: MemberOptions,
 ): Promise<{ member: Member; created: boolean }> {
   const access = await requireOrgAccess(sequelize, tx, principal, orgSlug, 'administer');
   let teamId: string | null = null;
@@ -59,6 +66,7 @@ export async function putMember(
   }
   await refuseOrgTokenSubject(sequelize, tx, input.subject);
   await ensureUser(sequelize, tx, { subject: input.subject });
+  if (options.mirrorToKeycloak) await lockMirroredMember(sequelize, tx, access.slug, input.subject);
   if (input.role !== 'owner') await requireAnotherOwner(sequelize, tx, access.organizationId, orgSlug, input.subject);
   const [row] = await sequelize.query<{ inserted: boolean }>(
     `INSERT INTO memberships (organization_id, subject, role, team_id) VALUES (:org, :subject, :role, :team)
@@ -72,6 +80,7 @@ export async function putMember(
     transaction: tx,
     replacements: { org: access.organizationId, subject: input.subject },
   });
+  if (options.mirrorToKeycloak) await enqueueMemberSync(sequelize, tx, { orgSlug: access.slug, subject: input.subject, cause: row!.inserted ? 'member.added' : 'member.changed' });
   return { member: present(member!), created: row!.inserted };
 }
 
@@ -93,8 +102,9 @@ async function refuseOrgTokenSubject(sequelize: Sequelize, tx: Transaction, subj
 }
 
 /** Owners remove a member; the last owner cannot be removed. */
-export async function removeMember(sequelize: Sequelize, tx: Transaction, principal: Principal, orgSlug: string, subject: string): Promise<void> {
+export async function removeMember(sequelize: Sequelize, tx: Transaction, principal: Principal, orgSlug: string, subject: string, options: MemberOptions): Promise<void> {
   const access = await requireOrgAccess(sequelize, tx, principal, orgSlug, 'administer');
+  if (options.mirrorToKeycloak) await lockMirroredMember(sequelize, tx, access.slug, subject);
   await requireAnotherOwner(sequelize, tx, access.organizationId, orgSlug, subject);
   const removed = await sequelize.query('DELETE FROM memberships WHERE organization_id = :org AND subject = :subject AND api_token_id IS NULL RETURNING id', {
     type: QueryTypes.SELECT,
@@ -102,6 +112,7 @@ export async function removeMember(sequelize: Sequelize, tx: Transaction, princi
     replacements: { org: access.organizationId, subject },
   });
   if (removed.length === 0) throw new NotFoundError(`${subject} is not a member of ${orgSlug}.`);
+  if (options.mirrorToKeycloak) await enqueueMemberSync(sequelize, tx, { orgSlug: access.slug, subject, cause: 'member.removed' });
 }
 
 /**

@@ -9,11 +9,14 @@ import { grantTrialCredit } from './billing/credits.ts';
 import type { BillingSettings } from './billing/instance-billing.ts';
 import { listOrganizationWallets } from './billing/wallets.ts';
 import { SLUG_MAX } from '../gitops/tenant-paths.ts';
+import { enqueueGroupEnsure, enqueueMemberSync } from './membership-mirror.ts';
 
 export interface WorkspaceDeps {
   sequelize: Sequelize;
   mergePolicy: MergePolicies;
   billing: BillingSettings;
+  /** KEYCLOAK_URL set: the org's groups and membership changes are queued for Keycloak (membership-mirror.ts). */
+  mirrorToKeycloak: boolean;
 }
 
 export interface Workspace {
@@ -120,6 +123,11 @@ export async function ensureAutoWorkspace(deps: WorkspaceDeps, tx: Transaction, 
     // The request had no reason of its own: the audit says what it was.
     reason: 'The first workspace of its owner (POST /orgs/auto)',
   });
+  if (deps.mirrorToKeycloak) {
+    // A new org: nobody else can hold its members' locks yet.
+    await enqueueGroupEnsure(sequelize, tx, { orgSlug: slug, cause: 'workspace.create' });
+    await enqueueMemberSync(sequelize, tx, { orgSlug: slug, subject: principal.subject, cause: 'workspace.create' });
+  }
   return { workspace: await workspaceById(sequelize, tx, orgId, principal), created: true };
 }
 

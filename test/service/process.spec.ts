@@ -39,6 +39,10 @@ describe('the service process', function () {
       assert.deepEqual(await ready.json(), { status: 'ok', checks: { database: 'ok', gitops: 'ok' } });
     });
 
+    it('says at start that the membership mirror is off (no KEYCLOAK_URL)', () => {
+      assert.match(service.output(), /membership mirror off: KEYCLOAK_URL unset/);
+    });
+
     it('prints a development API token and keeps the repository under DATA_DIR', async () => {
       assert.match(service.developmentToken ?? '', /^cpt_/);
       const stat = await fs.stat(path.join(dataDir, 'gsv-gitops.git', 'HEAD'));

@@ -60,7 +60,7 @@ export interface ApiHarness {
 }
 
 export async function startApiHarness(
-  options: { moreRoutes?: (sequelize: Sequelize, gitops: LocalGitops) => RouteSpec[]; logTo?: NodeJS.WritableStream; reasonRequiredFor?: ChangeKind[] } = {},
+  options: { moreRoutes?: (sequelize: Sequelize, gitops: LocalGitops) => RouteSpec[]; logTo?: NodeJS.WritableStream; reasonRequiredFor?: ChangeKind[]; mirrorToKeycloak?: boolean } = {},
 ): Promise<ApiHarness> {
   const sequelize = createTestSequelize(30);
   // A real bare repository: dry runs render against its base branch.
@@ -75,6 +75,7 @@ export async function startApiHarness(
     billing: { trialCurrency: 'EUR', trialCreditMinor: 1_000_000, holdTtlSeconds: 3600 },
     preview: { repository: gitops.repository, catalog: gitops.catalog },
     ...(options.reasonRequiredFor ? { reasonRequiredFor: options.reasonRequiredFor } : {}),
+    mirrorToKeycloak: options.mirrorToKeycloak ?? false,
   };
   const routes = [
     ...workspaceRoutes(domain),

@@ -38,6 +38,8 @@ const WorkspaceSchema = Type.Object(
   },
   { additionalProperties: false },
 );
+const MIRRORED =
+  "With KEYCLOAK_URL set, the change is queued for Keycloak in the same transaction (groups `/orgs/{org}` and `/orgs/{org}/{role}`, keyed by the subject as Keycloak user id) and applied in the background; the answer never waits for Keycloak.";
 const newSlugged = (slug: typeof ProjectSlugSchema) => Type.Object({ slug, name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
 
 export function workspaceRoutes(deps: WorkspaceDeps): RouteSpec[] {
@@ -148,6 +150,7 @@ export function workspaceRoutes(deps: WorkspaceDeps): RouteSpec[] {
       path: '/orgs/:org/members',
       operationId: 'putMember',
       summary: "Adds a member by OIDC subject, or changes a member's role and team (owners).",
+      description: MIRRORED,
       tags: ['workspaces'],
       access: 'authenticated',
       idempotent: true,
@@ -158,7 +161,7 @@ export function workspaceRoutes(deps: WorkspaceDeps): RouteSpec[] {
       ),
       responses: { 200: { description: 'The member, changed.', schema: MemberSchema }, 201: { description: 'The new member.', schema: MemberSchema } },
       handler: async ({ ctx, params, body, transaction }) => {
-        const { member, created } = await transaction((tx) => putMember(sequelize, tx, principalOfRequest(ctx), params.org, body));
+        const { member, created } = await transaction((tx) => putMember(sequelize, tx, principalOfRequest(ctx), params.org, body, deps));
         ctx.status = created ? 201 : 200;
         ctx.body = member;
       },
@@ -168,13 +171,14 @@ export function workspaceRoutes(deps: WorkspaceDeps): RouteSpec[] {
       path: '/orgs/:org/members/:subject',
       operationId: 'removeMember',
       summary: 'Removes a member (owners); the last owner cannot be removed.',
+      description: MIRRORED,
       tags: ['workspaces'],
       access: 'authenticated',
       idempotent: true,
       params: Type.Object({ org: OrgSlugSchema, subject: Type.String({ minLength: 1, maxLength: 255 }) }),
       responses: { 204: { description: 'Removed.' } },
       handler: async ({ ctx, params, transaction }) => {
-        await transaction((tx) => removeMember(sequelize, tx, principalOfRequest(ctx), params.org, params.subject));
+        await transaction((tx) => removeMember(sequelize, tx, principalOfRequest(ctx), params.org, params.subject, deps));
         ctx.status = 204;
       },
     }),

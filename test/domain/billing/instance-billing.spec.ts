@@ -24,7 +24,7 @@ describe('billing through the instance lifecycle', () => {
 
   before(() => {
     sequelize = createTestSequelize(6);
-    workspaceDeps = { sequelize, mergePolicy: 'pull-request', billing };
+    workspaceDeps = { sequelize, mergePolicy: 'pull-request', billing, mirrorToKeycloak: false };
     instanceDeps = { sequelize, mergePolicy: 'pull-request', parameters: new ParametersValidator(), billing };
   });
   after(async () => {
