@@ -13,6 +13,9 @@ import { proposePlatformBootstrap } from '../domain/platform-bootstrap.ts';
 
 const USAGE = `usage: npm run bootstrap -- --image IMAGE --host HOST --notifications-url URL --secret-store NAME
                               [--gitops-repo-url URL] [--base-branch BRANCH] [--requested-by WHO]
+                              [--github-repository OWNER/NAME] [--github-api-url URL]
+                              [--github-app-id ID --github-app-installation-id ID]
+                              [--oidc-issuer URL] [--oidc-audience AUD] [--oidc-jwks-url URL]
 
   --image              control plane image, e.g. ghcr.io/gsv/control-plane:0.1.0
   --host               public host name of the control plane's Ingress
@@ -22,6 +25,18 @@ const USAGE = `usage: npm run bootstrap -- --image IMAGE --host HOST --notificat
                        (default with GITOPS_DRIVER=github: https://github.com/GITHUB_REPOSITORY.git)
   --base-branch        branch Argo CD watches (default: GITOPS_BASE_BRANCH)
   --requested-by       recorded on the change (default: cli:<user>)
+
+The deployed service's settings (rendered into its ConfigMap; secrets stay in the store):
+  --github-repository  the GitOps repository as owner/name (default: GITHUB_REPOSITORY)
+  --github-api-url     GitHub Enterprise's API (default: GITHUB_API_URL, else https://api.github.com)
+  --github-app-id, --github-app-installation-id
+                       authenticate as this GitHub App (its key: github-app-private-key in the
+                       store); without them, a token (github-token in the store). Default: the
+                       App of this environment, if it uses one
+  --oidc-issuer        issuer of the users' JWTs, the Keycloak realm URL (default: OIDC_ISSUER)
+  --oidc-audience      audience they must carry (default: OIDC_AUDIENCE, else control-plane)
+  --oidc-jwks-url      the realm's keys (default: OIDC_JWKS_URL, else
+                       <issuer>/protocol/openid-connect/certs)
 
 It connects to the service's database (DATABASE_URL and the rest of the service's environment),
 applies pending migrations, and queues the change; a running service's change worker opens it.
@@ -42,6 +57,13 @@ function readOptions() {
         'gitops-repo-url': { type: 'string' },
         'base-branch': { type: 'string' },
         'requested-by': { type: 'string' },
+        'github-repository': { type: 'string' },
+        'github-api-url': { type: 'string' },
+        'github-app-id': { type: 'string' },
+        'github-app-installation-id': { type: 'string' },
+        'oidc-issuer': { type: 'string' },
+        'oidc-audience': { type: 'string' },
+        'oidc-jwks-url': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -72,8 +94,18 @@ if (!config.databaseUrl) {
   );
 }
 const gitopsRepoURL = options['gitops-repo-url'] ?? defaultRepoUrl(config);
+const github = config.gitops.github;
+const githubRepository = options['github-repository'] ?? (github ? `${github.owner}/${github.repo}` : undefined);
+const githubApiUrl = options['github-api-url'] ?? (github && github.apiUrl !== 'https://api.github.com' ? github.apiUrl : undefined);
+const envApp = github && 'appId' in github.auth ? github.auth : undefined;
+const appId = options['github-app-id'] ?? envApp?.appId;
+const installationId = options['github-app-installation-id'] ?? (envApp ? String(envApp.installationId) : undefined);
+if ((appId === undefined) !== (installationId === undefined)) fail(EX_USAGE, '--github-app-id and --github-app-installation-id go together', true);
+const oidcIssuer = options['oidc-issuer'] ?? config.oidc?.issuer;
 const missing: string[] = (['image', 'host', 'notifications-url', 'secret-store'] as const).filter((name) => !options[name]);
 if (!gitopsRepoURL) missing.push('gitops-repo-url');
+if (!githubRepository) missing.push('github-repository');
+if (!oidcIssuer) missing.push('oidc-issuer');
 if (missing.length > 0) fail(EX_USAGE, `missing ${missing.map((m) => `--${m}`).join(', ')}`, true);
 
 const payload: PlatformBootstrap = {
@@ -83,6 +115,16 @@ const payload: PlatformBootstrap = {
   baseBranch: options['base-branch'] ?? config.gitops.baseBranch,
   notificationsUrl: options['notifications-url']!,
   secretStore: options['secret-store']!,
+  github: {
+    repository: githubRepository!,
+    ...(githubApiUrl ? { apiUrl: githubApiUrl } : {}),
+    ...(appId !== undefined ? { app: { appId, installationId: Number(installationId) } } : {}),
+  },
+  oidc: {
+    issuer: oidcIssuer!,
+    audience: options['oidc-audience'] ?? config.oidc?.audience ?? 'control-plane',
+    jwksUrl: options['oidc-jwks-url'] ?? (options['oidc-issuer'] ? undefined : config.oidc?.jwksUrl) ?? `${oidcIssuer!.replace(/\/+$/, '')}/protocol/openid-connect/certs`,
+  },
 };
 try {
   parseChange('platform.bootstrap', payload);

@@ -9,7 +9,7 @@ import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { listen, type Listening } from '../support/http.ts';
-import { insertChange, insertInstance, insertOrganization } from '../support/change-fixtures.ts';
+import { insertChange, insertInstance, insertOrganization, PLATFORM_BOOTSTRAP } from '../support/change-fixtures.ts';
 import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
 
 describe('change and audit routes', () => {
@@ -176,7 +176,7 @@ describe('change and audit routes', () => {
   });
 
   it('proposes the platform manifests as a change (admins), rendered under platform/base/', async () => {
-    const body = { image: 'ghcr.io/gsv/control-plane:0.1.0', host: 'cmp.example.org', gitopsRepoURL: 'https://github.com/gsv/gsv-gitops.git', baseBranch: 'main', notificationsUrl: 'http://cmp-control-plane.cmp.svc', secretStore: 'vault' };
+    const body = { image: 'ghcr.io/gsv/control-plane:0.1.0', host: 'cmp.example.org', gitopsRepoURL: 'https://github.com/gsv/gsv-gitops.git', baseBranch: 'main', notificationsUrl: 'http://cmp-control-plane.cmp.svc', secretStore: 'vault', github: PLATFORM_BOOTSTRAP.github, oidc: PLATFORM_BOOTSTRAP.oidc };
     const post = (token: string, payload: unknown) =>
       fetch(`${server.url}/platform/bootstrap`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(payload) });
     assert.equal((await post(member, body)).status, 403);

@@ -60,7 +60,13 @@ export const InstanceDeletePayload = Type.Object({
   role,
 });
 
-/** What `npm run bootstrap` proposes: the service's own deployment and the tenant pickup. */
+const httpUrl = Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2000 });
+
+/**
+ * What `npm run bootstrap` proposes: the service's own deployment and the tenant pickup. Every
+ * setting the service needs in a cluster comes from here or from the secret store, never from a
+ * hand edit of the rendered manifests (test/platform/rendered-control-plane-start.spec.ts).
+ */
 export const PlatformBootstrapPayload = Type.Object({
   image: Type.String({ minLength: 1, pattern: '^[a-z0-9./:@_-]+$' }),
   host: Type.String({ pattern: '^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$' }),
@@ -70,6 +76,17 @@ export const PlatformBootstrapPayload = Type.Object({
   notificationsUrl: Type.String({ pattern: '^https?://' }),
   /** Name of the ClusterSecretStore the ExternalSecrets read from. */
   secretStore: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$' }),
+  /** The deployed service's GitHub driver: the repository, the API, and App or token (the token or key itself is in the store). */
+  github: Type.Object(
+    {
+      repository: Type.String({ pattern: '^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$' }),
+      apiUrl: Type.Optional(httpUrl),
+      app: Type.Optional(Type.Object({ appId: Type.String({ pattern: '^[0-9]{1,20}$' }), installationId: Type.Integer({ minimum: 1 }) }, { additionalProperties: false })),
+    },
+    { additionalProperties: false },
+  ),
+  /** Who signs the users' JWTs (Keycloak's realm): OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL. */
+  oidc: Type.Object({ issuer: httpUrl, audience: Type.String({ minLength: 1, maxLength: 255 }), jwksUrl: httpUrl }, { additionalProperties: false }),
 });
 
 /**

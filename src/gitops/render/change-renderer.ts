@@ -4,6 +4,7 @@ import { INSTANCE_SPEC_ANNOTATION, specAnnotation } from '../instance-spec.ts';
 import { INSTANCE_ID_LABEL, MANAGED_BY_LABELS, OFFERING_LABEL, OFFERING_VERSION_LABEL, ORG_LABEL, PROJECT_LABEL } from '../labels.ts';
 import { serializeManifest } from './manifest-serialization.ts';
 import { validateManifest } from './manifest-validation.ts';
+import { platformVariables } from './platform-variables.ts';
 import { substitute, TemplateError, type Variables } from './template-substitution.ts';
 import type { TemplateCatalog, TemplateFile } from './template-catalog.ts';
 import type { InstanceDelete, InstanceUpdate, InstanceWrite, ParsedChange, PlatformBootstrap, TenantRelayout, WorkspaceCreate } from './change-payloads.ts';
@@ -154,7 +155,7 @@ export function renderInstanceRemoval(payload: InstanceDelete, layout: TenantLay
 }
 
 export function renderPlatform(catalog: TemplateCatalog, payload: PlatformBootstrap): FileChange[] {
-  const variables: Variables = { ...payload };
+  const variables = platformVariables(payload);
   const out: FileChange[] = [];
   for (const [name, templates] of [...catalog.platform.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const dir = `${PLATFORM_DIR}/base/${name}`;
