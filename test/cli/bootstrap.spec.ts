@@ -7,7 +7,7 @@ import { createSequelize } from '../../src/db/database.ts';
 import { createScratchDatabase } from '../support/database.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const ARGS = ['--image', 'ghcr.io/gsv/control-plane:0.1.0', '--host', 'cmp.example.org', '--notifications-url', 'http://cmp-control-plane.cmp.svc', '--secret-store', 'vault', '--oidc-issuer', 'https://sso.example.org/realms/gsv'];
+const ARGS = ['--image', 'ghcr.io/gsv/control-plane:0.1.0', '--host', 'cmp.example.org', '--notifications-url', 'http://cmp-control-plane.cmp.svc', '--secret-store', 'vault', '--sso-host', 'sso.example.org', '--without', 'cms,commerce'];
 const GITHUB = ['--github-repository', 'gsv/gsv-gitops'];
 
 /** `npm run bootstrap -- …` as an operator runs it: its own process, the service's environment. */
@@ -61,6 +61,8 @@ describe('npm run bootstrap', () => {
           notificationsUrl: 'http://cmp-control-plane.cmp.svc',
           secretStore: 'vault',
           github: { repository: 'gsv/gsv-gitops' },
+          without: ['cms', 'commerce'],
+          ssoHost: 'sso.example.org',
           oidc: { issuer: 'https://sso.example.org/realms/gsv', audience: 'control-plane', jwksUrl: 'https://sso.example.org/realms/gsv/protocol/openid-connect/certs' },
         },
       });
@@ -81,7 +83,7 @@ describe('npm run bootstrap', () => {
       OIDC_AUDIENCE: 'cmp',
       OIDC_JWKS_URL: 'https://id.example.org/keys',
     };
-    const result = await bootstrap(ARGS.slice(0, -2), env);
+    const result = await bootstrap(ARGS, env);
     assert.equal(result.code, 0, result.stderr);
     const sequelize = createSequelize({ url: database.url, poolMax: 1, logger: createLogger('silent') });
     try {
@@ -108,6 +110,12 @@ describe('npm run bootstrap', () => {
     assert.match(halfApp.stderr, /--github-app-id and --github-app-installation-id go together/);
     assert.equal(noOptions.code, 64);
     assert.match(noOptions.stderr, /missing --host, --notifications-url, --secret-store, --gitops-repo-url, --github-repository, --oidc-issuer/);
+    const unrendered = await bootstrap([...ARGS.slice(0, 8), ...GITHUB, '--gitops-repo-url', 'x', '--oidc-issuer', 'https://id.example.org/realms/x', '--without', 'vault'], { DATABASE_URL: database.url });
+    assert.equal(unrendered.code, 64);
+    assert.match(unrendered.stderr, /sso is rendered: give --sso-host, or --without sso; cms is rendered: give --cms-host, or --without cms; cms is rendered: give --cms-image, or --without cms; commerce is rendered: give --commerce-host, or --without commerce/);
+    const unknownRole = await bootstrap([...ARGS, ...GITHUB, '--gitops-repo-url', 'x', '--without', 'sso,mail'], { DATABASE_URL: database.url });
+    assert.equal(unknownRole.code, 64);
+    assert.match(unknownRole.stderr, /--without mail: the roles are sso, vault, cms, commerce/);
     assert.match(noOptions.stderr, /usage: npm run bootstrap/);
 
     const badHost = await bootstrap([...ARGS.slice(0, 2), '--host', 'Not A Host', ...ARGS.slice(4), ...GITHUB, '--gitops-repo-url', 'x'], { DATABASE_URL: database.url });

@@ -61,6 +61,16 @@ export const InstanceDeletePayload = Type.Object({
 });
 
 const httpUrl = Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2000 });
+const hostName = Type.String({ pattern: '^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$' });
+const imageName = Type.String({ minLength: 1, maxLength: 500, pattern: '^[a-z0-9./:@_-]+$' });
+
+/**
+ * The platform roles beside the control plane (templates/platform/<role>/): sso (Keycloak),
+ * vault (Vault, External Secrets and the ClusterSecretStore), cms (Wagtail), commerce (Saleor).
+ * A site that already has one leaves it out (bootstrap --without).
+ */
+export const OPTIONAL_PLATFORM_COMPONENTS = ['sso', 'vault', 'cms', 'commerce'] as const;
+export type OptionalPlatformComponent = (typeof OPTIONAL_PLATFORM_COMPONENTS)[number];
 
 /**
  * What `npm run bootstrap` proposes: the service's own deployment and the tenant pickup. Every
@@ -87,6 +97,13 @@ export const PlatformBootstrapPayload = Type.Object({
   ),
   /** Who signs the users' JWTs (Keycloak's realm): OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL. */
   oidc: Type.Object({ issuer: httpUrl, audience: Type.String({ minLength: 1, maxLength: 255 }), jwksUrl: httpUrl }, { additionalProperties: false }),
+  /** Roles not to render; absent: all of them. */
+  without: Type.Optional(Type.Array(Type.Union(OPTIONAL_PLATFORM_COMPONENTS.map((c) => Type.Literal(c))), { uniqueItems: true, maxItems: OPTIONAL_PLATFORM_COMPONENTS.length })),
+  /** Public host names of the rendered roles, and the site's Wagtail image (Wagtail ships none). */
+  ssoHost: Type.Optional(hostName),
+  cmsHost: Type.Optional(hostName),
+  cmsImage: Type.Optional(imageName),
+  commerceHost: Type.Optional(hostName),
 });
 
 /**

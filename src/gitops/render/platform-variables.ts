@@ -1,8 +1,11 @@
-import type { PlatformBootstrap } from './change-payloads.ts';
+import { OPTIONAL_PLATFORM_COMPONENTS, type OptionalPlatformComponent, type PlatformBootstrap } from './change-payloads.ts';
 import type { Variables } from './template-substitution.ts';
 
 /** Where the control plane's secrets live in the store (a Vault KV entry, a property per key). */
 export const CONTROL_PLANE_SECRET_KEY = 'cmp/control-plane';
+
+/** The directory of platform/base/ that holds the root Application over all the others. */
+export const PLATFORM_APPS_DIR = 'platform-apps';
 
 interface SecretKey {
   secretKey: string;
@@ -10,6 +13,26 @@ interface SecretKey {
 }
 
 const fromStore = (secretKey: string, property: string): SecretKey => ({ secretKey, remoteRef: { key: CONTROL_PLANE_SECRET_KEY, property } });
+
+/** What each rendered role needs from the payload, by the payload field's name. */
+const NEEDS: Record<OptionalPlatformComponent, (keyof PlatformBootstrap)[]> = {
+  sso: ['ssoHost'],
+  vault: [],
+  cms: ['cmsHost', 'cmsImage'],
+  commerce: ['commerceHost'],
+};
+
+/** Whether templates/platform/<dir>/ is rendered: always, unless it is a role the site left out. */
+export function rendersPlatformDir(payload: PlatformBootstrap, dir: string): boolean {
+  return !(payload.without ?? []).includes(dir as OptionalPlatformComponent);
+}
+
+/** The payload fields a rendered role needs and the payload lacks, e.g. `ssoHost` with sso rendered. */
+export function missingPlatformSettings(payload: PlatformBootstrap): { component: OptionalPlatformComponent; field: keyof PlatformBootstrap }[] {
+  return OPTIONAL_PLATFORM_COMPONENTS.filter((component) => rendersPlatformDir(payload, component)).flatMap((component) =>
+    NEEDS[component].filter((field) => payload[field] === undefined).map((field) => ({ component, field })),
+  );
+}
 
 /**
  * The variables of templates/platform/: the payload, and what follows from it. With a GitHub
@@ -33,3 +56,6 @@ export function platformVariables(payload: PlatformBootstrap): Variables {
     ],
   };
 }
+
+/** The first sync's order of platform/base/<dir> (platform-application.yaml says why); later roles wait for earlier ones. */
+export const PLATFORM_SYNC_WAVES: Record<string, number> = { vault: 0, sso: 1, 'cmp-control-plane': 2, 'argocd-tenants': 2, cms: 3, commerce: 3 };
