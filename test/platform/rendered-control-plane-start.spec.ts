@@ -95,6 +95,8 @@ function dockerfileStages(text: string): { instruction: string; args: string }[]
 
 interface Image {
   dir: string;
+  /** Removes the copy (and a fresh install with it). */
+  remove(): Promise<unknown>;
   user: string;
   env: Record<string, string>;
   command: string[];
@@ -113,7 +115,8 @@ async function buildImageCopy(): Promise<Image> {
   assert.match(install.args, /--omit=dev/, 'production dependencies only');
   const copied = deps.filter((s) => s.instruction === 'COPY').flatMap((step) => step.args.split(/\s+/).slice(0, -1));
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-image-'));
-  await fs.symlink(path.join(await installedDependencies(copied, install.args), 'node_modules'), path.join(dir, 'node_modules'));
+  const dependencies = await installedDependencies(copied, install.args);
+  await fs.symlink(path.join(dependencies.dir, 'node_modules'), path.join(dir, 'node_modules'));
   for (const step of final.filter((s) => s.instruction === 'COPY' && !s.args.startsWith('--from'))) {
     const parts = step.args.split(/\s+/);
     for (const source of parts.slice(0, -1)) await fs.cp(path.join(ROOT, source), path.join(dir, source), { recursive: true });
@@ -127,29 +130,32 @@ async function buildImageCopy(): Promise<Image> {
   }
   const user = final.findLast((s) => s.instruction === 'USER')?.args ?? 'root';
   const cmd = final.findLast((s) => s.instruction === 'CMD')!;
-  return { dir, user, env, command: JSON.parse(cmd.args) as string[] };
+  return { dir, user, env, command: JSON.parse(cmd.args) as string[], remove: () => Promise.all([dir, ...(dependencies.fresh ? [dependencies.dir] : [])].map((d) => fs.rm(d, { recursive: true, force: true }))) };
 }
 
 /**
  * The deps stage: its COPY sources and its `npm ci`, in a directory of their own outside the
- * repository. Kept per contents of those files and that command, so that a machine installs
- * once per lockfile (CI's fresh machine: once per run).
+ * repository. CI installs afresh on every run (CI=true); elsewhere the install is kept per
+ * contents of those files and that command, so a developer's machine installs once per lockfile.
  */
-async function installedDependencies(sources: string[], command: string): Promise<string> {
+async function installedDependencies(sources: string[], command: string): Promise<{ dir: string; fresh: boolean }> {
   const hash = createHash('sha256').update(command);
   for (const source of sources) hash.update(source).update(await fs.readFile(path.join(ROOT, source)));
-  const dir = path.join(os.tmpdir(), `cp-image-deps-${hash.digest('hex').slice(0, 16)}`);
-  if (await fs.stat(path.join(dir, 'node_modules', '.package-lock.json')).then(() => true, () => false)) return dir;
-  const building = await fs.mkdtemp(`${dir}-building-`);
+  const kept = path.join(os.tmpdir(), `cp-image-deps-${hash.digest('hex').slice(0, 16)}`);
+  const fresh = process.env.CI === 'true';
+  if (!fresh && (await fs.stat(path.join(kept, 'node_modules', '.package-lock.json')).then(() => true, () => false))) return { dir: kept, fresh };
+  const building = await fs.mkdtemp(`${kept}-building-`);
   for (const source of sources) await fs.cp(path.join(ROOT, source), path.join(building, source));
   await run('npm', command.split(/\s+/).slice(1), { cwd: building, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? building }, maxBuffer: 16 * 1024 * 1024 });
-  await fs.rm(dir, { recursive: true, force: true });
-  await fs.rename(building, dir);
-  return dir;
+  if (fresh) return { dir: building, fresh };
+  await fs.rm(kept, { recursive: true, force: true });
+  await fs.rename(building, kept);
+  return { dir: kept, fresh };
 }
 
 describe('the rendered control-plane manifests start the service', function () {
-  this.timeout(240_000);
+  // The install: about a minute on a quiet machine, several on a busy one.
+  this.timeout(600_000);
   let catalog: TemplateCatalog;
   let github: GithubDouble;
   let issuer: TestIssuer;
@@ -188,7 +194,7 @@ describe('the rendered control-plane manifests start the service', function () {
     await github?.close();
     await issuer?.close();
     await database?.drop();
-    if (image) await fs.rm(image.dir, { recursive: true, force: true });
+    await image?.remove();
   });
 
   const find = (kind: string, name = 'cmp-control-plane') => {
