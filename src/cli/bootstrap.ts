@@ -6,7 +6,7 @@ import { createLogger } from '../logger.ts';
 import { createSequelize } from '../db/database.ts';
 import { migrate } from '../db/migrator.ts';
 import { InvalidPayloadError, OPTIONAL_PLATFORM_COMPONENTS, parseChange, type OptionalPlatformComponent, type PlatformBootstrap } from '../gitops/render/change-payloads.ts';
-import { missingPlatformSettings } from '../gitops/render/platform-variables.ts';
+import { KEYCLOAK_REALM, missingPlatformSettings } from '../gitops/render/platform-variables.ts';
 import { proposePlatformBootstrap } from '../domain/platform-bootstrap.ts';
 
 // `npm run bootstrap -- --image … --host … …`: proposes templates/platform/ as a
@@ -124,7 +124,7 @@ const unknownRoles = without.filter((role) => !(OPTIONAL_PLATFORM_COMPONENTS as 
 if (unknownRoles.length > 0) fail(EX_USAGE, `--without ${unknownRoles.join(',')}: the roles are ${OPTIONAL_PLATFORM_COMPONENTS.join(', ')}`, true);
 const ssoHost = options['sso-host'];
 const renderedSso = !without.includes('sso');
-const oidcIssuer = options['oidc-issuer'] ?? config.oidc?.issuer ?? (renderedSso && ssoHost ? `https://${ssoHost}/realms/gsv` : undefined);
+const oidcIssuer = options['oidc-issuer'] ?? config.oidc?.issuer ?? (renderedSso && ssoHost ? `https://${ssoHost}/realms/${KEYCLOAK_REALM}` : undefined);
 const missing: string[] = (['image', 'host', 'notifications-url', 'secret-store'] as const).filter((name) => !options[name]);
 if (!gitopsRepoURL) missing.push('gitops-repo-url');
 if (!githubRepository) missing.push('github-repository');

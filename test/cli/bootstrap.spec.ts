@@ -99,7 +99,9 @@ describe('npm run bootstrap', () => {
     }
   });
 
-  it('says what is missing: DATABASE_URL (78), options (64), an invalid value (64), an unreachable database (69, password masked)', async () => {
+  it('says what is missing: DATABASE_URL (78), options (64), an invalid value (64), an unreachable database (69, password masked)', async function () {
+    // A dozen processes one after the other: seconds each on a busy machine.
+    this.timeout(90_000);
     const noDatabase = await bootstrap(ARGS, {});
     assert.equal(noDatabase.code, 78);
     assert.match(noDatabase.stderr, /DATABASE_URL is not set: .*POST \/platform\/bootstrap/);

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import YAML from 'yaml';
+import { CONFIG_VARIABLES } from '../../src/config.ts';
 import { renderPlatform } from '../../src/gitops/render/change-renderer.ts';
 import type { PlatformBootstrap } from '../../src/gitops/render/change-payloads.ts';
 import { InvalidManifestError, validateManifest } from '../../src/gitops/render/manifest-validation.ts';
@@ -140,6 +141,23 @@ describe('platform/base/: the roles of the platform, deployed by platform-apps',
     for (const secret of everything.filter((o) => o.kind === 'ExternalSecret')) {
       assert.deepEqual(secret.spec!.secretStoreRef, { kind: 'ClusterSecretStore', name: PLATFORM_BOOTSTRAP.secretStore }, secret.metadata.name);
     }
+  });
+
+  it("runs Keycloak with the realm the control plane trusts: its issuer, its audience, its admin role", () => {
+    const keycloak = all.get('sso')!.find((o) => o.kind === 'Application' && o.metadata.name === 'keycloak')!;
+    const values = (keycloak.spec!.source as unknown as { helm: { valuesObject: { command: string[]; http: { relativePath: string }; extraVolumeMounts: string } } }).helm.valuesObject;
+    assert.ok(values.command.includes(`--hostname=https://${PLATFORM_BOOTSTRAP.ssoHost}`) && values.command.includes('--import-realm'));
+    assert.equal(values.http.relativePath, '/', 'realms at /realms/<name>, not /auth/realms/<name>');
+    const mount = (YAML.parse(values.extraVolumeMounts) as { name: string; mountPath: string }[])[0]!;
+    assert.equal(mount.mountPath, '/opt/keycloak/data/import', 'where --import-realm reads');
+    const realmMap = all.get('sso')!.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'keycloak-realm') as unknown as { data: Record<string, string> };
+    const realm = JSON.parse(realmMap.data['gsv-realm.json']!) as { realm: string; roles: { realm: { name: string }[] }; clients: { protocolMappers: { protocolMapper: string; config: Record<string, string> }[] }[] };
+    const env = (all.get('cmp-control-plane')!.find((o) => o.kind === 'ConfigMap') as unknown as { data: Record<string, string> }).data;
+    assert.equal(env.OIDC_ISSUER, `https://${PLATFORM_BOOTSTRAP.ssoHost}/realms/${realm.realm}`);
+    const audiences = realm.clients.flatMap((c) => c.protocolMappers.filter((m) => m.protocolMapper === 'oidc-audience-mapper').map((m) => m.config['included.client.audience']));
+    assert.deepEqual(audiences, [env.OIDC_AUDIENCE]);
+    const adminRole = CONFIG_VARIABLES.find((v) => v.name === 'OIDC_ADMIN_ROLE')!.default;
+    assert.ok(realm.roles.realm.some((r) => r.name === adminRole), `the realm defines ${adminRole}`);
   });
 
   it('leaves out what a site already has: an existing Keycloak and store render no sso and no vault, and nothing names them', async () => {

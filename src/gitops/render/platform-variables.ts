@@ -48,11 +48,43 @@ export function platformVariables(payload: PlatformBootstrap): Variables {
     // Undefined drops the ConfigMap key (template-substitution.ts).
     githubAppId: app?.appId,
     githubAppInstallationId: app ? String(app.installationId) : undefined,
+    keycloakRealmJson: `${JSON.stringify(keycloakRealm(payload), null, 2)}\n`,
     controlPlaneSecretData: [
       fromStore('DATABASE_URL', 'database-url'),
       app ? fromStore('GITHUB_APP_PRIVATE_KEY', 'github-app-private-key') : fromStore('GITHUB_TOKEN', 'github-token'),
       fromStore('GITHUB_WEBHOOK_SECRET', 'github-webhook-secret'),
       fromStore('ARGOCD_WEBHOOK_TOKEN', 'argocd-webhook-token'),
+    ],
+  };
+}
+
+/** The realm Keycloak imports (templates/platform/sso/configmap-keycloak-realm.yaml says why each part). */
+export const KEYCLOAK_REALM = 'gsv';
+
+function keycloakRealm(payload: PlatformBootstrap): Record<string, unknown> {
+  return {
+    realm: KEYCLOAK_REALM,
+    enabled: true,
+    roles: { realm: [{ name: 'platform-admin', description: 'Platform admin of the control plane (OIDC_ADMIN_ROLE)' }] },
+    clients: [
+      {
+        clientId: payload.oidc.audience,
+        name: 'control-plane',
+        enabled: true,
+        publicClient: true,
+        standardFlowEnabled: true,
+        directAccessGrantsEnabled: false,
+        redirectUris: [`https://${payload.host}/*`],
+        webOrigins: [`https://${payload.host}`],
+        protocolMappers: [
+          {
+            name: 'control-plane-audience',
+            protocol: 'openid-connect',
+            protocolMapper: 'oidc-audience-mapper',
+            config: { 'included.client.audience': payload.oidc.audience, 'access.token.claim': 'true', 'id.token.claim': 'false' },
+          },
+        ],
+      },
     ],
   };
 }
