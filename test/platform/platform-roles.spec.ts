@@ -101,6 +101,9 @@ describe('platform/base/: the roles of the platform, deployed by platform-apps',
       assert.equal(app.spec!.project, 'platform');
     }
     const wave = (dir: string) => Number(children.find((c) => c.spec!.source!.path === `platform/base/${dir}`)!.metadata.annotations!['argocd.argoproj.io/sync-wave']);
+    // The notifications ConfigMap is a server-side partial of Argo CD's own (see its comment).
+    const tenants = children.find((c) => c.spec!.source!.path === 'platform/base/argocd-tenants')!;
+    assert.ok(((tenants.spec!.syncPolicy as { syncOptions: string[] }).syncOptions).includes('ClientSideApplyMigration=false'));
     assert.ok(wave('vault') < wave('sso') && wave('sso') < wave('cmp-control-plane') && wave('cmp-control-plane') < wave('commerce'), 'the store before what reads it');
 
     const project = apps.find((o) => o.kind === 'AppProject' && o.metadata.name === 'platform')!;

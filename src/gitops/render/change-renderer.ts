@@ -4,7 +4,7 @@ import { INSTANCE_SPEC_ANNOTATION, specAnnotation } from '../instance-spec.ts';
 import { INSTANCE_ID_LABEL, MANAGED_BY_LABELS, OFFERING_LABEL, OFFERING_VERSION_LABEL, ORG_LABEL, PROJECT_LABEL } from '../labels.ts';
 import { parseManifest, serializeManifest } from './manifest-serialization.ts';
 import { validateManifest } from './manifest-validation.ts';
-import { missingPlatformSettings, platformVariables, PLATFORM_APPS_DIR, PLATFORM_SYNC_WAVES, rendersPlatformDir } from './platform-variables.ts';
+import { missingPlatformSettings, platformVariables, PLATFORM_APPS_DIR, PLATFORM_SYNC_OPTIONS, PLATFORM_SYNC_WAVES, rendersPlatformDir } from './platform-variables.ts';
 import { substitute, TemplateError, type Variables } from './template-substitution.ts';
 import type { TemplateCatalog, TemplateFile } from './template-catalog.ts';
 import type { InstanceDelete, InstanceUpdate, InstanceWrite, ParsedChange, PlatformBootstrap, TenantRelayout, WorkspaceCreate } from './change-payloads.ts';
@@ -174,7 +174,7 @@ export function renderPlatform(catalog: TemplateCatalog, payload: PlatformBootst
   const namespaces = new Set(['argocd', ...objects.flatMap((o) => [o.metadata.namespace, o.kind === 'Namespace' ? o.metadata.name : undefined, o.spec?.destination?.namespace])]);
   namespaces.delete(undefined);
   const applications = dirs.map((dir) => {
-    const [file] = renderFiles([catalog.platformApplication], { ...variables, component: dir, syncWave: String(PLATFORM_SYNC_WAVES[dir] ?? 0) }, labels);
+    const [file] = renderFiles([catalog.platformApplication], { ...variables, component: dir, syncWave: String(PLATFORM_SYNC_WAVES[dir] ?? 0), syncOptions: PLATFORM_SYNC_OPTIONS[dir] ?? [] }, labels);
     return { ...file!, path: `application-platform-${dir}.yaml` };
   });
   const platformApps = renderFiles(

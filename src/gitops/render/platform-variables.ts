@@ -91,3 +91,12 @@ function keycloakRealm(payload: PlatformBootstrap): Record<string, unknown> {
 
 /** The first sync's order of platform/base/<dir> (platform-application.yaml says why); later roles wait for earlier ones. */
 export const PLATFORM_SYNC_WAVES: Record<string, number> = { vault: 0, sso: 1, 'cmp-control-plane': 2, 'argocd-tenants': 2, cms: 3, commerce: 3 };
+
+/**
+ * Sync options of the Application over platform/base/<dir>. argocd-tenants applies a partial
+ * of Argo CD's own argocd-notifications-cm by server-side apply; where Argo CD was installed
+ * with client-side kubectl apply (its documented install), the migration to server-side apply
+ * would hand the install's keys to our field manager and the partial would then drop them
+ * (templates/platform/argocd-tenants/configmap-argocd-notifications.yaml says where that is written).
+ */
+export const PLATFORM_SYNC_OPTIONS: Record<string, string[]> = { 'argocd-tenants': ['ClientSideApplyMigration=false'] };
