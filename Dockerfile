@@ -17,7 +17,10 @@ COPY package.json ./
 COPY src ./src
 COPY migrations ./migrations
 COPY templates ./templates
-USER node
+# Numeric, so that the kubelet can check runAsNonRoot (a name is refused: "image has non-numeric
+# user"); 1000:1000 is the node image's `node` user and group (nodejs/docker-node's Dockerfiles:
+# `groupadd --gid 1000 node && useradd --uid 1000 --gid node`). The pod says the same (runAsUser).
+USER 1000:1000
 EXPOSE 8080
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "src/main.ts"]

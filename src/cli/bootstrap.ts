@@ -5,7 +5,8 @@ import { EX_CONFIG, EX_UNAVAILABLE, EX_USAGE, failer, readConfig, shown } from '
 import { createLogger } from '../logger.ts';
 import { createSequelize } from '../db/database.ts';
 import { migrate } from '../db/migrator.ts';
-import { InvalidPayloadError, parseChange, type PlatformBootstrap } from '../gitops/render/change-payloads.ts';
+import { InvalidPayloadError, OPTIONAL_PLATFORM_COMPONENTS, parseChange, type OptionalPlatformComponent, type PlatformBootstrap } from '../gitops/render/change-payloads.ts';
+import { KEYCLOAK_REALM, missingPlatformSettings } from '../gitops/render/platform-variables.ts';
 import { proposePlatformBootstrap } from '../domain/platform-bootstrap.ts';
 
 // `npm run bootstrap -- --image … --host … …`: proposes templates/platform/ as a
@@ -13,6 +14,11 @@ import { proposePlatformBootstrap } from '../domain/platform-bootstrap.ts';
 
 const USAGE = `usage: npm run bootstrap -- --image IMAGE --host HOST --notifications-url URL --secret-store NAME
                               [--gitops-repo-url URL] [--base-branch BRANCH] [--requested-by WHO]
+                              [--github-repository OWNER/NAME] [--github-api-url URL]
+                              [--github-app-id ID --github-app-installation-id ID]
+                              [--oidc-issuer URL] [--oidc-audience AUD] [--oidc-jwks-url URL]
+                              [--sso-host HOST] [--cms-host HOST --cms-image IMAGE] [--commerce-host HOST]
+                              [--without sso,vault,cms,commerce]
 
   --image              control plane image, e.g. ghcr.io/gsv/control-plane:0.1.0
   --host               public host name of the control plane's Ingress
@@ -22,6 +28,28 @@ const USAGE = `usage: npm run bootstrap -- --image IMAGE --host HOST --notificat
                        (default with GITOPS_DRIVER=github: https://github.com/GITHUB_REPOSITORY.git)
   --base-branch        branch Argo CD watches (default: GITOPS_BASE_BRANCH)
   --requested-by       recorded on the change (default: cli:<user>)
+
+The deployed service's settings (rendered into its ConfigMap; secrets stay in the store):
+  --github-repository  the GitOps repository as owner/name (default: GITHUB_REPOSITORY)
+  --github-api-url     GitHub Enterprise's API (default: GITHUB_API_URL, else https://api.github.com)
+  --github-app-id, --github-app-installation-id
+                       authenticate as this GitHub App (its key: github-app-private-key in the
+                       store); without them, a token (github-token in the store). Default: the
+                       App of this environment, if it uses one
+  --oidc-issuer        issuer of the users' JWTs, the Keycloak realm URL (default: OIDC_ISSUER,
+                       else https://<sso host>/realms/gsv when Keycloak is rendered)
+  --oidc-audience      audience they must carry (default: OIDC_AUDIENCE, else control-plane)
+  --oidc-jwks-url      the realm's keys (default: OIDC_JWKS_URL, else
+                       <issuer>/protocol/openid-connect/certs)
+
+The platform's other roles, each rendered unless left out:
+  --sso-host           public host of Keycloak (sso)
+  --cms-host, --cms-image
+                       public host of Wagtail (cms) and the site's Wagtail image (Wagtail ships none)
+  --commerce-host      public host of Saleor's API (commerce)
+  --without            roles the site already has or does not want, comma-separated: sso
+                       (an existing Keycloak: give --oidc-issuer), vault (an existing store:
+                       give its ClusterSecretStore as --secret-store), cms, commerce
 
 It connects to the service's database (DATABASE_URL and the rest of the service's environment),
 applies pending migrations, and queues the change; a running service's change worker opens it.
@@ -42,6 +70,18 @@ function readOptions() {
         'gitops-repo-url': { type: 'string' },
         'base-branch': { type: 'string' },
         'requested-by': { type: 'string' },
+        'github-repository': { type: 'string' },
+        'github-api-url': { type: 'string' },
+        'github-app-id': { type: 'string' },
+        'github-app-installation-id': { type: 'string' },
+        'oidc-issuer': { type: 'string' },
+        'oidc-audience': { type: 'string' },
+        'oidc-jwks-url': { type: 'string' },
+        'sso-host': { type: 'string' },
+        'cms-host': { type: 'string' },
+        'cms-image': { type: 'string' },
+        'commerce-host': { type: 'string' },
+        without: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -72,8 +112,23 @@ if (!config.databaseUrl) {
   );
 }
 const gitopsRepoURL = options['gitops-repo-url'] ?? defaultRepoUrl(config);
+const github = config.gitops.github;
+const githubRepository = options['github-repository'] ?? (github ? `${github.owner}/${github.repo}` : undefined);
+const githubApiUrl = options['github-api-url'] ?? (github && github.apiUrl !== 'https://api.github.com' ? github.apiUrl : undefined);
+const envApp = github && 'appId' in github.auth ? github.auth : undefined;
+const appId = options['github-app-id'] ?? envApp?.appId;
+const installationId = options['github-app-installation-id'] ?? (envApp ? String(envApp.installationId) : undefined);
+if ((appId === undefined) !== (installationId === undefined)) fail(EX_USAGE, '--github-app-id and --github-app-installation-id go together', true);
+const without = options.without === undefined ? [] : options.without.split(',').map((role) => role.trim());
+const unknownRoles = without.filter((role) => !(OPTIONAL_PLATFORM_COMPONENTS as readonly string[]).includes(role));
+if (unknownRoles.length > 0) fail(EX_USAGE, `--without ${unknownRoles.join(',')}: the roles are ${OPTIONAL_PLATFORM_COMPONENTS.join(', ')}`, true);
+const ssoHost = options['sso-host'];
+const renderedSso = !without.includes('sso');
+const oidcIssuer = options['oidc-issuer'] ?? config.oidc?.issuer ?? (renderedSso && ssoHost ? `https://${ssoHost}/realms/${KEYCLOAK_REALM}` : undefined);
 const missing: string[] = (['image', 'host', 'notifications-url', 'secret-store'] as const).filter((name) => !options[name]);
 if (!gitopsRepoURL) missing.push('gitops-repo-url');
+if (!githubRepository) missing.push('github-repository');
+if (!oidcIssuer) missing.push('oidc-issuer');
 if (missing.length > 0) fail(EX_USAGE, `missing ${missing.map((m) => `--${m}`).join(', ')}`, true);
 
 const payload: PlatformBootstrap = {
@@ -83,7 +138,27 @@ const payload: PlatformBootstrap = {
   baseBranch: options['base-branch'] ?? config.gitops.baseBranch,
   notificationsUrl: options['notifications-url']!,
   secretStore: options['secret-store']!,
+  github: {
+    repository: githubRepository!,
+    ...(githubApiUrl ? { apiUrl: githubApiUrl } : {}),
+    ...(appId !== undefined ? { app: { appId, installationId: Number(installationId) } } : {}),
+  },
+  ...(without.length > 0 ? { without: without as OptionalPlatformComponent[] } : {}),
+  ...(ssoHost ? { ssoHost } : {}),
+  ...(options['cms-host'] ? { cmsHost: options['cms-host'] } : {}),
+  ...(options['cms-image'] ? { cmsImage: options['cms-image'] } : {}),
+  ...(options['commerce-host'] ? { commerceHost: options['commerce-host'] } : {}),
+  oidc: {
+    issuer: oidcIssuer!,
+    audience: options['oidc-audience'] ?? config.oidc?.audience ?? 'control-plane',
+    jwksUrl: options['oidc-jwks-url'] ?? (options['oidc-issuer'] ? undefined : config.oidc?.jwksUrl) ?? `${oidcIssuer!.replace(/\/+$/, '')}/protocol/openid-connect/certs`,
+  },
 };
+const unset = missingPlatformSettings(payload);
+if (unset.length > 0) {
+  const flag = (field: string) => `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  fail(EX_USAGE, unset.map((m) => `${m.component} is rendered: give ${flag(m.field)}, or --without ${m.component}`).join('; '), true);
+}
 try {
   parseChange('platform.bootstrap', payload);
 } catch (error) {

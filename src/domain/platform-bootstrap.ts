@@ -1,5 +1,7 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
 import type { PlatformBootstrap } from '../gitops/render/change-payloads.ts';
+import { missingPlatformSettings } from '../gitops/render/platform-variables.ts';
+import { ValidationError } from '../errors.ts';
 import type { MergePolicies } from './changes/change-kinds.ts';
 import { findInFlightChange, insertChangeRequest } from './changes/change-requests.ts';
 
@@ -19,6 +21,14 @@ export interface ProposedBootstrap {
  * (POST /platform/bootstrap and `npm run bootstrap` both come through here).
  */
 export async function proposePlatformBootstrap(sequelize: Sequelize, payload: PlatformBootstrap, requestedBy: string, mergePolicies: MergePolicies): Promise<ProposedBootstrap> {
+  // Refused here rather than by the worker: a role rendered without its host is the caller's to fix.
+  const missing = missingPlatformSettings(payload);
+  if (missing.length > 0) {
+    throw new ValidationError(
+      missing.map((m) => ({ in: 'body', pointer: `/${m.field}`, message: `is required while ${m.component} is rendered (or list ${m.component} in without)` })),
+      'A platform role to render lacks its settings.',
+    );
+  }
   return sequelize.transaction(async (transaction) => {
     await sequelize.query('SELECT pg_advisory_xact_lock(:key)', { type: QueryTypes.SELECT, transaction, replacements: { key: PROPOSE_LOCK_KEY } });
     const existing = await findInFlightChange(sequelize, transaction, 'platform.bootstrap', payload);

@@ -9,7 +9,7 @@ import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { listen, type Listening } from '../support/http.ts';
-import { insertChange, insertInstance, insertOrganization } from '../support/change-fixtures.ts';
+import { insertChange, insertInstance, insertOrganization, PLATFORM_BOOTSTRAP } from '../support/change-fixtures.ts';
 import { createLocalGitops, type LocalGitops } from '../support/gitops-harness.ts';
 
 describe('change and audit routes', () => {
@@ -176,11 +176,15 @@ describe('change and audit routes', () => {
   });
 
   it('proposes the platform manifests as a change (admins), rendered under platform/base/', async () => {
-    const body = { image: 'ghcr.io/gsv/control-plane:0.1.0', host: 'cmp.example.org', gitopsRepoURL: 'https://github.com/gsv/gsv-gitops.git', baseBranch: 'main', notificationsUrl: 'http://cmp-control-plane.cmp.svc', secretStore: 'vault' };
+    const body = { image: 'ghcr.io/gsv/control-plane:0.1.0', host: 'cmp.example.org', gitopsRepoURL: 'https://github.com/gsv/gsv-gitops.git', baseBranch: 'main', notificationsUrl: 'http://cmp-control-plane.cmp.svc', secretStore: 'vault', github: PLATFORM_BOOTSTRAP.github, oidc: PLATFORM_BOOTSTRAP.oidc, without: ['sso', 'cms', 'commerce'] };
     const post = (token: string, payload: unknown) =>
       fetch(`${server.url}/platform/bootstrap`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(payload) });
     assert.equal((await post(member, body)).status, 403);
     assert.equal((await post(admin, { ...body, host: 'Not A Host' })).status, 400);
+    const unset = await post(admin, { ...body, without: ['vault'] });
+    assert.equal(unset.status, 400, 'sso, cms and commerce are rendered without their hosts');
+    assert.deepEqual(((await unset.json()) as { errors: { pointer: string }[] }).errors.map((e) => e.pointer), ['/ssoHost', '/cmsHost', '/cmsImage', '/commerceHost']);
+    assert.equal((await post(admin, { ...body, without: ['mail'] })).status, 400);
     const accepted = await post(admin, body);
     assert.equal(accepted.status, 202);
     const { changeId } = (await accepted.json()) as { changeId: string };
@@ -190,7 +194,8 @@ describe('change and audit routes', () => {
     const again = await post(admin, body);
     assert.deepEqual(await again.json(), { changeId }, 'the same payload while its change is open answers that change');
     const files = (await gitops.git('ls-tree', '-r', '--name-only', String(change.body.branch), 'platform/base')).split('\n');
-    for (const file of ['platform/base/cmp-control-plane/deployment.yaml', 'platform/base/cmp-control-plane/kustomization.yaml', 'platform/base/argocd-tenants/applicationset-tenant-apps.yaml']) {
+    assert.ok(!files.some((f) => f.startsWith('platform/base/sso/')), 'a role left out is not rendered');
+    for (const file of ['platform/base/vault/clustersecretstore-vault.yaml', 'platform/base/platform-apps/application-platform-apps.yaml', 'platform/base/cmp-control-plane/deployment.yaml', 'platform/base/cmp-control-plane/kustomization.yaml', 'platform/base/argocd-tenants/applicationset-tenant-apps.yaml']) {
       assert.ok(files.includes(file), file);
     }
   });

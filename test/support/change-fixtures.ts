@@ -10,6 +10,12 @@ export const PLATFORM_BOOTSTRAP: PlatformBootstrap = {
   baseBranch: 'main',
   notificationsUrl: 'http://cmp-control-plane.cmp.svc',
   secretStore: 'vault',
+  github: { repository: 'gsv/gsv-gitops' },
+  oidc: { issuer: 'https://sso.example.org/realms/gsv', audience: 'control-plane', jwksUrl: 'https://sso.example.org/realms/gsv/protocol/openid-connect/certs' },
+  ssoHost: 'sso.example.org',
+  cmsHost: 'cms.example.org',
+  cmsImage: 'ghcr.io/gsv/wagtail-site:1.0.0',
+  commerceHost: 'shop.example.org',
 };
 
 /**

@@ -60,7 +60,23 @@ export const InstanceDeletePayload = Type.Object({
   role,
 });
 
-/** What `npm run bootstrap` proposes: the service's own deployment and the tenant pickup. */
+const httpUrl = Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2000 });
+const hostName = Type.String({ pattern: '^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$' });
+const imageName = Type.String({ minLength: 1, maxLength: 500, pattern: '^[a-z0-9./:@_-]+$' });
+
+/**
+ * The platform roles beside the control plane (templates/platform/<role>/): sso (Keycloak),
+ * vault (Vault, External Secrets and the ClusterSecretStore), cms (Wagtail), commerce (Saleor).
+ * A site that already has one leaves it out (bootstrap --without).
+ */
+export const OPTIONAL_PLATFORM_COMPONENTS = ['sso', 'vault', 'cms', 'commerce'] as const;
+export type OptionalPlatformComponent = (typeof OPTIONAL_PLATFORM_COMPONENTS)[number];
+
+/**
+ * What `npm run bootstrap` proposes: the service's own deployment and the tenant pickup. Every
+ * setting the service needs in a cluster comes from here or from the secret store, never from a
+ * hand edit of the rendered manifests (test/platform/rendered-control-plane-start.spec.ts).
+ */
 export const PlatformBootstrapPayload = Type.Object({
   image: Type.String({ minLength: 1, pattern: '^[a-z0-9./:@_-]+$' }),
   host: Type.String({ pattern: '^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$' }),
@@ -70,6 +86,24 @@ export const PlatformBootstrapPayload = Type.Object({
   notificationsUrl: Type.String({ pattern: '^https?://' }),
   /** Name of the ClusterSecretStore the ExternalSecrets read from. */
   secretStore: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$' }),
+  /** The deployed service's GitHub driver: the repository, the API, and App or token (the token or key itself is in the store). */
+  github: Type.Object(
+    {
+      repository: Type.String({ pattern: '^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$' }),
+      apiUrl: Type.Optional(httpUrl),
+      app: Type.Optional(Type.Object({ appId: Type.String({ pattern: '^[0-9]{1,20}$' }), installationId: Type.Integer({ minimum: 1 }) }, { additionalProperties: false })),
+    },
+    { additionalProperties: false },
+  ),
+  /** Who signs the users' JWTs (Keycloak's realm): OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL. */
+  oidc: Type.Object({ issuer: httpUrl, audience: Type.String({ minLength: 1, maxLength: 255 }), jwksUrl: httpUrl }, { additionalProperties: false }),
+  /** Roles not to render; absent: all of them. */
+  without: Type.Optional(Type.Array(Type.Union(OPTIONAL_PLATFORM_COMPONENTS.map((c) => Type.Literal(c))), { uniqueItems: true, maxItems: OPTIONAL_PLATFORM_COMPONENTS.length })),
+  /** Public host names of the rendered roles, and the site's Wagtail image (Wagtail ships none). */
+  ssoHost: Type.Optional(hostName),
+  cmsHost: Type.Optional(hostName),
+  cmsImage: Type.Optional(imageName),
+  commerceHost: Type.Optional(hostName),
 });
 
 /**

@@ -2,8 +2,9 @@ import type { FileChange } from '../repository.ts';
 import { instanceApplicationName, instanceDir, joinInside, assertInside, tenantBaseDir, tenantDir, tenantNamespace, tenantProject, PLATFORM_DIR, type TenantLayout } from '../tenant-paths.ts';
 import { INSTANCE_SPEC_ANNOTATION, specAnnotation } from '../instance-spec.ts';
 import { INSTANCE_ID_LABEL, MANAGED_BY_LABELS, OFFERING_LABEL, OFFERING_VERSION_LABEL, ORG_LABEL, PROJECT_LABEL } from '../labels.ts';
-import { serializeManifest } from './manifest-serialization.ts';
+import { parseManifest, serializeManifest } from './manifest-serialization.ts';
 import { validateManifest } from './manifest-validation.ts';
+import { missingPlatformSettings, platformVariables, PLATFORM_APPS_DIR, PLATFORM_SYNC_OPTIONS, PLATFORM_SYNC_WAVES, rendersPlatformDir } from './platform-variables.ts';
 import { substitute, TemplateError, type Variables } from './template-substitution.ts';
 import type { TemplateCatalog, TemplateFile } from './template-catalog.ts';
 import type { InstanceDelete, InstanceUpdate, InstanceWrite, ParsedChange, PlatformBootstrap, TenantRelayout, WorkspaceCreate } from './change-payloads.ts';
@@ -153,14 +154,47 @@ export function renderInstanceRemoval(payload: InstanceDelete, layout: TenantLay
   return [{ path: instanceDir(payload.org, payload.instanceName, layout), delete: true, directory: true }];
 }
 
+/**
+ * platform/base/<dir>/ for every directory of templates/platform/ the payload renders (the
+ * roles a site left out are not), and platform/base/platform-apps/: the root Application, the
+ * platform's AppProject (confined to the repositories and namespaces the others use), and an
+ * Application per other directory.
+ */
 export function renderPlatform(catalog: TemplateCatalog, payload: PlatformBootstrap): FileChange[] {
-  const variables: Variables = { ...payload };
-  const out: FileChange[] = [];
-  for (const [name, templates] of [...catalog.platform.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const dir = `${PLATFORM_DIR}/base/${name}`;
-    out.push(...withKustomization(dir, renderFiles(templates, variables, { ...MANAGED_BY_LABELS }), PLATFORM_DIR));
+  const missing = missingPlatformSettings(payload);
+  if (missing.length > 0) {
+    throw new TemplateError(`platform.bootstrap: ${missing.map((m) => `${m.component} is rendered but ${m.field} is not set`).join('; ')} (or leave the role out with without)`);
   }
-  return out;
+  const variables = platformVariables(payload);
+  const labels = { ...MANAGED_BY_LABELS };
+  const dirs = [...catalog.platform.keys()].filter((dir) => dir !== PLATFORM_APPS_DIR && rendersPlatformDir(payload, dir)).sort();
+  const rendered = new Map(dirs.map((dir) => [dir, renderFiles(catalog.platform.get(dir)!, variables, labels)]));
+  const objects = [...rendered.values()].flat().map((file) => parseManifest(file.content) as PlatformObject);
+  const sourceRepos = new Set([payload.gitopsRepoURL, ...objects.flatMap((o) => (o.kind === 'Application' && o.spec?.source?.repoURL ? [o.spec.source.repoURL] : []))]);
+  const namespaces = new Set(['argocd', ...objects.flatMap((o) => [o.metadata.namespace, o.kind === 'Namespace' ? o.metadata.name : undefined, o.spec?.destination?.namespace])]);
+  namespaces.delete(undefined);
+  const applications = dirs.map((dir) => {
+    const [file] = renderFiles([catalog.platformApplication], { ...variables, component: dir, syncWave: String(PLATFORM_SYNC_WAVES[dir] ?? 0), syncOptions: PLATFORM_SYNC_OPTIONS[dir] ?? [] }, labels);
+    return { ...file!, path: `application-platform-${dir}.yaml` };
+  });
+  const platformApps = renderFiles(
+    catalog.platform.get(PLATFORM_APPS_DIR) ?? [],
+    {
+      ...variables,
+      platformSourceRepos: [...sourceRepos].sort(),
+      platformDestinations: [...namespaces].sort().map((namespace) => ({ server: 'https://kubernetes.default.svc', namespace })),
+    },
+    labels,
+  );
+  const out: FileChange[] = withKustomization(`${PLATFORM_DIR}/base/${PLATFORM_APPS_DIR}`, [...platformApps, ...applications], PLATFORM_DIR);
+  for (const [dir, files] of rendered) out.push(...withKustomization(`${PLATFORM_DIR}/base/${dir}`, files, PLATFORM_DIR));
+  return sortByPath(out);
+}
+
+interface PlatformObject {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  spec?: { source?: { repoURL?: string }; destination?: { namespace?: string } };
 }
 
 interface RenderedFile {

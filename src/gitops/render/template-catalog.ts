@@ -31,6 +31,8 @@ export interface TemplateCatalog {
   tenantRole: TemplateFile[];
   /** templates/platform/<dir>/ → platform/base/<dir>/ */
   platform: Map<string, TemplateFile[]>;
+  /** templates/platform-application.yaml: the Application platform-apps holds per platform/base/<dir>. */
+  platformApplication: TemplateFile;
   offerings: Map<string, OfferingTemplate>;
   /** Every role of the catalog, sorted: a workspace gets one namespace per role. */
   roles: string[];
@@ -79,6 +81,7 @@ export async function loadTemplateCatalog(root = TEMPLATES_DIR): Promise<Templat
     tenantBase: await readTemplates(path.join(root, 'tenant', 'base')),
     tenantRole: await readTemplates(path.join(root, 'tenant', 'role')),
     platform,
+    platformApplication: { path: 'platform-application.yaml', document: parseManifest(await fs.readFile(path.join(root, 'platform-application.yaml'), 'utf8')) },
     offerings,
     roles: [...new Set([...offerings.values()].map((o) => o.role))].sort(),
     sourceRepos: [...sourceRepos].sort(),
