@@ -60,6 +60,22 @@ const DEFAULT_IN_CLUSTER: Record<string, string> = {
   INSTANCE_PROGRESS_DEADLINE_SECONDS: 'the default',
   KUBECONFIG: "unset: the in-cluster config of the pod's ServiceAccount",
   SYNC_SIMULATOR: 'off, the default with DATABASE_URL',
+  GITOPS_LOCAL_SIGNING_KEY: 'GITOPS_DRIVER=github: GitHub signs what the App creates',
+  GITOPS_REASON_REQUIRED_FOR: "none: a reason is optional until a site's policy says otherwise",
+  // Not rendered yet (the mirror and the Saleor receiver came after the platform rendering):
+  // the rendered deployment runs with both off, and says so at start.
+  KEYCLOAK_URL: 'not rendered yet: the membership mirror is off',
+  KEYCLOAK_REALM: 'with KEYCLOAK_URL',
+  KEYCLOAK_CLIENT_ID: 'with KEYCLOAK_URL',
+  KEYCLOAK_CLIENT_SECRET: 'with KEYCLOAK_URL',
+  KEYCLOAK_TIMEOUT_MS: 'the default',
+  KEYCLOAK_RECONCILE_INTERVAL_MS: 'the default',
+  SALEOR_API_URL: 'not rendered yet: POST /webhooks/saleor answers 404',
+  SALEOR_APP_TOKEN: 'with SALEOR_API_URL',
+  SALEOR_CREDIT_SKU: 'the default',
+  SALEOR_CREDIT_MINOR_PER_UNIT: 'the default',
+  SALEOR_CREDIT_CURRENCY: 'the default',
+  SALEOR_RECONCILE_INTERVAL_MS: 'the default',
 };
 
 /** Writes the rendered files under a temporary root and builds one directory as Argo CD would: `kubectl kustomize`. */
