@@ -54,6 +54,16 @@ describe('end to end on the embedded default: requested → ready', function () 
     const org = await call('POST', '/orgs/auto');
     assert.ok(org.status === 201 || org.status === 200, JSON.stringify(org.body));
     const slug = String(org.body.slug);
+    // The workspace's own pull request is merged first (README walk-through): nothing of a
+    // tenant syncs before its base is on main. Depending on when the worker polls, it shares a
+    // pull request with the instance's or has one of its own.
+    let workspace: { id: string; status: string } | undefined;
+    for (let attempt = 0; attempt < 300 && workspace?.status !== 'open'; attempt += 1) {
+      workspace = ((await call('GET', `/changes?org=${slug}&kind=workspace.create`)).body.items as { id: string; status: string }[] | undefined)?.[0];
+      if (workspace?.status !== 'open') await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(workspace?.status, 'open', JSON.stringify(workspace));
+    assert.equal((await call('POST', `/changes/${workspace.id}/merge`)).status, 200);
 
     const created = await call('POST', '/instances', { org: slug, offering: 'studio', name: 'my-studio' });
     assert.equal(created.status, 202, JSON.stringify(created.body));
