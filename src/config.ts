@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Type, type TSchema } from '@sinclair/typebox';
 import { createAjv } from './validation.ts';
 import { ConfigError } from './errors.ts';
-import { CHANGE_KINDS, MERGE_POLICIES, type ChangeKind, type MergePolicy } from './domain/changes/change-kinds.ts';
+import { BATCH_COMMIT_MODES, CHANGE_KINDS, MERGE_POLICIES, type BatchCommitMode, type ChangeKind, type MergePolicy } from './domain/changes/change-kinds.ts';
 import { MANAGED_BY_SELECTOR } from './gitops/labels.ts';
 
 interface Variable {
@@ -57,6 +57,12 @@ export const CONFIG_VARIABLES = [
     description: 'Instance requests that must say why (a non-blank `reason`, which becomes the commit\'s `Reason:` trailer), e.g. `instance.delete`; one without is a 422 `reason-required` and nothing is written. Empty: a reason is always optional.',
     default: '',
     schema: Type.String({ pattern: `^(${REASON_KIND}(,${REASON_KIND})*)?$` }),
+  },
+  {
+    name: 'GITOPS_BATCH_COMMITS',
+    description: 'How a batch shows in Git: `per-org-commits` (one pull request, one commit per org in it: `git log -- <org dir>` shows nothing of another org; on GitHub 2 writes per org more than `shared`), `per-org-pull-requests` (a batch holds one org\'s changes: a pull request per org), `shared` (one commit for the batch: the fewest GitHub writes; the audit API still shows each org only its own). README "Auditing a tenant".',
+    default: 'per-org-commits',
+    schema: Type.Union(BATCH_COMMIT_MODES.map((m) => Type.Literal(m))),
   },
   { name: 'GITOPS_BATCH_WINDOW_MS', description: 'How long an accepted change waits so that changes arriving together share one commit and pull request; a change with nothing else queued does not wait.', default: '2000', schema: Type.Integer({ minimum: 0, maximum: 600000 }) },
   { name: 'GITOPS_BATCH_MAX', description: 'Most changes in one commit and pull request. A batch takes what is queued up to this: one change when idle, more while the GitHub write budget makes changes wait.', default: '1000', schema: Type.Integer({ minimum: 1, maximum: 1000 }) },
@@ -147,6 +153,7 @@ export interface Config {
     mergePolicyByKind: Partial<Record<ChangeKind, MergePolicy>>;
     /** GITOPS_REASON_REQUIRED_FOR: requests refused without a reason. */
     reasonRequiredFor: (typeof REASON_KINDS)[number][];
+    batchCommits: BatchCommitMode;
     batchWindowMs: number;
     batchMax: number;
     workerLeaseMs: number;
@@ -247,6 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
       mergePolicy: get('GITOPS_MERGE_POLICY'),
       mergePolicyByKind: parseMergePolicyByKind(get<string>('GITOPS_MERGE_POLICY_BY_KIND')),
       reasonRequiredFor: get<string>('GITOPS_REASON_REQUIRED_FOR').split(',').filter(Boolean) as Config['gitops']['reasonRequiredFor'],
+      batchCommits: get('GITOPS_BATCH_COMMITS'),
       batchWindowMs: get('GITOPS_BATCH_WINDOW_MS'),
       batchMax: get('GITOPS_BATCH_MAX'),
       workerLeaseMs: get('GITOPS_WORKER_LEASE_MS'),

@@ -157,6 +157,10 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       logger,
       windowMs: config.gitops.batchWindowMs,
       maxBatch: config.gitops.batchMax,
+      batchCommits: config.gitops.batchCommits,
+      // Per-org commits cost GitHub 2 writes an org: a batch takes as many orgs as the write
+      // budget's burst pays for at once (13 with the default 30), less the pull request's own.
+      ...(config.gitops.github ? { maxOrgsPerBatch: Math.max(1, Math.floor((config.gitops.github.budget.burst - 4) / 2)) } : {}),
       leaseMs: config.gitops.workerLeaseMs,
       pollMs: 250,
       maxAttempts: 12,

@@ -3,6 +3,7 @@ import type { Sequelize } from 'sequelize';
 import type { Logger } from '../logger.ts';
 import { claimBatch, recordFailed, recordPublished, recordRetry, type ClaimedBatch } from '../domain/changes/change-queue.ts';
 import { publishChanges } from '../domain/changes/change-publisher.ts';
+import type { BatchCommitMode } from '../domain/changes/change-kinds.ts';
 import { withdrawSuperseded, type WithdrawalResult } from '../domain/changes/superseded-withdrawal.ts';
 import { deleteMergedBranches } from '../domain/changes/merged-branches.ts';
 import type { TemplateCatalog } from '../gitops/render/template-catalog.ts';
@@ -18,6 +19,10 @@ export interface ChangeWorkerOptions {
   /** Batching window: a change waits this long so close arrivals share one commit and PR. */
   windowMs: number;
   maxBatch: number;
+  /** GITOPS_BATCH_COMMITS (default per-org-commits). */
+  batchCommits?: BatchCommitMode;
+  /** With per-org commits: most orgs in one batch (the github driver: what the write budget's burst pays for). */
+  maxOrgsPerBatch?: number;
   leaseMs: number;
   /** Sleep between polls of an empty queue. */
   pollMs: number;
@@ -66,7 +71,10 @@ export function createChangeWorker(options: ChangeWorkerOptions): BackgroundTask
       budgetReadyAt = Date.now() + wait;
       if (wait > 0) return false;
     }
-    const batch = await claimBatch(options.sequelize, { workerId, leaseMs: options.leaseMs, windowMs: options.windowMs, maxBatch: options.maxBatch });
+    const batch = await claimBatch(options.sequelize, { workerId, leaseMs: options.leaseMs, windowMs: options.windowMs, maxBatch: options.maxBatch,
+      perOrg: options.batchCommits === 'per-org-pull-requests',
+      ...(options.maxOrgsPerBatch !== undefined && (options.batchCommits ?? 'per-org-commits') === 'per-org-commits' ? { maxOrgs: options.maxOrgsPerBatch } : {}),
+    });
     if (!batch) return false;
     await publishBatch(batch);
     return true;
@@ -75,7 +83,7 @@ export function createChangeWorker(options: ChangeWorkerOptions): BackgroundTask
   async function publishBatch(batch: ClaimedBatch): Promise<void> {
     const started = Date.now();
     try {
-      const result = await publishChanges(options.repository, options.catalog, batch);
+      const result = await publishChanges(options.repository, options.catalog, { ...batch, commits: options.batchCommits === 'shared' ? 'shared' : 'per-org' });
       await recordPublished(options.sequelize, batch, result);
       if (result.autoMerge) options.metrics?.autoMergeAttempts.inc({ outcome: result.autoMerge });
       if (result.mergeCommitSha) await options.afterLanding?.().catch((error: unknown) => log.warn({ err: error }, 'could not read the base branch back; the reconciler will'));

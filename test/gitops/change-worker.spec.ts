@@ -211,13 +211,15 @@ describe('change worker: the batching window', function () {
     return { org, id };
   }
 
-  it('waits for the batching window when other changes are queued, so they share one commit', async () => {
+  it('waits for the batching window when other changes are queued, so they share one pull request', async () => {
     const first = await workspace();
     const second = await workspace();
     await sequelize.query('UPDATE change_requests SET created_at = now() WHERE id IN (:ids)', { replacements: { ids: [first.id, second.id] } });
     assert.equal(await gitops.worker({ windowMs: 60_000 }).runOnce(), false);
     assert.equal(await gitops.worker({ windowMs: 0 }).runOnce(), true);
-    assert.equal((await change(first.id)).commit_sha, (await change(second.id)).commit_sha);
+    // Two orgs: one batch and pull request, a commit for each (GITOPS_BATCH_COMMITS=per-org-commits).
+    assert.equal((await change(first.id)).pull_request_number, (await change(second.id)).pull_request_number);
+    assert.equal((await change(first.id)).batch_id, (await change(second.id)).batch_id);
   });
 
   it('publishes a change with nothing else queued at once: the window adds no latency when idle (issue 13)', async () => {

@@ -20,6 +20,15 @@ export function isInstanceChangeKind(kind: ChangeKind): kind is InstanceChangeKi
  * it; `direct`: the commit is put on the base branch without a pull request.
  */
 export const MERGE_POLICIES = ['pull-request', 'auto-merge', 'direct'] as const;
+
+/**
+ * How a batch shows in Git (GITOPS_BATCH_COMMITS). `per-org-commits`: one pull request, one
+ * commit per org in it, so `git log -- <org dir>` shows nothing of another org;
+ * `per-org-pull-requests`: a batch holds one org's changes only; `shared`: one commit for the
+ * whole batch (the fewest GitHub writes; the audit API still shows each org only its own).
+ */
+export const BATCH_COMMIT_MODES = ['per-org-commits', 'per-org-pull-requests', 'shared'] as const;
+export type BatchCommitMode = (typeof BATCH_COMMIT_MODES)[number];
 export type MergePolicy = (typeof MERGE_POLICIES)[number];
 
 /** One merge policy for every kind of change, or a default with exceptions per kind. */

@@ -28,6 +28,8 @@ export interface PublishInput {
   branch: string;
   mergePolicy: MergePolicy;
   changes: ChangeToPublish[];
+  /** `per-org` (default): one commit per org, in the order the orgs first appear; `shared`: one commit. */
+  commits?: 'per-org' | 'shared';
 }
 
 /** A change that cannot be rendered: terminal for that change alone. */
@@ -37,8 +39,8 @@ export interface RejectedChange {
 }
 
 export interface PublishResult {
-  /** Changes that made it into the commit, with the files each one wrote or removed. */
-  published: { id: string; files: FileChange[] }[];
+  /** Changes that made it into the commit, with the files each one wrote or removed and the commit that holds them. */
+  published: { id: string; files: FileChange[]; commitSha?: string }[];
   rejected: RejectedChange[];
   /** Undefined when every change was rejected. */
   commitSha: string | undefined;
@@ -88,19 +90,25 @@ export async function publishChanges(repository: GitopsRepository, catalog: Temp
   const result: PublishResult = { published, rejected, commitSha: undefined, pullRequest: undefined, mergeCommitSha: undefined, mergeError: undefined };
   if (published.length === 0) return result;
 
-  const changes = published.flatMap((p) => p.files);
-  const message = commitMessage(input, parsed);
+  // One commit per org (or one for all): each a step on top of the one before, the branch at the last.
+  const steps = commitSteps(input, parsed, published);
   // A retried batch may have created its branch already; a first attempt cannot have (and a
   // branch that exists anyway is adopted by createBranch).
   const firstAttempt = input.changes.every((c) => c.attempts === 1);
   let tip = firstAttempt ? undefined : await repository.getBranch(input.branch);
   if (!tip) {
     const base = await requireBranch(repository, repository.baseBranch);
-    tip = await repository.createBranch(input.branch, await repository.createCommit({ parent: base, changes, message }));
+    const chain = await commitChain(repository, base, steps);
+    tip = await repository.createBranch(input.branch, chain.at(-1)!);
+    // Each change names its own org's commit (an adopted branch, on a retry, names its tip).
+    if (tip === chain.at(-1)) recordStepCommits(published, steps, chain);
   }
 
   if (input.mergePolicy === 'direct') {
-    result.commitSha = result.mergeCommitSha = await landDirectly(repository, input.branch, tip, changes, message);
+    const landed = await landDirectly(repository, input.branch, tip, steps);
+    result.commitSha = result.mergeCommitSha = landed.tip;
+    // Re-applied on a base that moved: the commits that landed are new ones.
+    if (landed.chain) recordStepCommits(published, steps, landed.chain);
     return result;
   }
   result.commitSha = tip;
@@ -124,19 +132,21 @@ export async function publishChanges(repository: GitopsRepository, catalog: Temp
  * commit was made, the same changes are re-applied on the new base (and the batch branch moved
  * to that commit first, so a crash in between is still recognised on the next attempt).
  */
-async function landDirectly(repository: GitopsRepository, branch: string, first: string, changes: FileChange[], message: string): Promise<string> {
+async function landDirectly(repository: GitopsRepository, branch: string, first: string, steps: CommitStep[]): Promise<{ tip: string; chain?: string[] }> {
   let tip = first;
+  let chain: string[] | undefined;
   for (let attempt = 0; attempt < 10; attempt += 1) {
     const base = await requireBranch(repository, repository.baseBranch);
-    if (await repository.isAncestor(tip, base)) return tip;
+    if (await repository.isAncestor(tip, base)) return { tip, ...(chain ? { chain } : {}) };
     try {
       if (!(await repository.isAncestor(base, tip))) {
-        const rebased = await repository.createCommit({ parent: base, changes, message });
-        await repository.updateBranch(branch, rebased, { expected: tip, force: true });
-        tip = rebased;
+        const rebased = await commitChain(repository, base, steps);
+        await repository.updateBranch(branch, rebased.at(-1)!, { expected: tip, force: true });
+        tip = rebased.at(-1)!;
+        chain = rebased;
       }
       await repository.updateBranch(repository.baseBranch, tip, { expected: base });
-      return tip;
+      return { tip, ...(chain ? { chain } : {}) };
     } catch (error) {
       if (!(error instanceof BranchMovedError)) throw error;
       // Someone else moved the base (or our branch, in a concurrent retry): re-read and go again.
@@ -144,6 +154,45 @@ async function landDirectly(repository: GitopsRepository, branch: string, first:
     }
   }
   throw new BranchMovedError(repository.baseBranch, 'it kept moving while landing the change');
+}
+
+/** One commit of a batch: its files and message, and the changes it holds. */
+interface CommitStep {
+  ids: string[];
+  changes: FileChange[];
+  message: string;
+}
+
+/**
+ * The batch's commits: with `per-org`, one per org in the order the orgs first appear in the
+ * batch (changes of no org, a bootstrap or a relayout, are an org of their own), each with its
+ * own title and only its changes' trailer groups; with `shared`, one.
+ */
+function commitSteps(input: PublishInput, parsed: { change: ChangeToPublish; parsed: ParsedChange }[], published: PublishResult['published']): CommitStep[] {
+  const groups = new Map<string, { change: ChangeToPublish; parsed: ParsedChange }[]>();
+  for (const entry of parsed) {
+    const key = input.commits === 'shared' ? '' : (orgOf(entry.parsed) ?? '');
+    (groups.get(key) ?? groups.set(key, []).get(key)!).push(entry);
+  }
+  const files = new Map(published.map((p) => [p.id, p.files]));
+  return [...groups.values()].map((group) => ({
+    ids: group.map((g) => g.change.id),
+    changes: group.flatMap((g) => files.get(g.change.id) ?? []),
+    message: commitMessage(input, group),
+  }));
+}
+
+/** The steps as commits on `base`, one after another; returns them in order. */
+async function commitChain(repository: GitopsRepository, base: string, steps: CommitStep[]): Promise<string[]> {
+  const chain: string[] = [];
+  for (const step of steps) chain.push(await repository.createCommit({ parent: chain.at(-1) ?? base, changes: step.changes, message: step.message }));
+  return chain;
+}
+
+function recordStepCommits(published: PublishResult['published'], steps: CommitStep[], chain: string[]): void {
+  steps.forEach((step, i) => {
+    for (const id of step.ids) published.find((p) => p.id === id)!.commitSha = chain[i];
+  });
 }
 
 /** The flat directories of the orgs a tenants.relayout in the batch moves, as main holds them now. */

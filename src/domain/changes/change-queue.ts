@@ -29,6 +29,13 @@ export interface ClaimOptions {
    */
   windowMs: number;
   maxBatch: number;
+  /** GITOPS_BATCH_COMMITS=per-org-pull-requests: a batch holds the changes of one org only. */
+  perOrg?: boolean;
+  /**
+   * Most orgs in one batch (per-org commits on GitHub: each org's commit costs 2 writes, and a
+   * batch must fit in the write budget's burst). Undefined: no limit.
+   */
+  maxOrgs?: number;
 }
 
 interface Row {
@@ -36,6 +43,7 @@ interface Row {
   kind: ChangeKind;
   payload: unknown;
   instance_id: string | null;
+  organization_id: string | null;
   requested_by: string;
   merge_policy: MergePolicy;
   batch_id: string | null;
@@ -47,7 +55,7 @@ interface Row {
 }
 
 /** The change's columns a publish needs, and who asked for it as a person (users is not locked). */
-const CLAIMED_COLUMNS = `id, kind, payload, instance_id, requested_by, merge_policy, batch_id, attempts, reason,
+const CLAIMED_COLUMNS = `id, kind, payload, instance_id, organization_id, requested_by, merge_policy, batch_id, attempts, reason,
   (SELECT u.username FROM users u WHERE u.subject = requested_by) AS requester_name,
   (SELECT u.email FROM users u WHERE u.subject = requested_by) AS requester_email,
   (SELECT o.tenant_layout FROM organizations o WHERE o.id = organization_id) AS tenant_layout`;
@@ -80,8 +88,8 @@ const RELAYOUT_BARRIER = `(CASE WHEN change_requests.kind = 'tenants.relayout'
 
 export async function claimBatch(sequelize: Sequelize, options: ClaimOptions): Promise<ClaimedBatch | undefined> {
   return sequelize.transaction(async (tx) => {
-    const [head] = await sequelize.query<{ batch_id: string | null; merge_policy: MergePolicy; kind: ChangeKind }>(
-      `SELECT batch_id, merge_policy, kind FROM change_requests
+    const [head] = await sequelize.query<{ batch_id: string | null; merge_policy: MergePolicy; kind: ChangeKind; organization_id: string | null }>(
+      `SELECT batch_id, merge_policy, kind, organization_id FROM change_requests
        WHERE ${CLAIMABLE} AND ${RELAYOUT_BARRIER}
          AND (batch_id IS NOT NULL OR created_at <= now() - make_interval(secs => :windowMs / 1000.0)
               OR NOT EXISTS (SELECT 1 FROM change_requests other
@@ -91,7 +99,7 @@ export async function claimBatch(sequelize: Sequelize, options: ClaimOptions): P
     );
     if (!head) return undefined;
     const batchId = head.batch_id ?? randomUUID();
-    const rows = head.batch_id
+    let rows = head.batch_id
       ? await sequelize.query<Row>(
           `SELECT ${CLAIMED_COLUMNS} FROM change_requests
            WHERE batch_id = :batchId AND ${CLAIMABLE} ORDER BY created_at, id FOR UPDATE SKIP LOCKED`,
@@ -101,9 +109,20 @@ export async function claimBatch(sequelize: Sequelize, options: ClaimOptions): P
           `SELECT ${CLAIMED_COLUMNS} FROM change_requests
            WHERE batch_id IS NULL AND merge_policy = :policy AND ${CLAIMABLE} AND ${RELAYOUT_BARRIER}
              AND (kind = 'tenants.relayout') = :relayout
+             AND (NOT :perOrg OR organization_id IS NOT DISTINCT FROM CAST(:org AS uuid))
            ORDER BY created_at, id LIMIT :max FOR UPDATE SKIP LOCKED`,
-          { type: QueryTypes.SELECT, transaction: tx, replacements: { policy: head.merge_policy, max: head.kind === 'tenants.relayout' ? 1 : options.maxBatch, relayout: head.kind === 'tenants.relayout' } },
+          {
+            type: QueryTypes.SELECT,
+            transaction: tx,
+            replacements: { policy: head.merge_policy, max: head.kind === 'tenants.relayout' ? 1 : options.maxBatch, relayout: head.kind === 'tenants.relayout', perOrg: options.perOrg ?? false, org: head.organization_id },
+          },
         );
+    // The first maxOrgs orgs in queue order, with all their queued changes; the rest wait for the next batch.
+    if (options.maxOrgs !== undefined && !head.batch_id) {
+      const orgs = new Set<string | null>();
+      for (const r of rows) if (orgs.size < options.maxOrgs) orgs.add(r.organization_id);
+      rows = rows.filter((r) => orgs.has(r.organization_id));
+    }
     if (rows.length === 0) return undefined;
     const branch = batchBranch(batchId);
     // The batch id and branch are durable before anything touches Git.
@@ -144,13 +163,14 @@ export async function recordPublished(sequelize: Sequelize, batch: ClaimedBatch,
   await sequelize.transaction(async (tx) => {
     const merged = result.mergeCommitSha !== undefined;
     await lockInstances(sequelize, tx, batch.changes.flatMap((c) => (c.instanceId ? [c.instanceId] : [])));
-    const rows = result.published.map((p) => ({ id: p.id, files: p.files.map((f) => ({ path: f.path, action: 'delete' in f ? 'delete' : 'write' })) }));
+    // Each change names the commit that holds it: its org's, in a batch of per-org commits.
+    const rows = result.published.map((p) => ({ id: p.id, commit: p.commitSha ?? null, files: p.files.map((f) => ({ path: f.path, action: 'delete' in f ? 'delete' : 'write' })) }));
     const recorded = await sequelize.query<{ id: string }>(
-      `UPDATE change_requests c SET commit_sha = :commit, pull_request_number = :number, pull_request_url = :url, files = r.files,
+      `UPDATE change_requests c SET commit_sha = coalesce(r.commit, :commit), pull_request_number = :number, pull_request_url = :url, files = r.files,
          lease_owner = NULL, lease_expires_at = NULL, last_error = :lastError, updated_at = now(),
          supersede_pending = (c.status IN ('superseded', 'cancelled') AND :number::int IS NOT NULL)
-       FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id uuid, files jsonb)
-       WHERE c.id = r.id AND c.status IN ('pending', 'superseded', 'cancelled') AND c.commit_sha IS DISTINCT FROM :commit RETURNING c.id`,
+       FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id uuid, commit text, files jsonb)
+       WHERE c.id = r.id AND c.status IN ('pending', 'superseded', 'cancelled') AND c.commit_sha IS DISTINCT FROM coalesce(r.commit, :commit) RETURNING c.id`,
       {
         type: QueryTypes.SELECT,
         transaction: tx,
