@@ -132,6 +132,8 @@ function keycloakRealm(payload: PlatformBootstrap): Record<string, unknown> {
     // The mirror's service account, as Keycloak exports one: a user linked to its client by
     // serviceAccountClientId (RepresentationToModel.createUser links it by clientId, and fails
     // the import if no such client is in the file), with realm-management's client roles.
+    // Keycloak's ClientRepresentation has no serviceAccountClientRoles: that field belongs to
+    // keycloak-config-cli and operators, and Keycloak's own import would not read it.
     users: [
       {
         username: `service-account-${MEMBERSHIP_MIRROR_CLIENT_ID}`,
@@ -157,7 +159,8 @@ function keycloakRealm(payload: PlatformBootstrap): Record<string, unknown> {
             protocolMapper: 'oidc-audience-mapper',
             config: { 'included.client.audience': payload.oidc.audience, 'access.token.claim': 'true', 'id.token.claim': 'false' },
           },
-          // The claim the tenant RoleBindings match: `/orgs/<org>` needs the full group path.
+          // The claim the tenant RoleBindings match: `/orgs/<org>` needs the full group path
+          // (GroupMembershipMapper: "full.path" exactly "true"; the claim's name is "claim.name").
           {
             name: 'groups',
             protocol: 'openid-connect',
