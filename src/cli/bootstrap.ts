@@ -19,6 +19,8 @@ const USAGE = `usage: npm run bootstrap -- --image IMAGE --host HOST --notificat
                               [--oidc-issuer URL] [--oidc-audience AUD] [--oidc-jwks-url URL]
                               [--sso-host HOST] [--cms-host HOST --cms-image IMAGE] [--commerce-host HOST]
                               [--without sso,vault,cms,commerce]
+                              [--keycloak-url URL --keycloak-realm REALM --keycloak-client-id ID]
+                              [--saleor-api-url URL]
 
   --image              control plane image, e.g. ghcr.io/gsv/control-plane:0.1.0
   --host               public host name of the control plane's Ingress
@@ -51,6 +53,15 @@ The platform's other roles, each rendered unless left out:
                        (an existing Keycloak: give --oidc-issuer), vault (an existing store:
                        give its ClusterSecretStore as --secret-store), cms, commerce
 
+With a role left out, what the service reads from the site's own (otherwise the rendered role's):
+  --keycloak-url, --keycloak-realm, --keycloak-client-id
+                       with --without sso: the site's Keycloak that the membership mirror
+                       writes, and its confidential client (its secret: keycloak-client-secret
+                       in the store). Without them the mirror is off
+  --saleor-api-url     with --without commerce: the site's Saleor GraphQL API, e.g.
+                       https://shop.example.org/graphql/ (the app token: saleor-app-token in the
+                       store). Without it Saleor top-ups are off
+
 It connects to the service's database (DATABASE_URL and the rest of the service's environment),
 applies pending migrations, and queues the change; a running service's change worker opens it.
 Running it again while that change is pending or open prints the same change.
@@ -82,6 +93,10 @@ function readOptions() {
         'cms-image': { type: 'string' },
         'commerce-host': { type: 'string' },
         without: { type: 'string' },
+        'keycloak-url': { type: 'string' },
+        'keycloak-realm': { type: 'string' },
+        'keycloak-client-id': { type: 'string' },
+        'saleor-api-url': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -125,6 +140,10 @@ if (unknownRoles.length > 0) fail(EX_USAGE, `--without ${unknownRoles.join(',')}
 const ssoHost = options['sso-host'];
 const renderedSso = !without.includes('sso');
 const oidcIssuer = options['oidc-issuer'] ?? config.oidc?.issuer ?? (renderedSso && ssoHost ? `https://${ssoHost}/realms/${KEYCLOAK_REALM}` : undefined);
+const keycloakFlags = (['keycloak-url', 'keycloak-realm', 'keycloak-client-id'] as const).filter((name) => options[name] !== undefined);
+if (keycloakFlags.length > 0 && keycloakFlags.length < 3) fail(EX_USAGE, '--keycloak-url, --keycloak-realm and --keycloak-client-id go together', true);
+if (keycloakFlags.length > 0 && renderedSso) fail(EX_USAGE, "--keycloak-url is for a site's own Keycloak (--without sso): the rendered realm defines the mirror's client", true);
+if (options['saleor-api-url'] !== undefined && !without.includes('commerce')) fail(EX_USAGE, "--saleor-api-url is for a site's own Saleor (--without commerce): the rendered Saleor's URL follows from --commerce-host", true);
 const missing: string[] = (['image', 'host', 'notifications-url', 'secret-store'] as const).filter((name) => !options[name]);
 if (!gitopsRepoURL) missing.push('gitops-repo-url');
 if (!githubRepository) missing.push('github-repository');
@@ -148,6 +167,8 @@ const payload: PlatformBootstrap = {
   ...(options['cms-host'] ? { cmsHost: options['cms-host'] } : {}),
   ...(options['cms-image'] ? { cmsImage: options['cms-image'] } : {}),
   ...(options['commerce-host'] ? { commerceHost: options['commerce-host'] } : {}),
+  ...(keycloakFlags.length === 3 ? { keycloak: { url: options['keycloak-url']!, realm: options['keycloak-realm']!, clientId: options['keycloak-client-id']! } } : {}),
+  ...(options['saleor-api-url'] !== undefined ? { saleorApiUrl: options['saleor-api-url'] } : {}),
   oidc: {
     issuer: oidcIssuer!,
     audience: options['oidc-audience'] ?? config.oidc?.audience ?? 'control-plane',

@@ -1,6 +1,6 @@
 import { QueryTypes, type Sequelize } from 'sequelize';
 import type { PlatformBootstrap } from '../gitops/render/change-payloads.ts';
-import { missingPlatformSettings } from '../gitops/render/platform-variables.ts';
+import { contradictingPlatformSettings, missingPlatformSettings } from '../gitops/render/platform-variables.ts';
 import { ValidationError } from '../errors.ts';
 import type { MergePolicies } from './changes/change-kinds.ts';
 import { findInFlightChange, insertChangeRequest } from './changes/change-requests.ts';
@@ -27,6 +27,13 @@ export async function proposePlatformBootstrap(sequelize: Sequelize, payload: Pl
     throw new ValidationError(
       missing.map((m) => ({ in: 'body', pointer: `/${m.field}`, message: `is required while ${m.component} is rendered (or list ${m.component} in without)` })),
       'A platform role to render lacks its settings.',
+    );
+  }
+  const contradicting = contradictingPlatformSettings(payload);
+  if (contradicting.length > 0) {
+    throw new ValidationError(
+      contradicting.map((m) => ({ in: 'body', pointer: `/${m.field}`, message: `is defined by the rendered ${m.component} role: give it only with ${m.component} in without` })),
+      'A setting was given that a rendered platform role defines itself.',
     );
   }
   return sequelize.transaction(async (transaction) => {

@@ -185,6 +185,10 @@ describe('change and audit routes', () => {
     assert.equal(unset.status, 400, 'sso, cms and commerce are rendered without their hosts');
     assert.deepEqual(((await unset.json()) as { errors: { pointer: string }[] }).errors.map((e) => e.pointer), ['/ssoHost', '/cmsHost', '/cmsImage', '/commerceHost']);
     assert.equal((await post(admin, { ...body, without: ['mail'] })).status, 400);
+    const rendered = { ...body, without: ['cms'], ssoHost: 'sso.example.org', commerceHost: 'shop.example.org' };
+    const contradicting = await post(admin, { ...rendered, keycloak: { url: 'https://id.example.org', realm: 'staff', clientId: 'cmp-mirror' }, saleorApiUrl: 'https://shop.example.net/graphql/' });
+    assert.equal(contradicting.status, 400, "the rendered realm and Saleor define the mirror's client and Saleor's URL themselves");
+    assert.deepEqual(((await contradicting.json()) as { errors: { pointer: string }[] }).errors.map((e) => e.pointer), ['/keycloak', '/saleorApiUrl']);
     const accepted = await post(admin, body);
     assert.equal(accepted.status, 202);
     const { changeId } = (await accepted.json()) as { changeId: string };

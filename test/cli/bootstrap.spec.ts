@@ -27,6 +27,20 @@ describe('npm run bootstrap', () => {
   before(async () => (database = await createScratchDatabase('bootstrap')));
   after(() => database.drop());
 
+  /** The payload of the change a run printed. */
+  async function proposedPayload(stdout: string): Promise<Record<string, unknown>> {
+    const sequelize = createSequelize({ url: database.url, poolMax: 1, logger: createLogger('silent') });
+    try {
+      const [row] = await sequelize.query<{ payload: Record<string, unknown> }>(`SELECT payload FROM change_requests WHERE id = :id`, {
+        type: QueryTypes.SELECT,
+        replacements: { id: /change ([0-9a-f-]{36})/.exec(stdout)![1] },
+      });
+      return row!.payload;
+    } finally {
+      await sequelize.close();
+    }
+  }
+
   it('migrates an empty database, proposes the platform change once, and prints where to follow it', async () => {
     const env = { DATABASE_URL: database.url, GITOPS_MERGE_POLICY_BY_KIND: 'platform.bootstrap=pull-request', GITOPS_BASE_BRANCH: 'release' };
     const first = await bootstrap([...ARGS, ...GITHUB, '--gitops-repo-url', 'https://git.example.org/gsv/gsv-gitops.git', '--requested-by', 'ops@example.org'], env);
@@ -85,18 +99,36 @@ describe('npm run bootstrap', () => {
     };
     const result = await bootstrap(ARGS, env);
     assert.equal(result.code, 0, result.stderr);
-    const sequelize = createSequelize({ url: database.url, poolMax: 1, logger: createLogger('silent') });
-    try {
-      const [row] = await sequelize.query<{ payload: Record<string, unknown> }>(`SELECT payload FROM change_requests WHERE id = :id`, {
-        type: QueryTypes.SELECT,
-        replacements: { id: /change ([0-9a-f-]{36})/.exec(result.stdout)![1] },
-      });
-      assert.equal(row!.payload.gitopsRepoURL, 'https://github.com/gsv/gsv-gitops.git');
-      assert.deepEqual(row!.payload.github, { repository: 'gsv/gsv-gitops', app: { appId: '42', installationId: 7 } });
-      assert.deepEqual(row!.payload.oidc, { issuer: 'https://id.example.org/realms/staff', audience: 'cmp', jwksUrl: 'https://id.example.org/keys' });
-    } finally {
-      await sequelize.close();
-    }
+    const payload = await proposedPayload(result.stdout);
+    assert.equal(payload.gitopsRepoURL, 'https://github.com/gsv/gsv-gitops.git');
+    assert.deepEqual(payload.github, { repository: 'gsv/gsv-gitops', app: { appId: '42', installationId: 7 } });
+    assert.deepEqual(payload.oidc, { issuer: 'https://id.example.org/realms/staff', audience: 'cmp', jwksUrl: 'https://id.example.org/keys' });
+  });
+
+  it("points the membership mirror and Saleor top-ups at a site's own Keycloak and Saleor, and only with those roles left out", async function () {
+    this.timeout(90_000);
+    const site = ['--without', 'sso,cms,commerce', '--oidc-issuer', 'https://id.example.org/realms/staff'];
+    const keycloak = ['--keycloak-url', 'https://id.example.org', '--keycloak-realm', 'staff', '--keycloak-client-id', 'cmp-mirror'];
+    const saleor = ['--saleor-api-url', 'https://shop.example.org/graphql/'];
+    const result = await bootstrap([...ARGS.slice(0, 8), ...GITHUB, '--gitops-repo-url', 'x', ...site, ...keycloak, ...saleor], { DATABASE_URL: database.url });
+    assert.equal(result.code, 0, result.stderr);
+    const payload = await proposedPayload(result.stdout);
+    assert.deepEqual(payload.keycloak, { url: 'https://id.example.org', realm: 'staff', clientId: 'cmp-mirror' });
+    assert.equal(payload.saleorApiUrl, 'https://shop.example.org/graphql/');
+
+    const half = await bootstrap([...ARGS.slice(0, 8), ...GITHUB, '--gitops-repo-url', 'x', ...site, '--keycloak-url', 'https://id.example.org'], { DATABASE_URL: database.url });
+    assert.equal(half.code, 64);
+    assert.match(half.stderr, /--keycloak-url, --keycloak-realm and --keycloak-client-id go together/);
+    // ARGS renders sso and leaves commerce out: the rendered realm defines the mirror's client.
+    const withRenderedSso = await bootstrap([...ARGS, ...GITHUB, '--gitops-repo-url', 'x', ...keycloak], { DATABASE_URL: database.url });
+    assert.equal(withRenderedSso.code, 64);
+    assert.match(withRenderedSso.stderr, /--keycloak-url is for a site's own Keycloak \(--without sso\)/);
+    const withRenderedCommerce = await bootstrap([...ARGS.slice(0, 10), '--without', 'cms', '--commerce-host', 'shop.example.org', ...GITHUB, '--gitops-repo-url', 'x', ...saleor], { DATABASE_URL: database.url });
+    assert.equal(withRenderedCommerce.code, 64);
+    assert.match(withRenderedCommerce.stderr, /--saleor-api-url is for a site's own Saleor \(--without commerce\)/);
+    const badUrl = await bootstrap([...ARGS.slice(0, 8), ...GITHUB, '--gitops-repo-url', 'x', ...site, '--saleor-api-url', 'shop.example.org'], { DATABASE_URL: database.url });
+    assert.equal(badUrl.code, 64);
+    assert.match(badUrl.stderr, /platform\.bootstrap payload is invalid: \/saleorApiUrl/);
   });
 
   it('says what is missing: DATABASE_URL (78), options (64), an invalid value (64), an unreachable database (69, password masked)', async function () {

@@ -154,13 +154,48 @@ describe('platform/base/: the roles of the platform, deployed by platform-apps',
     const mount = (YAML.parse(values.extraVolumeMounts) as { name: string; mountPath: string }[])[0]!;
     assert.equal(mount.mountPath, '/opt/keycloak/data/import', 'where --import-realm reads');
     const realmMap = all.get('sso')!.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'keycloak-realm') as unknown as { data: Record<string, string> };
-    const realm = JSON.parse(realmMap.data['gsv-realm.json']!) as { realm: string; roles: { realm: { name: string }[] }; clients: { protocolMappers: { protocolMapper: string; config: Record<string, string> }[] }[] };
+    const realm = JSON.parse(realmMap.data['gsv-realm.json']!) as { realm: string; roles: { realm: { name: string }[] }; clients: { protocolMappers?: { protocolMapper: string; config: Record<string, string> }[] }[] };
     const env = (all.get('cmp-control-plane')!.find((o) => o.kind === 'ConfigMap') as unknown as { data: Record<string, string> }).data;
     assert.equal(env.OIDC_ISSUER, `https://${PLATFORM_BOOTSTRAP.ssoHost}/realms/${realm.realm}`);
-    const audiences = realm.clients.flatMap((c) => c.protocolMappers.filter((m) => m.protocolMapper === 'oidc-audience-mapper').map((m) => m.config['included.client.audience']));
+    const audiences = realm.clients.flatMap((c) => (c.protocolMappers ?? []).filter((m) => m.protocolMapper === 'oidc-audience-mapper').map((m) => m.config['included.client.audience']));
     assert.deepEqual(audiences, [env.OIDC_AUDIENCE]);
     const adminRole = CONFIG_VARIABLES.find((v) => v.name === 'OIDC_ADMIN_ROLE')!.default;
     assert.ok(realm.roles.realm.some((r) => r.name === adminRole), `the realm defines ${adminRole}`);
+  });
+
+  it("defines in the realm the membership mirror's confidential client, its service account's realm-management roles, and full group paths in the sign-in client's tokens", () => {
+    const realmMap = all.get('sso')!.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'keycloak-realm') as unknown as { data: Record<string, string> };
+    interface Client { clientId: string; publicClient: boolean; secret?: string; serviceAccountsEnabled?: boolean; standardFlowEnabled: boolean; directAccessGrantsEnabled: boolean; protocolMappers?: { protocolMapper: string; config: Record<string, string> }[] }
+    const realm = JSON.parse(realmMap.data['gsv-realm.json']!) as { clients: Client[]; users: { username: string; serviceAccountClientId?: string; clientRoles?: Record<string, string[]> }[] };
+    const env = (all.get('cmp-control-plane')!.find((o) => o.kind === 'ConfigMap') as unknown as { data: Record<string, string> }).data;
+    assert.equal(env.KEYCLOAK_URL, `https://${PLATFORM_BOOTSTRAP.ssoHost}`);
+    assert.equal(env.KEYCLOAK_REALM, 'gsv');
+    assert.equal(env.SALEOR_API_URL, `https://${PLATFORM_BOOTSTRAP.commerceHost}/graphql/`);
+    const mirror = realm.clients.find((c) => c.clientId === env.KEYCLOAK_CLIENT_ID);
+    assert.ok(mirror, `the realm defines ${env.KEYCLOAK_CLIENT_ID}`);
+    assert.equal(mirror.publicClient, false, 'confidential: the client credentials grant needs a secret');
+    assert.equal(mirror.serviceAccountsEnabled, true);
+    assert.equal(mirror.standardFlowEnabled, false, 'nobody signs in with it');
+    assert.equal(mirror.directAccessGrantsEnabled, false);
+    // The secret is Keycloak's environment at import, never a value in Git.
+    const placeholder = /^\$\{([A-Z_][A-Z0-9_]*)\}$/.exec(mirror.secret ?? '');
+    assert.ok(placeholder, `secret ${mirror.secret} is a placeholder`);
+    const keycloakSecret = all.get('sso')!.find((o) => o.kind === 'ExternalSecret' && o.metadata.name === 'keycloak')!;
+    const fromStore = (keycloakSecret.spec!.data as { secretKey: string; remoteRef: { key: string; property: string } }[]).find((d) => d.secretKey === placeholder[1]);
+    assert.deepEqual(fromStore?.remoteRef, { key: 'cmp/control-plane', property: 'keycloak-client-secret' }, "the same store value the control plane's ExternalSecret reads");
+    const controlPlaneSecret = all.get('cmp-control-plane')!.find((o) => o.kind === 'ExternalSecret' && o.metadata.name === 'cmp-control-plane')!;
+    const secretKeys = controlPlaneSecret.spec!.data as { secretKey: string; remoteRef: { key: string; property: string } }[];
+    assert.deepEqual(secretKeys.find((d) => d.secretKey === 'KEYCLOAK_CLIENT_SECRET')?.remoteRef, fromStore.remoteRef);
+    const account = realm.users.filter((u) => u.serviceAccountClientId === mirror.clientId);
+    assert.equal(account.length, 1, 'one service account, linked to the client by clientId');
+    assert.equal(account[0]!.username, `service-account-${mirror.clientId}`);
+    assert.deepEqual([...account[0]!.clientRoles!['realm-management']!].sort(), ['manage-users', 'query-groups', 'view-users']);
+    const signIn = realm.clients.find((c) => c.clientId === env.OIDC_AUDIENCE)!;
+    const groups = signIn.protocolMappers!.filter((m) => m.protocolMapper === 'oidc-group-membership-mapper');
+    assert.equal(groups.length, 1);
+    assert.deepEqual(groups[0]!.config, { 'claim.name': 'groups', 'full.path': 'true', 'access.token.claim': 'true', 'id.token.claim': 'true', 'userinfo.token.claim': 'true' });
+    const saleorSecret = all.get('cmp-control-plane')!.find((o) => o.kind === 'ExternalSecret' && o.metadata.name === 'cmp-control-plane-saleor')!;
+    assert.deepEqual(saleorSecret.spec!.data, [{ secretKey: 'SALEOR_APP_TOKEN', remoteRef: { key: 'cmp/control-plane', property: 'saleor-app-token' } }]);
   });
 
   it('leaves out what a site already has: an existing Keycloak and store render no sso and no vault, and nothing names them', async () => {
@@ -173,6 +208,10 @@ describe('platform/base/: the roles of the platform, deployed by platform-apps',
     for (const secret of everything.filter((o) => o.kind === 'ExternalSecret')) assert.equal(secret.spec!.secretStoreRef!.name, 'site-store');
     const configMap = site.get('cmp-control-plane')!.find((o) => o.kind === 'ConfigMap')!;
     assert.equal((configMap as unknown as { data: Record<string, string> }).data.OIDC_ISSUER, PLATFORM_BOOTSTRAP.oidc.issuer);
+    // No --keycloak-url: the mirror is off, and no client secret is asked of the store.
+    assert.ok(!('KEYCLOAK_URL' in (configMap as unknown as { data: Record<string, string> }).data));
+    const controlPlaneSecret = site.get('cmp-control-plane')!.find((o) => o.kind === 'ExternalSecret' && o.metadata.name === 'cmp-control-plane')!;
+    assert.ok(!(controlPlaneSecret.spec!.data as { secretKey: string }[]).some((d) => d.secretKey === 'KEYCLOAK_CLIENT_SECRET'));
   });
 
   it('refuses to render a role without its settings', () => {

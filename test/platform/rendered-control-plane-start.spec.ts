@@ -5,8 +5,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { QueryTypes } from 'sequelize';
 import YAML from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../../src/config.ts';
+import { createSequelize } from '../../src/db/database.ts';
+import { createLogger } from '../../src/logger.ts';
 import { renderPlatform } from '../../src/gitops/render/change-renderer.ts';
 import type { PlatformBootstrap } from '../../src/gitops/render/change-payloads.ts';
 import { loadTemplateCatalog, type TemplateCatalog } from '../../src/gitops/render/template-catalog.ts';
@@ -62,20 +65,12 @@ const DEFAULT_IN_CLUSTER: Record<string, string> = {
   SYNC_SIMULATOR: 'off, the default with DATABASE_URL',
   GITOPS_LOCAL_SIGNING_KEY: 'GITOPS_DRIVER=github: GitHub signs what the App creates',
   GITOPS_REASON_REQUIRED_FOR: "none: a reason is optional until a site's policy says otherwise",
-  // Not rendered yet (the mirror and the Saleor receiver came after the platform rendering):
-  // the rendered deployment runs with both off, and says so at start.
-  KEYCLOAK_URL: 'not rendered yet: the membership mirror is off',
-  KEYCLOAK_REALM: 'with KEYCLOAK_URL',
-  KEYCLOAK_CLIENT_ID: 'with KEYCLOAK_URL',
-  KEYCLOAK_CLIENT_SECRET: 'with KEYCLOAK_URL',
-  KEYCLOAK_TIMEOUT_MS: 'the default',
-  KEYCLOAK_RECONCILE_INTERVAL_MS: 'the default',
-  SALEOR_API_URL: 'not rendered yet: POST /webhooks/saleor answers 404',
-  SALEOR_APP_TOKEN: 'with SALEOR_API_URL',
-  SALEOR_CREDIT_SKU: 'the default',
-  SALEOR_CREDIT_MINOR_PER_UNIT: 'the default',
-  SALEOR_CREDIT_CURRENCY: 'the default',
-  SALEOR_RECONCILE_INTERVAL_MS: 'the default',
+  KEYCLOAK_TIMEOUT_MS: 'the default, well below the lease the mirror takes per operation',
+  KEYCLOAK_RECONCILE_INTERVAL_MS: 'the default: a hand edit in Keycloak is corrected within minutes',
+  SALEOR_CREDIT_SKU: "the default, gsv-credit: the variant the site's Saleor sells as credit (README \"Saleor top-ups\")",
+  SALEOR_CREDIT_MINOR_PER_UNIT: 'the default: one unit credits 100 minor units',
+  SALEOR_CREDIT_CURRENCY: 'the default, EUR, the trial credit\'s currency too (BILLING_TRIAL_CURRENCY)',
+  SALEOR_RECONCILE_INTERVAL_MS: 'the default: a lost webhook is made up for within the hour',
 };
 
 /** Writes the rendered files under a temporary root and builds one directory as Argo CD would: `kubectl kustomize`. */
@@ -199,6 +194,8 @@ describe('the rendered control-plane manifests start the service', function () {
       'github-token': 'ghs_rendered_start_fixture',
       'github-webhook-secret': 'rendered-start-webhook-secret',
       'argocd-webhook-token': 'rendered-start-argocd-token-0123456789',
+      'keycloak-client-secret': 'rendered-start-mirror-secret',
+      'saleor-app-token': 'rendered-start-saleor-app-token',
     };
     [objects, image] = await Promise.all([kustomizeBuild(written(renderPlatform(catalog, payload)), CONTROL_PLANE_DIR), buildImageCopy()]);
   });
@@ -219,7 +216,8 @@ describe('the rendered control-plane manifests start the service', function () {
     return object;
   };
   const podSpec = () => (find('Deployment').spec as { template: { metadata: { labels: Record<string, string> }; spec: Record<string, unknown> } }).template;
-  const environment = () => containerEnvironment(find('Deployment'), 'control-plane', [...objects, syncExternalSecret(find('ExternalSecret'), store)]);
+  const environment = () =>
+    containerEnvironment(find('Deployment'), 'control-plane', [...objects, syncExternalSecret(find('ExternalSecret'), store), syncExternalSecret(find('ExternalSecret', 'cmp-control-plane-saleor'), store)]);
 
   it('gives every row of the config table a rendered source or a reason to keep its default', () => {
     const env = environment();
@@ -236,11 +234,54 @@ describe('the rendered control-plane manifests start the service', function () {
     assert.ok(config.shutdownTimeoutMs < Number(podSpec().spec.terminationGracePeriodSeconds) * 1000, 'the drain ends before SIGKILL');
   });
 
+  it("turns on the membership mirror against the rendered realm's client and Saleor top-ups against the rendered Saleor", () => {
+    const config = loadConfig(environment());
+    assert.deepEqual(
+      { ...config.keycloak, timeoutMs: undefined, reconcileIntervalMs: undefined },
+      { url: `https://${payload.ssoHost}`, realm: 'gsv', clientId: 'cmp-membership-mirror', clientSecret: 'rendered-start-mirror-secret', timeoutMs: undefined, reconcileIntervalMs: undefined },
+    );
+    assert.equal(config.saleor?.apiUrl, `https://${payload.commerceHost}/graphql/`);
+    assert.equal(config.saleor?.appToken, 'rendered-start-saleor-app-token');
+    const keys = (find('ExternalSecret').spec as { data: { secretKey: string; remoteRef: { key: string; property: string } }[] }).data;
+    assert.deepEqual(keys.find((d) => d.secretKey === 'KEYCLOAK_CLIENT_SECRET')!.remoteRef, { key: 'cmp/control-plane', property: 'keycloak-client-secret' });
+    assert.ok(!keys.some((d) => d.secretKey === 'SALEOR_APP_TOKEN'), 'not in the Secret the pod cannot start without');
+  });
+
+  it('starts before the Saleor app exists: its token is an optional Secret, which ESO does not write while the store lacks it', () => {
+    const { 'saleor-app-token': _token, ...withoutToken } = store['cmp/control-plane']!;
+    const early = { 'cmp/control-plane': withoutToken };
+    assert.throws(() => syncExternalSecret(find('ExternalSecret', 'cmp-control-plane-saleor'), early), /has no property saleor-app-token/);
+    const env = containerEnvironment(find('Deployment'), 'control-plane', [...objects, syncExternalSecret(find('ExternalSecret'), early)]);
+    assert.equal(env.SALEOR_APP_TOKEN, undefined);
+    const config = loadConfig(env);
+    assert.equal(config.saleor?.apiUrl, `https://${payload.commerceHost}/graphql/`, 'the webhook receiver is on');
+    assert.equal(config.saleor?.appToken, undefined, 'the reconciler waits for the token');
+  });
+
+  it("with a site's own Keycloak and Saleor, or none: the mirror and top-ups follow the bootstrap's settings", async () => {
+    const site = await kustomizeBuild(
+      written(renderPlatform(catalog, { ...payload, without: ['sso', 'commerce'], keycloak: { url: 'https://id.example.org', realm: 'staff', clientId: 'cmp-mirror' }, saleorApiUrl: 'https://shop.example.net/graphql/' })),
+      CONTROL_PLANE_DIR,
+    );
+    const siteMap = (site.find((o) => o.kind === 'ConfigMap') as unknown as { data: Record<string, string> }).data;
+    assert.deepEqual([siteMap.KEYCLOAK_URL, siteMap.KEYCLOAK_REALM, siteMap.KEYCLOAK_CLIENT_ID, siteMap.SALEOR_API_URL], ['https://id.example.org', 'staff', 'cmp-mirror', 'https://shop.example.net/graphql/']);
+    const none = await kustomizeBuild(written(renderPlatform(catalog, { ...payload, without: ['sso', 'commerce'] })), CONTROL_PLANE_DIR);
+    const externalSecret = none.find((o) => o.kind === 'ExternalSecret')!;
+    assert.deepEqual(none.filter((o) => o.kind === 'ExternalSecret').map((o) => o.metadata.name), ['cmp-control-plane'], 'no Saleor token to read');
+    const env = containerEnvironment(none.find((o) => o.kind === 'Deployment')!, 'control-plane', [...none, syncExternalSecret(externalSecret, store)]);
+    for (const name of ['KEYCLOAK_URL', 'KEYCLOAK_CLIENT_SECRET', 'SALEOR_API_URL', 'SALEOR_APP_TOKEN']) assert.equal(env[name], undefined, name);
+    const config = loadConfig(env);
+    assert.equal(config.keycloak, undefined);
+    assert.equal(config.saleor, undefined);
+    assert.throws(() => renderPlatform(catalog, { ...payload, keycloak: { url: 'https://id.example.org', realm: 'staff', clientId: 'x' } }), /sso is rendered, which defines keycloak itself/);
+    assert.throws(() => renderPlatform(catalog, { ...payload, saleorApiUrl: 'https://shop.example.net/graphql/' }), /commerce is rendered, which defines saleorApiUrl itself/);
+  });
+
   it('with a GitHub App: the ConfigMap names the App and the store gives its key, not a token', async () => {
     const withApp = await kustomizeBuild(written(renderPlatform(catalog, { ...payload, github: { ...payload.github, app: { appId: '1234', installationId: 5678 } } })), CONTROL_PLANE_DIR);
-    const externalSecret = withApp.find((o) => o.kind === 'ExternalSecret')!;
+    const externalSecret = withApp.find((o) => o.kind === 'ExternalSecret' && o.metadata.name === 'cmp-control-plane')!;
     const keys = (externalSecret.spec as { data: { secretKey: string }[] }).data.map((d) => d.secretKey).sort();
-    assert.deepEqual(keys, ['ARGOCD_WEBHOOK_TOKEN', 'DATABASE_URL', 'GITHUB_APP_PRIVATE_KEY', 'GITHUB_WEBHOOK_SECRET']);
+    assert.deepEqual(keys, ['ARGOCD_WEBHOOK_TOKEN', 'DATABASE_URL', 'GITHUB_APP_PRIVATE_KEY', 'GITHUB_WEBHOOK_SECRET', 'KEYCLOAK_CLIENT_SECRET']);
     const appStore = { 'cmp/control-plane': { ...store['cmp/control-plane'], 'github-app-private-key': '-----BEGIN PRIVATE KEY-----\\nfixture\\n-----END PRIVATE KEY-----' } };
     const env = containerEnvironment(withApp.find((o) => o.kind === 'Deployment')!, 'control-plane', [...withApp, syncExternalSecret(externalSecret, appStore)]);
     assert.deepEqual(loadConfig(env).gitops.github!.auth, { appId: '1234', installationId: 5678, privateKey: '-----BEGIN PRIVATE KEY-----\nfixture\n-----END PRIVATE KEY-----' });
@@ -313,6 +354,28 @@ describe('the rendered control-plane manifests start the service', function () {
     const argocd = (token: string) => fetch(`${url}/webhooks/argocd`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{}' });
     assert.equal((await argocd('not-the-token-at-all-0000')).status, 401);
     assert.equal((await argocd(store['cmp/control-plane']!['argocd-webhook-token']!)).status, 400, 'the bearer passed; the empty body is refused');
+
+    // The mirror is on, and the rendered Keycloak is not there (no Keycloak runs here): a new
+    // workspace queues its groups, the mirror's attempt fails, and neither the API nor
+    // readiness waits for Keycloak (README "Keycloak follows membership").
+    const workspace = await fetch(`${url}/orgs/auto`, { method: 'POST', headers: { authorization: `Bearer ${jwt}` } });
+    assert.equal(workspace.status, 201, await workspace.text());
+    const sequelize = createSequelize({ url: database.url, poolMax: 1, logger: createLogger('silent') });
+    try {
+      const attempted = async () =>
+        sequelize.query<{ status: string; attempts: number; last_error: string | null }>('SELECT status, attempts, last_error FROM keycloak_membership_ops', { type: QueryTypes.SELECT });
+      let ops = await attempted();
+      const tried = Date.now() + 60_000;
+      while (Date.now() < tried && !ops.some((op) => op.attempts > 0)) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        ops = await attempted();
+      }
+      assert.ok(ops.length > 0 && ops.every((op) => op.status === 'pending') && ops.some((op) => op.attempts > 0 && op.last_error), `the mirror tried Keycloak and keeps the work: ${JSON.stringify(ops)}\n${output.slice(-2000)}`);
+    } finally {
+      await sequelize.close();
+    }
+    const stillReady = await fetch(`${url}${container.readinessProbe.httpGet.path}`);
+    assert.equal(stillReady.status, 200, 'readiness does not depend on Keycloak');
 
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => (child!.exitCode !== null ? resolve(child!.exitCode) : child!.once('exit', resolve)));

@@ -104,6 +104,19 @@ export const PlatformBootstrapPayload = Type.Object({
   cmsHost: Type.Optional(hostName),
   cmsImage: Type.Optional(imageName),
   commerceHost: Type.Optional(hostName),
+  /**
+   * With sso left out: the site's Keycloak that the membership mirror writes (KEYCLOAK_URL,
+   * KEYCLOAK_REALM, KEYCLOAK_CLIENT_ID; the client's secret is in the store). Absent there, the
+   * mirror stays off; with sso rendered, the rendered realm defines them and this is refused.
+   */
+  keycloak: Type.Optional(
+    Type.Object(
+      { url: httpUrl, realm: Type.String({ pattern: '^[A-Za-z0-9._-]{1,255}$' }), clientId: Type.String({ pattern: '^[A-Za-z0-9._:-]{1,255}$' }) },
+      { additionalProperties: false },
+    ),
+  ),
+  /** With commerce left out: the site's Saleor GraphQL API (SALEOR_API_URL); absent there, top-ups stay off. Refused with commerce rendered. */
+  saleorApiUrl: Type.Optional(Type.String({ pattern: '^https?://[^/\\s]+/[^\\s]*$', maxLength: 2000 })),
 });
 
 /**

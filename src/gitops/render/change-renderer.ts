@@ -4,7 +4,7 @@ import { INSTANCE_SPEC_ANNOTATION, specAnnotation } from '../instance-spec.ts';
 import { INSTANCE_ID_LABEL, MANAGED_BY_LABELS, OFFERING_LABEL, OFFERING_VERSION_LABEL, ORG_LABEL, PROJECT_LABEL } from '../labels.ts';
 import { parseManifest, serializeManifest } from './manifest-serialization.ts';
 import { validateManifest } from './manifest-validation.ts';
-import { missingPlatformSettings, platformVariables, PLATFORM_APPS_DIR, PLATFORM_SYNC_OPTIONS, PLATFORM_SYNC_WAVES, rendersPlatformDir } from './platform-variables.ts';
+import { contradictingPlatformSettings, missingPlatformSettings, platformVariables, PLATFORM_APPS_DIR, PLATFORM_SYNC_OPTIONS, PLATFORM_SYNC_WAVES, rendersPlatformDir, rendersPlatformFile } from './platform-variables.ts';
 import { substitute, TemplateError, type Variables } from './template-substitution.ts';
 import type { TemplateCatalog, TemplateFile } from './template-catalog.ts';
 import type { InstanceDelete, InstanceUpdate, InstanceWrite, ParsedChange, PlatformBootstrap, TenantRelayout, WorkspaceCreate } from './change-payloads.ts';
@@ -165,10 +165,14 @@ export function renderPlatform(catalog: TemplateCatalog, payload: PlatformBootst
   if (missing.length > 0) {
     throw new TemplateError(`platform.bootstrap: ${missing.map((m) => `${m.component} is rendered but ${m.field} is not set`).join('; ')} (or leave the role out with without)`);
   }
+  const contradicting = contradictingPlatformSettings(payload);
+  if (contradicting.length > 0) {
+    throw new TemplateError(`platform.bootstrap: ${contradicting.map((m) => `${m.component} is rendered, which defines ${m.field} itself`).join('; ')} (give ${contradicting.map((m) => m.field).join(', ')} only with the role left out)`);
+  }
   const variables = platformVariables(payload);
   const labels = { ...MANAGED_BY_LABELS };
   const dirs = [...catalog.platform.keys()].filter((dir) => dir !== PLATFORM_APPS_DIR && rendersPlatformDir(payload, dir)).sort();
-  const rendered = new Map(dirs.map((dir) => [dir, renderFiles(catalog.platform.get(dir)!, variables, labels)]));
+  const rendered = new Map(dirs.map((dir) => [dir, renderFiles(catalog.platform.get(dir)!.filter((t) => rendersPlatformFile(payload, dir, t.path)), variables, labels)]));
   const objects = [...rendered.values()].flat().map((file) => parseManifest(file.content) as PlatformObject);
   const sourceRepos = new Set([payload.gitopsRepoURL, ...objects.flatMap((o) => (o.kind === 'Application' && o.spec?.source?.repoURL ? [o.spec.source.repoURL] : []))]);
   const namespaces = new Set(['argocd', ...objects.flatMap((o) => [o.metadata.namespace, o.kind === 'Namespace' ? o.metadata.name : undefined, o.spec?.destination?.namespace])]);
