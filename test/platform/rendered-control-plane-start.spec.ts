@@ -65,6 +65,7 @@ const DEFAULT_IN_CLUSTER: Record<string, string> = {
   SYNC_SIMULATOR: 'off, the default with DATABASE_URL',
   GITOPS_LOCAL_SIGNING_KEY: 'GITOPS_DRIVER=github: GitHub signs what the App creates',
   GITOPS_REASON_REQUIRED_FOR: "none: a reason is optional until a site's policy says otherwise",
+  GITOPS_BATCH_COMMITS: "the default, per-org-commits: each org's history in Git shows only itself",
   KEYCLOAK_TIMEOUT_MS: 'the default, well below the lease the mirror takes per operation',
   KEYCLOAK_RECONCILE_INTERVAL_MS: 'the default: a hand edit in Keycloak is corrected within minutes',
   SALEOR_CREDIT_SKU: "the default, gsv-credit: the variant the site's Saleor sells as credit (README \"Saleor top-ups\")",
