@@ -6,6 +6,7 @@ import { readInitialLayout } from '../../src/gitops/initial-layout.ts';
 import { loadTemplateCatalog, type TemplateCatalog } from '../../src/gitops/render/template-catalog.ts';
 import { renderInstance } from '../../src/gitops/render/change-renderer.ts';
 import { createChangeWorker } from '../../src/jobs/change-worker.ts';
+import type { BatchCommitMode } from '../../src/domain/changes/change-kinds.ts';
 import { createSequelize } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrator.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -20,6 +21,7 @@ const BURSTS = [1, 10, 100];
 /** GitHub's secondary limit on content-creating requests. */
 const CONTENT_REQUESTS_PER_HOUR = 500;
 const MAX_BATCH = 1000; // GITOPS_BATCH_MAX's default
+const ORGS_IN_BATCH = 10;
 
 interface Cost {
   calls: number;
@@ -77,6 +79,18 @@ export const githubApiCost: Benchmark = {
           note: `${writesPerInstance.toFixed(2)} writes/instance vs plugin ${(theirs.writes / burst).toFixed(2)}`,
         });
       }
+      // GITOPS_BATCH_COMMITS: what per-org commits (the default) cost against one shared commit,
+      // for a batch of changes from 10 orgs (one each), and what that leaves of the hour's budget.
+      const perOrg = await driverCost(sequelize, catalog, layout, ORGS_IN_BATCH, { orgs: ORGS_IN_BATCH, batchCommits: 'per-org-commits' });
+      const shared = await driverCost(sequelize, catalog, layout, ORGS_IN_BATCH, { orgs: ORGS_IN_BATCH, batchCommits: 'shared' });
+      rows.push({
+        benchmark: TITLE,
+        case: `batch of ${ORGS_IN_BATCH} orgs: content-creating requests, per-org commits (GITOPS_BATCH_COMMITS default)`,
+        value: perOrg.writes,
+        unit: 'writes',
+        baseline: { label: 'shared commit', value: shared.writes },
+        note: `${perOrg.pullRequests} PR, ${perOrg.calls} calls (shared: ${shared.calls}); 2 writes per org more: ${Math.floor(CONTENT_REQUESTS_PER_HOUR / perOrg.writes)} such batches/h vs ${Math.floor(CONTENT_REQUESTS_PER_HOUR / shared.writes)}`,
+      });
       return rows;
     } finally {
       await sequelize.close();
@@ -89,19 +103,38 @@ export const githubApiCost: Benchmark = {
 /** Content-creating requests (GitHub's secondary limit); a GraphQL query creates nothing. */
 const isWrite = (call: { method: string; path?: string; route?: string }) => call.method !== 'GET' && call.method !== 'HEAD' && call.path !== '/graphql';
 
-async function driverCost(sequelize: ReturnType<typeof createSequelize>, catalog: TemplateCatalog, layout: Record<string, string>, burst: number): Promise<Cost> {
+async function driverCost(
+  sequelize: ReturnType<typeof createSequelize>,
+  catalog: TemplateCatalog,
+  layout: Record<string, string>,
+  burst: number,
+  options: { orgs?: number; batchCommits?: BatchCommitMode } = {},
+): Promise<Cost> {
   // Counts calls only: the limits are the sustained-load benchmark's subject (a 100-instance
   // burst of the plugin alone passes GitHub's 80 writes a minute).
   const double = await startGithubDouble({ initialFiles: layout, limits: false });
   try {
     const octokit = await createGithubClient({ auth: { token: 'bench-token' }, baseUrl: double.url, retries: 0 });
     const repository = new GithubRepository({ octokit, owner: double.owner, repo: double.repo, baseBranch: 'main' });
-    const org = await insertOrganization(sequelize);
+    const orgs: Awaited<ReturnType<typeof insertOrganization>>[] = [];
+    for (let i = 0; i < (options.orgs ?? 1); i++) orgs.push(await insertOrganization(sequelize));
     for (let i = 0; i < burst; i++) {
+      const org = orgs[i % orgs.length]!;
       const { instanceId, instanceName } = await insertInstance(sequelize, org);
       await insertChange(sequelize, { kind: 'instance.create', orgId: org.orgId, instanceId, payload: instanceWritePayload(org.orgSlug, instanceName) });
     }
-    const worker = createChangeWorker({ sequelize, repository, catalog, logger: createLogger('silent'), windowMs: 0, maxBatch: MAX_BATCH, leaseMs: 60_000, pollMs: 20, maxAttempts: 5 });
+    const worker = createChangeWorker({
+      sequelize,
+      repository,
+      catalog,
+      logger: createLogger('silent'),
+      windowMs: 0,
+      maxBatch: MAX_BATCH,
+      leaseMs: 60_000,
+      pollMs: 20,
+      maxAttempts: 5,
+      ...(options.batchCommits ? { batchCommits: options.batchCommits } : {}),
+    });
     while (await worker.runOnce()) {
       // drain the burst
     }
