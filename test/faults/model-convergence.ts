@@ -489,9 +489,11 @@ async function checkInvariants(
     }
   }
 
-  // Every hold resolved once: none pending, at most one per instance, one capture when settled and none otherwise.
-  const holds = await db.query<{ id: string; reference: string; status: string; captures: number; name: string; state: string; ever_ready: boolean }>(
-    `SELECT a.id, a.reference, a.status, i.name, i.state::text,
+  // Every hold resolved once: none pending, one capture when settled and none otherwise, and
+  // at most one settled per instance and version (a released fee may be held again, when a
+  // closed pull request is reopened or a hold lapsed, and is then charged once).
+  const holds = await db.query<{ id: string; reference: string; version: string | null; status: string; captures: number; name: string; state: string; ever_ready: boolean }>(
+    `SELECT a.id, a.reference, a.offering_version_id AS version, a.status, i.name, i.state::text,
             EXISTS (SELECT 1 FROM instance_events e WHERE e.instance_id = i.id AND e.to_state = 'ready') AS ever_ready,
             (SELECT count(*)::int FROM ledger_transfers t WHERE t.authorization_id = a.id) AS captures
        FROM billing_authorizations a JOIN instances i ON i.id::text = a.reference
@@ -499,16 +501,17 @@ async function checkInvariants(
     { type: QueryTypes.SELECT, bind: { orgId } },
   );
   const perInstance = new Map<string, number>();
+  const settledPerVersion = new Map<string, number>();
   for (const hold of holds) {
     const who = `hold of ${hold.name} (${hold.reference.slice(0, 8)}, ${hold.state})`;
     perInstance.set(hold.reference, (perInstance.get(hold.reference) ?? 0) + 1);
+    if (hold.status === 'settled') settledPerVersion.set(`${hold.reference} ${hold.version}`, (settledPerVersion.get(`${hold.reference} ${hold.version}`) ?? 0) + 1);
     if (hold.status === 'pending') problems.push(`${who} is still pending at quiescence`);
     if (hold.status === 'settled' && hold.captures !== 1) problems.push(`${who} settled with ${hold.captures} captures`);
     if (hold.status !== 'settled' && hold.captures !== 0) problems.push(`${who} ${hold.status} yet captured ${hold.captures} times`);
     if (hold.status === 'settled' && !hold.ever_ready) problems.push(`${who} settled though the instance was never ready`);
-    if (hold.status === 'voided' && hold.ever_ready) input.log.push(`   note: ${who} voided although the instance became ready later (no setup fee charged)`);
   }
-  for (const [reference, n] of perInstance) if (n > 1) problems.push(`instance ${reference} has ${n} holds`);
+  for (const [key, n] of settledPerVersion) if (n > 1) problems.push(`instance and version ${key}: setup fee captured ${n} times`);
   const missing = rows.filter((r) => !perInstance.has(r.id));
   for (const row of missing) problems.push(`instance ${row.name} (${row.id.slice(0, 8)}) has no setup-fee hold`);
 

@@ -16,6 +16,9 @@ export interface Authorization {
   /** As of the caller's clock: a pending hold past its expiry reads as expired. */
   status: AuthorizationStatus;
   reference: string | null;
+  /** An instance's setup fee: the instance and the offering version whose fee it is; null otherwise. */
+  instanceId: string | null;
+  offeringVersionId: string | null;
   expiresAt: Date;
   resolvedAt: Date | null;
   /** Subject that placed the hold, or `control-plane` for holds the service places itself. */
@@ -28,6 +31,8 @@ export interface AuthorizeInput {
   currency: string;
   amount: bigint;
   reference?: string;
+  /** A setup fee: the instance and the version whose fee this is (the hold follows the instance). */
+  purpose?: { instanceId: string; offeringVersionId: string };
   expiresInSeconds: number;
   actor: string;
 }
@@ -42,6 +47,8 @@ interface AuthorizationRow {
   captured_amount: string | null;
   status: AuthorizationStatus;
   reference: string | null;
+  instance_id: string | null;
+  offering_version_id: string | null;
   expires_at: Date;
   resolved_at: Date | null;
   created_by: string;
@@ -49,7 +56,7 @@ interface AuthorizationRow {
 }
 
 const COLUMNS = `a.id, a.wallet_id, w.organization_id, o.slug, w.currency, a.amount, a.captured_amount, a.status, a.reference,
-  a.expires_at, a.resolved_at, a.created_by, a.created_at`;
+  a.instance_id, a.offering_version_id, a.expires_at, a.resolved_at, a.created_by, a.created_at`;
 
 const FROM = `billing_authorizations a JOIN ledger_accounts w ON w.id = a.wallet_id JOIN organizations o ON o.id = w.organization_id`;
 
@@ -65,6 +72,8 @@ function toAuthorization(row: AuthorizationRow, now: Date): Authorization {
     capturedAmount: row.captured_amount === null ? null : toMinor(row.captured_amount),
     status: expired ? 'expired' : row.status,
     reference: row.reference,
+    instanceId: row.instance_id,
+    offeringVersionId: row.offering_version_id,
     expiresAt: row.expires_at,
     resolvedAt: row.resolved_at,
     createdBy: row.created_by,
@@ -95,8 +104,8 @@ export async function authorize(deps: LedgerDeps, tx: Transaction, input: Author
        SELECT coalesce(sum(amount), 0) AS total FROM billing_authorizations
        WHERE wallet_id = :walletId AND status = 'pending' AND expires_at > :now
      ), inserted AS (
-       INSERT INTO billing_authorizations (wallet_id, amount, reference, expires_at, created_by, created_at, updated_at)
-       SELECT :walletId, :amount::bigint, :reference, :expiresAt, :actor, :now, :now FROM pending
+       INSERT INTO billing_authorizations (wallet_id, amount, reference, instance_id, offering_version_id, expires_at, created_by, created_at, updated_at)
+       SELECT :walletId, :amount::bigint, :reference, :instanceId, :offeringVersionId, :expiresAt, :actor, :now, :now FROM pending
        WHERE :balance::bigint - pending.total >= :amount::bigint
        RETURNING id
      )
@@ -106,6 +115,8 @@ export async function authorize(deps: LedgerDeps, tx: Transaction, input: Author
       amount: input.amount.toString(),
       balance: wallet.balance.toString(),
       reference: input.reference ?? null,
+      instanceId: input.purpose?.instanceId ?? null,
+      offeringVersionId: input.purpose?.offeringVersionId ?? null,
       expiresAt,
       actor: input.actor,
       now,
@@ -134,6 +145,8 @@ export async function authorize(deps: LedgerDeps, tx: Transaction, input: Author
     capturedAmount: null,
     status: 'pending',
     reference: input.reference ?? null,
+    instanceId: input.purpose?.instanceId ?? null,
+    offeringVersionId: input.purpose?.offeringVersionId ?? null,
     expiresAt,
     resolvedAt: null,
     createdBy: input.actor,
@@ -200,6 +213,7 @@ export async function settle(
       creditAccountId: revenue,
       amount: capture,
       authorizationId: authorization.id,
+      ...(authorization.instanceId ? { instanceId: authorization.instanceId } : {}),
       reason: authorization.reference ?? undefined,
       actor: input.actor,
     });
@@ -261,16 +275,4 @@ export async function listWalletAuthorizations(
     { walletId, status: status ?? null, now: deps.now(), limit: filter.limit },
   );
   return rows.map((row) => toAuthorization(row, deps.now()));
-}
-
-/** The pending holds placed for `reference` (for instance an instance id), oldest first. */
-export async function pendingAuthorizationsFor(deps: LedgerDeps, tx: Transaction, reference: string): Promise<Authorization[]> {
-  const rows = await select<AuthorizationRow>(
-    deps,
-    tx,
-    `SELECT ${COLUMNS} FROM ${FROM}
-     WHERE a.reference = :reference AND a.status = 'pending' ORDER BY a.created_at, a.id`,
-    { reference },
-  );
-  return rows.map((row) => toAuthorization(row, deps.now())).filter((a) => a.status === 'pending');
 }
