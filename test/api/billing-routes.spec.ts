@@ -126,6 +126,34 @@ describe('billing API', () => {
     assert.equal((await call('GET', `/billing/wallets/${walletId}`, adminToken)).status, 200);
   });
 
+  it('refuses (422 amount-out-of-range, nothing written) every amount past what JSON and the ledger carry exactly', async () => {
+    const own = await createOrganization(sequelize);
+    const walletId = await walletOf(own.slug, 100);
+    const held = await call('POST', '/billing/authorize', adminToken, { org: own.slug, amount: 10, currency: 'EUR' });
+    const entries = async () => ((await call('GET', `/billing/wallets/${walletId}/entries`, adminToken)).body.items as unknown[]).length;
+    const before = await entries();
+    // The JSON text as a client sends it: 2^53 + 1 reads as 2^53 once parsed, 2^63 overflows bigint.
+    const raw = async (path: string, json: string) => {
+      const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: json });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    for (const amount of ['9007199254740992', '9007199254740993', '9223372036854775808', '1e300']) {
+      const attempts = [
+        raw('/billing/authorize', `{"org":"${own.slug}","currency":"EUR","amount":${amount}}`),
+        raw(`/billing/wallets/${walletId}/credits`, `{"reason":"big","amount":${amount}}`),
+        raw('/billing/settle', `{"authorizationId":"${held.body.id as string}","amount":${amount}}`),
+      ];
+      for (const reply of await Promise.all(attempts)) {
+        assert.equal(reply.status, 422, `${amount}: ${JSON.stringify(reply.body)}`);
+        assert.equal(reply.body.code, 'amount-out-of-range');
+      }
+    }
+    const wallet = await call('GET', `/billing/wallets/${walletId}`, adminToken);
+    assert.deepEqual([wallet.body.balance, wallet.body.pending], [100, 10], 'nothing was credited, held or captured');
+    assert.equal(await entries(), before);
+    assert.equal((await call('GET', `/billing/authorizations/${held.body.id as string}`, adminToken)).body.status, 'pending');
+  });
+
   it('answers 402 for a currency the org has no wallet in without naming a wallet that would not exist', async () => {
     // The 402 named the walletId of a wallet made for the request and rolled back with it: 404 afterwards.
     const own = await createOrganization(sequelize);

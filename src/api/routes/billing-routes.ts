@@ -5,7 +5,7 @@ import { defineRoute, type RouteSpec } from '../route.ts';
 import { authorize, getAuthorization, listWalletAuthorizations, settle, voidAuthorization, type Authorization } from '../../domain/billing/authorizations.ts';
 import { organizationForHold, requireResolveAccess, requireWalletAccess } from '../../domain/billing/billing-access.ts';
 import { creditWallet } from '../../domain/billing/credits.ts';
-import type { LedgerDeps } from '../../domain/billing/ledger.ts';
+import { minorAmount, type LedgerDeps } from '../../domain/billing/ledger.ts';
 import { listWalletEntries, type LedgerEntry, type Wallet } from '../../domain/billing/wallets.ts';
 
 export interface BillingRouteDeps extends LedgerDeps {
@@ -16,7 +16,12 @@ export interface BillingRouteDeps extends LedgerDeps {
 const Uuid = Type.String({ format: 'uuid' });
 /** Minor units (cents); JSON numbers stay exact up to 2^53 − 1. */
 const Minor = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
-const PositiveMinor = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Minor units of the currency (e.g. cents).' });
+/**
+ * An amount a request names: past 2^53 − 1 it is refused with 422 amount-out-of-range (the
+ * handler's minorAmount), since JSON has already rounded it by the time a schema could look.
+ */
+const MinorInput = Type.Integer({ minimum: 0, description: 'Minor units of the currency (e.g. cents), at most 2^53 − 1.' });
+const PositiveMinorInput = Type.Integer({ minimum: 1, description: 'Minor units of the currency (e.g. cents), at most 2^53 − 1.' });
 const Currency = Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217 code.' });
 
 const AuthorizationBody = Type.Object({
@@ -102,7 +107,7 @@ const PROBLEMS = {
   402: { description: 'The wallet cannot cover the amount (problem+json, code payment-required).' },
   404: { description: 'No such wallet or authorization visible to the caller.' },
   409: { description: 'The hold is already settled, voided or expired (codes authorization-already-settled, authorization-already-voided, authorization-expired).' },
-  422: { description: 'Over-capture (capture-exceeds-authorization), or an Idempotency-Key reused with another body.' },
+  422: { description: 'Over-capture (capture-exceeds-authorization), an amount past 2^53 − 1 (amount-out-of-range), or an Idempotency-Key reused with another body.' },
 };
 
 export function billingRoutes(deps: BillingRouteDeps): RouteSpec[] {
@@ -119,7 +124,7 @@ export function billingRoutes(deps: BillingRouteDeps): RouteSpec[] {
       body: Type.Object(
         {
           org: Type.String({ minLength: 1, maxLength: 100, description: 'Organization slug (or id).' }),
-          amount: PositiveMinor,
+          amount: PositiveMinorInput,
           currency: Currency,
           reference: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
           expiresInSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 90 * 24 * 3600 })),
@@ -133,7 +138,7 @@ export function billingRoutes(deps: BillingRouteDeps): RouteSpec[] {
           authorize(deps, tx, {
             organizationId: await organizationForHold(deps, tx, principal, body.org),
             currency: body.currency,
-            amount: BigInt(body.amount),
+            amount: minorAmount(body.amount, 'amount'),
             reference: body.reference,
             expiresInSeconds: body.expiresInSeconds ?? deps.defaultHoldTtlSeconds,
             actor: principal.subject,
@@ -151,13 +156,14 @@ export function billingRoutes(deps: BillingRouteDeps): RouteSpec[] {
       tags: ['billing'],
       access: 'authenticated',
       idempotent: true,
-      body: Type.Object({ authorizationId: Uuid, amount: Type.Optional(Minor) }, { additionalProperties: false }),
+      body: Type.Object({ authorizationId: Uuid, amount: Type.Optional(MinorInput) }, { additionalProperties: false }),
       responses: { 200: { description: 'The settled hold.', schema: AuthorizationBody }, 404: PROBLEMS[404], 409: PROBLEMS[409], 422: PROBLEMS[422] },
       handler: async ({ ctx, body, transaction }) => {
         const principal = principalOfRequest(ctx);
+        const amount = body.amount === undefined ? undefined : minorAmount(body.amount, 'amount');
         const settled = await transaction(async (tx) => {
           await requireResolveAccess(deps, tx, principal, await getAuthorization(deps, tx, body.authorizationId));
-          return settle(deps, tx, { authorizationId: body.authorizationId, amount: body.amount === undefined ? undefined : BigInt(body.amount), actor: principal.subject });
+          return settle(deps, tx, { authorizationId: body.authorizationId, amount, actor: principal.subject });
         });
         ctx.body = presentAuthorization(settled);
       },
@@ -267,12 +273,13 @@ export function billingRoutes(deps: BillingRouteDeps): RouteSpec[] {
       access: 'platform-admin',
       idempotent: true,
       params: WalletParams,
-      body: Type.Object({ amount: PositiveMinor, reason: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false }),
-      responses: { 201: { description: 'The wallet after the credit.', schema: WalletBody }, 404: PROBLEMS[404] },
+      body: Type.Object({ amount: PositiveMinorInput, reason: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false }),
+      responses: { 201: { description: 'The wallet after the credit.', schema: WalletBody }, 404: PROBLEMS[404], 422: { description: 'An amount past 2^53 − 1 (amount-out-of-range), or a balance that would pass it (balance-limit).' } },
       handler: async ({ ctx, params, body, transaction }) => {
         const principal = principalOfRequest(ctx);
+        const amount = minorAmount(body.amount, 'amount');
         const wallet = await transaction(async (tx) => {
-          await creditWallet(deps, tx, { walletId: params.id, amount: BigInt(body.amount), reason: body.reason, actor: principal.subject });
+          await creditWallet(deps, tx, { walletId: params.id, amount, reason: body.reason, actor: principal.subject });
           return requireWalletAccess(deps, tx, principal, params.id, 'read');
         });
         ctx.status = 201;

@@ -1,5 +1,5 @@
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
-import { NotFoundError } from '../../errors.ts';
+import { NotFoundError, UnprocessableError } from '../../errors.ts';
 
 /**
  * What every billing function needs: the database and a clock. The clock is injected so that
@@ -26,6 +26,31 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function isUuid(value: string): boolean {
   return UUID.test(value);
+}
+
+/**
+ * The most any amount or balance may be, in minor units: what a JSON number carries exactly
+ * (2^53 − 1), well inside PostgreSQL's bigint, so every amount the API shows is exact.
+ */
+export const MAX_MINOR = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * An amount as it entered (a JSON number), as exact minor units; anything a JSON number cannot
+ * carry exactly (past 2^53 − 1: 2^53 + 1 already reads as 2^53) is refused with 422 before
+ * anything is written.
+ */
+export function minorAmount(value: number, field: string): bigint {
+  if (!isExactMinor(value)) {
+    throw new UnprocessableError('amount-out-of-range', `${field} must be a whole number of minor units of at most ${MAX_MINOR}; ${value} is not one that can be carried exactly.`, {
+      extensions: { field, max: Number(MAX_MINOR) },
+    });
+  }
+  return BigInt(value);
+}
+
+/** Whether a JSON number is an amount the ledger carries exactly: a whole number from 0 to 2^53 − 1. */
+export function isExactMinor(value: number): boolean {
+  return Number.isSafeInteger(value) && value >= 0;
 }
 
 /** PostgreSQL returns bigint and numeric as strings; money stays exact as bigint. */
