@@ -11,7 +11,8 @@ import { auditLedger } from '../../src/domain/billing/wallets.ts';
 import { ensureWallet, findOrganizationId } from '../../src/domain/billing/ledger.ts';
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { listen, type Listening } from '../support/http.ts';
-import { createOrganization, testClock } from '../domain/billing/billing-fixtures.ts';
+import { meterUsage } from '../../src/domain/billing/metering.ts';
+import { createOrganization, pricedOfferingVersion, readyInstance, testClock } from '../domain/billing/billing-fixtures.ts';
 
 interface Reply {
   status: number;
@@ -259,5 +260,78 @@ describe('billing API', () => {
       assert.equal(reply.status, 400, `amount ${JSON.stringify(amount)}`);
       assert.equal(reply.body.code, 'validation-failed');
     }
+  });
+
+  describe('statement', () => {
+    let own: { id: string; slug: string };
+    let walletId: string;
+    let first: string;
+    let second: string;
+    let ownMember: string;
+    const reason = '=HYPERLINK("x"), a "bonus"\nfor March';
+
+    before(async () => {
+      clock.set('2026-03-02T10:00:00Z');
+      own = await createOrganization(sequelize);
+      const subject = `own-member-${randomBytes(4).toString('hex')}`;
+      ownMember = await token(subject, false);
+      await sequelize.query(`INSERT INTO memberships (organization_id, subject, role) VALUES (:org, :subject, 'member')`, { replacements: { org: own.id, subject } });
+      walletId = await walletOf(own.slug, 1000);
+      const meter = { sequelize, now: () => clock.now() };
+      first = await readyInstance(sequelize, own.id, await pricedOfferingVersion(sequelize, { hourlyRate: 5 }), new Date('2026-03-02T10:00:00Z'));
+      second = await readyInstance(sequelize, own.id, await pricedOfferingVersion(sequelize, { hourlyRate: 3 }), new Date('2026-03-02T10:30:00Z'));
+      clock.set('2026-03-02T13:10:00Z');
+      await meterUsage(meter);
+      clock.set('2026-03-02T14:00:00Z');
+      assert.equal((await call('POST', `/billing/wallets/${walletId}/credits`, adminToken, { amount: 100, reason })).status, 201);
+      clock.set('2026-03-02T15:05:00Z');
+      await meterUsage(meter);
+      clock.set('2026-03-02T16:00:00Z');
+    });
+
+    it('shows the opening balance, each instance’s hours as ranges across metering runs, a subtotal per instance and the closing balance', async () => {
+      const reply = await call('GET', `/billing/wallets/${walletId}/statement?from=2026-03-02T10:30:00Z&to=2026-03-02T16:00:00Z`, ownMember);
+      assert.equal(reply.status, 200, JSON.stringify(reply.body));
+      const body = reply.body as { openingBalance: number; credits: number; debits: number; closingBalance: number; lines: Record<string, unknown>[]; byInstance: Record<string, unknown>[] };
+      assert.deepEqual([body.openingBalance, body.credits, body.debits, body.closingBalance], [1000, 100, -40, 1060]);
+      // Metering charges instances in id order: which comes first is chance.
+      const byRate = (a: Record<string, unknown>, b: Record<string, unknown>) => Number(b.hourlyRate ?? b.total) - Number(a.hourlyRate ?? a.total);
+      const usage = body.lines.filter((l) => l.kind === 'usage').sort(byRate).map((l) => [l.instanceId, l.from, l.to, l.hours, l.hourlyRate, l.amount]);
+      assert.deepEqual(usage, [
+        [first, '2026-03-02T10:00:00.000Z', '2026-03-02T15:00:00.000Z', 5, 5, -25],
+        [second, '2026-03-02T10:00:00.000Z', '2026-03-02T15:00:00.000Z', 5, 3, -15],
+      ]);
+      assert.deepEqual(body.lines.filter((l) => l.kind === 'top-up').map((l) => [l.amount, l.description]), [[100, reason]]);
+      assert.deepEqual(body.byInstance.sort((a, b) => Number(a.total) - Number(b.total)).map((i) => [i.instanceId, i.usageHours, i.total]), [[first, 5, -25], [second, 5, -15]]);
+      const wallet = await call('GET', `/billing/wallets/${walletId}`, adminToken);
+      assert.equal(wallet.body.balance, body.closingBalance, 'the closing balance at now is the balance');
+    });
+
+    it('answers RFC 4180 CSV on Accept: text/csv, with text a spreadsheet would run defused', async () => {
+      const response = await fetch(`${server.url}/billing/wallets/${walletId}/statement?from=2026-03-02T10:30:00Z&to=2026-03-02T16:00:00Z`, {
+        headers: { authorization: `Bearer ${adminToken}`, accept: 'text/csv' },
+      });
+      assert.equal(response.status, 200);
+      assert.match(response.headers.get('content-type') ?? '', /^text\/csv/);
+      const text = await response.text();
+      const records = text.split('\r\n');
+      assert.equal(records[0], 'posted_at,kind,instance_id,instance_name,from,to,hours,hourly_rate,amount,balance,currency,description');
+      assert.equal(records[1], '2026-03-02T10:30:00.000Z,opening-balance,,,,,,,,1000,EUR,');
+      assert.match(text, /,usage,[0-9a-f-]{36},i-[0-9a-f]{8},2026-03-02T10:00:00.000Z,2026-03-02T15:00:00.000Z,5,5,-25,,EUR,\r\n/);
+      // The reason: quoted (comma, quote, newline), its quotes doubled, led by ' so no formula runs.
+      assert.ok(text.includes(`,top-up,,,,,,,100,,EUR,"'=HYPERLINK(""x""), a ""bonus""\nfor March"\r\n`), text);
+      assert.equal(records.at(-2), '2026-03-02T16:00:00.000Z,closing-balance,,,,,,,,1060,EUR,');
+      assert.equal(records.at(-1), '', 'the last record ends with CRLF too');
+    });
+
+    it('is 404 for another org and 422 for a period that is empty, backwards or longer than a year', async () => {
+      assert.equal((await call('GET', `/billing/wallets/${walletId}/statement`, outsiderToken)).status, 404);
+      for (const query of ['from=2026-03-02T12:00:00Z&to=2026-03-02T12:00:00Z', 'from=2026-03-03T00:00:00Z&to=2026-03-02T00:00:00Z', 'from=2025-01-01T00:00:00Z&to=2026-03-02T00:00:00Z']) {
+        const reply = await call('GET', `/billing/wallets/${walletId}/statement?${query}`, adminToken);
+        assert.equal(reply.status, 422, query);
+        assert.equal(reply.body.code, 'invalid-period');
+      }
+      assert.equal((await call('GET', `/billing/wallets/${walletId}/statement?from=yesterday`, adminToken)).status, 400);
+    });
   });
 });

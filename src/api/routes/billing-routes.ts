@@ -6,7 +6,9 @@ import { authorize, getAuthorization, listWalletAuthorizations, settle, voidAuth
 import { organizationForHold, requireResolveAccess, requireWalletAccess } from '../../domain/billing/billing-access.ts';
 import { creditWallet } from '../../domain/billing/credits.ts';
 import { minorAmount, type LedgerDeps } from '../../domain/billing/ledger.ts';
+import { walletStatement, type Statement, type StatementLine } from '../../domain/billing/statement.ts';
 import { listWalletEntries, type LedgerEntry, type Wallet } from '../../domain/billing/wallets.ts';
+import { csvText, toCsv } from '../csv.ts';
 
 export interface BillingRouteDeps extends LedgerDeps {
   /** Expiry of a hold whose request names none. */
@@ -62,6 +64,43 @@ const EntryBody = Type.Object({
 
 const WalletParams = Type.Object({ id: Uuid });
 
+const Timestamp = Type.String({ format: 'date-time' });
+const StatementLineBody = Type.Object(
+  {
+    kind: Type.Union(['usage', 'top-up', 'trial-credit', 'capture'].map((k) => Type.Literal(k)), { description: 'usage: consecutive hours of one instance at one rate; capture: a setup fee.' }),
+    postedAt: Timestamp,
+    instanceId: Type.Union([Uuid, Type.Null()]),
+    instanceName: Type.Union([Type.String(), Type.Null()]),
+    from: Type.Union([Timestamp, Type.Null()], { description: 'usage: the first hour charged.' }),
+    to: Type.Union([Timestamp, Type.Null()], { description: 'usage: the end of the last hour charged.' }),
+    hours: Type.Union([Type.Integer(), Type.Null()]),
+    hourlyRate: Type.Union([Minor, Type.Null()]),
+    amount: Type.Integer({ description: 'Positive credits the wallet, negative debits it.' }),
+    description: Type.Union([Type.String(), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+const StatementBody = Type.Object(
+  {
+    walletId: Uuid,
+    currency: Currency,
+    from: Timestamp,
+    to: Timestamp,
+    openingBalance: Minor,
+    credits: Minor,
+    debits: Type.Integer({ maximum: 0 }),
+    closingBalance: Minor,
+    lines: Type.Array(StatementLineBody),
+    byInstance: Type.Array(
+      Type.Object(
+        { instanceId: Uuid, instanceName: Type.Union([Type.String(), Type.Null()]), setupFees: Type.Integer(), usageHours: Type.Integer(), usage: Type.Integer(), total: Type.Integer() },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 function minor(value: bigint): number {
   // Amounts enter as safe integers; a sum beyond 2^53 would be an accounting event of its own.
   if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < -BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`amount ${value} exceeds JSON's exact range`);
@@ -101,6 +140,66 @@ function presentEntry(e: LedgerEntry) {
     reason: e.reason,
     createdAt: e.createdAt.toISOString(),
   };
+}
+
+function presentStatementLine(line: StatementLine) {
+  const usage = line.kind === 'usage' ? line : undefined;
+  return {
+    kind: line.kind,
+    postedAt: line.postedAt.toISOString(),
+    instanceId: line.instanceId,
+    instanceName: line.instanceName,
+    from: usage?.from.toISOString() ?? null,
+    to: usage?.to.toISOString() ?? null,
+    hours: usage?.hours ?? null,
+    hourlyRate: usage ? minor(usage.hourlyRate) : null,
+    amount: minor(line.amount),
+    description: line.kind === 'usage' ? null : line.description,
+  };
+}
+
+function presentStatement(s: Statement) {
+  return {
+    walletId: s.walletId,
+    currency: s.currency,
+    from: s.from.toISOString(),
+    to: s.to.toISOString(),
+    openingBalance: minor(s.openingBalance),
+    credits: minor(s.credits),
+    debits: minor(s.debits),
+    closingBalance: minor(s.closingBalance),
+    lines: s.lines.map(presentStatementLine),
+    byInstance: s.byInstance.map((i) => ({
+      instanceId: i.instanceId,
+      instanceName: i.instanceName,
+      setupFees: minor(i.setupFees),
+      usageHours: i.usageHours,
+      usage: minor(i.usage),
+      total: minor(i.total),
+    })),
+  };
+}
+
+const STATEMENT_CSV_HEADER = ['posted_at', 'kind', 'instance_id', 'instance_name', 'from', 'to', 'hours', 'hourly_rate', 'amount', 'balance', 'currency', 'description'] as const;
+
+/** One record per line, between an opening-balance and a closing-balance record. */
+function statementCsv(s: Statement): string {
+  const balance = (kind: string, at: Date, amount: bigint) => [at.toISOString(), kind, null, null, null, null, null, null, null, amount, s.currency, null];
+  const lines = s.lines.map(presentStatementLine).map((l) => [
+    l.postedAt,
+    l.kind,
+    l.instanceId,
+    csvText(l.instanceName),
+    l.from,
+    l.to,
+    l.hours,
+    l.hourlyRate,
+    l.amount,
+    null,
+    s.currency,
+    csvText(l.description),
+  ]);
+  return toCsv(STATEMENT_CSV_HEADER, [balance('opening-balance', s.from, s.openingBalance), ...lines, balance('closing-balance', s.to, s.closingBalance)]);
 }
 
 const PROBLEMS = {
@@ -262,6 +361,38 @@ export function billingRoutes(deps: BillingRouteDeps): RouteSpec[] {
         const wallet = await requireWalletAccess(deps, undefined, principalOfRequest(ctx), params.id, 'read');
         const page = await listWalletEntries(deps, undefined, wallet.id, { limit: query.limit, cursor: query.cursor });
         ctx.body = { items: page.items.map(presentEntry), nextCursor: page.nextCursor };
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/billing/wallets/:id/statement',
+      operationId: 'getWalletStatement',
+      summary: 'A statement of the wallet for a period: opening balance, lines grouped by instance and hour ranges, closing balance.',
+      description:
+        'Entries posted in [from, to) (default: this calendar month, UTC, until now). Consecutive hours of one instance at one rate are one usage line; ' +
+        'byInstance sums setup fees and usage per instance. With `Accept: text/csv` the same statement as RFC 4180 CSV (an opening-balance record, one record per line, a closing-balance record).',
+      tags: ['billing'],
+      access: 'authenticated',
+      params: WalletParams,
+      query: Type.Object({ from: Type.Optional(Timestamp), to: Type.Optional(Timestamp) }, { additionalProperties: false }),
+      responses: {
+        200: { description: 'The statement (application/json, or text/csv on Accept: text/csv).', schema: StatementBody },
+        404: PROBLEMS[404],
+        422: { description: 'from is not before to, or the period is longer than 366 days (invalid-period).' },
+      },
+      handler: async ({ ctx, params, query }) => {
+        const wallet = await requireWalletAccess(deps, undefined, principalOfRequest(ctx), params.id, 'read');
+        const now = deps.now();
+        const to = query.to === undefined ? now : new Date(query.to);
+        const from = query.from === undefined ? new Date(Date.UTC(to.getUTCFullYear(), to.getUTCMonth(), 1)) : new Date(query.from);
+        const statement = await walletStatement(deps, undefined, wallet, { from, to });
+        if (ctx.accepts('application/json', 'text/csv') === 'text/csv') {
+          ctx.type = 'text/csv; charset=utf-8; header=present';
+          ctx.set('content-disposition', `attachment; filename="statement-${wallet.id}-${from.toISOString().slice(0, 10)}.csv"`);
+          ctx.body = statementCsv(statement);
+          return;
+        }
+        ctx.body = presentStatement(statement);
       },
     }),
     defineRoute({
