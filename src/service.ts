@@ -118,7 +118,12 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     ...catalogRoutes({ sequelize }),
     ...tokenRoutes({ sequelize }),
     ...instanceRoutes({ sequelize, mergePolicy: mergePolicies, parameters, billing: config.billing, preview: { repository, catalog } }),
-    ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: config.billing.holdTtlSeconds }),
+    ...billingRoutes({
+      sequelize,
+      now: () => new Date(),
+      defaultHoldTtlSeconds: config.billing.holdTtlSeconds,
+      memberHolds: { maxPendingMinor: config.billing.memberHoldMaxMinor, maxSeconds: config.billing.memberHoldMaxSeconds },
+    }),
   );
 
   // Git is the truth: every move of the base branch is read back, whoever made it.

@@ -12,6 +12,8 @@ import { ensureWallet, findOrganizationId } from '../../src/domain/billing/ledge
 import { createTestSequelize, useSpecDatabase } from '../support/database.ts';
 import { listen, type Listening } from '../support/http.ts';
 import { meterUsage } from '../../src/domain/billing/metering.ts';
+import { putMember, removeMember } from '../../src/domain/members.ts';
+import type { Principal } from '../../src/domain/principal.ts';
 import { createOrganization, pricedOfferingVersion, readyInstance, testClock } from '../domain/billing/billing-fixtures.ts';
 
 interface Reply {
@@ -62,7 +64,7 @@ describe('billing API', () => {
       logger: createLogger('silent'),
       metrics: createMetrics(),
       bodyLimitBytes: 1 << 20,
-      routes: billingRoutes({ sequelize, now: () => clock.now(), defaultHoldTtlSeconds: 3600 }),
+      routes: billingRoutes({ sequelize, now: () => clock.now(), defaultHoldTtlSeconds: 3600, memberHolds: { maxPendingMinor: 150, maxSeconds: 30 * 86_400 } }),
       authenticate: createAuthenticate({ sequelize }),
       sequelize,
     });
@@ -212,7 +214,7 @@ describe('billing API', () => {
       await sequelize.query('INSERT INTO memberships (organization_id, subject, role) VALUES (:org, :subject, :role)', { replacements: { org: own.id, subject, role } });
     }
     const walletId = await walletOf(own.slug, 100);
-    const greedy = await call('POST', '/billing/authorize', greedyToken, { org: own.slug, amount: 100, currency: 'EUR', expiresInSeconds: 90 * 24 * 3600 });
+    const greedy = await call('POST', '/billing/authorize', greedyToken, { org: own.slug, amount: 100, currency: 'EUR', expiresInSeconds: 30 * 24 * 3600 });
     assert.equal(greedy.status, 201);
     assert.equal((await call('POST', '/billing/authorize', ownerToken, { org: own.slug, amount: 1, currency: 'EUR' })).status, 402, 'nothing left to hold while the member holds it all');
 
@@ -226,6 +228,63 @@ describe('billing API', () => {
     assert.equal((await call('GET', `/billing/wallets/${walletId}`, ownerToken)).body.available, 100);
     const adminHold = await call('POST', '/billing/authorize', adminToken, { org: own.slug, amount: 5, currency: 'EUR' });
     assert.equal((await call('POST', '/billing/void', ownerToken, { authorizationId: adminHold.body.id })).status, 403, "a platform admin's hold is theirs");
+  });
+
+  it("caps a member's holds on a wallet in total and in lifetime (settings); owners and platform admins are not capped", async () => {
+    // A member could hold the whole balance for 90 days: the org ordered nothing until someone stepped in.
+    const own = await createOrganization(sequelize);
+    const suffix = randomBytes(4).toString('hex');
+    const [ownerToken, aliceToken, bobToken] = await Promise.all([token(`owner-${suffix}`, false), token(`alice-${suffix}`, false), token(`bob-${suffix}`, false)]);
+    for (const [subject, role] of [[`owner-${suffix}`, 'owner'], [`alice-${suffix}`, 'member'], [`bob-${suffix}`, 'member']] as const) {
+      await sequelize.query('INSERT INTO memberships (organization_id, subject, role) VALUES (:org, :subject, :role)', { replacements: { org: own.id, subject, role } });
+    }
+    const walletId = await walletOf(own.slug, 1000);
+    const hold = (bearer: string, amount: number, expiresInSeconds?: number) =>
+      call('POST', '/billing/authorize', bearer, { org: own.slug, amount, currency: 'EUR', ...(expiresInSeconds ? { expiresInSeconds } : {}) });
+
+    const first = await hold(aliceToken, 100);
+    assert.equal(first.status, 201);
+    assert.equal(new Date(first.body.expiresAt as string).getTime() - clock.now().getTime(), 3600_000, 'the default lifetime when it is within the cap');
+    const over = await hold(aliceToken, 60);
+    assert.equal(over.status, 403, JSON.stringify(over.body));
+    assert.equal(over.body.code, 'member-hold-limit');
+    assert.deepEqual([over.body.limit, over.body.heldByYou, over.body.requested], [150, 100, 60]);
+    assert.equal((await hold(aliceToken, 50)).status, 201, 'up to the cap');
+    assert.equal((await hold(bobToken, 150)).status, 201, "another member's holds are their own");
+    const tooLong = await hold(bobToken, 1, 30 * 86_400 + 1);
+    assert.equal(tooLong.status, 422);
+    assert.equal(tooLong.body.code, 'hold-lifetime-limit');
+    assert.equal((await hold(ownerToken, 600, 60 * 86_400)).status, 201, 'an owner is not capped');
+    const wallet = await call('GET', `/billing/wallets/${walletId}`, ownerToken);
+    assert.deepEqual([wallet.body.pending, wallet.body.available], [900, 100], 'refused holds held nothing');
+    // Released, a member's room comes back.
+    await call('POST', '/billing/void', aliceToken, { authorizationId: first.body.id });
+    assert.equal((await hold(aliceToken, 100)).status, 201);
+  });
+
+  it("releases a member's holds when they leave the org or may only read: no purpose is left for them", async () => {
+    const saved = clock.now();
+    clock.set(new Date()); // membership changes run on the real clock
+    try {
+      const own = await createOrganization(sequelize);
+      const suffix = randomBytes(4).toString('hex');
+      const [aliceToken, bobToken] = await Promise.all([token(`alice-${suffix}`, false), token(`bob-${suffix}`, false), token(`owner-${suffix}`, false)]);
+      for (const [subject, role] of [[`owner-${suffix}`, 'owner'], [`alice-${suffix}`, 'member'], [`bob-${suffix}`, 'member']] as const) {
+        await sequelize.query('INSERT INTO memberships (organization_id, subject, role) VALUES (:org, :subject, :role)', { replacements: { org: own.id, subject, role } });
+      }
+      const walletId = await walletOf(own.slug, 1000);
+      const alice = await call('POST', '/billing/authorize', aliceToken, { org: own.slug, amount: 100, currency: 'EUR' });
+      const bob = await call('POST', '/billing/authorize', bobToken, { org: own.slug, amount: 100, currency: 'EUR' });
+      const admin = await call('POST', '/billing/authorize', adminToken, { org: own.slug, amount: 7, currency: 'EUR' });
+      const owner: Principal = { subject: `owner-${suffix}`, platformAdmin: false, via: 'api-token' };
+      await sequelize.transaction((tx) => removeMember(sequelize, tx, owner, own.slug, `alice-${suffix}`));
+      await sequelize.transaction((tx) => putMember(sequelize, tx, owner, own.slug, { subject: `bob-${suffix}`, role: 'viewer' }));
+      const status = async (reply: Reply) => (await call('GET', `/billing/authorizations/${reply.body.id as string}`, adminToken)).body.status;
+      assert.deepEqual([await status(alice), await status(bob), await status(admin)], ['voided', 'voided', 'pending']);
+      assert.equal((await call('GET', `/billing/wallets/${walletId}`, adminToken)).body.available, 993);
+    } finally {
+      clock.set(saved);
+    }
   });
 
   it('same Idempotency-Key 50 times in parallel places one hold; the same key with another amount is 422 and changes nothing', async () => {

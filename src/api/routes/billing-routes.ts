@@ -13,6 +13,8 @@ import { csvText, toCsv } from '../csv.ts';
 export interface BillingRouteDeps extends LedgerDeps {
   /** Expiry of a hold whose request names none. */
   defaultHoldTtlSeconds: number;
+  /** BILLING_MEMBER_HOLD_MAX_MINOR and BILLING_MEMBER_HOLD_MAX_SECONDS. */
+  memberHolds: { maxPendingMinor: number; maxSeconds: number };
 }
 
 const Uuid = Type.String({ format: 'uuid' });
@@ -216,7 +218,9 @@ export function billingRoutes(deps: BillingRouteDeps): RouteSpec[] {
       path: '/billing/authorize',
       operationId: 'authorizeHold',
       summary: 'Place a hold on the org’s wallet in a currency.',
-      description: 'Refused with 402 when available = balance − pending holds would go below zero.',
+      description:
+        'Refused with 402 when available = balance − pending holds would go below zero. A member (not an owner) may have at most BILLING_MEMBER_HOLD_MAX_MINOR held at once ' +
+        'on a wallet (403 member-hold-limit) for at most BILLING_MEMBER_HOLD_MAX_SECONDS (422 hold-lifetime-limit).',
       tags: ['billing'],
       access: 'authenticated',
       idempotent: true,
@@ -230,19 +234,29 @@ export function billingRoutes(deps: BillingRouteDeps): RouteSpec[] {
         },
         { additionalProperties: false },
       ),
-      responses: { 201: { description: 'The hold, pending.', schema: AuthorizationBody }, 402: PROBLEMS[402], 404: PROBLEMS[404], 422: PROBLEMS[422] },
+      responses: {
+        201: { description: 'The hold, pending.', schema: AuthorizationBody },
+        402: PROBLEMS[402],
+        403: { description: "A member's holds on the wallet would pass BILLING_MEMBER_HOLD_MAX_MINOR (member-hold-limit), or the caller may only read." },
+        404: PROBLEMS[404],
+        422: PROBLEMS[422],
+      },
       handler: async ({ ctx, body, transaction }) => {
         const principal = principalOfRequest(ctx);
-        const authorization = await transaction(async (tx) =>
-          authorize(deps, tx, {
-            organizationId: await organizationForHold(deps, tx, principal, body.org),
+        const amount = minorAmount(body.amount, 'amount');
+        const authorization = await transaction(async (tx) => {
+          const { organizationId, member } = await organizationForHold(deps, tx, principal, body.org);
+          const limits = member ? { maxPendingMinor: BigInt(deps.memberHolds.maxPendingMinor), maxSeconds: deps.memberHolds.maxSeconds } : undefined;
+          return authorize(deps, tx, {
+            organizationId,
             currency: body.currency,
-            amount: minorAmount(body.amount, 'amount'),
+            amount,
             reference: body.reference,
-            expiresInSeconds: body.expiresInSeconds ?? deps.defaultHoldTtlSeconds,
+            expiresInSeconds: body.expiresInSeconds ?? Math.min(deps.defaultHoldTtlSeconds, limits?.maxSeconds ?? Infinity),
             actor: principal.subject,
-          }),
-        );
+            ...(limits ? { memberLimits: limits } : {}),
+          });
+        });
         ctx.status = 201;
         ctx.body = presentAuthorization(authorization);
       },
