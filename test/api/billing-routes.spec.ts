@@ -390,7 +390,10 @@ describe('billing API', () => {
         assert.equal(reply.status, 422, query);
         assert.equal(reply.body.code, 'invalid-period');
       }
-      assert.equal((await call('GET', `/billing/wallets/${walletId}/statement?from=yesterday`, adminToken)).status, 400);
+      for (const query of ['from=yesterday', 'from=0000-01-01T00:00:00Z', 'to=2026-12-31T23:59:60Z']) {
+        const reply = await call('GET', `/billing/wallets/${walletId}/statement?${query}`, adminToken);
+        assert.equal(reply.status, 400, `${query}: ${JSON.stringify(reply.body)}`);
+      }
     });
   });
 });

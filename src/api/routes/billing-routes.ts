@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { NotFoundError } from '../../errors.ts';
+import { NotFoundError, ValidationError } from '../../errors.ts';
 import { principalOfRequest } from '../auth/authenticate.ts';
 import { defineRoute, type RouteSpec } from '../route.ts';
 import { authorize, getAuthorization, listWalletAuthorizations, settle, voidAuthorization, type Authorization } from '../../domain/billing/authorizations.ts';
@@ -142,6 +142,18 @@ function presentEntry(e: LedgerEntry) {
     reason: e.reason,
     createdAt: e.createdAt.toISOString(),
   };
+}
+
+/**
+ * A query instant: RFC 3339 passes the schema with a leap second (23:59:60) or year 0000, which
+ * JavaScript cannot represent or PostgreSQL refuses; those are the caller's mistake, not a 500.
+ */
+function instantOf(value: string, name: string): Date {
+  const at = new Date(value);
+  if (Number.isNaN(at.getTime()) || at.getUTCFullYear() < 1970 || at.getUTCFullYear() > 9999) {
+    throw new ValidationError([{ in: 'query', pointer: `/${name}`, message: 'must be an instant between 1970 and 9999 (no leap second)' }]);
+  }
+  return at;
 }
 
 function presentStatementLine(line: StatementLine) {
@@ -396,9 +408,8 @@ export function billingRoutes(deps: BillingRouteDeps): RouteSpec[] {
       },
       handler: async ({ ctx, params, query }) => {
         const wallet = await requireWalletAccess(deps, undefined, principalOfRequest(ctx), params.id, 'read');
-        const now = deps.now();
-        const to = query.to === undefined ? now : new Date(query.to);
-        const from = query.from === undefined ? new Date(Date.UTC(to.getUTCFullYear(), to.getUTCMonth(), 1)) : new Date(query.from);
+        const to = query.to === undefined ? deps.now() : instantOf(query.to, 'to');
+        const from = query.from === undefined ? new Date(Date.UTC(to.getUTCFullYear(), to.getUTCMonth(), 1)) : instantOf(query.from, 'from');
         const statement = await walletStatement(deps, undefined, wallet, { from, to });
         if (ctx.accepts('application/json', 'text/csv') === 'text/csv') {
           ctx.type = 'text/csv; charset=utf-8; header=present';
