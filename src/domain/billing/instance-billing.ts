@@ -73,6 +73,14 @@ export async function holdVersionFee(
 /** States after which an instance will not run again through the service. */
 const ENDED: ReadonlySet<InstanceState> = new Set(['rejected', 'deleted']);
 
+/**
+ * Over, whatever its changes said: ended, or on its way out with nothing of it left on main (a
+ * merged delete, an engineer's removal): a delete can still be closed while main holds it.
+ */
+function released(row: FeeRow): boolean {
+  return ENDED.has(row.state) || (row.state === 'deleting' && !row.observed_present);
+}
+
 interface FeeRow {
   id: string;
   instance_id: string;
@@ -84,8 +92,10 @@ interface FeeRow {
   live: boolean;
   lifetime_seconds: number;
   state: InstanceState;
+  observed_present: boolean;
   on_main: boolean;
-  wanted: boolean;
+  /** The latest change asks for this version: on its way (pending, open) or merged. */
+  wanted: 'in-flight' | 'merged' | null;
 }
 
 /**
@@ -95,8 +105,8 @@ interface FeeRow {
  * - ready at that version on main: captured. A hold that lapsed (or was released while a closed
  *   pull request waited to be reopened) is placed again and captured at once: what runs is paid
  *   for. A wallet that cannot pay it suspends the instance, as an unpaid hour does (returned).
- * - still wanted (the latest change, on its way or merged, asks for it) or on main and not yet
- *   ready: held; a lapsed hold is placed again when the wallet can cover it (else it is tried
+ * - still wanted (the latest change asks for it: on its way; or merged, main not read back yet)
+ *   or on main and not yet ready, and the instance not released (ended, or leaving main): held; a lapsed hold is placed again when the wallet can cover it (else it is tried
  *   again at the next event, and at ready).
  * - neither (the change was closed, failed, superseded by another version, cancelled; the
  *   instance left main or ended): released.
@@ -110,9 +120,10 @@ export async function applySetupFees(deps: LedgerDeps, tx: Transaction, instance
             a.id, a.instance_id, a.offering_version_id, w.organization_id, w.currency, a.amount, a.status,
             a.status = 'pending' AND a.expires_at > :now AS live,
             extract(epoch FROM a.expires_at - a.created_at)::int AS lifetime_seconds, i.state,
+            i.observed_state = 'present' AS observed_present,
             i.observed_state = 'present' AND i.observed_offering_version_id = a.offering_version_id AS on_main,
-            coalesce(c.status IN ('pending', 'open', 'merged') AND c.kind IN ('instance.create', 'instance.update')
-                     AND c.payload->>'version' = v.version, false) AS wanted
+            CASE WHEN c.kind NOT IN ('instance.create', 'instance.update') OR c.payload->>'version' IS DISTINCT FROM v.version THEN NULL
+                 WHEN c.status IN ('pending', 'open') THEN 'in-flight' WHEN c.status = 'merged' THEN 'merged' END AS wanted
        FROM billing_authorizations a
        JOIN ledger_accounts w ON w.id = a.wallet_id
        JOIN instances i ON i.id = a.instance_id
@@ -134,7 +145,7 @@ export async function applySetupFees(deps: LedgerDeps, tx: Transaction, instance
         // Expired a moment ago: placed again at the next event, or the instance suspended then.
         else if (!(error instanceof AuthorizationResolvedError)) throw error;
       }
-    } else if (row.wanted || (row.on_main && !ENDED.has(row.state))) {
+    } else if (row.wanted === 'in-flight' || ((row.wanted === 'merged' || row.on_main) && !released(row))) {
       if (row.live) continue;
       try {
         await placeAgain(deps, tx, row);

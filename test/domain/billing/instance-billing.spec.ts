@@ -219,6 +219,21 @@ describe('billing through the instance lifecycle', () => {
     assert.equal((await getWallet(ledger(), undefined, walletId)).balance, 1500n, 'nothing was charged that the wallet could not pay');
   });
 
+  it('releases the fee of a merged create whose directory an engineer removed from main before it was ever ready', async () => {
+    // The model suite found it: the merged create still "asked for" the version, so the hold stayed pending for ever.
+    const { principal, slug, walletId } = await workspace();
+    const instance = await order(principal, slug, await versionWithFee(1000));
+    await move(instance.id, 'change.opened');
+    await move(instance.id, 'change.merged');
+    await sequelize.query(`UPDATE instances SET observed_state = 'absent', observed_at = now() WHERE id = :id`, { replacements: { id: instance.id } });
+    await move(instance.id, 'main.observed');
+    await move(instance.id, 'app.gone');
+    const [row] = await sequelize.query<{ state: string }>('SELECT state FROM instances WHERE id = :id', { type: QueryTypes.SELECT, replacements: { id: instance.id } });
+    assert.equal(row!.state, 'deleted');
+    assert.deepEqual((await holdsOf(instance.id)).map((h) => h.status), ['voided']);
+    assert.equal((await getWallet(ledger(), undefined, walletId)).available, 1500n);
+  });
+
   /** Merged, not ready yet, and its setup-fee hold lapsed meanwhile (the review took longer than its lifetime). */
   async function mergedWithLapsedHold(principal: Principal, slug: string): Promise<{ id: string }> {
     const instance = await order(principal, slug, await versionWithFee(1000));
