@@ -112,6 +112,8 @@ export const CONFIG_VARIABLES = [
   { name: 'BILLING_TRIAL_CURRENCY', description: 'Currency (ISO 4217) of the wallet and trial credit a new workspace gets.', default: 'EUR', schema: Type.String({ pattern: '^[A-Z]{3}$' }) },
   { name: 'BILLING_TRIAL_CREDIT_MINOR', description: 'Trial credit for a new workspace, in minor units of BILLING_TRIAL_CURRENCY (0: none).', default: '5000', schema: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }) },
   { name: 'BILLING_HOLD_TTL_SECONDS', description: 'Expiry of a billing hold (setup fee, API holds without expiresInSeconds); an expired hold is released.', default: '604800', schema: positiveInt },
+  { name: 'BILLING_MEMBER_HOLD_MAX_MINOR', description: "The most a member (not an owner) may have held at once on one of the org's wallets through POST /billing/authorize, in minor units (0: members place no holds). Past it: 403 member-hold-limit.", default: '10000', schema: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }) },
+  { name: 'BILLING_MEMBER_HOLD_MAX_SECONDS', description: "The longest a member's hold may last (expiresInSeconds past it: 422 hold-lifetime-limit; a member's hold without one lasts the shorter of this and BILLING_HOLD_TTL_SECONDS).", default: '86400', schema: positiveInt },
   { name: 'METERING_INTERVAL_MS', description: 'How often the metering leader looks for completed hours to charge and expired holds.', default: '60000', schema: positiveInt },
   { name: 'GITHUB_WEBHOOK_SECRET', description: 'Secret of the GitHub webhook (X-Hub-Signature-256). Unset: POST /webhooks/github answers 404.', schema: Type.String({ minLength: 1 }), secret: 'value' },
   { name: 'GITHUB_WEBHOOK_ADDITIONAL_SECRETS', description: 'Comma-separated further secrets also accepted, for rotating GITHUB_WEBHOOK_SECRET without downtime.', schema: Type.String({ pattern: '^[^,]+(,[^,]+)*$', description: 'comma-separated, non-empty values' }), secret: 'value' },
@@ -172,7 +174,7 @@ export interface Config {
   /** Undefined when OIDC_ISSUER is unset: only API tokens authenticate. */
   oidc: { issuer: string; audience: string; jwksUrl: string; algorithms: string[]; adminRole: string } | undefined;
   idempotencyKeyRetentionHours: number;
-  billing: { trialCurrency: string; trialCreditMinor: number; holdTtlSeconds: number; meteringIntervalMs: number };
+  billing: { trialCurrency: string; trialCreditMinor: number; holdTtlSeconds: number; memberHoldMaxMinor: number; memberHoldMaxSeconds: number; meteringIntervalMs: number };
   webhooks: {
     /** Current secret first, then the additional ones; empty: the GitHub receiver is off. */
     githubSecrets: string[];
@@ -274,6 +276,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Config 
       trialCurrency: get('BILLING_TRIAL_CURRENCY'),
       trialCreditMinor: get('BILLING_TRIAL_CREDIT_MINOR'),
       holdTtlSeconds: get('BILLING_HOLD_TTL_SECONDS'),
+      memberHoldMaxMinor: get('BILLING_MEMBER_HOLD_MAX_MINOR'),
+      memberHoldMaxSeconds: get('BILLING_MEMBER_HOLD_MAX_SECONDS'),
       meteringIntervalMs: get('METERING_INTERVAL_MS'),
     },
     webhooks: {

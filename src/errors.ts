@@ -71,6 +71,13 @@ export class PaymentRequiredError extends AppError {
   }
 }
 
+/** A member's holds on one wallet would pass BILLING_MEMBER_HOLD_MAX_MINOR (an owner may place it). */
+export class MemberHoldLimitError extends AppError {
+  constructor(detail: string, options: AppErrorOptions = {}) {
+    super(403, 'member-hold-limit', 'Member hold limit', { ...options, detail });
+  }
+}
+
 export class ForbiddenError extends AppError {
   constructor(detail: string, options: AppErrorOptions = {}) {
     super(403, 'forbidden', 'Forbidden', { ...options, detail });

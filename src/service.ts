@@ -129,7 +129,12 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     ...catalogRoutes({ sequelize }),
     ...tokenRoutes({ sequelize }),
     ...instanceRoutes({ sequelize, mergePolicy: mergePolicies, parameters, billing: config.billing, reasonRequiredFor: config.gitops.reasonRequiredFor, preview: { repository, catalog } }),
-    ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: config.billing.holdTtlSeconds }),
+    ...billingRoutes({
+      sequelize,
+      now: () => new Date(),
+      defaultHoldTtlSeconds: config.billing.holdTtlSeconds,
+      memberHolds: { maxPendingMinor: config.billing.memberHoldMaxMinor, maxSeconds: config.billing.memberHoldMaxSeconds },
+    }),
     ...saleorRoutes({ sequelize, now: () => new Date() }),
   );
 

@@ -66,8 +66,11 @@ export function createSyncSimulator(options: SyncSimulatorOptions): BackgroundTa
       if (!head) continue;
       const notices = await simulate(candidate, head);
       if (!notices) continue;
-      for (const notification of notices) await post(notification);
-      reported.add(key);
+      let ignored = false;
+      for (const notification of notices) ignored = (await post(notification)) === 202 || ignored;
+      // Ignored (202): the service had not yet read main since the merge, so it did not know main
+      // holds the instance. Argo CD would notify again as it reconciles; so does this stand-in.
+      if (!ignored) reported.add(key);
       posted += 1;
     }
     return posted;
@@ -157,7 +160,7 @@ export function createSyncSimulator(options: SyncSimulatorOptions): BackgroundTa
     return notices;
   }
 
-  async function post(notification: ArgocdNotification): Promise<void> {
+  async function post(notification: ArgocdNotification): Promise<number> {
     const response = await fetch(`${options.serviceUrl()}/webhooks/argocd`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${options.argocdToken}` },
@@ -165,6 +168,7 @@ export function createSyncSimulator(options: SyncSimulatorOptions): BackgroundTa
     });
     if (!response.ok) throw new Error(`the Argo CD webhook answered ${response.status}: ${await response.text()}`);
     options.logger.info({ application: notification.app.name, trigger: notification.trigger, status: response.status }, 'sync simulator posted a notification');
+    return response.status;
   }
 
   function readGit(args: string[]): Promise<string> {

@@ -2,6 +2,7 @@ import semver from 'semver';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../errors.ts';
 import { checkParametersSchema } from './parameters-schema.ts';
+import { isExactMinor, MAX_MINOR } from './billing/ledger.ts';
 
 export type VersionStatus = 'active' | 'deprecated' | 'retired';
 
@@ -104,6 +105,15 @@ export async function createOffering(sequelize: Sequelize, tx: Transaction, inpu
 export function checkNewVersion(input: NewOfferingVersion): void {
   if (semver.valid(input.version) !== input.version) {
     throw new ValidationError([{ in: 'body', pointer: '/version', message: 'must be a semantic version such as 1.2.3' }], 'The version is not valid.', 422);
+  }
+  // Prices become ledger amounts: exact minor units a JSON number carries (422 before anything is stored).
+  const prices = (['setupFee', 'hourlyRate'] as const).filter((field) => !isExactMinor(input.pricing[field]));
+  if (prices.length > 0) {
+    throw new ValidationError(
+      prices.map((field) => ({ in: 'body' as const, pointer: `/pricing/${field}`, message: `must be a whole number of minor units of at most ${MAX_MINOR}` })),
+      'A price is beyond what the ledger carries exactly.',
+      422,
+    );
   }
   const problems = checkParametersSchema(input.parametersSchema);
   if (problems.length > 0) {

@@ -4,7 +4,7 @@ import type { InstanceChangeKind } from './changes/change-kinds.ts';
 import type { ChangeStatus } from './changes/change-status.ts';
 import { moveChanges, supersedableChangesOf } from './changes/change-requests.ts';
 import { applyEventToFacts, deriveInstanceState, type Health, type InstanceEventType, type InstanceFacts, type InstanceState } from './instance-state.ts';
-import { applySetupFeeOutcome } from './billing/instance-billing.ts';
+import { applySetupFees } from './billing/instance-billing.ts';
 
 /** Why an event happened and who caused it; written to instance_events with the transition. */
 export interface InstanceEventCause {
@@ -168,22 +168,19 @@ export async function applyInstanceEvents(sequelize: Sequelize, tx: Transaction,
      ORDER BY e.n`,
     { type: QueryTypes.INSERT, transaction: tx, replacements: { transitions: JSON.stringify(transitions) } },
   );
-  // The setup fee follows the state in this same transaction: captured at ready, released
-  // when the instance ends before it ever ran.
-  const settled = new Set<string>();
-  for (const t of transitions) {
-    if (t.from_state === t.to_state) continue;
-    const { facts } = current.get(t.instance_id)!;
-    await applySetupFeeOutcome({ sequelize, now: () => new Date() }, tx, t.instance_id, t.to_state, { everPresent: facts.everPresent, observed: facts.observed });
-    settled.add(t.instance_id);
-  }
-  // A delete that reached main moves nothing (deleting → deleting until Argo CD removes the
-  // Application), yet from then on the instance can no longer become ready: its hold is released.
-  for (const { instanceId, event } of events) {
-    const row = current.get(instanceId)!;
-    if (event !== 'main.observed' || settled.has(instanceId) || row.state !== 'deleting' || row.facts.observed !== 'absent') continue;
-    await applySetupFeeOutcome({ sequelize, now: () => new Date() }, tx, instanceId, 'deleting', { everPresent: row.facts.everPresent, observed: 'absent' });
-    settled.add(instanceId);
+  // Setup fees follow what runs, in this same transaction: captured at ready, released when
+  // their version is no longer asked for; a fee the wallet cannot pay at ready suspends.
+  const { unpaid } = await applySetupFees({ sequelize, now: () => new Date() }, tx, [...current.keys()]);
+  if (unpaid.length > 0) {
+    await applyInstanceEvents(
+      sequelize,
+      tx,
+      unpaid.map((instanceId) => ({
+        instanceId,
+        event: 'wallet.exhausted' as const,
+        cause: { cause: 'wallet.exhausted', actor: 'control-plane', lastError: 'The wallet cannot pay the setup fee of the version main runs: the instance is suspended.' },
+      })),
+    );
   }
   return results;
 }

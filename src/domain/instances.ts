@@ -13,7 +13,7 @@ import { decodePageCursor, encodePageCursor } from './page-cursor.ts';
 import type { ParametersValidator } from './parameters-schema.ts';
 import type { Principal } from './principal.ts';
 import type { InstanceWrite } from '../gitops/render/change-payloads.ts';
-import { holdSetupFee, type BillingSettings } from './billing/instance-billing.ts';
+import { holdSetupFee, holdVersionFee, type BillingSettings } from './billing/instance-billing.ts';
 
 export interface InstanceDeps {
   sequelize: Sequelize;
@@ -182,6 +182,7 @@ export async function createInstance(deps: InstanceDeps, tx: Transaction, princi
   await holdSetupFee({ sequelize, now: () => new Date() }, tx, {
     instanceId,
     organizationId: access.organizationId,
+    offeringVersionId: version.id,
     pricing: version.pricing,
     expiresInSeconds: deps.billing.holdTtlSeconds,
   });
@@ -295,6 +296,9 @@ export async function updateInstance(
     },
     input.reason,
   );
+  // An upgrade holds the new version's setup fee like a create (after the change above, which
+  // released the hold of a version no longer asked for); 402 refuses the whole PATCH.
+  await holdVersionFee({ sequelize, now: () => new Date() }, tx, { instanceId: id, offeringVersionId: version.id, expiresInSeconds: deps.billing.holdTtlSeconds });
   // Nothing on main yet: the row shows what is asked until main holds something.
   await sequelize.query(
     `UPDATE instances SET offering_version_id = :version, parameters = :parameters, desired_state = 'present' WHERE id = :id AND observed_state = 'absent' AND NOT ever_present`,

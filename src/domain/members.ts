@@ -1,5 +1,6 @@
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { NotFoundError, UnprocessableError } from '../errors.ts';
+import { releaseHoldsOf } from './billing/authorizations.ts';
 import { ensureUser, requireOrgAccess, type MembershipRole } from './organization-access.ts';
 import type { Principal } from './principal.ts';
 import { enqueueMemberSync, lockMirroredMember } from './membership-mirror.ts';
@@ -75,6 +76,8 @@ export async function putMember(
      RETURNING (xmax = 0) AS inserted`,
     { type: QueryTypes.SELECT, transaction: tx, replacements: { org: access.organizationId, subject: input.subject, role: input.role, team: teamId } },
   );
+  // A viewer can neither place nor resolve holds: theirs have no purpose left.
+  if (input.role === 'viewer') await releaseHoldsOf({ sequelize, now: () => new Date() }, tx, access.organizationId, input.subject);
   const [member] = await sequelize.query<MemberRow>(`${SELECT_MEMBERS} WHERE m.organization_id = :org AND m.subject = :subject`, {
     type: QueryTypes.SELECT,
     transaction: tx,
@@ -112,6 +115,7 @@ export async function removeMember(sequelize: Sequelize, tx: Transaction, princi
     replacements: { org: access.organizationId, subject },
   });
   if (removed.length === 0) throw new NotFoundError(`${subject} is not a member of ${orgSlug}.`);
+  await releaseHoldsOf({ sequelize, now: () => new Date() }, tx, access.organizationId, subject);
   if (options.mirrorToKeycloak) await enqueueMemberSync(sequelize, tx, { orgSlug: access.slug, subject, cause: 'member.removed' });
 }
 

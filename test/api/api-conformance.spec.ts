@@ -57,6 +57,8 @@ describe('workspace, catalog and instance API against its OpenAPI document', () 
     await api.call('POST', `/billing/wallets/${walletId}/credits`, { token: admin, body: { amount: 100, reason: 'walk' } });
     await api.call('GET', `/billing/wallets/${walletId}/entries?limit=1`, { token });
     await api.call('GET', `/billing/wallets/${walletId}/authorizations?status=pending`, { token });
+    await api.call('GET', `/billing/wallets/${walletId}/statement`, { token });
+    await api.call('GET', `/billing/wallets/${walletId}/statement?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z`, { token }); // 422
     const minted = await api.call('POST', '/me/tokens', { token, body: { name: `walk-${slug}` } });
     await api.call('GET', '/me/tokens', { token });
     await api.call('DELETE', `/me/tokens/${String(minted.body.id)}`, { token });

@@ -110,6 +110,8 @@ describe('catalog', () => {
       ['not a JSON Schema', { version: '1.0.0', parametersSchema: { type: 'object', additionalProperties: false, properties: { a: { type: 'nonsense', default: 1 } } }, pricing }, '/parametersSchema'],
       ['a parameter without default', { version: '1.0.0', parametersSchema: { type: 'object', additionalProperties: false, properties: { a: { type: 'string' } } }, pricing }, '/parametersSchema'],
       ['open to unknown fields', { version: '1.0.0', parametersSchema: { type: 'object', properties: {} }, pricing }, '/parametersSchema'],
+      ['a setup fee past 2^53 − 1', { version: '1.0.0', parametersSchema: schema, pricing: { ...pricing, setupFee: 2 ** 63 } }, '/pricing/setupFee'],
+      ['an hourly rate past 2^53 − 1', { version: '1.0.0', parametersSchema: schema, pricing: { ...pricing, hourlyRate: Number.MAX_SAFE_INTEGER + 1 } }, '/pricing/hourlyRate'],
       ['defaults that fail the schema', { version: '1.0.0', parametersSchema: { type: 'object', additionalProperties: false, properties: { n: { type: 'integer', minimum: 5, default: 1 } } }, pricing }, '/parametersSchema'],
     ];
     for (const [label, body, pointer] of cases) {

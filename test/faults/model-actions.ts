@@ -8,6 +8,8 @@ import { seededRandom } from './seeded-random.ts';
 export type ModelAction =
   | { t: 'create'; slot: number }
   | { t: 'update'; slot: number; size: 'small' | 'medium' | 'large'; storageSize: number }
+  /** PATCH to another version of studio (1.0.0 is deprecated, 2.0.0 active): an upgrade or a downgrade, each with its setup fee. */
+  | { t: 'upgrade'; slot: number; version: '1.0.0' | '2.0.0' }
   | { t: 'delete'; slot: number }
   /** The requester cancels, or retries, the latest change of a slot's instance (POST /changes/:id/cancel|retry). */
   | { t: 'cancel' | 'retry'; slot: number }
@@ -35,6 +37,7 @@ export function generateSequence(seed: number, index: number, options: { kills: 
   const weighted: [number, () => ModelAction][] = [
     [14, () => ({ t: 'create', slot: int(SLOTS) })],
     [8, () => ({ t: 'update', slot: int(SLOTS), size: pick(['small', 'medium', 'large'] as const), storageSize: 1 + int(20) })],
+    [4, () => ({ t: 'upgrade', slot: int(SLOTS), version: pick(['1.0.0', '2.0.0'] as const) })],
     [8, () => ({ t: 'delete', slot: int(SLOTS) })],
     [5, () => ({ t: 'cancel', slot: int(SLOTS) })],
     [2, () => ({ t: 'retry', slot: int(SLOTS) })],

@@ -276,6 +276,12 @@ export async function runModelSequence(world: ModelWorld, seed: number, index: n
         if (!id) return 'no instance';
         return String((await api('PATCH', `/instances/${id}`, { parameters: { size: action.size, storageSize: action.storageSize } })).status);
       }
+      case 'upgrade': {
+        const id = latestId(action.slot);
+        if (!id) return 'no instance';
+        const response = await api('PATCH', `/instances/${id}`, { version: action.version });
+        return `${response.status}${response.status >= 400 ? ` ${String(response.body.code)}` : ''}`;
+      }
       case 'delete': {
         const id = latestId(action.slot);
         if (!id) return 'no instance';
@@ -489,9 +495,14 @@ async function checkInvariants(
     }
   }
 
-  // Every hold resolved once: none pending, at most one per instance, one capture when settled and none otherwise.
-  const holds = await db.query<{ id: string; reference: string; status: string; captures: number; name: string; state: string; ever_ready: boolean }>(
-    `SELECT a.id, a.reference, a.status, i.name, i.state::text,
+  // Every hold resolved once: none pending, one capture when settled and none otherwise, and no
+  // more setup fees of a version captured than requests for it merged (a released fee may be held
+  // again, when a closed pull request is reopened or a hold lapsed, and is then charged once).
+  const holds = await db.query<{ id: string; reference: string; version: string | null; status: string; captures: number; name: string; state: string; ever_ready: boolean; merged_for_version: number }>(
+    `SELECT a.id, a.reference, a.offering_version_id AS version, a.status, i.name, i.state::text,
+            (SELECT count(*)::int FROM change_requests c JOIN offering_versions v ON v.id = a.offering_version_id
+              WHERE c.instance_id = i.id AND c.status = 'merged' AND c.kind IN ('instance.create', 'instance.update')
+                AND c.payload->>'version' = v.version) AS merged_for_version,
             EXISTS (SELECT 1 FROM instance_events e WHERE e.instance_id = i.id AND e.to_state = 'ready') AS ever_ready,
             (SELECT count(*)::int FROM ledger_transfers t WHERE t.authorization_id = a.id) AS captures
        FROM billing_authorizations a JOIN instances i ON i.id::text = a.reference
@@ -499,16 +510,22 @@ async function checkInvariants(
     { type: QueryTypes.SELECT, bind: { orgId } },
   );
   const perInstance = new Map<string, number>();
+  const settledPerVersion = new Map<string, { settled: number; merged: number }>();
   for (const hold of holds) {
     const who = `hold of ${hold.name} (${hold.reference.slice(0, 8)}, ${hold.state})`;
     perInstance.set(hold.reference, (perInstance.get(hold.reference) ?? 0) + 1);
+    if (hold.status === 'settled') {
+      const key = `${hold.reference} ${hold.version}`;
+      settledPerVersion.set(key, { settled: (settledPerVersion.get(key)?.settled ?? 0) + 1, merged: hold.merged_for_version });
+    }
     if (hold.status === 'pending') problems.push(`${who} is still pending at quiescence`);
     if (hold.status === 'settled' && hold.captures !== 1) problems.push(`${who} settled with ${hold.captures} captures`);
     if (hold.status !== 'settled' && hold.captures !== 0) problems.push(`${who} ${hold.status} yet captured ${hold.captures} times`);
     if (hold.status === 'settled' && !hold.ever_ready) problems.push(`${who} settled though the instance was never ready`);
-    if (hold.status === 'voided' && hold.ever_ready) input.log.push(`   note: ${who} voided although the instance became ready later (no setup fee charged)`);
   }
-  for (const [reference, n] of perInstance) if (n > 1) problems.push(`instance ${reference} has ${n} holds`);
+  for (const [key, { settled, merged }] of settledPerVersion) {
+    if (settled > merged) problems.push(`instance and version ${key}: setup fee captured ${settled} times for ${merged} merged requests of it`);
+  }
   const missing = rows.filter((r) => !perInstance.has(r.id));
   for (const row of missing) problems.push(`instance ${row.name} (${row.id.slice(0, 8)}) has no setup-fee hold`);
 

@@ -58,6 +58,8 @@ const DEFAULT_IN_CLUSTER: Record<string, string> = {
   BILLING_TRIAL_CREDIT_MINOR: 'the default',
   BILLING_HOLD_TTL_SECONDS: 'the default',
   METERING_INTERVAL_MS: 'the default',
+  BILLING_MEMBER_HOLD_MAX_MINOR: 'the default cap on what one member may hold at once',
+  BILLING_MEMBER_HOLD_MAX_SECONDS: "the default cap on a member hold's lifetime",
   GITHUB_WEBHOOK_ADDITIONAL_SECRETS: 'only while rotating GITHUB_WEBHOOK_SECRET',
   RECONCILE_INTERVAL_MS: 'the default',
   INSTANCE_PROGRESS_DEADLINE_SECONDS: 'the default',

@@ -81,7 +81,7 @@ export async function startApiHarness(
     ...workspaceRoutes(domain),
     ...catalogRoutes(domain),
     ...instanceRoutes(domain),
-    ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: domain.billing.holdTtlSeconds }),
+    ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: domain.billing.holdTtlSeconds, memberHolds: { maxPendingMinor: 1_000_000, maxSeconds: 90 * 86_400 } }),
     ...tokenRoutes({ sequelize }),
     ...(options.moreRoutes?.(sequelize, gitops) ?? []),
   ];

@@ -1,5 +1,5 @@
 import type { Transaction } from 'sequelize';
-import { AuthorizationResolvedError, NotFoundError, PaymentRequiredError, UnprocessableError } from '../../errors.ts';
+import { AuthorizationResolvedError, MemberHoldLimitError, NotFoundError, PaymentRequiredError, UnprocessableError } from '../../errors.ts';
 import { ensurePlatformAccount, isUuid, lockOrganizationWallet, lockWallet, postTransfer, select, toMinor, type LedgerDeps } from './ledger.ts';
 
 export type AuthorizationStatus = 'pending' | 'settled' | 'voided' | 'expired';
@@ -16,6 +16,9 @@ export interface Authorization {
   /** As of the caller's clock: a pending hold past its expiry reads as expired. */
   status: AuthorizationStatus;
   reference: string | null;
+  /** An instance's setup fee: the instance and the offering version whose fee it is; null otherwise. */
+  instanceId: string | null;
+  offeringVersionId: string | null;
   expiresAt: Date;
   resolvedAt: Date | null;
   /** Subject that placed the hold, or `control-plane` for holds the service places itself. */
@@ -28,8 +31,18 @@ export interface AuthorizeInput {
   currency: string;
   amount: bigint;
   reference?: string;
+  /** A setup fee: the instance and the version whose fee this is (the hold follows the instance). */
+  purpose?: { instanceId: string; offeringVersionId: string };
   expiresInSeconds: number;
   actor: string;
+  /** A member's hold (not an owner's, an admin's or the service's): capped in total and in lifetime. */
+  memberLimits?: MemberHoldLimits;
+}
+
+export interface MemberHoldLimits {
+  /** The most the member may have held at once on the wallet, this hold included. */
+  maxPendingMinor: bigint;
+  maxSeconds: number;
 }
 
 interface AuthorizationRow {
@@ -42,6 +55,8 @@ interface AuthorizationRow {
   captured_amount: string | null;
   status: AuthorizationStatus;
   reference: string | null;
+  instance_id: string | null;
+  offering_version_id: string | null;
   expires_at: Date;
   resolved_at: Date | null;
   created_by: string;
@@ -49,7 +64,7 @@ interface AuthorizationRow {
 }
 
 const COLUMNS = `a.id, a.wallet_id, w.organization_id, o.slug, w.currency, a.amount, a.captured_amount, a.status, a.reference,
-  a.expires_at, a.resolved_at, a.created_by, a.created_at`;
+  a.instance_id, a.offering_version_id, a.expires_at, a.resolved_at, a.created_by, a.created_at`;
 
 const FROM = `billing_authorizations a JOIN ledger_accounts w ON w.id = a.wallet_id JOIN organizations o ON o.id = w.organization_id`;
 
@@ -65,6 +80,8 @@ function toAuthorization(row: AuthorizationRow, now: Date): Authorization {
     capturedAmount: row.captured_amount === null ? null : toMinor(row.captured_amount),
     status: expired ? 'expired' : row.status,
     reference: row.reference,
+    instanceId: row.instance_id,
+    offeringVersionId: row.offering_version_id,
     expiresAt: row.expires_at,
     resolvedAt: row.resolved_at,
     createdBy: row.created_by,
@@ -82,35 +99,52 @@ export async function authorize(deps: LedgerDeps, tx: Transaction, input: Author
   if (!Number.isInteger(input.expiresInSeconds) || input.expiresInSeconds <= 0) {
     throw new UnprocessableError('invalid-expiry', 'expiresInSeconds must be a positive integer.');
   }
+  const limits = input.memberLimits;
+  if (limits && input.expiresInSeconds > limits.maxSeconds) {
+    throw new UnprocessableError('hold-lifetime-limit', `A member's hold lasts at most ${limits.maxSeconds} seconds; ask an owner for a longer one.`, {
+      extensions: { maxSeconds: limits.maxSeconds, requested: input.expiresInSeconds },
+    });
+  }
   const now = deps.now();
   const wallet = await lockOrganizationWallet(deps, tx, input.organizationId, input.currency);
   const expiresAt = new Date(now.getTime() + input.expiresInSeconds * 1000);
   // One statement after the lock (so its snapshot sees every hold committed before we got the
   // lock): sum the live holds and insert only if the new one fits. Fewer round trips under the
   // wallet's lock is what bounds holds per second on one wallet.
-  const [row] = await select<{ pending: string; id: string | null }>(
+  const [row] = await select<{ pending: string; mine: string; id: string | null }>(
     deps,
     tx,
-    `WITH pending AS (
-       SELECT coalesce(sum(amount), 0) AS total FROM billing_authorizations
-       WHERE wallet_id = :walletId AND status = 'pending' AND expires_at > :now
+    `WITH live AS (
+       SELECT amount, created_by FROM billing_authorizations WHERE wallet_id = :walletId AND status = 'pending' AND expires_at > :now
+     ), pending AS (
+       SELECT coalesce(sum(amount), 0) AS total, coalesce(sum(amount) FILTER (WHERE created_by = :actor), 0) AS mine FROM live
      ), inserted AS (
-       INSERT INTO billing_authorizations (wallet_id, amount, reference, expires_at, created_by, created_at, updated_at)
-       SELECT :walletId, :amount::bigint, :reference, :expiresAt, :actor, :now, :now FROM pending
+       INSERT INTO billing_authorizations (wallet_id, amount, reference, instance_id, offering_version_id, expires_at, created_by, created_at, updated_at)
+       SELECT :walletId, :amount::bigint, :reference, :instanceId, :offeringVersionId, :expiresAt, :actor, :now, :now FROM pending
        WHERE :balance::bigint - pending.total >= :amount::bigint
+         AND (CAST(:cap AS bigint) IS NULL OR pending.mine + :amount::bigint <= CAST(:cap AS bigint))
        RETURNING id
      )
-     SELECT pending.total AS pending, inserted.id FROM pending LEFT JOIN inserted ON true`,
+     SELECT pending.total AS pending, pending.mine, inserted.id FROM pending LEFT JOIN inserted ON true`,
     {
       walletId: wallet.id,
       amount: input.amount.toString(),
       balance: wallet.balance.toString(),
       reference: input.reference ?? null,
+      instanceId: input.purpose?.instanceId ?? null,
+      offeringVersionId: input.purpose?.offeringVersionId ?? null,
       expiresAt,
       actor: input.actor,
+      cap: limits ? limits.maxPendingMinor.toString() : null,
       now,
     },
   );
+  if (!row?.id && limits && toMinor(row?.mine) + input.amount > limits.maxPendingMinor) {
+    throw new MemberHoldLimitError(
+      `Your holds on this wallet would come to ${toMinor(row?.mine) + input.amount} minor units; a member may hold at most ${limits.maxPendingMinor} at once. Release one, or ask an owner.`,
+      { extensions: { walletId: wallet.created ? null : wallet.id, limit: Number(limits.maxPendingMinor), heldByYou: Number(toMinor(row?.mine)), requested: Number(input.amount) } },
+    );
+  }
   if (!row?.id) {
     const available = wallet.balance - toMinor(row?.pending);
     // The org has no wallet in this currency: the one made for this request goes with its rollback.
@@ -134,6 +168,8 @@ export async function authorize(deps: LedgerDeps, tx: Transaction, input: Author
     capturedAmount: null,
     status: 'pending',
     reference: input.reference ?? null,
+    instanceId: input.purpose?.instanceId ?? null,
+    offeringVersionId: input.purpose?.offeringVersionId ?? null,
     expiresAt,
     resolvedAt: null,
     createdBy: input.actor,
@@ -200,6 +236,7 @@ export async function settle(
       creditAccountId: revenue,
       amount: capture,
       authorizationId: authorization.id,
+      ...(authorization.instanceId ? { instanceId: authorization.instanceId } : {}),
       reason: authorization.reference ?? undefined,
       actor: input.actor,
     });
@@ -263,14 +300,26 @@ export async function listWalletAuthorizations(
   return rows.map((row) => toAuthorization(row, deps.now()));
 }
 
-/** The pending holds placed for `reference` (for instance an instance id), oldest first. */
-export async function pendingAuthorizationsFor(deps: LedgerDeps, tx: Transaction, reference: string): Promise<Authorization[]> {
-  const rows = await select<AuthorizationRow>(
+/**
+ * Releases the pending holds `subject` placed on the org's wallets: someone who left the org (or
+ * may only read now) has no purpose left for them, and could not resolve them any more.
+ */
+export async function releaseHoldsOf(deps: LedgerDeps, tx: Transaction, organizationId: string, subject: string): Promise<string[]> {
+  const rows = await select<{ id: string }>(
     deps,
     tx,
-    `SELECT ${COLUMNS} FROM ${FROM}
-     WHERE a.reference = :reference AND a.status = 'pending' ORDER BY a.created_at, a.id`,
-    { reference },
+    `SELECT a.id FROM billing_authorizations a JOIN ledger_accounts w ON w.id = a.wallet_id
+     WHERE w.organization_id = :organizationId AND a.created_by = :subject AND a.status = 'pending' AND a.expires_at > :now
+     ORDER BY a.wallet_id, a.id`,
+    { organizationId, subject, now: deps.now() },
   );
-  return rows.map((row) => toAuthorization(row, deps.now())).filter((a) => a.status === 'pending');
+  const released: string[] = [];
+  for (const { id } of rows) {
+    try {
+      released.push((await voidAuthorization(deps, tx, { authorizationId: id })).id);
+    } catch (error) {
+      if (!(error instanceof AuthorizationResolvedError)) throw error;
+    }
+  }
+  return released;
 }

@@ -23,10 +23,15 @@ export async function requireWalletAccess(
   return wallet;
 }
 
-/** The id of the org a caller may place holds for (write access, or a platform admin). */
-export async function organizationForHold(deps: LedgerDeps, tx: Transaction, principal: Principal, org: string): Promise<string> {
-  if (principal.platformAdmin) return findOrganizationId(deps, tx, org);
-  return (await requireOrgAccess(deps.sequelize, tx, principal, org, 'write')).organizationId;
+/**
+ * The org a caller may place holds for (write access, or a platform admin), and whether the
+ * caller is a member there (not an owner): a member's holds are capped, so that one member
+ * cannot promise the org's whole balance away for months.
+ */
+export async function organizationForHold(deps: LedgerDeps, tx: Transaction, principal: Principal, org: string): Promise<{ organizationId: string; member: boolean }> {
+  if (principal.platformAdmin) return { organizationId: await findOrganizationId(deps, tx, org), member: false };
+  const access = await requireOrgAccess(deps.sequelize, tx, principal, org, 'write');
+  return { organizationId: access.organizationId, member: access.role !== 'owner' };
 }
 
 /**

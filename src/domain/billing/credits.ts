@@ -1,6 +1,6 @@
 import type { Transaction } from 'sequelize';
 import { UnprocessableError } from '../../errors.ts';
-import { ensurePlatformAccount, ensureWallet, lockWallet, postTransfer, type LedgerDeps } from './ledger.ts';
+import { ensurePlatformAccount, ensureWallet, lockWallet, MAX_MINOR, postTransfer, type LedgerDeps } from './ledger.ts';
 
 export interface CreditResult {
   walletId: string;
@@ -8,9 +8,6 @@ export interface CreditResult {
   transferId: string | undefined;
   amount: bigint;
 }
-
-/** The most a wallet may hold, in minor units: what a JSON number carries exactly. */
-export const MAX_BALANCE_MINOR = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** A platform admin's top-up: moves `amount` from the platform's top-ups account into the wallet. */
 export async function creditWallet(
@@ -22,8 +19,8 @@ export async function creditWallet(
   const wallet = await lockWallet(deps, tx, input.walletId);
   // Balances travel as JSON numbers: past 2^53 − 1 they would no longer be exact, and every read
   // of the wallet would fail. Refused before anything is written.
-  if (wallet.balance + input.amount > MAX_BALANCE_MINOR) {
-    throw new UnprocessableError('balance-limit', `The wallet holds ${wallet.balance}; a credit of ${input.amount} would take it past ${MAX_BALANCE_MINOR} minor units, the most a balance may hold.`);
+  if (wallet.balance + input.amount > MAX_MINOR) {
+    throw new UnprocessableError('balance-limit', `The wallet holds ${wallet.balance}; a credit of ${input.amount} would take it past ${MAX_MINOR} minor units, the most a balance may hold.`);
   }
   const source = await ensurePlatformAccount(deps, tx, 'top-ups', wallet.currency);
   const transferId = await postTransfer(deps, tx, {

@@ -1,5 +1,5 @@
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
-import { NotFoundError } from '../../errors.ts';
+import { NotFoundError, UnprocessableError } from '../../errors.ts';
 
 /**
  * What every billing function needs: the database and a clock. The clock is injected so that
@@ -26,6 +26,31 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function isUuid(value: string): boolean {
   return UUID.test(value);
+}
+
+/**
+ * The most any amount or balance may be, in minor units: what a JSON number carries exactly
+ * (2^53 − 1), well inside PostgreSQL's bigint, so every amount the API shows is exact.
+ */
+export const MAX_MINOR = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * An amount as it entered (a JSON number), as exact minor units; anything a JSON number cannot
+ * carry exactly (past 2^53 − 1: 2^53 + 1 already reads as 2^53) is refused with 422 before
+ * anything is written.
+ */
+export function minorAmount(value: number, field: string): bigint {
+  if (!isExactMinor(value)) {
+    throw new UnprocessableError('amount-out-of-range', `${field} must be a whole number of minor units of at most ${MAX_MINOR}; ${value} is not one that can be carried exactly.`, {
+      extensions: { field, max: Number(MAX_MINOR) },
+    });
+  }
+  return BigInt(value);
+}
+
+/** Whether a JSON number is an amount the ledger carries exactly: a whole number from 0 to 2^53 − 1. */
+export function isExactMinor(value: number): boolean {
+  return Number.isSafeInteger(value) && value >= 0;
 }
 
 /** PostgreSQL returns bigint and numeric as strings; money stays exact as bigint. */
@@ -148,45 +173,64 @@ export interface TransferInput {
  * transfer already exists (a second trial credit, a second capture of one hold).
  */
 export async function postTransfer(deps: LedgerDeps, tx: Transaction, input: TransferInput): Promise<string | undefined> {
-  if (input.amount <= 0n) throw new Error(`transfer amount must be positive, got ${input.amount}`);
-  const now = deps.now();
-  const [transfer] = await select<{ id: string }>(
+  const [id] = await postTransfers(deps, tx, [input]);
+  return id;
+}
+
+/**
+ * The one way money moves: posts each transfer with its debit and credit entries, and adds what
+ * the inserted ones move to each wallet's cached balance, in one statement whatever the count
+ * (a day of metering catch-up is one round trip, not seventy). Returns each input's transfer
+ * id, in order, or undefined where a unique rule says that transfer already exists. Callers
+ * hold the lock of every wallet involved and have checked that a debited wallet can pay.
+ */
+export async function postTransfers(deps: LedgerDeps, tx: Transaction, inputs: TransferInput[]): Promise<(string | undefined)[]> {
+  if (inputs.length === 0) return [];
+  for (const input of inputs) {
+    if (input.amount <= 0n) throw new Error(`transfer amount must be positive, got ${input.amount}`);
+  }
+  const transfers = inputs.map((input) => ({
+    kind: input.kind,
+    currency: input.currency,
+    debit: input.debitAccountId,
+    credit: input.creditAccountId,
+    amount: input.amount.toString(),
+    authorization_id: input.authorizationId ?? null,
+    instance_id: input.instanceId ?? null,
+    reason: input.reason ?? null,
+    created_by: input.actor,
+  }));
+  const rows = await select<{ id: string | null }>(
     deps,
     tx,
-    `WITH transfer AS (
-       INSERT INTO ledger_transfers (kind, currency, debit_account_id, credit_account_id, amount, authorization_id, instance_id, reason, created_by, created_at)
-       VALUES (:kind, :currency, :debit, :credit, :amount::bigint, :authorizationId, :instanceId, :reason, :actor, :now)
+    // Platform accounts keep no cached balance (see the migration), so only wallets' rows change.
+    `WITH input AS MATERIALIZED (
+       SELECT gen_random_uuid() AS id, t.*
+       FROM ROWS FROM (jsonb_to_recordset(CAST(:transfers AS jsonb)) AS (kind text, currency text, debit uuid, credit uuid, amount bigint,
+              authorization_id uuid, instance_id uuid, reason text, created_by text)) WITH ORDINALITY
+         AS t(kind, currency, debit, credit, amount, authorization_id, instance_id, reason, created_by, n)
+     ), transfer AS (
+       INSERT INTO ledger_transfers (id, kind, currency, debit_account_id, credit_account_id, amount, authorization_id, instance_id, reason, created_by, created_at)
+       SELECT id, kind, currency, debit, credit, amount, authorization_id, instance_id, reason, created_by, :now FROM input ORDER BY n
        ON CONFLICT DO NOTHING
-       RETURNING id
+       RETURNING id, debit_account_id, credit_account_id, amount
      ), entries AS (
        INSERT INTO ledger_entries (transfer_id, account_id, amount, created_at)
-       SELECT id, :debit::uuid, -(:amount::bigint), :now::timestamptz FROM transfer
+       SELECT id, debit_account_id, -amount, :now::timestamptz FROM transfer
        UNION ALL
-       SELECT id, :credit::uuid, :amount::bigint, :now::timestamptz FROM transfer
+       SELECT id, credit_account_id, amount, :now::timestamptz FROM transfer
+     ), balances AS (
+       UPDATE ledger_accounts a SET balance = a.balance + d.delta, updated_at = :now
+       FROM (SELECT account_id, sum(delta)::bigint AS delta FROM (
+               SELECT debit_account_id AS account_id, -amount AS delta FROM transfer
+               UNION ALL SELECT credit_account_id, amount FROM transfer) moves
+             GROUP BY account_id) d
+       WHERE a.id = d.account_id AND a.kind = 'wallet'
      )
-     SELECT id FROM transfer`,
-    {
-      kind: input.kind,
-      currency: input.currency,
-      debit: input.debitAccountId,
-      credit: input.creditAccountId,
-      amount: input.amount.toString(),
-      authorizationId: input.authorizationId ?? null,
-      instanceId: input.instanceId ?? null,
-      reason: input.reason ?? null,
-      actor: input.actor,
-      now,
-    },
+     SELECT transfer.id FROM input LEFT JOIN transfer ON transfer.id = input.id ORDER BY input.n`,
+    { transfers: JSON.stringify(transfers), now: deps.now() },
   );
-  if (!transfer) return undefined;
-  // Platform accounts keep no cached balance (see the migration), so only wallets change here.
-  await deps.sequelize.query(
-    `UPDATE ledger_accounts
-     SET balance = balance + CASE WHEN id = :credit THEN :amount::bigint ELSE -(:amount::bigint) END, updated_at = :now
-     WHERE id IN (:debit, :credit) AND kind = 'wallet'`,
-    { transaction: tx, replacements: { debit: input.debitAccountId, credit: input.creditAccountId, amount: input.amount.toString(), now } },
-  );
-  return transfer.id;
+  return rows.map((row) => row.id ?? undefined);
 }
 
 /** Resolves an organization named by slug or id. */

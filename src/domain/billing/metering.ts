@@ -1,6 +1,6 @@
 import type { Transaction } from 'sequelize';
 import { applyInstanceEvent } from '../instance-events.ts';
-import { ensurePlatformAccount, ensureWallet, lockWallet, pendingHolds, select, toMinor, type LedgerDeps } from './ledger.ts';
+import { ensurePlatformAccount, ensureWallet, lockWallet, pendingHolds, postTransfers, select, toMinor, type LedgerDeps } from './ledger.ts';
 
 const HOUR_MS = 3_600_000;
 
@@ -112,56 +112,50 @@ async function meterInstance(
 }
 
 /**
- * Posts one usage transfer (two entries) and one metered_hours row per hour in a single
- * statement, then debits the wallet's cached balance once: a day of catch-up for an instance
- * is two round trips, not seventy. The caller holds the instance's and the wallet's locks.
+ * Posts one usage transfer per hour (postTransfers: one statement whatever the count), then one
+ * metered_hours row per hour naming its transfer: a day of catch-up for an instance is two round
+ * trips, not seventy. The caller holds the instance's and the wallet's locks.
  */
 async function chargeHours(
   deps: LedgerDeps,
   tx: Transaction,
   input: { instanceId: string; walletId: string; revenueId: string | undefined; currency: string; rate: bigint; hours: Date[]; now: Date },
 ): Promise<void> {
-  const replacements = {
-    instanceId: input.instanceId,
-    walletId: input.walletId,
-    revenueId: input.revenueId ?? null,
-    currency: input.currency,
-    rate: input.rate.toString(),
-    hours: input.hours.map((h) => h.toISOString()),
-    now: input.now,
-  };
-  if (input.revenueId === undefined) {
-    // A free offering: record the hours (so they are not looked at again), move no money.
-    await deps.sequelize.query(
-      `INSERT INTO metered_hours (instance_id, hour, wallet_id, amount, transfer_id, created_at)
-       SELECT :instanceId, hour, :walletId, 0, NULL, :now FROM unnest(ARRAY[:hours]::timestamptz[]) AS hour`,
-      { transaction: tx, replacements },
-    );
-    return;
-  }
+  const { revenueId } = input;
+  // A free offering records the hours (so they are not looked at again) and moves no money.
+  const transferIds =
+    revenueId === undefined
+      ? input.hours.map(() => null)
+      : await postTransfers(
+          deps,
+          tx,
+          input.hours.map((hour) => ({
+            kind: 'usage' as const,
+            currency: input.currency,
+            debitAccountId: input.walletId,
+            creditAccountId: revenueId,
+            amount: input.rate,
+            instanceId: input.instanceId,
+            reason: `usage ${hour.toISOString().slice(0, 13)}:00Z`,
+            actor: 'metering',
+          })),
+        );
   // The primary key (instance, hour) is the last word: a concurrent charge of the same hour
-  // fails the whole statement, and its transfers with it.
+  // fails this statement, and the transaction with its transfers.
   await deps.sequelize.query(
-    `WITH hours AS MATERIALIZED (
-       SELECT hour, gen_random_uuid() AS transfer_id FROM unnest(ARRAY[:hours]::timestamptz[]) AS hour
-     ), transfers AS (
-       INSERT INTO ledger_transfers (id, kind, currency, debit_account_id, credit_account_id, amount, instance_id, reason, created_by, created_at)
-       SELECT transfer_id, 'usage', :currency, :walletId, :revenueId, :rate::bigint, :instanceId,
-              'usage ' || to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:00"Z"'), 'metering', :now
-       FROM hours
-       RETURNING id
-     ), entries AS (
-       INSERT INTO ledger_entries (transfer_id, account_id, amount, created_at)
-       SELECT id, :walletId::uuid, -(:rate::bigint), :now::timestamptz FROM transfers
-       UNION ALL
-       SELECT id, :revenueId::uuid, :rate::bigint, :now::timestamptz FROM transfers
-     )
-     INSERT INTO metered_hours (instance_id, hour, wallet_id, amount, transfer_id, created_at)
-     SELECT :instanceId, h.hour, :walletId, :rate::bigint, t.id, :now FROM hours h JOIN transfers t ON t.id = h.transfer_id`,
-    { transaction: tx, replacements },
-  );
-  await deps.sequelize.query(
-    `UPDATE ledger_accounts SET balance = balance - :total::bigint, updated_at = :now WHERE id = :walletId AND kind = 'wallet'`,
-    { transaction: tx, replacements: { walletId: input.walletId, total: (input.rate * BigInt(input.hours.length)).toString(), now: input.now } },
+    `INSERT INTO metered_hours (instance_id, hour, wallet_id, amount, transfer_id, created_at)
+     SELECT :instanceId, h.hour, :walletId, :amount::bigint, h.transfer_id, :now
+     FROM unnest(ARRAY[:hours]::timestamptz[], CAST(:transferIds AS uuid[])) AS h(hour, transfer_id)`,
+    {
+      transaction: tx,
+      replacements: {
+        instanceId: input.instanceId,
+        walletId: input.walletId,
+        amount: revenueId === undefined ? '0' : input.rate.toString(),
+        hours: input.hours.map((h) => h.toISOString()),
+        transferIds: `{${transferIds.map((id) => id ?? 'NULL').join(',')}}`,
+        now: input.now,
+      },
+    },
   );
 }

@@ -95,11 +95,14 @@ async function capture(sequelize: Sequelize, tx: Transaction, instanceId: string
       WHERE instance_id = :instanceId AND status IN ('superseded', 'cancelled') AND updated_at = now() AND created_at < now() ORDER BY created_at, id`,
     { type: QueryTypes.SELECT, transaction: tx, replacements: { instanceId } },
   );
-  // Only a create holds a fee, for an instance that is new in this transaction.
+  // The setup fee held for the version the request asks for (a create's, or an upgrade's).
   const [hold] = await sequelize.query<NonNullable<Captured['hold']>>(
     `SELECT w.currency, a.amount::text AS amount FROM billing_authorizations a JOIN ledger_accounts w ON w.id = a.wallet_id
-      WHERE a.reference = :instanceId AND a.status = 'pending' AND EXISTS (SELECT 1 FROM instances i WHERE i.id = :instanceId AND i.created_at = now()) LIMIT 1`,
-    { type: QueryTypes.SELECT, transaction: tx, replacements: { instanceId } },
+       JOIN offering_versions v ON v.id = a.offering_version_id JOIN offerings f ON f.id = v.offering_id
+      WHERE a.instance_id = :instanceId AND a.status = 'pending'
+        AND f.slug = (:payload)::jsonb->>'offering' AND v.version = (:payload)::jsonb->>'version'
+      ORDER BY a.created_at DESC LIMIT 1`,
+    { type: QueryTypes.SELECT, transaction: tx, replacements: { instanceId, payload: JSON.stringify(change?.payload ?? {}) } },
   );
   // The version the request asks for (a create's or update's payload), else the one main holds.
   const [rate] = await sequelize.query<NonNullable<Captured['rate']>>(

@@ -3,8 +3,7 @@ import { ConflictError, ForbiddenError, NotFoundError } from '../../errors.ts';
 import type { Principal } from '../principal.ts';
 import type { MembershipRole } from '../organization-access.ts';
 import { applyInstanceEvent, lockInstances } from '../instance-events.ts';
-import { holdSetupFee, SERVICE_ACTOR, type BillingSettings } from '../billing/instance-billing.ts';
-import { pendingAuthorizationsFor } from '../billing/authorizations.ts';
+import { holdVersionFee, type BillingSettings } from '../billing/instance-billing.ts';
 import { parseChange, type ParsedChange } from '../../gitops/render/change-payloads.ts';
 import { insertChangeRequest, lockChanges, moveChanges } from './change-requests.ts';
 import { proposeInstanceChange } from '../instances.ts';
@@ -158,24 +157,20 @@ export async function retryChange(deps: SteeringDeps, tx: Transaction, principal
   if (!change.instance_id) return { changeId: await insertChangeRequest(sequelize, tx, retry), created: true };
   // The instance's new latest request, superseding what is on its way, as PATCH and DELETE do.
   const changeId = await proposeInstanceChange(sequelize, tx, { change: { ...retry, instanceId: change.instance_id }, cause: 'change.retried', detail: { retryOf: id }, recordUnchanged: true });
-  if (parsed.kind === 'instance.create') await holdSetupFeeAgain(deps, tx, change.instance_id, change.organization_id!, parsed.payload);
+  if (parsed.kind === 'instance.create' || parsed.kind === 'instance.update') await holdVersionFeeAgain(deps, tx, change.instance_id, parsed.payload);
   return { changeId, created: true };
 }
 
-/** The create's setup fee, held again when its earlier hold was released (the create failed). */
-async function holdSetupFeeAgain(deps: SteeringDeps, tx: Transaction, instanceId: string, organizationId: string, payload: { offering: string; version: string }): Promise<void> {
+/**
+ * The retried change's version fee, held again when its earlier hold was released (the change
+ * failed); a retry the wallet cannot cover is refused with 402.
+ */
+async function holdVersionFeeAgain(deps: SteeringDeps, tx: Transaction, instanceId: string, payload: { offering: string; version: string }): Promise<void> {
   const { sequelize } = deps;
-  const pending = await pendingAuthorizationsFor({ sequelize, now: () => new Date() }, tx, instanceId);
-  if (pending.some((hold) => hold.createdBy === SERVICE_ACTOR)) return;
-  const [version] = await sequelize.query<{ currency: string; setup_fee_minor: string }>(
-    `SELECT v.currency, v.setup_fee_minor FROM offering_versions v JOIN offerings o ON o.id = v.offering_id WHERE o.slug = $offering AND v.version = $version`,
+  const [version] = await sequelize.query<{ id: string }>(
+    `SELECT v.id FROM offering_versions v JOIN offerings o ON o.id = v.offering_id WHERE o.slug = $offering AND v.version = $version`,
     { type: QueryTypes.SELECT, transaction: tx, bind: { offering: payload.offering, version: payload.version } },
   );
   if (!version) throw new ConflictError('version-gone', `Version ${payload.version} of ${payload.offering} no longer exists; create the instance again with another version.`);
-  await holdSetupFee({ sequelize, now: () => new Date() }, tx, {
-    instanceId,
-    organizationId,
-    pricing: { currency: version.currency, setupFee: Number(version.setup_fee_minor) },
-    expiresInSeconds: deps.billing.holdTtlSeconds,
-  });
+  await holdVersionFee({ sequelize, now: () => new Date() }, tx, { instanceId, offeringVersionId: version.id, expiresInSeconds: deps.billing.holdTtlSeconds });
 }
