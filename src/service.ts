@@ -35,7 +35,7 @@ import type { GitopsRepository } from './gitops/repository.ts';
 import type { BackgroundTask } from './jobs/background-task.ts';
 import { LocalPullRequests } from './gitops/local/local-pull-requests.ts';
 import { createGithubClient, GithubRepository } from './gitops/github/github-repository.ts';
-import { GithubBudget } from './gitops/github/github-budget.ts';
+import { GithubBudget, orgsPerBatch } from './gitops/github/github-budget.ts';
 import { loadTemplateCatalog } from './gitops/render/template-catalog.ts';
 import { createChangeWorker } from './jobs/change-worker.ts';
 import { changeRoutes } from './api/routes/change-routes.ts';
@@ -164,8 +164,8 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       maxBatch: config.gitops.batchMax,
       batchCommits: config.gitops.batchCommits,
       // Per-org commits cost GitHub 2 writes an org: a batch takes as many orgs as the write
-      // budget's burst pays for at once (13 with the default 30), less the pull request's own.
-      ...(config.gitops.github ? { maxOrgsPerBatch: Math.max(1, Math.floor((config.gitops.github.budget.burst - 4) / 2)) } : {}),
+      // budget's burst pays for at once (13 with the default 30).
+      ...(config.gitops.github ? { maxOrgsPerBatch: orgsPerBatch(config.gitops.github.budget.burst) } : {}),
       leaseMs: config.gitops.workerLeaseMs,
       pollMs: 250,
       maxAttempts: 12,

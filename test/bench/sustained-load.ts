@@ -4,7 +4,7 @@ import { composeCreatePullRequest } from 'octokit-plugin-create-pull-request';
 import { QueryTypes, type Sequelize } from 'sequelize';
 import { createSequelize } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrator.ts';
-import { GithubBudget, type BudgetClock } from '../../src/gitops/github/github-budget.ts';
+import { GithubBudget, orgsPerBatch, type BudgetClock } from '../../src/gitops/github/github-budget.ts';
 import { createGithubClient, GithubRepository } from '../../src/gitops/github/github-repository.ts';
 import { readInitialLayout } from '../../src/gitops/initial-layout.ts';
 import { renderInstance } from '../../src/gitops/render/change-renderer.ts';
@@ -141,6 +141,9 @@ async function rig(sequelize: Sequelize, catalog: TemplateCatalog, layout: Recor
     pollMs: SERVICE.pollMs,
     maxAttempts: 12,
     budget,
+    // As the service runs it on GitHub: per-org commits (the default), as many orgs a batch as the burst pays for.
+    batchCommits: 'per-org-commits',
+    maxOrgsPerBatch: orgsPerBatch(SERVICE.burst),
   });
   worker.start();
   return {

@@ -30,6 +30,15 @@ export interface BudgetClock {
   realMs(ms: number): number;
 }
 
+/**
+ * How many orgs one batch of per-org commits may hold: each org's commit costs 2 writes (a tree
+ * and a commit), the pull request's own about 4; a batch must fit in the burst the write budget
+ * pays for at once, or it would wait on itself for the budget to refill.
+ */
+export function orgsPerBatch(burst: number): number {
+  return Math.max(1, Math.floor((burst - 4) / 2));
+}
+
 export const REAL_CLOCK: BudgetClock = { now: () => Date.now(), realMs: (ms) => ms };
 
 export interface GithubBudgetOptions {
