@@ -117,7 +117,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const catalog = await loadTemplateCatalog();
   routes.push(
     ...workspaceRoutes({ sequelize, mergePolicy: mergePolicies, billing: config.billing }),
-    ...catalogRoutes({ sequelize }),
+    ...catalogRoutes({ sequelize, catalog }),
     ...tokenRoutes({ sequelize }),
     ...instanceRoutes({ sequelize, mergePolicy: mergePolicies, parameters, billing: config.billing, preview: { repository, catalog } }),
     ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: config.billing.holdTtlSeconds }),
