@@ -355,13 +355,25 @@ function shownValue(variable: Variable, text: string): string {
 }
 
 /**
- * `text` with everything between the scheme (if any) and the last `@` masked: the URL need
- * not parse (a typo in the scheme, an unescaped `/` or `@` in the password) for its
- * credentials to stay hidden.
+ * `text` with a URL's password masked (`user:***@`), or its user when there is no password
+ * (`https://<token>@host` puts the secret there). A text that does not parse as a URL (an
+ * unescaped `/` or `@` in the password) has everything between the scheme and the last `@`
+ * masked, so its credentials stay hidden too.
  */
 export function withoutCredentials(text: string): string {
   const at = text.lastIndexOf('@');
   if (at < 0) return text;
+  try {
+    const parsed = new URL(text);
+    // The userinfo must be what the last @ ends; an @ left in the path means the parser split elsewhere.
+    if ((parsed.username || parsed.password) && !`${parsed.pathname}${parsed.search}${parsed.hash}`.includes('@')) {
+      if (parsed.password) parsed.password = '***';
+      else parsed.username = '***';
+      return parsed.toString();
+    }
+  } catch {
+    // not a URL: mask by position below
+  }
   const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(text)?.[0] ?? '';
   return `${scheme}***${text.slice(at)}`;
 }

@@ -126,7 +126,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const catalog = await loadTemplateCatalog();
   routes.push(
     ...workspaceRoutes({ sequelize, mergePolicy: mergePolicies, billing: config.billing, mirrorToKeycloak: config.keycloak !== undefined }),
-    ...catalogRoutes({ sequelize }),
+    ...catalogRoutes({ sequelize, catalog }),
     ...tokenRoutes({ sequelize }),
     ...instanceRoutes({ sequelize, mergePolicy: mergePolicies, parameters, billing: config.billing, reasonRequiredFor: config.gitops.reasonRequiredFor, preview: { repository, catalog } }),
     ...billingRoutes({

@@ -51,3 +51,31 @@ function escapePointer(token: string): string {
 }
 
 export type { ValidateFunction };
+
+/** Deeper than any body this service documents (a JSON Schema in an offering version nests ~10). */
+export const MAX_INPUT_DEPTH = 64;
+
+/**
+ * What no input may hold, whatever its schema says, found without recursion (so a hostile
+ * depth cannot overflow this walk either): a NUL character in a string or a key (PostgreSQL's
+ * text and jsonb cannot store U+0000), and nesting deeper than MAX_INPUT_DEPTH (structuredClone,
+ * canonical JSON and Ajv all recurse). The first offence only: one is enough to refuse.
+ */
+export function unstorableInput(where: FieldError['in'], value: unknown): FieldError | undefined {
+  const stack: [unknown, string, number][] = [[value, '', 0]];
+  while (stack.length > 0) {
+    const [current, pointer, depth] = stack.pop()!;
+    if (typeof current === 'string') {
+      if (current.includes('\u0000')) return { in: where, pointer, message: 'contains a NUL character (U+0000), which no field accepts' };
+      continue;
+    }
+    if (current === null || typeof current !== 'object') continue;
+    if (depth >= MAX_INPUT_DEPTH) return { in: where, pointer, message: `is nested deeper than ${MAX_INPUT_DEPTH} levels` };
+    for (const [key, item] of Object.entries(current)) {
+      const at = `${pointer}/${escapePointer(key)}`;
+      if (key.includes('\u0000')) return { in: where, pointer: at, message: 'has a name with a NUL character (U+0000), which no field accepts' };
+      stack.push([item, at, depth + 1]);
+    }
+  }
+  return undefined;
+}

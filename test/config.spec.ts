@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import { CONFIG_VARIABLES, loadConfig } from '../src/config.ts';
+import { CONFIG_VARIABLES, loadConfig, withoutCredentials } from '../src/config.ts';
 import { ConfigError } from '../src/errors.ts';
 import { mergePolicyFor } from '../src/domain/changes/change-kinds.ts';
 
@@ -72,7 +72,12 @@ describe('config', () => {
     for (const value of ['short-secret', 'rotated-secret', 'hunter2-db', 'ghp_token-value']) assert.ok(!message.includes(value), `${value} is in: ${message}`);
     assert.match(message, /ARGOCD_WEBHOOK_TOKEN \(a secret, not shown; 12 characters\) is invalid \(expected at least 16 characters\)/);
     assert.match(message, /GITHUB_WEBHOOK_ADDITIONAL_SECRETS \(a secret, not shown; 15 characters\) is invalid \(expected comma-separated, non-empty values\)/);
-    assert.match(message, /DATABASE_URL="postgress:\/\/\*\*\*@db\.example:5432\/cp" is invalid \(expected a URL starting postgres:\/\/ or postgresql:\/\/\)/);
+    assert.match(message, /DATABASE_URL="postgress:\/\/app:\*\*\*@db\.example:5432\/cp" is invalid \(expected a URL starting postgres:\/\/ or postgresql:\/\/\)/);
+    // An unescaped / or @ in the password: masked up to the last @ all the same.
+    for (const url of ['postgress://app:pa/ss@db/cp', 'postgress://app:p@ss@db/cp', 'https://tok/en@git.example/x.git']) {
+      assert.doesNotMatch(problemsOf({ DATABASE_URL: url }), /pa\/ss|p@ss|tok|en@/, url);
+    }
+    assert.equal(withoutCredentials('https://ghp_secret@git.example/gsv.git'), 'https://***@git.example/gsv.git');
     // A URL without the scheme still hides what stands before its @.
     assert.doesNotMatch(problemsOf({ GITOPS_LOCAL_PUSH_URL: 'x', DATABASE_URL: 'app:pw-no-scheme@db/cp' }), /pw-no-scheme/);
     const push = problemsOf({ GITOPS_DRIVER: 'github', GITOPS_LOCAL_PUSH_URL: 'https://bot:push-secret@git.example/gsv.git', GITHUB_REPOSITORY: 'a/b', GITHUB_TOKEN: 't' });

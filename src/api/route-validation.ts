@@ -2,7 +2,7 @@ import type { Context, Middleware } from 'koa';
 import type { TSchema } from '@sinclair/typebox';
 import type { Sequelize, Transaction } from 'sequelize';
 import { UnsupportedMediaTypeError, ValidationError } from '../errors.ts';
-import { createAjv, toFieldErrors, type FieldError, type ValidateFunction } from '../validation.ts';
+import { createAjv, toFieldErrors, unstorableInput, type FieldError, type ValidateFunction } from '../validation.ts';
 import type { Authenticate, RouteInput, RouteSpec } from './route.ts';
 import { idempotencyKeyOf, runIdempotently } from './idempotency.ts';
 import type { Principal } from '../domain/principal.ts';
@@ -39,6 +39,9 @@ export function compileRoute(spec: RouteSpec, runtime: RouteRuntime): Middleware
 
     const params: Record<string, unknown> = { ...ctx.params };
     const query: Record<string, unknown> = { ...ctx.query };
+    // Before any schema: Ajv and everything after it would walk (or store) what cannot be.
+    const unstorable = unstorableInput('path', params) ?? unstorableInput('query', query) ?? (validateBody ? unstorableInput('body', ctx.request.body) : undefined);
+    if (unstorable) throw new ValidationError([unstorable]);
     const errors: FieldError[] = [];
     if (validateParams && !validateParams(params)) errors.push(...toFieldErrors('path', validateParams.errors));
     if (validateQuery && !validateQuery(query)) errors.push(...toFieldErrors('query', validateQuery.errors));

@@ -1,7 +1,11 @@
 import semver from 'semver';
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../errors.ts';
-import { checkParametersSchema } from './parameters-schema.ts';
+import { checkParametersSchema, freshAjv } from './parameters-schema.ts';
+import { renderInstance } from '../gitops/render/change-renderer.ts';
+import type { TemplateCatalog } from '../gitops/render/template-catalog.ts';
+import { TemplateError } from '../gitops/render/template-substitution.ts';
+import { InvalidManifestError } from '../gitops/render/manifest-validation.ts';
 import { isExactMinor, MAX_MINOR } from './billing/ledger.ts';
 
 export type VersionStatus = 'active' | 'deprecated' | 'retired';
@@ -126,13 +130,40 @@ export function checkNewVersion(input: NewOfferingVersion): void {
 }
 
 /** Platform admins: publish a version. Published versions are immutable (only their status moves). */
-export async function addOfferingVersion(sequelize: Sequelize, tx: Transaction, slug: string, input: NewOfferingVersion): Promise<OfferingVersion> {
+export async function addOfferingVersion(sequelize: Sequelize, tx: Transaction, catalog: TemplateCatalog, slug: string, input: NewOfferingVersion): Promise<OfferingVersion> {
   checkNewVersion(input);
-  const [offering] = await sequelize.query<{ id: string }>('SELECT id FROM offerings WHERE slug = :slug', { type: QueryTypes.SELECT, transaction: tx, replacements: { slug } });
+  const [offering] = await sequelize.query<{ id: string; role: string }>('SELECT id, role FROM offerings WHERE slug = :slug', { type: QueryTypes.SELECT, transaction: tx, replacements: { slug } });
   if (!offering) throw new NotFoundError(`No offering ${slug}.`);
+  checkRenders(catalog, { slug, role: offering.role }, input);
   const inserted = await insertVersion(sequelize, tx, offering.id, slug, input);
   if (!inserted) throw new ConflictError('version-exists', `Version ${input.version} of ${slug} already exists.`);
   return findVersion(sequelize, tx, slug, input.version);
+}
+
+/**
+ * Refuses (422) a version this build cannot render: the worker renders every order of it from
+ * the template folder, and a version that becomes the default with no folder fails every later
+ * order there, long after the 201. Its folder must be in the catalog the service loaded, be of
+ * this offering, role and version, and render an instance with the schema's defaults.
+ */
+function checkRenders(catalog: TemplateCatalog, offering: { slug: string; role: string }, input: NewOfferingVersion): void {
+  const templatePath = input.templatePath ?? templatePathOf(offering.slug, input.version);
+  const pointer = input.templatePath === undefined ? '/version' : '/templatePath';
+  const refuse = (message: string): never => {
+    throw new ValidationError([{ in: 'body', pointer, message }], 'The version cannot be rendered.', 422);
+  };
+  if (!catalog.offerings.has(templatePath)) {
+    refuse(`${templatePath} is not in this build's templates: ship the folder (with parameters.schema.json) and deploy before publishing`);
+  }
+  const parameters: Record<string, unknown> = {};
+  freshAjv().compile(input.parametersSchema)(parameters);
+  const payload = { org: 'render-check', project: 'default', instanceName: 'render-check', offering: offering.slug, role: offering.role, version: input.version, templatePath, parameters };
+  try {
+    renderInstance(catalog, payload, '00000000-0000-4000-8000-000000000000', 'bucketed');
+  } catch (error) {
+    if (!(error instanceof TemplateError) && !(error instanceof InvalidManifestError)) throw error;
+    refuse(`${templatePath} does not render with this schema's defaults: ${error.message}`);
+  }
 }
 
 /** Inserts unless the version exists; returns whether it did. Shared with the catalog seed. */
@@ -216,13 +247,13 @@ export async function resolveOrderableVersion(sequelize: Sequelize, tx: Transact
 }
 
 /** resolveOrderableVersion's choice among the offering's version rows (read by the caller). */
-export function pickOrderableVersion(slug: string, version: string | undefined, rows: OrderableVersionRow[]): ResolvedVersion {
+export function pickOrderableVersion(slug: string, version: string | undefined, rows: OrderableVersionRow[], renders: (templatePath: string) => boolean = () => true): ResolvedVersion {
   if (rows.length === 0) {
     throw new ValidationError([{ in: 'body', pointer: '/offering', message: `there is no offering ${slug} with versions` }], 'Unknown offering.', 422);
   }
   let row: OrderableVersionRow | undefined;
   if (version === undefined) {
-    row = rows.filter((r) => r.status === 'active').sort((a, b) => semver.rcompare(a.version, b.version))[0];
+    row = rows.filter((r) => r.status === 'active' && renders(r.template_path)).sort((a, b) => semver.rcompare(a.version, b.version))[0];
     if (!row) throw new UnprocessableError('no-active-version', `Offering ${slug} has no active version; name one.`);
   } else {
     row = rows.find((r) => r.version === version);

@@ -20,6 +20,13 @@ export interface InstanceDeps {
   mergePolicy: MergePolicies;
   parameters: ParametersValidator;
   billing: BillingSettings;
+  /**
+   * Whether this build has templates at a version's template path. A new instance without a
+   * version named takes the newest active version that it has: an unrenderable version is never
+   * the default (the API refuses to publish one; this covers rows older than that, or a build
+   * that dropped a folder). Absent: every version counts as renderable.
+   */
+  renders?: (templatePath: string) => boolean;
   /** GITOPS_REASON_REQUIRED_FOR: kinds of request refused without a reason. */
   reasonRequiredFor?: readonly ChangeKind[];
 }
@@ -132,7 +139,7 @@ export async function createInstance(deps: InstanceDeps, tx: Transaction, princi
   const access = checkOrgAccess(input.org, context, 'write');
   const projectId = context!.project_id;
   if (!projectId) throw new ValidationError([{ in: 'body', pointer: '/project', message: `${input.org} has no project ${projectSlug}` }], 'Unknown project.', 422);
-  const version = pickOrderableVersion(input.offering, input.version, versionRowsFromJson(context!.versions));
+  const version = pickOrderableVersion(input.offering, input.version, versionRowsFromJson(context!.versions), deps.renders);
   const parameters = deps.parameters.validate(version, input.parameters);
   if (context!.limit_max !== null) await requireRoomFor(sequelize, tx, access.organizationId, input.offering, context!.limit_max, context!.limit_why ?? '');
 

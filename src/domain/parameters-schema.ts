@@ -60,6 +60,6 @@ export class ParametersValidator {
 
 // One ajv per schema: admins' schemas may carry an $id, and two versions with the same $id
 // must not collide in a shared instance.
-function freshAjv(): Ajv2020 {
+export function freshAjv(): Ajv2020 {
   return createAjv({ useDefaults: true });
 }

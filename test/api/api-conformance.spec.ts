@@ -36,11 +36,13 @@ describe('workspace, catalog and instance API against its OpenAPI document', () 
 
     const slug = `w${Date.now().toString(36).slice(-8)}`;
     await api.call('GET', '/offerings', { token });
-    await api.call('POST', '/offerings', { token: admin, body: { slug, role: 'walk', name: 'Walk', description: 'Walk test.' } });
-    await api.call('GET', `/offerings/${slug}`, { token });
+    // A fixture offering (test/fixtures/offerings): a version is published only where templates render.
+    const offering = 'publish-demo';
+    await api.call('POST', '/offerings', { token: admin, body: { slug: offering, role: 'studio', name: 'Walk', description: 'Walk test.' } });
+    await api.call('GET', `/offerings/${offering}`, { token });
     const schema = { type: 'object', additionalProperties: false, properties: { replicas: { type: 'integer', default: 1 } } };
-    await api.call('POST', `/offerings/${slug}/versions`, { token: admin, body: { version: '1.0.0', parametersSchema: schema, pricing: { currency: 'EUR', setupFee: 1, hourlyRate: 1 } } });
-    await api.call('PATCH', `/offerings/${slug}/versions/1.0.0`, { token: admin, body: { status: 'deprecated' } });
+    await api.call('POST', `/offerings/${offering}/versions`, { token: admin, body: { version: '1.0.0', parametersSchema: schema, pricing: { currency: 'EUR', setupFee: 1, hourlyRate: 1 } } });
+    await api.call('PATCH', `/offerings/${offering}/versions/1.0.0`, { token: admin, body: { status: 'deprecated' } });
 
     const created = await api.call('POST', '/instances', { token, body: { org, offering: 'runtime', name: 'walk' }, headers: { 'Idempotency-Key': `walk-${slug}` } });
     const id = created.body.id as string;

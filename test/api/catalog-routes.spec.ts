@@ -30,7 +30,7 @@ describe('catalog', () => {
 
   async function writeOffering(name: string, version: string, parameters: object = schema): Promise<void> {
     await fs.mkdir(path.join(dir, name, version), { recursive: true });
-    await fs.writeFile(path.join(dir, name, 'offering.yaml'), `slug: ${name}\nrole: lab\nname: Lab ${name}\ndescription: A test offering.\n`);
+    await fs.writeFile(path.join(dir, name, 'offering.yaml'), `slug: ${name}\nrole: studio\nname: Lab ${name}\ndescription: A test offering.\n`);
     await fs.writeFile(path.join(dir, name, version, 'version.yaml'), `version: ${version}\nstatus: active\npricing:\n  currency: EUR\n  setupFee: 250\n  hourlyRate: 4\n`);
     await fs.writeFile(path.join(dir, name, version, 'parameters.schema.json'), JSON.stringify(parameters));
   }
@@ -58,7 +58,7 @@ describe('catalog', () => {
   });
 
   it('seeds idempotently, without clobbering statuses or versions added through the API', async () => {
-    const name = slug();
+    const name = 'publish-demo'; // test/fixtures/offerings has the templates of the version published below
     await writeOffering(name, '1.0.0');
     assert.deepEqual((await seedCatalog(api.sequelize, dir)).insertedVersions.filter((v) => v.startsWith(name)), [`${name}@1.0.0`]);
     assert.equal((await api.call('PATCH', `/offerings/${name}/versions/1.0.0`, { token: admin, body: { status: 'retired' } })).status, 200);
@@ -99,11 +99,11 @@ describe('catalog', () => {
   });
 
   it('lets platform admins publish versions, checked for semver and a usable schema', async () => {
-    const name = slug();
-    const created = await api.call('POST', '/offerings', { token: admin, body: { slug: name, role: 'lab', name: 'Lab', description: 'Admin-made.' } });
+    const name = 'publish-lab'; // a fixture offering: its 1.0.0 renders
+    const created = await api.call('POST', '/offerings', { token: admin, body: { slug: name, role: 'studio', name: 'Lab', description: 'Admin-made.' } });
     assert.equal(created.status, 201);
     assert.deepEqual(created.body.versions, []);
-    assert.equal((await api.call('POST', '/offerings', { token: admin, body: { slug: name, role: 'lab', name: 'Lab', description: 'Again.' } })).status, 409);
+    assert.equal((await api.call('POST', '/offerings', { token: admin, body: { slug: name, role: 'studio', name: 'Lab', description: 'Again.' } })).status, 409);
 
     const cases: [string, object, string][] = [
       ['not semver', { version: '1.0.x', parametersSchema: schema, pricing }, '/version'],
@@ -131,5 +131,28 @@ describe('catalog', () => {
     const deprecated = await api.call('PATCH', `/offerings/${name}/versions/1.0.0`, { token: admin, body: { status: 'deprecated' } });
     assert.equal(deprecated.body.status, 'deprecated');
     assert.equal((await api.call('PATCH', `/offerings/${name}/versions/9.0.0`, { token: admin, body: { status: 'retired' } })).status, 404);
+  });
+
+  it('refuses to publish a version this build cannot render, so it never becomes the default', async () => {
+    const make = async (name: string) => assert.equal((await api.call('POST', '/offerings', { token: admin, body: { slug: name, role: 'studio', name, description: 'Render checks.' } })).status, 201);
+    const publish = (name: string, extra: object = {}) => api.call('POST', `/offerings/${name}/versions`, { token: admin, body: { version: '1.0.0', parametersSchema: schema, pricing, ...extra } });
+    const refused = async (label: string, name: string, extra: object, pointer: string, message: RegExp) => {
+      const response = await publish(name, extra);
+      assert.equal(response.status, 422, `${label}: ${JSON.stringify(response.body)}`);
+      const [error] = response.body.errors as { pointer: string; message: string }[];
+      assert.equal(error!.pointer, pointer, label);
+      assert.match(error!.message, message, label);
+    };
+    const nowhere = slug();
+    await make(nowhere);
+    await refused('no template folder', nowhere, {}, '/version', new RegExp(`templates/offerings/${nowhere}/1\\.0\\.0 is not in this build's templates`));
+    await refused("another offering's folder", nowhere, { templatePath: 'templates/offerings/runtime/1.0.0' }, '/templatePath', /does not render/);
+    await make('publish-broken');
+    await refused('a template that does not render', 'publish-broken', {}, '/version', /noSuchVariable\} does not name a known value/);
+
+    // Nothing was stored, so ordering the offering says it has no version instead of failing later in the worker.
+    for (const name of [nowhere, 'publish-broken']) assert.deepEqual((await api.call('GET', `/offerings/${name}`, { token: user })).body.versions, [], name);
+    const [row] = await api.sequelize.query("SELECT count(*)::int AS n FROM offering_versions v JOIN offerings o ON o.id = v.offering_id WHERE o.slug IN (:slugs)", { type: QueryTypes.SELECT, replacements: { slugs: [nowhere, 'publish-broken'] } });
+    assert.deepEqual(row, { n: 0 });
   });
 });

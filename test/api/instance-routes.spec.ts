@@ -173,13 +173,20 @@ describe('instances', () => {
 
   it('defaults to the newest active version and refuses retired ones', async () => {
     const admin = await api.tokenFor(uniqueUser('admin', { platformAdmin: true }));
-    const slug = `v${Date.now().toString(36).slice(-8)}`;
-    assert.equal((await api.call('POST', '/offerings', { token: admin, body: { slug, role: 'lab', name: 'Lab', description: 'Versions test.' } })).status, 201);
+    const slug = 'publish-demo'; // test/fixtures/offerings: its versions render, so they may be published
+    assert.equal((await api.call('POST', '/offerings', { token: admin, body: { slug, role: 'studio', name: 'Lab', description: 'Versions test.' } })).status, 201);
     const schema = { type: 'object', additionalProperties: false, properties: { replicas: { type: 'integer', default: 1 } } };
     for (const [version, status] of [['1.0.0', 'active'], ['1.10.0', 'active'], ['1.9.0', 'active'], ['2.0.0', 'deprecated']] as const) {
       const added = await api.call('POST', `/offerings/${slug}/versions`, { token: admin, body: { version, status, parametersSchema: schema, pricing: { currency: 'EUR', setupFee: 100, hourlyRate: 2 } } });
       assert.equal(added.status, 201);
     }
+    // A newer active version without templates in this build (published before the API checked
+    // that, or its folder since dropped) is never the default: every order of it would fail in the worker.
+    await api.sequelize.query(
+      `INSERT INTO offering_versions (offering_id, version, template_path, parameters_schema, currency, setup_fee_minor, hourly_rate_minor, status)
+       SELECT id, '3.0.0', 'templates/offerings/publish-demo/3.0.0', :schema, 'EUR', 100, 2, 'active' FROM offerings WHERE slug = :slug`,
+      { replacements: { slug, schema: JSON.stringify(schema) } },
+    );
     const created = await api.call('POST', '/instances', { token, body: { org, offering: slug, name: 'lab-default' } });
     assert.equal(created.body.version, '1.10.0');
     assert.equal((await api.call('POST', '/instances', { token, body: { org, offering: slug, version: '2.0.0', name: 'lab-deprecated' } })).status, 202);

@@ -8,7 +8,7 @@ import { createCaller, type Caller } from '../support/scratch-service.ts';
 import { prepareInstanceCaller } from '../support/instance-caller.ts';
 import { fetchOpenApi, listOperations, type OpenApiOperation } from '../support/openapi-operations.ts';
 import { runGit } from '../bench/synthetic-repository.ts';
-import { hostileBody, MALFORMED_BODIES, nastyString, wrongValue } from './hostile-input.ts';
+import { forgedCursor, hostileBody, jsonText, MALFORMED_BODIES, nastyString, validBodyWith, withNul, wrongValue } from './hostile-input.ts';
 import { newKey, signDetached, startSaleorDouble, type SaleorDouble } from '../support/saleor-double.ts';
 
 const SEED = Number(process.env.FAULTS_SEED ?? 20261128);
@@ -132,7 +132,7 @@ describe('hostile input on every endpoint (fast-check, seeded)', function () {
       const queryNames = operation.parameters.filter((p) => p.in === 'query').map((p) => p.name);
       const input = fc.record({
         path: fc.record(Object.fromEntries(pathNames.map((n) => [n, value()]))),
-        query: fc.dictionary(fc.oneof(fc.constantFrom(...(queryNames.length ? queryNames : ['q'])), nastyString), fc.oneof(value(), wrongValue.map((v) => JSON.stringify(v) ?? 'undefined')), { maxKeys: 3 }),
+        query: fc.dictionary(fc.oneof(fc.constantFrom(...(queryNames.length ? queryNames : ['q'])), nastyString), fc.oneof(value(), wrongValue.map((v) => JSON.stringify(v) ?? 'undefined'), forgedCursor), { maxKeys: 3 }),
         body: operation.requestBodySchema ? hostileBody(operation.requestBodySchema).map((b) => injectVictim(b, victimOrg)) : fc.constant(undefined),
         idempotencyKey: fc.option(fc.string({ unit: fc.constantFrom('a', 'Z', '0', '-', '.', '/', '%', ' ', '~'), minLength: 1, maxLength: 40 })),
       });
@@ -148,12 +148,46 @@ describe('hostile input on every endpoint (fast-check, seeded)', function () {
           const response = await send(label, path, {
             method: operation.method.toUpperCase(),
             headers,
-            ...(args.body !== undefined ? { body: JSON.stringify(args.body) } : {}),
+            ...(args.body !== undefined ? { body: jsonText(args.body) } : {}),
           });
-          await assertNoServerError(`${label} ${path} ${JSON.stringify(args.body)?.slice(0, 300)}`, response, false);
+          await assertNoServerError(`${label} ${path} ${jsonText(args.body)?.slice(0, 300)}`, response, false);
         }),
         { seed: SEED, numRuns: RUNS, endOnFailure: true },
       );
+    }
+  });
+
+  it('refuses a NUL in any string, nesting past 64 levels and forged page cursors with 4xx, in otherwise valid requests', async () => {
+    const pathValues = { id: victimInstanceId, org: attackerOrg, slug: 'studio', version: '1.0.0', subject: 'someone' };
+    for (const operation of operations.filter((op) => !op.path.startsWith('/webhooks/'))) {
+      const label = `${operation.method.toUpperCase()} ${operation.path}`;
+      const classes: [string, fc.Arbitrary<{ path: string; body?: string }>][] = [];
+      const path = fillPath(operation, pathValues);
+      if (operation.requestBodySchema) {
+        for (const hostility of ['nul', 'deep'] as const) {
+          classes.push([hostility, validBodyWith(operation.requestBodySchema, hostility).map((body) => ({ path, body: jsonText(body)! }))]);
+        }
+      }
+      if (operation.parameters.some((p) => p.in === 'query' && p.name === 'cursor')) {
+        classes.push(['forged cursor', forgedCursor.map((cursor) => ({ path: `${path}?cursor=${encodeURIComponent(cursor)}` }))]);
+      }
+      const pathNames = operation.parameters.filter((p) => p.in === 'path').map((p) => p.name);
+      if (pathNames.length > 0) {
+        classes.push(['NUL in the path', fc.constantFrom(...pathNames).map((name) => ({ path: fillPath(operation, { ...pathValues, [name]: withNul(pathValues[name as keyof typeof pathValues] ?? 'x') as string }) }))]);
+      }
+      for (const [hostility, input] of classes) {
+        await fc.assert(
+          fc.asyncProperty(input, fc.uuid(), async ({ path: target, body }, key) => {
+            const response = await send(`${label} ${hostility}`, target, {
+              method: operation.method.toUpperCase(),
+              headers: headersFor({ ...(body !== undefined ? { 'content-type': 'application/json' } : {}), 'idempotency-key': key }),
+              ...(body !== undefined ? { body } : {}),
+            });
+            await assertNoServerError(`${label} with ${hostility}: ${target} ${body?.slice(0, 300) ?? ''}`, response, true);
+          }),
+          { seed: SEED, numRuns: RUNS, endOnFailure: true },
+        );
+      }
     }
   });
 
@@ -207,7 +241,7 @@ describe('hostile input on every endpoint (fast-check, seeded)', function () {
     const events = fc.constantFrom('pull_request', 'push', 'ping', 'installation', 'issues', '../x', '');
     await fc.assert(
       fc.asyncProperty(events, hostileBody({ properties: { action: {}, number: {}, pull_request: {}, ref: {}, after: {}, commits: {}, repository: {} } }), fc.string({ unit: 'grapheme-ascii', maxLength: 36 }), async (event, payload, delivery) => {
-        const body = JSON.stringify(payload);
+        const body = jsonText(payload)!;
         const response = await send('github signed', '/webhooks/github', {
           method: 'POST',
           headers: {
@@ -224,7 +258,7 @@ describe('hostile input on every endpoint (fast-check, seeded)', function () {
     );
     await fc.assert(
       fc.asyncProperty(hostileBody({ properties: { app: {}, application: {}, labels: {}, revision: {}, phase: {}, finishedAt: {}, health: {}, sync: {} } }), async (payload) => {
-        const body = JSON.stringify(injectVictim(payload, victimOrg));
+        const body = jsonText(injectVictim(payload, victimOrg))!;
         const response = await send('argocd signed', '/webhooks/argocd', {
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${ARGOCD_TOKEN}` },

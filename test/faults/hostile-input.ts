@@ -68,6 +68,55 @@ export const wrongValue: fc.Arbitrary<unknown> = fc.oneof(
 );
 
 /**
+ * A value nested `depth` objects deep, standing in a body until jsonText writes it out
+ * (JSON.stringify itself overflows the stack at such depths).
+ */
+export class NestedJson {
+  readonly depth: number;
+  constructor(depth: number) {
+    this.depth = depth;
+  }
+}
+
+/** Nesting far past what the service reads (64), up to where structuredClone and recursive JSON walks overflowed. */
+export const deepValue: fc.Arbitrary<NestedJson> = fc.integer({ min: 65, max: 20_000 }).map((depth) => new NestedJson(depth));
+
+/** JSON text of a body; a NestedJson anywhere in it becomes `{"a":{"a":…{}…}}` or `[[…[]…]]`. */
+export function jsonText(body: unknown): string | undefined {
+  const deep: NestedJson[] = [];
+  const text = JSON.stringify(body, (_key, value: unknown) => (value instanceof NestedJson ? `\u0001nested${deep.push(value) - 1}\u0001` : value));
+  return text?.replace(/"\\u0001nested(\d+)\\u0001"/g, (_, index: string) => {
+    const { depth } = deep[Number(index)]!;
+    return depth % 2 === 0 ? `${'{"a":'.repeat(depth)}{}${'}'.repeat(depth)}` : `${'['.repeat(depth)}${']'.repeat(depth)}`;
+  });
+}
+
+/** `value` with a NUL character in every string and every key, however deep (PostgreSQL stores neither). */
+export function withNul(value: unknown): unknown {
+  if (typeof value === 'string') return `${value}\u0000`;
+  if (Array.isArray(value)) return value.map(withNul);
+  if (value && typeof value === 'object' && !(value instanceof NestedJson)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v], i) => [i % 2 === 0 ? `${k}\u0000` : k, withNul(v)]));
+  }
+  return value;
+}
+
+/**
+ * Page cursors as this service shapes them (base64url JSON `[createdAt text, uuid]`) with dates
+ * JavaScript's Date.parse takes and PostgreSQL refuses, or nothing like a date at all.
+ */
+export const forgedCursor: fc.Arbitrary<string> = fc
+  .tuple(
+    fc.oneof(
+      fc.constantFrom('1', '0000-01-01 00:00:00+00', '2026-13-01 00:00:00+00', '2026-02-30 00:00:00+00', '2026-01-01 24:00:01+00', 'Jan 1 10000', '+275760-09-13', '2026-01-01 00:00:00+99', '2026-01-01T00:00:00Z', 'infinity'),
+      nastyString,
+      fc.date({ noInvalidDate: true }).map((d) => d.toString()),
+    ),
+    fc.oneof(fc.uuid(), nastyString),
+  )
+  .map((pair) => Buffer.from(JSON.stringify(pair), 'utf8').toString('base64url'));
+
+/**
  * Bodies shaped like the operation's schema (its property names) with hostile values, plus
  * arbitrary JSON and prototype-pollution attempts. Strings for known properties are hostile
  * too, so every string the service reads gets traversal and YAML injection.
@@ -78,8 +127,11 @@ export function hostileBody(schema: JsonSchema | undefined): fc.Arbitrary<unknow
     names.length === 0
       ? fc.dictionary(nastyString, wrongValue, { maxKeys: 4 })
       : fc.record(Object.fromEntries(names.map((name) => [name, wrongValue])), { requiredKeys: [] });
+  const deepShaped = names.length === 0 ? deepValue : fc.record(Object.fromEntries(names.map((name) => [name, fc.oneof(wrongValue, deepValue)])), { requiredKeys: [] });
   return fc.oneof(
     { weight: 4, arbitrary: shaped },
+    { weight: 1, arbitrary: shaped.map(withNul) },
+    { weight: 1, arbitrary: deepShaped },
     { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
     { weight: 1, arbitrary: fc.constant(JSON.parse('{"__proto__":{"platformAdmin":true},"constructor":{"prototype":{"admin":true}}}')) },
   );
@@ -101,3 +153,51 @@ export const MALFORMED_BODIES: { label: string; body: string; contentType: strin
   { label: 'plain text', body: 'hello', contentType: 'text/plain' },
   { label: 'body over the limit', body: `{"name":"${'x'.repeat(1_100_000)}"}`, contentType: 'application/json' },
 ];
+
+/**
+ * A value the schema accepts (as far as its keywords go: types, patterns, bounds, enums, uuid
+ * and date-time formats, required properties), so a hostile class put into it meets the code
+ * behind validation rather than validation alone.
+ */
+export function validValue(schema: JsonSchema | undefined): fc.Arbitrary<unknown> {
+  if (!schema) return fc.constant('x');
+  if (schema.const !== undefined) return fc.constant(schema.const);
+  if (schema.enum) return fc.constantFrom(...schema.enum);
+  const union = schema.anyOf ?? schema.oneOf;
+  if (union) return fc.oneof(...union.map(validValue));
+  const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== 'null') : schema.type;
+  switch (type) {
+    case 'string': {
+      if (schema.format === 'uuid') return fc.uuid();
+      if (schema.format === 'date-time') return fc.date({ noInvalidDate: true, min: new Date('2000-01-01'), max: new Date('2100-01-01') }).map((d) => d.toISOString());
+      const min = typeof schema.minLength === 'number' ? schema.minLength : 0;
+      const max = typeof schema.maxLength === 'number' ? schema.maxLength : Number.POSITIVE_INFINITY;
+      if (typeof schema.pattern === 'string') return fc.stringMatching(new RegExp(schema.pattern)).filter((s) => s.length >= min && s.length <= max);
+      return fc.string({ minLength: min, maxLength: Math.min(max, min + 20) });
+    }
+    case 'integer':
+    case 'number': {
+      const min = typeof schema.minimum === 'number' ? schema.minimum : 0;
+      const max = typeof schema.maximum === 'number' ? schema.maximum : min + 1000;
+      return fc.integer({ min: Math.ceil(min), max: Math.floor(Math.min(max, Number.MAX_SAFE_INTEGER)) });
+    }
+    case 'boolean':
+      return fc.boolean();
+    case 'array':
+      return fc.array(validValue(schema.items), { minLength: typeof schema.minItems === 'number' ? schema.minItems : 0, maxLength: 2 });
+    case 'object': {
+      const properties = schema.properties ?? {};
+      const required = schema.required ?? [];
+      return fc.record(Object.fromEntries(Object.entries(properties).map(([name, s]) => [name, validValue(s)])), { requiredKeys: required.filter((name) => name in properties) });
+    }
+    default:
+      return fc.constant('x');
+  }
+}
+
+/** A body the schema accepts, with one hostile class in it: NUL in every string, or one field nested past the limit. */
+export function validBodyWith(schema: JsonSchema, hostility: 'nul' | 'deep'): fc.Arbitrary<unknown> {
+  const names = Object.keys(schema.properties ?? {});
+  if (hostility === 'nul') return validValue(schema).map(withNul).filter((body) => JSON.stringify(body)?.includes('\\u0000') === true);
+  return fc.tuple(validValue(schema), names.length ? fc.constantFrom(...names) : fc.constant('x'), deepValue).map(([body, name, deep]) => ({ ...(body as Record<string, unknown>), [name]: deep }));
+}

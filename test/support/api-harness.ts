@@ -23,6 +23,7 @@ import { createAjv, type ValidateFunction } from '../../src/validation.ts';
 import { createTestSequelize } from './database.ts';
 import { listen } from './http.ts';
 import { createLocalGitops, type LocalGitops } from './gitops-harness.ts';
+import { loadFixtureCatalog } from './fixture-catalog.ts';
 import { startTestIssuer, type TestIssuer } from './oidc-issuer.ts';
 
 export interface ApiResponse {
@@ -73,13 +74,14 @@ export async function startApiHarness(
     parameters: new ParametersValidator(),
     // Enough trial credit that specs about workspaces and instances never meet a 402.
     billing: { trialCurrency: 'EUR', trialCreditMinor: 1_000_000, holdTtlSeconds: 3600 },
-    preview: { repository: gitops.repository, catalog: gitops.catalog },
+    // The shipped catalog and test/fixtures/offerings: specs publish and order the fixtures' versions.
+    preview: { repository: gitops.repository, catalog: await loadFixtureCatalog() },
     ...(options.reasonRequiredFor ? { reasonRequiredFor: options.reasonRequiredFor } : {}),
     mirrorToKeycloak: options.mirrorToKeycloak ?? false,
   };
   const routes = [
     ...workspaceRoutes(domain),
-    ...catalogRoutes(domain),
+    ...catalogRoutes({ sequelize, catalog: domain.preview.catalog }),
     ...instanceRoutes(domain),
     ...billingRoutes({ sequelize, now: () => new Date(), defaultHoldTtlSeconds: domain.billing.holdTtlSeconds, memberHolds: { maxPendingMinor: 1_000_000, maxSeconds: 90 * 86_400 } }),
     ...tokenRoutes({ sequelize }),

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { Sequelize } from 'sequelize';
+import type { TemplateCatalog } from '../../gitops/render/template-catalog.ts';
 import { defineRoute, type RouteSpec } from '../route.ts';
 import { addOfferingVersion, createOffering, getOffering, listOfferings, setOfferingVersionStatus } from '../../domain/catalog.ts';
 import { Nullable, OfferingSlugSchema, RoleSlugSchema, Timestamp } from './api-schemas.ts';
@@ -42,7 +43,8 @@ const OfferingSchema = Type.Object(
 );
 const SlugParams = Type.Object({ slug: OfferingSlugSchema });
 
-export function catalogRoutes(deps: { sequelize: Sequelize }): RouteSpec[] {
+/** `catalog`: the templates this build renders; a version published without one renderable there is refused. */
+export function catalogRoutes(deps: { sequelize: Sequelize; catalog: TemplateCatalog }): RouteSpec[] {
   const { sequelize } = deps;
   return [
     defineRoute({
@@ -112,10 +114,10 @@ export function catalogRoutes(deps: { sequelize: Sequelize }): RouteSpec[] {
         },
         { additionalProperties: false },
       ),
-      responses: { 201: { description: 'The new version.', schema: VersionSchema } },
+      responses: { 201: { description: 'The new version.', schema: VersionSchema }, 422: { description: "Not semver, an unusable schema, or templates this build cannot render (the folder is missing, is another offering's, or fails with the schema's defaults)." } },
       handler: async ({ ctx, params, body, transaction }) => {
         ctx.status = 201;
-        ctx.body = await transaction((tx) => addOfferingVersion(sequelize, tx, params.slug, body));
+        ctx.body = await transaction((tx) => addOfferingVersion(sequelize, tx, deps.catalog, params.slug, body));
       },
     }),
     defineRoute({

@@ -132,6 +132,7 @@ export interface InstanceRouteDeps extends InstanceDeps {
 
 export function instanceRoutes(deps: InstanceRouteDeps): RouteSpec[] {
   const { sequelize } = deps;
+  const renderingDeps = { ...deps, renders: (templatePath: string) => deps.preview.catalog.offerings.has(templatePath) };
   /** The request as it would run (dry run: rolled back, answered 200 with its preview), or for real (202). */
   const answer = async (ctx: Context, dryRun: boolean | undefined, transaction: <T>(work: (tx: Transaction) => Promise<T>) => Promise<T>, work: (tx: Transaction, principal: Principal) => Promise<Instance>) => {
     const principal = principalOfRequest(ctx);
@@ -211,7 +212,7 @@ export function instanceRoutes(deps: InstanceRouteDeps): RouteSpec[] {
         402: { description: "The org's wallet cannot cover the version's setup fee (held until the instance is ready); nothing was created." },
       },
       handler: async ({ ctx, body, query, transaction }) => {
-        await answer(ctx, query.dryRun, transaction, (tx, principal) => createInstance(deps, tx, principal, body));
+        await answer(ctx, query.dryRun, transaction, (tx, principal) => createInstance(renderingDeps, tx, principal, body));
       },
     }),
     defineRoute({
