@@ -78,10 +78,11 @@ describe('applyInstanceEvent', () => {
     };
     sequelize.addHook('afterQuery', 'count', count);
     const results = await sequelize.transaction((tx) => applyInstanceEvents(sequelize, tx, events)).finally(() => sequelize.removeHook('afterQuery', 'count'));
-    // BEGIN, the name holders' check, lock + facts, update, insert, COMMIT: neither 61 events nor
-    // 31 instances add statements (money follows only transitions to ready and to the end
-    // states, and the instances that end are updated in a statement of their own; none here).
-    assert.equal(statements, 6);
+    // BEGIN, the name holders' check, lock + facts, update, insert, the setup fees' one read
+    // (applySetupFees: every fee of the batch's instances in one query), COMMIT: neither 61
+    // events nor 31 instances add statements (money moves only at ready and the end states, and
+    // the instances that end are updated in a statement of their own; none here).
+    assert.equal(statements, 7);
     assert.deepEqual(results.slice(0, 2), [
       { ok: true, to: 'degraded', from: 'syncing' },
       { ok: false, reason: 'no-op', detail: 'instance is already degraded', from: 'degraded' },
