@@ -25,12 +25,10 @@ export interface ConditionFacts {
   stateChangedAt: Date;
   /** When the reconciler found its latest merged change past the progress deadline (null: not past it). */
   pastDeadlineAt: Date | null;
-  /** The org's latest workspace.create change (null: none recorded, as for orgs restored without one). */
-  workspace?: { status: string; pullRequestUrl: string | null } | null;
 }
 
 export const SYNCED_REASONS = ['MainHoldsRequest', 'RemovedFromMain', 'ChangePending', 'PullRequestOpen', 'ChangeFailed', 'ChangeClosed', 'ChangeSuperseded', 'ChangeCancelled', 'Drift', 'AwaitingMainReadBack'] as const;
-export const READY_REASONS = ['Healthy', 'AwaitingArgoCD', 'ProgressDeadlineExceeded', 'AwaitingWorkspace', 'Degraded', 'SyncFailed', 'Suspended', 'NotOnMain', 'Deleting', 'Deleted', 'Rejected'] as const;
+export const READY_REASONS = ['Healthy', 'AwaitingArgoCD', 'ProgressDeadlineExceeded', 'Degraded', 'SyncFailed', 'Suspended', 'NotOnMain', 'Deleting', 'Deleted', 'Rejected'] as const;
 
 /** Synced: main holds what was last asked for (the instance's directory, or its absence). */
 export function syncedCondition(facts: ConditionFacts): InstanceCondition {
@@ -101,15 +99,6 @@ export function readyCondition(facts: ConditionFacts): InstanceCondition {
           ),
           lastTransitionTime: facts.pastDeadlineAt.toISOString(),
         };
-      }
-      // Nothing of a tenant syncs before its base (AppProject, namespaces) is on main: an
-      // instance merged before its workspace's own pull request waits for that one.
-      if (facts.observedPresent && facts.workspace && facts.workspace.status !== 'merged') {
-        return condition(
-          'Unknown',
-          'AwaitingWorkspace',
-          `Main holds it, but not its workspace's base: the workspace's own change is ${facts.workspace.status}${facts.workspace.pullRequestUrl ? ` (${facts.workspace.pullRequestUrl})` : ''}. Argo CD syncs nothing of the tenant before that is merged.`,
-        );
       }
       return condition(
         'Unknown',

@@ -219,9 +219,6 @@ export async function createInstance(deps: InstanceDeps, tx: Transaction, princi
     latest_updated_at: row.created_at,
     state_changed_at: row.created_at,
     past_deadline_at: null,
-    // A new instance is not on main yet: no Ready condition depends on its workspace.
-    workspace_status: null,
-    workspace_pr_url: null,
     created_by: principal.subject,
     created_at: row.created_at,
     updated_at: row.updated_at,
@@ -572,9 +569,6 @@ interface InstanceRow {
   latest_updated_at: Date | null;
   state_changed_at: Date | null;
   past_deadline_at: Date | null;
-  /** The org's latest workspace.create: its base must be on main before anything of the tenant syncs. */
-  workspace_status: string | null;
-  workspace_pr_url: string | null;
   created_by: string;
   created_at: Date;
   updated_at: Date;
@@ -602,13 +596,10 @@ const SELECT_INSTANCES = `SELECT i.id, i.organization_id, o.slug AS org, p.slug 
   CASE WHEN lc.kind IN ('instance.create', 'instance.update') AND lc.status <> 'cancelled' THEN lc.payload END AS desired_payload, lc.status AS latest_status, lc.cancelled_by AS latest_cancelled_by,
   lc.pull_request_url AS latest_pr_url, lc.last_error AS latest_error, lc.updated_at AS latest_updated_at,
   (SELECT max(e.created_at) FROM instance_events e WHERE e.instance_id = i.id AND e.from_state IS DISTINCT FROM e.to_state) AS state_changed_at,
-  CASE WHEN i.progress_deadline_exceeded_at >= lc.updated_at THEN i.progress_deadline_exceeded_at END AS past_deadline_at,
-  ws.status AS workspace_status, ws.pull_request_url AS workspace_pr_url
+  CASE WHEN i.progress_deadline_exceeded_at >= lc.updated_at THEN i.progress_deadline_exceeded_at END AS past_deadline_at
   FROM instances i JOIN organizations o ON o.id = i.organization_id JOIN projects p ON p.id = i.project_id
   JOIN offering_versions v ON v.id = i.offering_version_id JOIN offerings f ON f.id = v.offering_id
-  LEFT JOIN change_requests lc ON lc.id = i.last_change_id
-  LEFT JOIN LATERAL (SELECT w.status, w.pull_request_url FROM change_requests w
-                      WHERE w.organization_id = i.organization_id AND w.kind = 'workspace.create' ORDER BY w.created_at DESC LIMIT 1) ws ON true`;
+  LEFT JOIN change_requests lc ON lc.id = i.last_change_id`;
 
 async function findInstance(sequelize: Sequelize, tx: Transaction | undefined, id: string): Promise<Instance> {
   const [row] = await sequelize.query<InstanceRow>(`${SELECT_INSTANCES} WHERE i.id = :id`, { type: QueryTypes.SELECT, transaction: tx ?? null, replacements: { id } });
@@ -657,7 +648,6 @@ function presentInstance(row: InstanceRow): Instance {
         : null,
       stateChangedAt: row.state_changed_at ?? row.created_at,
       pastDeadlineAt: row.past_deadline_at,
-      workspace: row.workspace_status ? { status: row.workspace_status, pullRequestUrl: row.workspace_pr_url } : null,
     }),
     createdBy: row.created_by,
     createdAt: row.created_at.toISOString(),

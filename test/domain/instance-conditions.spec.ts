@@ -36,15 +36,6 @@ describe('instance conditions (Synced, Ready) say why an instance is in its stat
     assert.equal(pick({ desiredState: 'absent', observedPresent: false, state: 'deleted' }).Synced![1], 'RemovedFromMain');
   });
 
-  it('an instance main holds while its workspace\'s own pull request is not merged says it waits for that one, with its link', () => {
-    const waiting = pick({ state: 'syncing', workspace: { status: 'open', pullRequestUrl: 'https://github.com/gsv/gsv-gitops/pull/6' } }).Ready!;
-    assert.deepEqual([waiting[0], waiting[1]], ['Unknown', 'AwaitingWorkspace']);
-    assert.match(String(waiting[2]), /open \(https:\/\/github\.com\/gsv\/gsv-gitops\/pull\/6\)/);
-    assert.equal(pick({ state: 'syncing', workspace: { status: 'merged', pullRequestUrl: null } }).Ready![1], 'AwaitingArgoCD');
-    assert.equal(pick({ state: 'syncing', workspace: null }).Ready![1], 'AwaitingArgoCD', 'an org with no recorded workspace change');
-    assert.equal(pick({ state: 'ready', workspace: { status: 'closed', pullRequestUrl: null } }).Ready![1], 'Healthy', 'Argo CD says more than the change does');
-  });
-
   it("passes Argo CD's word through: Degraded and a failed sync carry its message; syncing is Unknown, not False", () => {
     const degraded = pick({ state: 'degraded', lastError: 'health is Degraded: Back-off restarting failed container' }).Ready!;
     assert.deepEqual([degraded[0], degraded[1]], ['False', 'Degraded']);
